@@ -1,0 +1,1 @@
+"""Shared numerics of the FastLRNR solve service (numpy only, no torch)."""
