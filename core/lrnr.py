@@ -136,6 +136,9 @@ def lrnr_jets(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: n
     y = z @ weights.A.T + weights.a
     y_x, y_t, y_xx = z_x @ weights.A.T, np.broadcast_to(weights.A[:, 2], y.shape), z_xx @ weights.A.T
     h, h_x, h_t, h_xx = _tanh_jet(y, y_x, y_t, y_xx)
+    if s[0].ndim == 2:  # one coefficient set per batch row: give the states a batch axis
+        lead = (s[0].shape[0],) + h.shape
+        h, h_x, h_t, h_xx = (np.broadcast_to(v, lead) for v in (h, h_x, h_t, h_xx))
     for U, V, b, sl in zip(weights.U, weights.V, weights.b, s):
         sl = sl.astype(h.dtype, copy=False)
         stacked = np.stack(np.broadcast_arrays(h, h_x, h_t, h_xx))  # (4, ..., P, N)
