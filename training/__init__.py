@@ -1,0 +1,1 @@
+"""Offline side: meta-learning (torch), truncation, artifact export, evaluation."""

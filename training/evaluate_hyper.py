@@ -1,0 +1,84 @@
+"""Evaluate the hypernetwork-only model against the reference solver.
+
+    python -m training.evaluate_hyper runs/cdr [--n 20] [--seed 0] [--out report.md]
+
+Draws n seeded parameter sets from the domain's test range (core.pde.TEST_DOMAINS),
+evaluates the truncated LRNR with s = s(μ) on the standard 256×100 grid and reports
+relative L2 and L1 errors against core.reference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.hypernet import HyperWeights, hyper_forward
+from core.lrnr import LRNRWeights, lrnr_forward
+from core.pde import TEST_DOMAINS, Domain, standard_grid
+from core.reference import solve_reference
+
+
+def relative_errors(u: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(relative L2, relative L1) of u against ref, any matching shapes."""
+    d = (u - ref).ravel()
+    r = ref.ravel()
+    return float(np.linalg.norm(d) / np.linalg.norm(r)), float(np.abs(d).sum() / np.abs(r).sum())
+
+
+def load_run(run_dir: Path) -> tuple[LRNRWeights, HyperWeights, dict]:
+    """The checkpoint contract of docs/architecture.md (arrays only, no pickle)."""
+    with np.load(run_dir / "lrnr.npz", allow_pickle=False) as z:
+        lrnr = LRNRWeights.from_arrays(dict(z))
+    with np.load(run_dir / "hyper.npz", allow_pickle=False) as z:
+        hyper = HyperWeights.from_arrays(dict(z))
+    return lrnr, hyper, json.loads((run_dir / "settings.json").read_text())
+
+
+def test_parameters(domain: Domain, n: int, seed: int) -> np.ndarray:
+    """(n, 3) seeded parameter sets in the test range of a trained domain."""
+    return TEST_DOMAINS.get(domain.name, domain).sample(n, np.random.default_rng(seed))
+
+
+def hyper_only_errors(lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray) -> list[dict]:
+    """Per parameter set: μ, relative L2 and L1 of the hypernetwork-only LRNR on the standard grid."""
+    x, t = standard_grid()
+    X, T = np.meshgrid(x, t)  # (nt, nx)
+    s = hyper_forward(hyper, mus)
+    u = lrnr_forward(lrnr, s, X.ravel(), T.ravel()).reshape(len(mus), *X.shape)
+    rows = []
+    for i, mu in enumerate(mus):
+        l2, l1 = relative_errors(u[i], solve_reference(mu, x, t))
+        rows.append({"beta": mu[0], "nu": mu[1], "rho": mu[2], "rel_l2": l2, "rel_l1": l1})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| β | ν | ρ | rel. L2 | rel. L1 |", "|---|---|---|---|---|"]
+    lines += [f"| {r['beta']:.3f} | {r['nu']:.3f} | {r['rho']:.3f} | {r['rel_l2']:.4f} | {r['rel_l1']:.4f} |" for r in rows]
+    l2 = np.array([r["rel_l2"] for r in rows])
+    lines.append(f"| **median** | | | **{np.median(l2):.4f}** | **{np.median([r['rel_l1'] for r in rows]):.4f}** |")
+    lines.append(f"| mean / max | | | {l2.mean():.4f} / {l2.max():.4f} | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="write the markdown table here")
+    args = ap.parse_args(argv)
+    lrnr, hyper, settings = load_run(args.run_dir)
+    domain = Domain.from_dict(settings["domain"])
+    rows = hyper_only_errors(lrnr, hyper, test_parameters(domain, args.n, args.seed))
+    table = markdown_table(rows)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    (args.run_dir / "hyper_only_eval.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

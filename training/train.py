@@ -1,0 +1,184 @@
+"""Meta-learning loop (method.md §3) and its command line.
+
+    python -m training.train --config training/configs/cdr_cpu.json --out runs/cdr
+    torchrun --nproc_per_node=2 -m training.train --config ... --out ...   (DDP)
+
+Parameter sets and space-time points are sampled afresh every step from a numpy
+generator seeded by (seed, rank, step): no fixed pool to overfit, and a resumed run
+draws exactly the batches the uninterrupted run would have drawn.
+Output (rank 0): checkpoint.{npz,json} during training; at the end the truncated
+``lrnr.npz``, ``hyper.npz``, ``settings.json`` and ``history.json`` (the checkpoint
+contract of docs/architecture.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from core.pde import DOMAINS, X_PERIOD
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import TrainConfig
+from training.modules import LRNR, HyperNet, sparsity
+from training.truncate import surviving_indices
+
+
+class MetaNet(torch.nn.Module):
+    """Hypernetwork + LRNR; forward returns the loss terms for one batch (DDP wraps this)."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        dom = DOMAINS[cfg.domain]
+        self.lrnr = LRNR(cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale)
+        self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
+        self.gamma = cfg.gamma
+
+    def forward(self, mu: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        s = self.hyper(mu)
+        u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
+        beta, nu, rho = (mu[:, i, None] for i in range(3))
+        res = u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
+        # Scale by 1/(1+β): the residual of a fast convection grows with β, and unscaled
+        # it would let the largest β of each batch dominate the loss.
+        pde = ((res / (1.0 + beta)) ** 2).mean()
+        return {"pde": pde, "orth": self.lrnr.orthogonality(), "sparse": sparsity(s, self.gamma),
+                "alive": (s > 0).float().mean()}
+
+
+def sample_batch(cfg: TrainConfig, rank: int, step: int, device) -> tuple[torch.Tensor, ...]:
+    """Fresh μ (B, 3) and points x, t (B, P) for this (rank, step)."""
+    rng = np.random.default_rng([cfg.seed, rank, step])
+    dom = DOMAINS[cfg.domain]
+    mu = dom.sample(cfg.batch_params, rng)
+    horizon = 1.0
+    if cfg.curriculum > 0:
+        frac = step / max(1.0, cfg.curriculum * cfg.steps)
+        horizon = min(1.0, cfg.curriculum_start + (1.0 - cfg.curriculum_start) * frac)
+    x = X_PERIOD * rng.random((cfg.batch_params, cfg.batch_points))
+    t = horizon * rng.random((cfg.batch_params, cfg.batch_points))
+    dt = torch.get_default_dtype()
+    return tuple(torch.as_tensor(a, dtype=dt, device=device) for a in (mu, x, t))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay from lr to lr_min."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * p))
+
+
+class MetaTrainer:
+    """Estimator-style trainer: settings in __init__, work in fit; learned attributes end in _."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+
+    def fit(self, resume: bool = True) -> "MetaTrainer":
+        cfg = self.cfg
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if cfg.device == "auto":
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            device = torch.device(cfg.device)
+        if distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank() if distributed else 0
+        if device.type == "cuda" and distributed:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        if cfg.threads > 0 and device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        net = MetaNet(cfg).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        modules = {"lrnr": net.lrnr, "hyper": net.hyper}
+        step, history = 0, []
+        if resume and (self.run_dir / "checkpoint.json").exists():
+            step, history = load_checkpoint(self.run_dir, modules, opt)
+        model = DistributedDataParallel(net) if distributed else net
+        bar = None
+        if self.progress and rank == 0:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.steps, initial=step, desc=f"meta {cfg.domain}", dynamic_ncols=True)
+        t_start, window = time.perf_counter(), []
+        elapsed_before = history[-1]["time_s"] if history else 0.0
+        while step < cfg.steps:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            terms = model(*sample_batch(cfg, rank, step, device))
+            loss = terms["pde"] + cfg.orth_weight * terms["orth"] + cfg.lam_sparse * terms["sparse"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            window.append([terms[k].item() for k in ("pde", "orth", "sparse", "alive")])
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                m = np.mean(window, axis=0)
+                window = []
+                elapsed = elapsed_before + time.perf_counter() - t_start
+                history.append({"step": step, "pde": m[0], "orth": m[1], "sparse": m[2], "alive": m[3],
+                                "lr": lr_at(cfg, step - 1), "time_s": elapsed})
+                if bar is not None:
+                    bar.set_postfix(pde=f"{m[0]:.2e}", orth=f"{m[1]:.1e}", sparse=f"{m[2]:.1e}", alive=f"{m[3]:.2f}")
+            if bar is not None:
+                bar.update(1)
+            timed_out = cfg.time_limit_min > 0 and (elapsed_before + time.perf_counter() - t_start) > 60 * cfg.time_limit_min
+            if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or timed_out):
+                save_checkpoint(self.run_dir, modules, opt, step, cfg.to_dict(), history)
+            if timed_out:
+                break
+        if bar is not None:
+            bar.close()
+        self.net_, self.history_, self.steps_done_ = net, history, step
+        if rank == 0:
+            self._export(net, history, step)
+        if distributed:
+            dist.barrier()
+            dist.destroy_process_group()
+        return self
+
+    def _export(self, net: MetaNet, history: list[dict], step: int) -> None:
+        """Truncate and write the checkpoint contract (lrnr.npz, hyper.npz, settings.json, history.json)."""
+        cfg, dom = self.cfg, DOMAINS[self.cfg.domain]
+        full_hyper = net.hyper.to_weights()
+        keep = surviving_indices(full_hyper, dom, cfg.truncation_per_axis)
+        self.keep_ = keep
+        self.lrnr_ = net.lrnr.to_weights(keep)
+        self.hyper_ = net.hyper.to_weights(keep)
+        np.savez(self.run_dir / "lrnr.npz", **self.lrnr_.to_arrays())
+        np.savez(self.run_dir / "hyper.npz", **self.hyper_.to_arrays())
+        report = {"rank_before": cfg.rank, "surviving": [int(len(k)) for k in keep],
+                  "grid": f"{cfg.truncation_per_axis} points per active parameter of {dom.name}"}
+        settings = {"config": cfg.to_dict(), "domain": dom.to_dict(), "steps_done": step,
+                    "train_time_s": history[-1]["time_s"] if history else 0.0,
+                    "truncation": report, "final": history[-1] if history else {},
+                    "torch": torch.__version__}
+        (self.run_dir / "settings.json").write_text(json.dumps(settings, indent=1))
+        (self.run_dir / "history.json").write_text(json.dumps(history))
+        print(f"truncation: surviving coefficients per layer {report['surviving']} of {cfg.rank}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="JSON config (training/configs/)")
+    ap.add_argument("--out", required=True, help="run directory (checkpoints and outputs)")
+    ap.add_argument("--steps", type=int, help="override the number of steps")
+    ap.add_argument("--threads", type=int, help="override torch threads")
+    ap.add_argument("--device", help="override device (auto, cpu, cuda)")
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = TrainConfig.from_json(args.config, steps=args.steps, threads=args.threads, device=args.device)
+    MetaTrainer(cfg, args.out, progress=not args.no_progress).fit(resume=not args.fresh)
+
+
+if __name__ == "__main__":
+    main()
