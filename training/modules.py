@@ -38,6 +38,25 @@ class LRNR(nn.Module):
         self.w = nn.Parameter(torch.randn(width, generator=gen) / math.sqrt(width))
         self.c = nn.Parameter(torch.zeros(()))
 
+    @classmethod
+    def from_weights(cls, weights: LRNRWeights) -> "LRNR":
+        """Rebuild from numpy weights (e.g. truncated). Layers of rank k_l < K = max k_l are
+        padded with zero columns of U and V, which leaves the function unchanged; the
+        matching coefficients s[:, l, k_l:] have no effect and receive zero gradient."""
+        K, L, N = max(weights.ranks), len(weights.ranks), weights.width
+        net = cls(N, K, L)
+        pad = lambda M: np.pad(M, ((0, 0), (0, K - M.shape[1])))
+        dt = torch.get_default_dtype()
+        with torch.no_grad():
+            net.A.copy_(torch.as_tensor(weights.A, dtype=dt))
+            net.a.copy_(torch.as_tensor(weights.a, dtype=dt))
+            net.U.copy_(torch.as_tensor(np.stack([pad(U) for U in weights.U]), dtype=dt))
+            net.V.copy_(torch.as_tensor(np.stack([pad(V) for V in weights.V]), dtype=dt))
+            net.b.copy_(torch.as_tensor(np.stack(weights.b), dtype=dt))
+            net.w.copy_(torch.as_tensor(weights.w, dtype=dt))
+            net.c.fill_(weights.c)
+        return net
+
     @property
     def layers(self) -> int:
         return self.U.shape[0]
