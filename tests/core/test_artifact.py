@@ -1,0 +1,326 @@
+"""core/artifact.py: round trip, and a clear refusal for every kind of damage."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.artifact import (SCHEMA_VERSION, ArtifactError, list_artifacts, load_artifact, verify_artifact,
+                           write_artifact)
+from core.hypernet import HyperWeights, hyper_forward
+from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward
+from core.pde import CDR
+
+N, RANKS, K = 32, (4, 3, 2), 8
+
+
+def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
+    return LRNRWeights(rng.normal(size=(N, 3)), rng.normal(size=N),
+                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+                       tuple(0.1 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / np.sqrt(N), 0.25)
+
+
+def random_hyper(rng: np.random.Generator, domain=CDR, K: int = K, ranks=RANKS) -> HyperWeights:
+    return HyperWeights((rng.normal(size=(K, 3)), rng.normal(size=(K, K)), rng.normal(size=(K, K))),
+                        tuple(rng.normal(size=K) for _ in range(3)),
+                        tuple(rng.normal(size=(k, K)) for k in ranks), tuple(rng.normal(size=k) for k in ranks),
+                        domain.low, domain.high)
+
+
+def fake_reduced(rng: np.random.Generator, n: int = 3, ranks=RANKS) -> dict[str, np.ndarray]:
+    """Random arrays in the layout of ``core.fastlrnr.ReducedOperators.to_arrays()``."""
+    L = len(ranks)
+    d = {"A0": rng.normal(size=(n, 3)), "a0": rng.normal(size=n), "wr": rng.normal(size=n), "c": np.asarray(0.5),
+         "x_s": np.linspace(0, 2 * np.pi, 4), "t_s": np.zeros(4)}
+    for l in range(L + 1):
+        d[f"M{l}"], d[f"p{l}"] = rng.normal(size=(n, n)), rng.permutation(N)[:n].astype(np.int64)
+    for l, k in enumerate(ranks, start=1):
+        d[f"G{l}"], d[f"Vp{l}"], d[f"bp{l}"] = rng.normal(size=(k, n)), rng.normal(size=(n, k)), rng.normal(size=n)
+    return d
+
+
+REDUCED = fake_reduced(np.random.default_rng(5))
+ONNX = {"lrnr.onnx": b"\x08\x08fake-onnx-bytes", "lrnr_jets.onnx": b"\x08\x08fake-jets"}
+
+
+@pytest.fixture
+def weights():
+    rng = np.random.default_rng(7)
+    return random_lrnr(rng), random_hyper(rng)
+
+
+@pytest.fixture
+def art(tmp_path, weights) -> Path:
+    lrnr, hyper = weights
+    return write_artifact(tmp_path / "cdr", name="cdr", version="0.1.0", domain=CDR, test_domain=CDR,
+                          lrnr=lrnr, hyper=hyper, reduced_arrays=REDUCED, onnx_files=ONNX,
+                          training={"epochs": 3, "lr": 1e-3}, eim={"n": 3, "sample_grid": [4, 3]},
+                          quality={"eim_error": [1e-3, 2e-3, 3e-3, 4e-3]})
+
+
+def rewrite_manifest(directory: Path, **changes) -> dict:
+    m = json.loads((directory / "manifest.json").read_text())
+    m.update(changes)
+    (directory / "manifest.json").write_text(json.dumps(m))
+    return m
+
+
+def relist(directory: Path, fname: str) -> None:
+    """Update the manifest's sha256/size of ``fname`` so only deeper checks can catch it."""
+    m = json.loads((directory / "manifest.json").read_text())
+    data = (directory / fname).read_bytes()
+    m["files"][fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (directory / "manifest.json").write_text(json.dumps(m))
+
+
+def refused(directory: Path, *fragments: str) -> str:
+    for check in (verify_artifact, load_artifact):
+        with pytest.raises(ArtifactError) as info:
+            check(directory)
+        msg = str(info.value)
+        for frag in fragments:
+            assert frag in msg, f"{frag!r} not in {msg!r}"
+    return msg
+
+
+def test_round_trip(art, weights):
+    lrnr, hyper = weights
+    a = load_artifact(art)
+    assert (a.name, a.version, a.directory) == ("cdr", "0.1.0", art)
+    assert a.domain == CDR and a.test_domain == CDR
+    assert a.manifest["schema_version"] == SCHEMA_VERSION and a.manifest["ansatz"] == ANSATZ
+    assert a.manifest["dimensions"] == {"N": N, "L": 3, "ranks": list(RANKS), "K_max": K, "hyper_width": K,
+                                        "eim_rank": 3}
+    assert a.sha256 == hashlib.sha256((art / "manifest.json").read_bytes()).hexdigest()
+    assert set(a.manifest["files"]) == {"lrnr.npz", "hyper.npz", "fastlrnr.npz", "lrnr.onnx", "lrnr_jets.onnx"}
+    assert a.lrnr.A.dtype == np.float64
+    for key, arr in lrnr.to_arrays().items():
+        np.testing.assert_array_equal(a.lrnr.to_arrays()[key], arr)
+    for key, arr in hyper.to_arrays().items():
+        np.testing.assert_array_equal(a.hyper.to_arrays()[key], arr)
+    for key, arr in REDUCED.items():
+        np.testing.assert_array_equal(a.reduced_arrays[key], arr)
+    assert {k: p.read_bytes() for k, p in a.onnx.items()} == ONNX
+    fastlrnr = pytest.importorskip("core.fastlrnr")
+    if hasattr(fastlrnr, "ReducedOperators"):
+        assert isinstance(a.reduced, fastlrnr.ReducedOperators)
+        for key, arr in a.reduced.to_arrays().items():
+            np.testing.assert_array_equal(arr, REDUCED[key])
+    mu = np.array([2.0, 1.0, 0.5])
+    x, t = np.linspace(0, 6, 7), np.linspace(0, 1, 7)
+    np.testing.assert_array_equal(lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t),
+                                  lrnr_forward(lrnr, hyper_forward(hyper, mu), x, t))
+    assert verify_artifact(art) == a.manifest
+    assert list_artifacts(art.parent) == [art]
+    assert not any(p.name.startswith(".") for p in art.parent.iterdir())  # no temp dirs left
+
+
+def test_write_refuses_to_clobber_and_overwrites_on_request(art, weights):
+    lrnr, hyper = weights
+    kw = dict(name="cdr", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, reduced_arrays=REDUCED,
+              onnx_files={}, training={}, eim={}, quality={})
+    with pytest.raises(FileExistsError):
+        write_artifact(art, version="0.2.0", **kw)
+    write_artifact(art, version="0.2.0", overwrite=True, **kw)
+    a = load_artifact(art)
+    assert a.version == "0.2.0" and a.onnx == {} and a.manifest["dimensions"]["eim_rank"] is None
+    assert [p.name for p in art.parent.iterdir()] == ["cdr"]
+
+
+def test_write_refuses_bad_inputs(tmp_path, weights):
+    lrnr, hyper = weights
+    kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper,
+              reduced_arrays=REDUCED, onnx_files={}, training={}, eim={}, quality={})
+    with pytest.raises(ValueError, match="non-finite"):
+        write_artifact(tmp_path / "a", **{**kw, "reduced_arrays": {"M": np.array([1.0, np.nan])}})
+    with pytest.raises(ValueError, match="JSON"):
+        write_artifact(tmp_path / "b", **{**kw, "quality": {"err": float("nan")}})
+    with pytest.raises(ValueError, match="heads"):
+        write_artifact(tmp_path / "c", **{**kw, "lrnr": random_lrnr(np.random.default_rng(1), ranks=(4, 3))})
+    with pytest.raises(ValueError, match=".onnx"):
+        write_artifact(tmp_path / "d", **{**kw, "onnx_files": {"../evil.onnx": b"x"}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupted_byte_fails_checksum(art):
+    data = bytearray((art / "lrnr.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (art / "lrnr.npz").write_bytes(bytes(data))
+    msg = refused(art, "lrnr.npz", "sha256 mismatch")
+    assert json.loads((art / "manifest.json").read_text())["files"]["lrnr.npz"]["sha256"] in msg
+
+
+def test_truncated_file_fails_size(art):
+    data = (art / "hyper.npz").read_bytes()
+    (art / "hyper.npz").write_bytes(data[: len(data) // 2])
+    refused(art, "hyper.npz", "size mismatch", str(len(data)), str(len(data) // 2))
+
+
+def test_truncated_zip_with_matching_manifest(art):
+    data = (art / "lrnr.npz").read_bytes()
+    (art / "lrnr.npz").write_bytes(data[: len(data) - 100])
+    relist(art, "lrnr.npz")
+    refused(art, "lrnr.npz", "not a valid npz")
+
+
+def test_corrupted_zip_member_with_matching_manifest(art):
+    data = bytearray((art / "lrnr.npz").read_bytes())
+    data[200] ^= 0xFF  # inside the first member's array data: the zip CRC catches it
+    (art / "lrnr.npz").write_bytes(bytes(data))
+    relist(art, "lrnr.npz")
+    refused(art, "lrnr.npz", "not a valid npz")
+
+
+def test_wrong_sha_in_manifest(art):
+    m = json.loads((art / "manifest.json").read_text())
+    m["files"]["fastlrnr.npz"]["sha256"] = "0" * 64
+    (art / "manifest.json").write_text(json.dumps(m))
+    refused(art, "fastlrnr.npz", "sha256 mismatch", "0" * 64)
+
+
+def test_onnx_file_is_checksummed_too(art):
+    (art / "lrnr_jets.onnx").write_bytes(b"\x08\x08fake-jetz")
+    refused(art, "lrnr_jets.onnx", "sha256 mismatch")
+
+
+def test_unsupported_schema_version(art):
+    rewrite_manifest(art, schema_version=999)
+    refused(art, "manifest.json", "schema_version 999", f"schema_version {SCHEMA_VERSION}")
+
+
+def test_foreign_ansatz(art):
+    rewrite_manifest(art, ansatz="u = w.h_L + c")
+    refused(art, "manifest.json", "ansatz")
+
+
+def test_missing_file(art):
+    (art / "hyper.npz").unlink()
+    refused(art, "hyper.npz", "missing")
+
+
+def test_missing_manifest(art):
+    (art / "manifest.json").unlink()
+    refused(art, "manifest.json", "missing")
+
+
+def test_required_npz_must_be_listed(art):
+    m = json.loads((art / "manifest.json").read_text())
+    del m["files"]["fastlrnr.npz"]
+    (art / "manifest.json").write_text(json.dumps(m))
+    refused(art, "manifest.json", "fastlrnr.npz")
+
+
+def test_path_outside_the_directory_is_refused(art):
+    m = json.loads((art / "manifest.json").read_text())
+    m["files"]["../lrnr.npz"] = m["files"]["lrnr.npz"]
+    (art / "manifest.json").write_text(json.dumps(m))
+    refused(art, "manifest.json", "invalid name")
+
+
+def test_object_array_is_refused_without_unpickling(art):
+    arrays = dict(np.load(art / "fastlrnr.npz", allow_pickle=False))
+    arrays["evil"] = np.array([{"a": 1}, None], dtype=object)
+    np.savez(art / "fastlrnr.npz", allow_pickle=True, **arrays)
+    relist(art, "fastlrnr.npz")  # checksums agree: only the pickle guard stands in the way
+    msg = refused(art, "fastlrnr.npz", "object array")
+    assert "pickle" in msg
+
+
+def test_non_npy_member_is_refused(art):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("A.pkl", b"not an array")
+    (art / "lrnr.npz").write_bytes(buf.getvalue())
+    relist(art, "lrnr.npz")
+    refused(art, "lrnr.npz", "unexpected member 'A.pkl'")
+
+
+def test_shape_disagreeing_with_manifest(art):
+    arrays = dict(np.load(art / "lrnr.npz", allow_pickle=False))
+    arrays["U2"] = arrays["U2"][:, :2]
+    arrays["V2"] = arrays["V2"][:, :2]
+    np.savez(art / "lrnr.npz", **arrays)
+    relist(art, "lrnr.npz")
+    refused(art, "lrnr.npz", "'U2'", f"({N}, 3)", f"({N}, 2)")
+
+
+def test_dimensions_disagreeing_with_arrays(art):
+    m = json.loads((art / "manifest.json").read_text())
+    m["dimensions"]["N"] = 64
+    (art / "manifest.json").write_text(json.dumps(m))
+    refused(art, "lrnr.npz", "expected shape (64, 3)")
+
+
+def test_missing_and_extra_arrays(art):
+    arrays = dict(np.load(art / "hyper.npz", allow_pickle=False))
+    arrays["H4"] = arrays.pop("H3")
+    np.savez(art / "hyper.npz", **arrays)
+    relist(art, "hyper.npz")
+    refused(art, "hyper.npz", "missing ['H3']", "unexpected ['H4']")
+
+
+def reduced_class():
+    fastlrnr = pytest.importorskip("core.fastlrnr")
+    if not hasattr(fastlrnr, "ReducedOperators"):
+        pytest.skip("core.fastlrnr has no ReducedOperators")
+    return fastlrnr.ReducedOperators
+
+
+def test_reduced_operators_object_is_accepted(tmp_path, weights):
+    cls = reduced_class()
+    lrnr, hyper = weights
+    write_artifact(tmp_path / "m", name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper,
+                   reduced_arrays=cls.from_arrays(REDUCED), onnx_files={}, training={}, eim={}, quality={})
+    assert load_artifact(tmp_path / "m").manifest["dimensions"]["eim_rank"] is None
+
+
+def test_reduced_operators_must_build_and_agree(tmp_path, weights):
+    reduced_class()
+    lrnr, hyper = weights
+    kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, onnx_files={},
+              training={}, eim={"n": 3}, quality={})
+    write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in REDUCED.items() if k != "wr"}, **kw)
+    verify_artifact(tmp_path / "a")  # raw arrays pass; building the operators does not
+    with pytest.raises(ArtifactError, match="fastlrnr.npz: cannot build the reduced operators"):
+        load_artifact(tmp_path / "a")
+    write_artifact(tmp_path / "b", reduced_arrays=fake_reduced(np.random.default_rng(0), n=4), **kw)
+    with pytest.raises(ArtifactError, match="fastlrnr.npz: reduced operators have EIM rank 4, the manifest says 3"):
+        load_artifact(tmp_path / "b")
+    write_artifact(tmp_path / "c", reduced_arrays=fake_reduced(np.random.default_rng(0), ranks=(4, 3, 1)), **kw)
+    with pytest.raises(ArtifactError, match=r"ranks \[4, 3, 1\], the manifest says \[4, 3, 2\]"):
+        load_artifact(tmp_path / "c")
+
+
+def test_non_finite_values(art):
+    arrays = dict(np.load(art / "lrnr.npz", allow_pickle=False))
+    arrays["w"][3] = np.inf
+    np.savez(art / "lrnr.npz", **arrays)
+    relist(art, "lrnr.npz")
+    refused(art, "lrnr.npz", "'w'", "non-finite")
+
+
+def test_hyper_bounds_must_match_domain(art):
+    arrays = dict(np.load(art / "hyper.npz", allow_pickle=False))
+    arrays["high"] = arrays["high"] * 2
+    np.savez(art / "hyper.npz", **arrays)
+    relist(art, "hyper.npz")
+    refused(art, "hyper.npz", "normalisation bounds")
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "\xff\xfe"])
+def test_non_json_manifest(art, text):
+    (art / "manifest.json").write_bytes(text.encode("latin-1"))
+    refused(art, "manifest.json")
+
+
+def test_list_artifacts_skips_non_artifacts(tmp_path, art):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    assert list_artifacts(tmp_path) == [art]
+    assert list_artifacts(tmp_path / "nowhere") == []

@@ -1,0 +1,99 @@
+"""training/onnx_export.py: the exported graphs agree with core.lrnr (float64) to float32 accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward, lrnr_jets
+from training.onnx_export import OPSET, lrnr_onnx
+
+N, RANKS, B, P = 32, (4, 3, 2), 3, 64
+
+
+def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
+    return LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N),
+                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+                       tuple(rng.normal(size=(N, k)) for k in ranks),
+                       tuple(0.3 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / np.sqrt(N), -0.3)
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(3)
+    w = random_lrnr(rng)
+    x = rng.uniform(0.0, 2 * np.pi, P)
+    t = rng.uniform(0.0, 1.0, P)
+    s = [rng.uniform(0.0, 2.0, (B, k)) for k in RANKS]
+    return w, s, x, t
+
+
+def session(model: bytes) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run(model: bytes, s, x, t):
+    feed = {"x": x.astype(np.float32), "t": t.astype(np.float32)}
+    feed.update({f"s{l}": sl.astype(np.float32) for l, sl in enumerate(s, start=1)})
+    return session(model).run(None, feed)
+
+
+def assert_close32(got, want, name):
+    assert got.dtype == np.float32 and got.shape == want.shape, (name, got.shape, want.shape)
+    scale = max(1.0, float(np.abs(want).max()))
+    err = float(np.abs(got - want).max())
+    assert err <= 1e-5 * scale, f"{name}: max error {err:.3g} against scale {scale:.3g}"
+
+
+def test_graph_is_valid_and_described(case):
+    w = case[0]
+    for jets in (False, True):
+        model = onnx.load_from_string(lrnr_onnx(w, jets=jets))
+        onnx.checker.check_model(model, full_check=True)
+        assert model.opset_import[0].version == OPSET
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta["ansatz"] == ANSATZ and meta["N"] == str(N) and meta["ranks"] == "4,3,2"
+        assert [i.name for i in model.graph.input] == ["x", "t", "s1", "s2", "s3"]
+        want = ["u", "u_x", "u_t", "u_xx"] if jets else ["u"]
+        assert [o.name for o in model.graph.output] == want
+        matrices = [i for i in model.graph.initializer if len(i.dims) == 2]
+        assert matrices and all(i.data_type == onnx.TensorProto.FLOAT for i in matrices)
+        used = {name for node in model.graph.node for name in node.input}
+        assert {i.name for i in model.graph.initializer} <= used  # no dead weights
+
+
+def test_u_matches_numpy_float64(case):
+    w, s, x, t = case
+    (u,) = run(lrnr_onnx(w), s, x, t)
+    assert_close32(u, lrnr_forward(w, s, x, t), "u")
+
+
+def test_jets_match_numpy_float64(case):
+    w, s, x, t = case
+    got = run(lrnr_onnx(w, jets=True), s, x, t)
+    for name, g, want in zip(("u", "u_x", "u_t", "u_xx"), got, lrnr_jets(w, s, x, t)):
+        assert_close32(g, want, name)
+
+
+def test_dynamic_batch_and_points(case):
+    w, s, x, t = case
+    model = lrnr_onnx(w)
+    for b, p in ((1, 1), (5, 7)):
+        rng = np.random.default_rng(b)
+        sb = [rng.uniform(0.0, 2.0, (b, k)) for k in RANKS]
+        (u,) = run(model, sb, x[:p], t[:p])
+        assert_close32(u, lrnr_forward(w, sb, x[:p], t[:p]), f"u (B={b}, P={p})")
+
+
+def test_initial_condition_is_exact(case):
+    w, s, x, _ = case
+    (u,) = run(lrnr_onnx(w), s, x, np.zeros_like(x))
+    np.testing.assert_allclose(u, np.broadcast_to(1 + np.sin(x), u.shape), atol=1e-6)
+
+
+def test_float32_weights_give_the_same_graph(case):
+    w = case[0]
+    assert lrnr_onnx(w) == lrnr_onnx(w.astype(np.float32))
