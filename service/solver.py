@@ -1,0 +1,298 @@
+"""The solve path: hypernetwork → fast phase → full-LRNR field, vectorised over parameter sets.
+
+One :class:`ModelRuntime` per loaded artifact. :meth:`ModelRuntime.prepare` checks a
+request against the model and the configured limits (cheap, on the event loop) and
+returns a :class:`Job`; :meth:`ModelRuntime.solve` runs one or more compatible jobs
+as a single pass (CPU work, on a worker thread): one hypernetwork call for every row,
+one ``run_fast_phase`` over every row, one batched field evaluation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.artifact import Artifact, ArtifactError, load_artifact
+from core.hypernet import hyper_forward
+from core.pde import PARAM_NAMES, T_END, X_PERIOD
+from service.schemas import FastPhase, Grid, Params
+
+# How far a request may extrapolate when it opts in: one domain width beyond each bound
+# (at least EXTRAPOLATION_MIN_SPAN), and never below zero (μ ≥ 0 is physical).
+EXTRAPOLATION_MIN_SPAN = 1.0
+
+
+class RequestError(Exception):
+    """A request the service refuses: HTTP ``status`` with a machine code and field errors."""
+
+    def __init__(self, status: int, code: str, message: str, errors: Sequence[dict] = ()):
+        super().__init__(message)
+        self.status, self.code, self.message, self.errors = status, code, message, list(errors)
+
+
+class SolverError(RuntimeError):
+    """The model produced something unusable (non-finite field): a server-side fault."""
+
+
+@dataclass(frozen=True)
+class GridArrays:
+    """The evaluation sites of a request: axes (``uniform``/``axes``) or point lists (``points``)."""
+
+    kind: str
+    x: np.ndarray
+    t: np.ndarray
+    key: tuple  # hashable description, equal for grids that evaluate identically
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.t.size, self.x.size) if self.kind != "points" else (self.x.size,)
+
+
+def grid_arrays(grid: Grid) -> GridArrays:
+    """Grid request → float64 arrays. Uniform: x_j = 2πj/nx, t = linspace(0, 1, nt)."""
+    if grid.kind == "uniform":
+        return GridArrays("uniform", X_PERIOD * np.arange(grid.nx) / grid.nx, np.linspace(0.0, T_END, grid.nt),
+                          ("uniform", grid.nx, grid.nt))
+    if grid.kind == "axes":
+        x, t = np.asarray(grid.x, np.float64), np.asarray(grid.t, np.float64)
+        return GridArrays("axes", x, t, ("axes", x.tobytes(), t.tobytes()))
+    pts = np.asarray(grid.points, np.float64).reshape(-1, 2)
+    x, t = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
+    return GridArrays("points", x, t, ("points", x.tobytes(), t.tobytes()))
+
+
+@dataclass
+class Job:
+    """Validated work for one request: ``mu`` (B, 3) rows on one grid with one fast-phase setting."""
+
+    mu: np.ndarray
+    extrapolated: np.ndarray  # (B,) bool
+    grid: GridArrays
+    fast_phase: FastPhase
+    epochs: int
+    settings: Any  # core.fast_phase.FastPhaseSettings (or None when the fast phase is off)
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self) -> tuple:
+        """Jobs with equal keys may share one solver pass."""
+        fp = self.fast_phase
+        return (self.grid.key, fp.enabled and self.epochs > 0, self.epochs, fp.locality)
+
+
+@dataclass
+class PassResult:
+    """Outcome of one solver pass over R rows (possibly several jobs).
+
+    ``s``: list of (R, k_l); ``u``: (R, nt, nx) or (R, P) float32; ``rows``: per-row fast-phase
+    diagnostics; ``timings``: seconds per stage for the whole pass; ``started``: perf_counter
+    when a worker picked the pass up; ``pass_rows``: rows solved together in the pass."""
+
+    s: list[np.ndarray]
+    u: np.ndarray
+    rows: list[dict]
+    timings: dict[str, float]
+    started: float
+    pass_rows: int
+
+    def split(self, sizes: Sequence[int]) -> list["PassResult"]:
+        out, lo = [], 0
+        for n in sizes:
+            out.append(PassResult([sl[lo:lo + n] for sl in self.s], self.u[lo:lo + n], self.rows[lo:lo + n],
+                                  self.timings, self.started, self.pass_rows))
+            lo += n
+        return out
+
+
+def _fast_phase_module():
+    from core import fast_phase  # imported lazily: the module may be absent in a stripped build
+
+    return fast_phase
+
+
+class ModelRuntime:
+    """A loaded, verified model ready to solve: artifact + field evaluator + fast-phase defaults."""
+
+    def __init__(self, artifact: Artifact, onnx_threads: int = 1):
+        from service.field import FieldEvaluator, NumpyFieldEvaluator
+
+        self.artifact = artifact
+        self.name = artifact.name
+        path = artifact.onnx.get("lrnr.onnx")
+        try:
+            self.field = FieldEvaluator(path, threads=onnx_threads) if path else NumpyFieldEvaluator(artifact.lrnr)
+        except Exception as exc:  # onnxruntime raises its own exception types for a damaged graph
+            raise ArtifactError(path, f"onnxruntime cannot load the graph: {exc}") from None
+        if tuple(self.field.ranks) != tuple(artifact.lrnr.ranks):
+            raise ArtifactError(path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}")
+        self.backend = "onnxruntime" if path else "numpy"
+        if artifact.reduced is None:
+            raise ArtifactError(artifact.directory / "fastlrnr.npz", "no reduced operators (core.fastlrnr missing?)")
+        self.ops = artifact.reduced
+        fp = _fast_phase_module()
+        self.default_settings = fp.FastPhaseSettings()
+        self.default_epochs = int(self.default_settings.epochs)
+        lo, hi = artifact.domain.low, artifact.domain.high
+        span = np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN)
+        self.extrapolation_low = np.maximum(lo - span, 0.0)
+        self.extrapolation_high = hi + span
+
+    @classmethod
+    def load(cls, directory: Path | str, onnx_threads: int = 1) -> "ModelRuntime":
+        """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
+        return cls(load_artifact(directory), onnx_threads)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def ref(self) -> dict:
+        return {"name": self.artifact.name, "version": self.artifact.version, "sha256": self.artifact.sha256}
+
+    def info(self, default: bool) -> dict:
+        m = self.artifact.manifest
+        settings = self.default_settings
+        defaults = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
+        return {**self.ref, "created": m["created"], "default": default, "domain": m["domain"],
+                "test_domain": m["test_domain"], "dimensions": m["dimensions"], "quality": m["quality"],
+                "fast_phase_defaults": _jsonable(defaults), "backend": self.backend}
+
+    # ------------------------------------------------------------------ validation (event loop)
+    def prepare(self, params: Sequence[Params], grid: Grid, fast_phase: FastPhase, allow_extrapolation: bool,
+                *, max_grid_points: int, max_epochs: int, loc_prefix: tuple = ("body", "params")) -> Job:
+        """Check a request against this model and the limits; raise RequestError or return a Job."""
+        if grid.size > max_grid_points:
+            raise RequestError(413, "grid_too_large",
+                               f"the grid asks for {grid.size} values; the limit is {max_grid_points}",
+                               [{"loc": ["body", "grid"], "msg": f"at most {max_grid_points} values "
+                                 f"(nx·nt, len(x)·len(t) or len(points)), got {grid.size}", "type": "too_large"}])
+        epochs = min(self.default_epochs, max_epochs) if fast_phase.epochs is None else fast_phase.epochs
+        if epochs > max_epochs:
+            raise RequestError(422, "validation_error", f"fast_phase.epochs = {epochs} exceeds the limit {max_epochs}",
+                               [{"loc": ["body", "fast_phase", "epochs"],
+                                 "msg": f"must be at most {max_epochs}", "type": "less_than_equal"}])
+        mu = np.array([p.as_tuple() for p in params], dtype=np.float64).reshape(-1, 3)
+        dom = self.artifact.domain
+        inside = dom.contains(mu)
+        errors = []
+        for row in np.flatnonzero(~inside):
+            loc = loc_prefix + ((int(row),) if len(params) > 1 or loc_prefix[-1] != "params" else ())
+            for i, key in enumerate(PARAM_NAMES):
+                lo, hi = dom.bounds[key]
+                v = mu[row, i]
+                if lo - 1e-12 <= v <= hi + 1e-12:
+                    continue
+                allowed = f"= {lo:g}" if lo == hi else f"∈ [{lo:g}, {hi:g}]"
+                if not allow_extrapolation:
+                    errors.append({"loc": [*loc, key], "type": "out_of_domain",
+                                   "msg": f"{key} = {v:g} is outside the trained domain {dom.name!r}: {key} {allowed}"
+                                          " (set allow_extrapolation to solve anyway)"})
+                elif not self.extrapolation_low[i] <= v <= self.extrapolation_high[i]:
+                    errors.append({"loc": [*loc, key], "type": "extrapolation_too_far",
+                                   "msg": f"{key} = {v:g} is too far outside the trained domain {dom.name!r} "
+                                          f"({key} {allowed}); extrapolation is limited to "
+                                          f"[{self.extrapolation_low[i]:g}, {self.extrapolation_high[i]:g}]"})
+        if errors:
+            raise RequestError(422, "out_of_domain", errors[0]["msg"], errors)
+        settings = self._settings(epochs, fast_phase.locality) if fast_phase.enabled and epochs > 0 else None
+        return Job(mu, ~inside, grid_arrays(grid), fast_phase, epochs, settings)
+
+    def _settings(self, epochs: int, locality):
+        return _make_settings(self.default_settings, epochs, locality)
+
+    # ------------------------------------------------------------------ the solve (worker thread)
+    def solve(self, mu: np.ndarray, grid: GridArrays, settings) -> PassResult:
+        """One pass over rows ``mu`` (R, 3): coefficients, fast phase (when ``settings``), field."""
+        started = time.perf_counter()
+        t0 = started
+        s_hat = [np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)]
+        t1 = time.perf_counter()
+        if settings is not None:
+            results = _fast_phase_module().run_fast_phase(self.ops, self.artifact.lrnr, s_hat, mu, settings)
+            s, rows = _collect(results, s_hat)
+        else:
+            s, rows = s_hat, [_skipped_row() for _ in range(mu.shape[0])]
+        t2 = time.perf_counter()
+        if grid.kind == "points":
+            u = self.field.evaluate(s, grid.x, grid.t)
+        else:
+            u = self.field.evaluate_grid(s, grid.x, grid.t)
+        t3 = time.perf_counter()
+        if not np.all(np.isfinite(u)):
+            raise SolverError(f"model {self.name!r} produced a non-finite field")
+        return PassResult(s, u, rows, {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2}, started,
+                          mu.shape[0])
+
+    def solve_jobs(self, jobs: Sequence[Job]) -> list[PassResult]:
+        """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
+        mu = np.concatenate([j.mu for j in jobs]) if len(jobs) > 1 else jobs[0].mu
+        result = self.solve(mu, jobs[0].grid, jobs[0].settings)
+        return result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
+
+    def warm(self) -> float:
+        """One solve at the domain's centre on the standard grid; returns its wall time in seconds."""
+        t0 = time.perf_counter()
+        centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
+        grid = grid_arrays(Grid(nx=256, nt=100))
+        self.solve(centre[None], grid, self._settings(self.default_epochs, "auto"))
+        return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- fast-phase adapter
+
+
+def _make_settings(defaults, epochs: int, locality):
+    """FastPhaseSettings with the request's epochs; locality 'auto' keeps the default λ_loc
+    candidates (the fast phase picks the best by the full-LRNR residual), a number runs that λ only."""
+    changes: dict = {"epochs": int(epochs)}
+    if locality != "auto":
+        changes["lambdas"] = (float(locality),)
+    if defaults.check_epochs:  # check epochs beyond a shortened run are dropped
+        kept = tuple(e for e in defaults.check_epochs if e <= epochs)
+        changes["check_epochs"] = kept or None
+    return dataclasses.replace(defaults, **changes)
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _collect(results, s_hat: list[np.ndarray]) -> tuple[list[np.ndarray], list[dict]]:
+    """list[FastPhaseResult] (one per row) → stacked coefficients (R, k_l) and per-row diagnostics."""
+    rows = []
+    for r in results:
+        rows.append({
+            "enabled": True,
+            "epochs_run": int(r.epoch or 0),
+            "locality": _num(r.lam),
+            "accepted": bool(r.accepted),
+            "J_before": _num(r.J_before),
+            "J_after": _num(r.J_after),
+            "residual_before": _num(r.residual_before),
+            "residual_after": _num(r.residual_after),
+        })
+    s = [np.stack([np.asarray(r.s[l], np.float64).reshape(-1) for r in results]) for l in range(len(s_hat))]
+    return s, rows
+
+
+def _skipped_row() -> dict:
+    return {"enabled": False, "epochs_run": 0, "locality": None, "accepted": False, "J_before": None,
+            "J_after": None, "residual_before": None, "residual_after": None}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return _num(value)
+    if isinstance(value, (np.integer, int, bool, str)) or value is None:
+        return value.item() if isinstance(value, np.generic) else value
+    return str(value)

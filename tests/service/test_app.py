@@ -1,0 +1,234 @@
+"""service/app.py: the HTTP contract (shapes, content, formats) on synthetic artifacts."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from core.artifact import load_artifact
+from core.hypernet import hyper_forward
+from core.lrnr import lrnr_forward
+from core.pde import X_PERIOD
+from service_testkit import RANKS, TEST_EPOCHS
+
+MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
+SMALL = {"nx": 16, "nt": 5}
+FP = {"epochs": TEST_EPOCHS}
+
+
+def solve(client, body, **kwargs):
+    body = {"grid": SMALL, "fast_phase": FP, **body}
+    return client.post("/solve", json=body, **kwargs)
+
+
+def field_from(artifact_root, coefficients, x, t):
+    """The full LRNR (numpy, float64) at the given coefficients on the tensor grid t × x."""
+    w = load_artifact(artifact_root / "cdr").lrnr
+    xx, tt = np.meshgrid(x, t)
+    return lrnr_forward(w, [np.asarray(c) for c in coefficients], xx.ravel(), tt.ravel()).reshape(len(t), len(x))
+
+
+# ------------------------------------------------------------------ ops endpoints
+
+
+def test_health_and_ready(client):
+    assert client.get("/healthz").json() == {"status": "alive"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready", "models": ["cdr", "convection"]}
+
+
+def test_models_lists_manifests(client, artifact_root):
+    data = client.get("/models").json()
+    assert data["default"] == "cdr" and data["unavailable"] == []
+    by_name = {m["name"]: m for m in data["models"]}
+    assert set(by_name) == {"cdr", "convection"}
+    cdr = by_name["cdr"]
+    art = load_artifact(artifact_root / "cdr")
+    assert cdr["default"] is True and by_name["convection"]["default"] is False
+    assert cdr["version"] == art.version and cdr["sha256"] == art.sha256
+    assert cdr["domain"]["bounds"] == {"beta": [1.0, 3.0], "nu": [0.0, 2.0], "rho": [0.0, 2.0]}
+    assert cdr["quality"] == art.manifest["quality"] and cdr["dimensions"]["ranks"] == list(RANKS)
+    assert cdr["fast_phase_defaults"]["epochs"] == 400
+
+
+def test_metrics_exposition(client):
+    solve(client, {"params": MU})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    assert 'fastlrnr_http_requests_total{method="POST",route="/solve",status="200"}' in text
+    assert "fastlrnr_http_request_duration_seconds_bucket" in text
+    assert 'fastlrnr_fast_phase_seconds_count{model="cdr"}' in text
+    assert "fastlrnr_solver_queue_depth 0" in text
+    assert "fastlrnr_ready 1" in text
+
+
+def test_openapi_documents_the_contract(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/solve", "/solve/batch", "/models", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    solve_op = spec["paths"]["/solve"]["post"]
+    assert "application/x-npy" in solve_op["responses"]["200"]["content"]
+    assert {"404", "413", "422", "503"} <= set(solve_op["responses"])
+
+
+# ------------------------------------------------------------------ /solve
+
+
+def test_solve_default_grid_contract(client, artifact_root):
+    r = client.post("/solve", json={"params": MU, "fast_phase": FP})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    d = r.json()
+    assert d["grid"] == "uniform" and len(d["x"]) == 256 and len(d["t"]) == 100
+    np.testing.assert_allclose(d["x"], X_PERIOD * np.arange(256) / 256)
+    np.testing.assert_allclose(d["t"], np.linspace(0, 1, 100))
+    u = np.asarray(d["u"])
+    assert u.shape == (100, 256) and np.all(np.isfinite(u))
+    assert [len(c) for c in d["coefficients"]] == list(RANKS)
+    assert d["params"] == MU and d["extrapolated"] is False
+    art = load_artifact(artifact_root / "cdr")
+    assert d["model"] == {"name": "cdr", "version": art.version, "sha256": art.sha256}
+    diag = d["diagnostics"]
+    assert set(diag["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "encode", "total"}
+    assert all(v >= 0 for v in diag["timings_ms"].values())
+    fp = diag["fast_phase"]
+    assert fp["enabled"] is True and fp["epochs_requested"] == TEST_EPOCHS
+    assert set(fp) >= {"epochs_run", "locality", "accepted", "J_before", "J_after", "residual_before",
+                       "residual_after"}
+    if fp["accepted"]:
+        assert fp["residual_after"] < fp["residual_before"] and fp["epochs_run"] == TEST_EPOCHS
+    else:
+        assert fp["residual_after"] == fp["residual_before"] and fp["locality"] is None
+    assert diag["batch_size"] == 1 and d["request_id"] == r.headers["x-request-id"]
+    assert "fast_phase;dur=" in r.headers["server-timing"]
+
+
+def test_field_is_the_full_lrnr_at_the_returned_coefficients(client, artifact_root):
+    d = solve(client, {"params": MU}).json()
+    want = field_from(artifact_root, d["coefficients"], d["x"], d["t"])
+    np.testing.assert_allclose(np.asarray(d["u"]), want, rtol=2e-5, atol=2e-5)
+
+
+def test_fast_phase_off_returns_hypernetwork_coefficients(client, artifact_root):
+    d = solve(client, {"params": MU, "fast_phase": {"enabled": False}}).json()
+    art = load_artifact(artifact_root / "cdr")
+    s_hat = hyper_forward(art.hyper, np.array([2.0, 0.5, 1.0]))
+    for got, want in zip(d["coefficients"], s_hat):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    fp = d["diagnostics"]["fast_phase"]
+    assert fp["enabled"] is False and fp["epochs_run"] == 0 and fp["J_before"] is None
+    # epochs = 0 is the same as switching the adaptation off
+    d0 = solve(client, {"params": MU, "fast_phase": {"epochs": 0}}).json()
+    assert d0["coefficients"] == d["coefficients"] and d0["diagnostics"]["fast_phase"]["enabled"] is False
+
+
+def test_fixed_locality_is_used(client):
+    d = solve(client, {"params": MU, "fast_phase": {"epochs": TEST_EPOCHS, "locality": 0.5}}).json()
+    fp = d["diagnostics"]["fast_phase"]
+    assert fp["locality"] == (0.5 if fp["accepted"] else None)
+
+
+def test_missing_parameters_default_to_zero(client):
+    d = solve(client, {"params": {"beta": 1.5}}).json()
+    assert d["params"] == {"beta": 1.5, "nu": 0.0, "rho": 0.0}
+
+
+def test_axes_and_points_grids_agree(client):
+    x, t = [0.0, 1.0, 2.5, 6.0], [0.0, 0.25, 1.0]
+    off = {"enabled": False}
+    axes = client.post("/solve", json={"params": MU, "grid": {"x": x, "t": t}, "fast_phase": off}).json()
+    assert axes["grid"] == "axes" and axes["x"] == x and axes["t"] == t
+    u = np.asarray(axes["u"])
+    assert u.shape == (3, 4)
+    points = [[xi, ti] for ti in t for xi in x]
+    pts = client.post("/solve", json={"params": MU, "grid": {"points": points}, "fast_phase": off}).json()
+    assert pts["grid"] == "points" and len(pts["u"]) == 12
+    np.testing.assert_allclose(np.asarray(pts["u"]).reshape(3, 4), u, rtol=1e-6)
+    np.testing.assert_allclose(u[0], 1 + np.sin(x), rtol=1e-6)  # the initial condition is exact
+
+
+def test_x_is_periodic(client):
+    off = {"enabled": False}
+    a = client.post("/solve", json={"params": MU, "grid": {"x": [1.0], "t": [0.5]}, "fast_phase": off}).json()
+    b = client.post("/solve", json={"params": MU, "grid": {"x": [1.0 + X_PERIOD], "t": [0.5]},
+                                    "fast_phase": off}).json()
+    np.testing.assert_allclose(a["u"], b["u"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["accept", "query"])
+def test_npy_transport(client, how):
+    body = {"params": MU, "grid": SMALL, "fast_phase": {"enabled": False}}
+    as_json = client.post("/solve", json=body).json()
+    if how == "accept":
+        r = client.post("/solve", json=body, headers={"Accept": "application/x-npy"})
+    else:
+        r = client.post("/solve?format=npy", json=body)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
+    u = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert u.dtype == np.float32 and u.shape == (5, 16)
+    np.testing.assert_allclose(u, np.asarray(as_json["u"]), rtol=1e-6)
+    meta = json.loads(r.headers["x-solve-diagnostics"])
+    assert meta["coefficients"] == as_json["coefficients"] and meta["grid"] == "uniform"
+    assert r.headers["x-model"] == "cdr" and r.headers["x-model-sha256"] == as_json["model"]["sha256"]
+    # ?format=json wins over the Accept header
+    r = client.post("/solve?format=json", json=body, headers={"Accept": "application/x-npy"})
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_other_model(client):
+    d = solve(client, {"model": "convection", "params": {"beta": 6.0}}).json()
+    assert d["model"]["name"] == "convection" and d["params"] == {"beta": 6.0, "nu": 0.0, "rho": 0.0}
+
+
+def test_extrapolation_opt_in(client):
+    body = {"params": {"beta": 3.5, "nu": 0.5, "rho": 1.0}, "allow_extrapolation": True}
+    d = solve(client, body).json()
+    assert d["extrapolated"] is True and d["diagnostics"]["extrapolated"] is True
+    assert np.all(np.isfinite(np.asarray(d["u"])))
+
+
+def test_request_id_echoed_or_generated(client):
+    r = client.get("/healthz", headers={"X-Request-ID": "trace-42.a:b"})
+    assert r.headers["x-request-id"] == "trace-42.a:b"
+    r = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+    r = solve(client, {"params": MU}, headers={"X-Request-ID": "abc123"})
+    assert r.json()["request_id"] == "abc123"
+
+
+# ------------------------------------------------------------------ /solve/batch
+
+
+def test_batch_matches_single_solves(client):
+    params = [MU, {"beta": 1.0, "nu": 0.0, "rho": 2.0}, {"beta": 3.0, "nu": 2.0, "rho": 0.0}]
+    r = client.post("/solve/batch", json={"params": params, "grid": SMALL, "fast_phase": FP})
+    assert r.status_code == 200
+    d = r.json()
+    assert len(d["results"]) == 3 and len(d["x"]) == 16 and len(d["t"]) == 5
+    assert set(d["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "encode", "total"}
+    for p, item in zip(params, d["results"]):
+        single = solve(client, {"params": p}).json()
+        assert item["params"] == {"beta": 0.0, "nu": 0.0, "rho": 0.0} | p
+        assert item["diagnostics"]["batch_size"] == 3
+        for a, b in zip(item["coefficients"], single["coefficients"]):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(item["u"]), np.asarray(single["u"]), rtol=1e-5, atol=1e-6)
+
+
+def test_batch_npy(client):
+    params = [MU, {"beta": 1.5}]
+    r = client.post("/solve/batch?format=npy", json={"params": params, "grid": SMALL, "fast_phase": FP})
+    assert r.status_code == 200
+    u = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert u.shape == (2, 5, 16) and u.dtype == np.float32
+    meta = json.loads(r.headers["x-solve-diagnostics"])
+    assert len(meta["results"]) == 2 and meta["results"][1]["params"]["beta"] == 1.5
+
+
+def test_batch_points(client):
+    r = client.post("/solve/batch", json={"params": [MU, MU], "grid": {"points": [[0.0, 0.0], [1.0, 0.5]]},
+                                          "fast_phase": {"enabled": False}})
+    d = r.json()
+    assert [len(it["u"]) for it in d["results"]] == [2, 2]
+    assert d["results"][0]["u"] == d["results"][1]["u"]

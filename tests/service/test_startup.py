@@ -1,0 +1,142 @@
+"""Start-up: settings, lazy module-level app, and that a bad artifact is never served."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import service.app as app_module
+from service.app import StartupError, create_app
+from service.settings import ServiceSettings
+from service_testkit import make_client, make_settings
+
+MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def rewrite_with_checksum(directory: Path, fname: str, data: bytes) -> None:
+    """Replace a file AND fix its manifest entry: damage that the checksums cannot see."""
+    (directory / fname).write_bytes(data)
+    m = json.loads((directory / "manifest.json").read_text())
+    m["files"][fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (directory / "manifest.json").write_text(json.dumps(m))
+
+
+def start(root: Path, **overrides):
+    return make_client(create_app(make_settings(root, **overrides)))
+
+
+def test_corrupt_default_model_fails_startup_naming_the_file(fresh_root, capfd):
+    flip_byte(fresh_root / "cdr" / "lrnr.npz")
+    with pytest.raises(StartupError, match="default model 'cdr'.*lrnr.npz: sha256 mismatch"):
+        with start(fresh_root):
+            pass
+    err = capfd.readouterr().err
+    line = next(json.loads(ln) for ln in err.splitlines() if '"artifact refused' in ln)
+    assert line["level"] == "ERROR" and line["file"].endswith("cdr/lrnr.npz") and "sha256" in line["problem"]
+
+
+@pytest.mark.parametrize("damage", ["missing_manifest", "bad_json", "missing_file", "onnx_garbage", "wrong_name"])
+def test_every_kind_of_damage_to_the_default_fails_startup(fresh_root, damage):
+    d = fresh_root / "cdr"
+    if damage == "missing_manifest":
+        (d / "manifest.json").unlink()
+    elif damage == "bad_json":
+        (d / "manifest.json").write_text("{not json")
+    elif damage == "missing_file":
+        (d / "hyper.npz").unlink()
+    elif damage == "onnx_garbage":  # consistent checksum, unusable graph: onnxruntime refuses it
+        rewrite_with_checksum(d, "lrnr.onnx", b"\x08\x07this is not a graph")
+    elif damage == "wrong_name":
+        m = json.loads((d / "manifest.json").read_text())
+        m["name"] = "other"
+        (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(StartupError):
+        with start(fresh_root):
+            pass
+
+
+def test_missing_default_model_fails_startup(tmp_path, artifact_root):
+    with pytest.raises(StartupError, match="default model 'cdr'.*missing"):
+        with start(tmp_path):
+            pass
+    with pytest.raises(StartupError, match="default model 'heat'"):
+        with start(artifact_root, default_model="heat"):
+            pass
+
+
+def test_corrupt_other_model_is_not_served(fresh_root):
+    flip_byte(fresh_root / "convection" / "fastlrnr.npz")
+    with start(fresh_root, warmup=False) as c:
+        assert c.get("/readyz").json() == {"status": "ready", "models": ["cdr"]}
+        data = c.get("/models").json()
+        assert [m["name"] for m in data["models"]] == ["cdr"]
+        assert data["unavailable"][0]["name"] == "convection"
+        assert data["unavailable"][0]["error"].startswith("fastlrnr.npz: sha256 mismatch")
+        r = c.post("/solve", json={"model": "convection", "params": {"beta": 6.0}})
+        assert r.status_code == 404
+
+
+def test_models_setting_restricts_what_is_loaded(artifact_root):
+    with start(artifact_root, models="cdr", warmup=False) as c:
+        assert c.get("/readyz").json()["models"] == ["cdr"]
+    with pytest.raises(ValueError, match="default_model"):
+        ServiceSettings(artifact_dir=artifact_root, models="convection")
+
+
+def test_not_ready_before_lifespan_and_after(artifact_root):
+    app = create_app(make_settings(artifact_root, warmup=False))
+    c = make_client(app)  # no `with`: the lifespan has not run
+    assert c.get("/healthz").status_code == 200
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "starting"
+    with c:
+        assert c.get("/readyz").status_code == 200
+    assert app.state.service.status == "draining"
+
+
+def test_settings_from_environment(monkeypatch, artifact_root):
+    monkeypatch.setenv("FASTLRNR_ARTIFACT_DIR", str(artifact_root))
+    monkeypatch.setenv("FASTLRNR_API_KEYS", "first-key-1, second-key-2")
+    monkeypatch.setenv("FASTLRNR_MAX_EPOCHS", "100")
+    monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "3")
+    s = ServiceSettings()
+    assert s.artifact_dir == artifact_root and s.api_keys == ["first-key-1", "second-key-2"]
+    assert s.max_epochs == 100 and s.solver_threads == 3
+    assert "first-key-1" not in repr(s)
+    monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "0")
+    with pytest.raises(ValueError):
+        ServiceSettings()
+    monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "1")
+    monkeypatch.setenv("FASTLRNR_API_KEYS", "short")
+    with pytest.raises(ValueError, match="API keys"):
+        ServiceSettings()
+
+
+def test_module_level_app_is_lazy(monkeypatch, artifact_root):
+    monkeypatch.setattr(app_module, "_app", None)
+    monkeypatch.setenv("FASTLRNR_ARTIFACT_DIR", str(artifact_root))
+    monkeypatch.setenv("FASTLRNR_WARMUP", "false")
+    built = app_module.app  # what `uvicorn service.app:app` does: getattr(module, "app")
+    assert built is app_module.app
+    state = built.state.service
+    assert state.models == {} and state.status == "starting"  # nothing loaded until the lifespan runs
+    assert state.settings.artifact_dir == artifact_root
+    with make_client(built) as c:
+        assert c.post("/solve", json={"params": MU, "grid": {"nx": 4, "nt": 2},
+                                      "fast_phase": {"enabled": False}}).status_code == 200
+    with pytest.raises(AttributeError):
+        app_module.no_such_thing  # noqa: B018
+
+
+def test_default_artifact_dir_is_the_bundled_one():
+    from service.settings import DEFAULT_ARTIFACT_DIR
+
+    assert DEFAULT_ARTIFACT_DIR == Path(app_module.__file__).resolve().parent.parent / "artifacts"
