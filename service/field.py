@@ -13,8 +13,9 @@ layer, ``s[l]`` of shape ``(k_l,)`` (one set → results ``(P,)`` / ``(nt, nx)``
 time units in t. Results are float32.
 
 Points are evaluated in chunks so that one hidden-state block (B × chunk × N floats,
-× 4 for jets) stays near ``block_elements``: this bounds memory for any grid and keeps
-the working set in cache, which is also what makes it fast.
+× 4 for jets) stays near ``block_elements``: this keeps the working set in cache, which
+is what makes it fast. Large batches of sets are split into groups, so a block never
+exceeds MAX_BLOCK_ELEMENTS whatever the grid or the batch.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from core.lrnr import LRNRWeights, lrnr_forward, lrnr_jets
 # ones by ~1.3x (onnxruntime) and ~2x (numpy). See benchmarks/field_eval.py.
 DEFAULT_BLOCK_ELEMENTS = 1 << 18
 MIN_CHUNK, MAX_CHUNK = 256, 65536  # points per run, whatever the width
+MAX_BLOCK_ELEMENTS = 1 << 24       # hard cap (64 MiB float32) for large batches of sets
 
 
 class _Evaluator:
@@ -104,17 +106,32 @@ class _Evaluator:
             raise ValueError(f"{name} must be finite")
         return v
 
+    @property
+    def _per_point(self) -> int:
+        """Floats of one hidden-state block per point and coefficient set."""
+        return self.width * (4 if self.n_outputs > 1 else 1)
+
     def chunk_points(self, batch: int) -> int:
         """Points per run for ``batch`` coefficient sets."""
-        per_point = batch * self.width * (4 if self.n_outputs > 1 else 1)
-        return int(min(MAX_CHUNK, max(MIN_CHUNK, self.block_elements // max(per_point, 1))))
+        return int(min(MAX_CHUNK, max(MIN_CHUNK, self.block_elements // max(batch * self._per_point, 1))))
+
+    def max_batch(self) -> int:
+        """Coefficient sets per run: beyond this many, sets are evaluated group by group so
+        that a block never exceeds MAX_BLOCK_ELEMENTS however large the batch."""
+        return max(1, MAX_BLOCK_ELEMENTS // (MIN_CHUNK * self._per_point))
 
     def _chunked(self, s32: list[np.ndarray], x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         B, P = s32[0].shape[0], x.size
+        group = self.max_batch()
+        if B == 0 or P == 0 or B > group:
+            outs = tuple(np.empty((B, P), np.float32) for _ in range(self.n_outputs))
+            for g0 in range(0, B if P else 0, group):
+                for o, part in zip(outs, self._chunked([sl[g0:g0 + group] for sl in s32], x, t)):
+                    o[g0:g0 + group] = part
+            return outs
         step = self.chunk_points(B)
         if P <= step:
-            return tuple(np.asarray(o, dtype=np.float32) for o in self._run(s32, x, t)) if P else \
-                tuple(np.zeros((B, 0), np.float32) for _ in range(self.n_outputs))
+            return tuple(np.asarray(o, dtype=np.float32) for o in self._run(s32, x, t))
         outs = tuple(np.empty((B, P), np.float32) for _ in range(self.n_outputs))
         for lo in range(0, P, step):
             hi = min(P, lo + step)
@@ -124,14 +141,16 @@ class _Evaluator:
 
 
 class FieldEvaluator(_Evaluator):
-    """u(x, t; s) from an exported ``lrnr.onnx`` under onnxruntime's CPU provider.
+    """u(x, t; s) from an exported ``lrnr.onnx`` (a path, or the model's bytes) under
+    onnxruntime's CPU provider.
 
     ``threads`` sets onnxruntime's intra-op thread count (inter-op is 1); idle worker
     threads do not spin, which matters on a machine shared with other work."""
 
     _outputs = ("u",)
 
-    def __init__(self, onnx_path: Path | str, threads: int = 1, block_elements: int = DEFAULT_BLOCK_ELEMENTS):
+    def __init__(self, onnx_path: Path | str | bytes, threads: int = 1,
+                 block_elements: int = DEFAULT_BLOCK_ELEMENTS):
         super().__init__(block_elements)
         import onnxruntime as ort  # service-side dependency only
 
@@ -143,20 +162,21 @@ class FieldEvaluator(_Evaluator):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = Path(onnx_path)
+        model = bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray)) else str(onnx_path)
+        self.path = None if isinstance(model, bytes) else Path(model)
         self.threads = int(threads)
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         L = len(inputs) - 2
         if "x" not in inputs or "t" not in inputs or L < 1 or outputs != list(self._outputs):
-            raise ValueError(f"{self.path}: expected inputs x, t, s1..sL and outputs {list(self._outputs)}, "
+            raise ValueError(f"{self.path or 'model'}: expected inputs x, t, s1..sL and outputs {list(self._outputs)}, "
                              f"got inputs {sorted(inputs)} and outputs {outputs}")
         self._s_names = [f"s{l}" for l in range(1, L + 1)]
         try:
             self.ranks = tuple(int(inputs[n][1]) for n in self._s_names)
         except (KeyError, TypeError, ValueError, IndexError):
-            raise ValueError(f"{self.path}: inputs s1..s{L} must have a static rank dimension, got {inputs}") from None
+            raise ValueError(f"{self.path or 'model'}: inputs s1..s{L} must have a static rank dimension, got {inputs}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.width = int(meta.get("N", 1024))  # only used to size chunks
         self.n_outputs = len(self._outputs)

@@ -62,9 +62,9 @@ def test_points_and_chunking(weights, paths):
     whole = FieldEvaluator(paths[0]).evaluate(s, x, t)
     chunked_ev = FieldEvaluator(paths[0], block_elements=1)  # forces 256-point chunks
     assert chunked_ev.chunk_points(3) == 256
-    np.testing.assert_array_equal(chunked_ev.evaluate(s, x, t), whole)
+    np.testing.assert_allclose(chunked_ev.evaluate(s, x, t), whole, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(whole, lrnr_forward(weights, s, x, t), rtol=1e-5, atol=1e-5)
-    single = FieldEvaluator(paths[0], threads=2).evaluate([sl[1] for sl in s], x, t)
+    single = FieldEvaluator(paths[0].read_bytes(), threads=2).evaluate([sl[1] for sl in s], x, t)
     assert single.shape == (1000,)
     np.testing.assert_allclose(single, whole[1], rtol=1e-6, atol=1e-6)
     assert FieldEvaluator(paths[0]).evaluate(s, x[:0], t[:0]).shape == (3, 0)
@@ -109,3 +109,19 @@ def test_bad_points_are_refused(paths):
         ev.evaluate(s, np.array([0.0, np.inf]), np.zeros(2))
     with pytest.raises(ValueError, match="x_axis"):
         ev.evaluate_grid(s, np.zeros((2, 2)), np.zeros(3))
+
+
+def test_large_batches_are_split_into_groups(weights, paths, monkeypatch):
+    import service.field as field
+
+    ev = FieldEvaluator(paths[0])
+    monkeypatch.setattr(field, "MAX_BLOCK_ELEMENTS", 2 * field.MIN_CHUNK * N)
+    assert ev.max_batch() == 2
+    s = coeffs(5)
+    calls = []
+    run = ev._run
+    monkeypatch.setattr(ev, "_run", lambda s32, x, t: calls.append(s32[0].shape[0]) or run(s32, x, t))
+    got = ev.evaluate_grid(s, *GRID)
+    assert calls == [2, 2, 1]
+    np.testing.assert_allclose(got, NumpyFieldEvaluator(weights).evaluate_grid(s, *GRID), rtol=1e-5, atol=1e-5)
+    assert ev.evaluate_grid([sl[:0] for sl in s], *GRID).shape == (0, 10, 32)
