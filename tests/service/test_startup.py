@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -140,3 +142,24 @@ def test_default_artifact_dir_is_the_bundled_one():
     from service.settings import DEFAULT_ARTIFACT_DIR
 
     assert DEFAULT_ARTIFACT_DIR == Path(app_module.__file__).resolve().parent.parent / "artifacts"
+
+
+def test_serving_never_imports_torch(artifact_root):
+    code = f"""
+import sys, warnings
+from pathlib import Path
+warnings.simplefilter("ignore")
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.client import SolveClient
+from service.settings import ServiceSettings
+app = create_app(ServiceSettings(artifact_dir=Path({str(artifact_root)!r})))
+with TestClient(app) as c:
+    r = c.post("/solve", json={{"params": {{"beta": 2.0}}, "grid": {{"nx": 8, "nt": 2}}}})
+    assert r.status_code == 200, r.text
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "training"))
+assert not bad, bad
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
