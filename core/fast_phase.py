@@ -18,6 +18,11 @@ fixed, seeded set of interior check points and keeps, per query, the candidate w
 the smallest mean |PDE residual|, or ŝ when none beats it. So λ_loc is chosen
 automatically and the result is never worse than the hypernetwork in that a-posteriori
 measure.
+
+Speed (benchmarks/fast_phase_step.py): a step is ~100 numpy calls on tiny arrays, so
+its cost is call overhead more than arithmetic — batching rows (λ candidates, queries)
+is nearly free up to a few dozen rows. The check, ∝ (judged sets) · check_points · N,
+dominates for wide LRNRs.
 """
 from __future__ import annotations
 
@@ -285,9 +290,12 @@ def objective_and_grad(ops: ReducedOperators, s_batch: Sequence[np.ndarray], s_h
     initial-condition term). Returns J (B,) and grads, a list of (B, k_l).
     """
     S, S_hat = _batch_inputs(ops, s_batch, "s_batch"), _batch_inputs(ops, s_hat, "s_hat")
-    mu = as_param_array(mu)
+    mu = _finite_params(mu)
     B = S.shape[0]
-    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (B,))
+    lam = np.asarray(lam, dtype=np.float64)
+    if lam.shape not in ((), (B,)) or not np.all(np.isfinite(lam) & (lam >= 0)):
+        raise ValueError(f"lam: expected a finite λ ≥ 0 or shape ({B},), got {lam!r}")
+    lam = np.broadcast_to(lam, (B,))
     if S_hat.shape != S.shape or mu.shape != (B, 3):
         raise ValueError(f"expected s_hat of shape {S.shape} and mu of shape ({B}, 3), got {S_hat.shape}, {mu.shape}")
     x, t = _sample(x, t)
@@ -296,6 +304,13 @@ def objective_and_grad(ops: ReducedOperators, s_batch: Sequence[np.ndarray], s_h
     kern.forward()
     grad = kern.backward().T.copy()
     return kern.objective(), _split(grad, ops.ranks)
+
+
+def _finite_params(mu) -> np.ndarray:
+    mu = as_param_array(mu)
+    if not np.all(np.isfinite(mu)):
+        raise ValueError("mu: parameters must be finite")
+    return mu
 
 
 def _sample(x, t) -> tuple[np.ndarray, np.ndarray]:
@@ -323,6 +338,9 @@ def full_residual(weights: LRNRWeights, s: np.ndarray, mu: np.ndarray, x: np.nda
     (rows, 3) → (rows,). Batched ``lrnr_jets`` calls of at most ~max_elements hidden
     values each (memory bound), in the weights' dtype."""
     rows = s.shape[0]
+    if s.ndim != 2 or s.shape[1] != sum(weights.ranks) or np.shape(mu) != (rows, 3):
+        raise ValueError(f"expected s ({rows}, {sum(weights.ranks)}) and mu ({rows}, 3), got {s.shape}, {np.shape(mu)}")
+    x, t = _sample(x, t)
     chunk = max(1, max_elements // (4 * x.size * weights.width))
     out = np.empty(rows)
     for lo in range(0, rows, chunk):
@@ -384,7 +402,7 @@ def _queries(ops: ReducedOperators, s_hat: Sequence[np.ndarray], mu: np.ndarray)
     S_hat = _batch_inputs(ops, s_hat, "s_hat")
     if np.any(S_hat < 0):
         raise ValueError("s_hat: coefficients must be ≥ 0 (they are ReLU outputs)")
-    mu = as_param_array(mu)
+    mu = _finite_params(mu)
     if mu.shape != (S_hat.shape[0], 3):
         raise ValueError(f"expected mu of shape ({S_hat.shape[0]}, 3) for {S_hat.shape[0]} coefficient sets, got {mu.shape}")
     return S_hat, mu
@@ -441,6 +459,7 @@ def run_fast_phase(ops: ReducedOperators, weights: LRNRWeights, s_hat: Sequence[
     check_ms = 1e3 * (time.perf_counter() - t0)
 
     res_hat, res_cand = res[:B], res[B:].reshape(B, E)
+    res_cand = np.where(np.isfinite(res_cand), res_cand, np.inf)   # a diverged candidate never wins
     best = np.argmin(res_cand, axis=1)
     accepted = res_cand[np.arange(B), best] < (1.0 - settings.min_improvement) * res_hat
     s_new = np.where(accepted[:, None], cand[np.arange(B), best], S_hat)

@@ -77,7 +77,7 @@ def test_rows_are_independent_and_the_diffusion_free_path_agrees(model):
     s, s_hat = coefficients(4, 2), coefficients(4, 3)
     lam = np.array([0.1, 0.3, 1.0, 3.0])
     J, grads = objective_and_grad(ops, s, s_hat, MU, lam, *ops.points)
-    for b in (1, 2):   # ν = 0 alone: the 3-jet path
+    for b in (1, 2, 3):   # alone: 3 jets without diffusion, and without reaction
         Jb, gb = objective_and_grad(ops, [sl[b] for sl in s], [sl[b] for sl in s_hat], MU[b], lam[b], *ops.points)
         assert Jb[0] == pytest.approx(J[b], rel=1e-13)
         for g_all, g_one in zip(grads, gb):
@@ -165,6 +165,10 @@ def test_inputs_are_validated(model):
     with pytest.raises(ValueError, match="layer 3"):
         objective_and_grad(ops, [np.ones((1, 6)), np.ones((1, 5)), np.ones((1, 5))], coefficients(1, 1),
                            MU[:1], 1.0, *ops.points)
+    with pytest.raises(ValueError, match="lam"):
+        objective_and_grad(ops, coefficients(1, 1), coefficients(1, 1), MU[:1], -1.0, *ops.points)
+    with pytest.raises(ValueError, match="finite"):
+        run_fast_phase(ops, w, coefficients(1, 1), np.array([[np.nan, 0.0, 0.0]]), SMALL)
     with pytest.raises(ValueError, match="check_epochs"):
         FastPhaseSettings(epochs=10, check_epochs=(20,))
     with pytest.raises(ValueError, match="λ"):
