@@ -41,12 +41,19 @@ class SolverError(RuntimeError):
 
 @dataclass(frozen=True)
 class GridArrays:
-    """The evaluation sites of a request: axes (``uniform``/``axes``) or point lists (``points``)."""
+    """The evaluation sites of a request: axes (``uniform``/``axes``) or point lists (``points``).
+
+    ``x``/``t`` are as requested (reported back); ``x_eval`` is x reduced to [0, 2π) in float64
+    (the problem is periodic), so that no finite x overflows or loses its phase in float32."""
 
     kind: str
     x: np.ndarray
     t: np.ndarray
     key: tuple  # hashable description, equal for grids that evaluate identically
+
+    @property
+    def x_eval(self) -> np.ndarray:
+        return np.mod(self.x, X_PERIOD)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -217,9 +224,9 @@ class ModelRuntime:
             s, rows = s_hat, [_skipped_row() for _ in range(mu.shape[0])]
         t2 = time.perf_counter()
         if grid.kind == "points":
-            u = self.field.evaluate(s, grid.x, grid.t)
+            u = self.field.evaluate(s, grid.x_eval, grid.t)
         else:
-            u = self.field.evaluate_grid(s, grid.x, grid.t)
+            u = self.field.evaluate_grid(s, grid.x_eval, grid.t)
         t3 = time.perf_counter()
         if not np.all(np.isfinite(u)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")

@@ -154,6 +154,10 @@ def test_x_is_periodic(client):
     b = client.post("/solve", json={"params": MU, "grid": {"x": [1.0 + X_PERIOD], "t": [0.5]},
                                     "fast_phase": off}).json()
     np.testing.assert_allclose(a["u"], b["u"], rtol=1e-5)
+    huge = client.post("/solve", json={"params": MU, "grid": {"x": [1e300, -1e300, 3e38, 1e39], "t": [0.5]},
+                                       "fast_phase": off})
+    assert huge.status_code == 200 and np.all(np.isfinite(huge.json()["u"]))
+    assert huge.json()["x"] == [1e300, -1e300, 3e38, 1e39]  # reported as asked
 
 
 @pytest.mark.parametrize("how", ["accept", "query"])

@@ -44,9 +44,9 @@ good_params = st.fixed_dictionaries({"beta": st.floats(0.5, 4.5)}, optional={"nu
                                                                              "rho": st.floats(0.0, 2.5)})
 good_grid = st.one_of(
     st.fixed_dictionaries({"nx": st.integers(1, 24), "nt": st.integers(1, 6)}),
-    st.fixed_dictionaries({"x": st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=6),
+    st.fixed_dictionaries({"x": st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=6),
                            "t": st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4)}),
-    st.fixed_dictionaries({"points": st.lists(st.tuples(st.floats(-50, 50), st.floats(0.0, 1.0)),
+    st.fixed_dictionaries({"points": st.lists(st.tuples(st.floats(-1e300, 1e300), st.floats(0.0, 1.0)),
                                               min_size=1, max_size=6)}))
 good_fp = st.fixed_dictionaries({}, optional={"epochs": st.integers(0, 30), "enabled": st.booleans(),
                                               "locality": st.one_of(st.just("auto"), st.floats(0.0, 1e6))})
