@@ -37,15 +37,17 @@ from core.fastlrnr import ReducedOperators, check_reduced_coefficients
 from core.lrnr import LRNRWeights, _tanh_jet, embed, lrnr_jets
 from core.pde import T_END, X_PERIOD, as_param_array, initial_condition, residual
 
+
 @dataclass(frozen=True)
 class FastPhaseSettings:
     """Fast-phase settings.
 
     epochs: Adam steps per candidate (paper: 400).
-    lr: RELATIVE Adam step size: layer l of a query moves by about lr · max_i ŝ_{l,i}
-        per step (lr_floor · max over all layers when a layer of ŝ is all zero), so one
-        default fits models whose coefficient scales differ. 1e-2 lets a coefficient
-        travel up to ~4× the layer's largest coefficient in 400 steps.
+    lr: RELATIVE Adam step size: coefficients of layer l of a query move by about
+        lr · max(max_i ŝ_{l,i}, lr_floor · max over all layers of ŝ) per step (lr ·
+        lr_floor when ŝ is all zero), so one default fits models whose coefficient
+        scales differ. 1e-2 lets a coefficient travel up to ~4× its layer's largest
+        coefficient in 400 steps.
     betas, eps: Adam's (eps in units of the gradient, as usual).
     lambdas: λ_loc candidates, all run in one batch; a log grid 0.03 … 30 (the paper
         hand-picked values from ~0.1 to 18 per query).
