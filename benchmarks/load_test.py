@@ -9,7 +9,8 @@ Phases, each bounded by a request count and a time budget:
   1. sequential: one client, /solve for cdr on the 256×100 grid with the default fast phase
      → p50/p99 latency and the server's own per-stage timings (median);
   2. concurrent: ``--concurrency`` clients in threads → throughput (solves/s), p50/p99, errors;
-  3. the server's resident memory (VmRSS, VmHWM from /proc/<pid>/status).
+  3. the server's resident memory (VmRSS, VmHWM from /proc/<pid>/status) and its CPU time
+     per solve (/proc/<pid>/stat), which a shared machine disturbs less than wall time.
 Parameters are drawn from the model's domain with a fixed seed. Loopback only.
 """
 from __future__ import annotations
@@ -47,6 +48,12 @@ def proc_memory(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0]) / 1024.0
     return out
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (robust to other load on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -204,11 +211,17 @@ def run_against(url: str, pid: int | None, args) -> dict:
 
     domain = DOMAINS.get(args.model, DOMAINS["cdr"])
     mus = domain.sample(max(args.requests, args.concurrent_requests) + 3, np.random.default_rng(args.seed))
+    cpu0 = proc_cpu_seconds(pid) if pid else None
     result = {"sequential": sequential(url, mus, args)}
     if pid:
+        cpu1 = proc_cpu_seconds(pid)
+        result["sequential"]["server_cpu_ms_per_solve"] = round(
+            1e3 * (cpu1 - cpu0) / max(1, result["sequential"]["requests"] + 3), 1)
         result["memory_after_sequential_mib"] = proc_memory(pid)
     result["concurrent"] = concurrent(url, mus, args)
     if pid:
+        result["concurrent"]["server_cpu_ms_per_solve"] = round(
+            1e3 * (proc_cpu_seconds(pid) - cpu1) / max(1, result["concurrent"]["completed"]), 1)
         result["memory_mib"] = proc_memory(pid)
     return result
 

@@ -340,6 +340,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                                     "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                                     "microbatch": settings.microbatch,
                                     "auth": bool(settings.api_keys)})
+        blas = os.environ.get("OPENBLAS_NUM_THREADS")
+        if blas != str(settings.numpy_threads):
+            log.warning("numpy_threads=%s is not in effect: BLAS was set up with %s threads when numpy was "
+                        "imported (set FASTLRNR_NUMPY_THREADS or OMP_NUM_THREADS before the process starts)",
+                        settings.numpy_threads, blas)
         try:
             await anyio.to_thread.run_sync(state.load_models)
         except StartupError as exc:
@@ -439,7 +444,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             lambda: [encoding.float_array_json(u) for u in res.u], limiter=state.encode_limiter)
         timings = _timings_ms(request, job, res, time.perf_counter() - t0)
         items = [{"params": _params_dict(job.mu[i]), "coefficients": _coeffs(res, i),
-                  "extrapolated": bool(job.extrapolated[i]), "diagnostics": _row_diagnostics(job, res, i, timings, B)}
+                  "extrapolated": bool(job.extrapolated[i]),
+                  "diagnostics": _row_diagnostics(job, res, i, timings, res.pass_rows)}
                  for i in range(B)]
         headers = {"Server-Timing": _server_timing(timings)}
         head = {"model": runtime.ref, "grid": job.grid.kind, "timings_ms": timings,
