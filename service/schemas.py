@@ -188,6 +188,7 @@ class ModelInfo(BaseModel):
     dimensions: dict
     quality: dict
     fast_phase_defaults: dict
+    backend: str = Field(description="field evaluation back-end: onnxruntime, or numpy without a graph")
 
 
 class ModelsResponse(BaseModel):

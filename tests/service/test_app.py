@@ -50,7 +50,7 @@ def test_models_lists_manifests(client, artifact_root):
     assert cdr["version"] == art.version and cdr["sha256"] == art.sha256
     assert cdr["domain"]["bounds"] == {"beta": [1.0, 3.0], "nu": [0.0, 2.0], "rho": [0.0, 2.0]}
     assert cdr["quality"] == art.manifest["quality"] and cdr["dimensions"]["ranks"] == list(RANKS)
-    assert cdr["fast_phase_defaults"]["epochs"] == 400
+    assert cdr["fast_phase_defaults"]["epochs"] == 400 and cdr["backend"] == "onnxruntime"
 
 
 def test_metrics_exposition(client):
