@@ -8,7 +8,7 @@ PORT   ?= 8000
 MODEL  ?= cdr
 BIN    := $(VENV)/bin
 
-.PHONY: serve test train evaluate artifact benchmark clean
+.PHONY: serve test train artifact evaluate benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,32 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 
 serve: $(VENV)/.stamp-serve
 	@test -f service/app.py || { echo "make serve: the service is not built yet (service/app.py missing)"; exit 1; }
-	$(BIN)/python -m uvicorn service.app:app --host $(HOST) --port $(PORT)
+	$(BIN)/python -m uvicorn service.app:app --host $(HOST) --port $(PORT) --no-access-log
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Train one domain's CPU default from scratch and write its checkpoint (see README).
+# From nothing to a shipped artifact: train MODEL's CPU default (resumes an interrupted
+# run in runs/MODEL), then build and verify artifacts/MODEL. CONFIG overrides the config.
+CONFIG ?= training/configs/$(MODEL)_cpu.json
 train: $(VENV)/.stamp-dev
-	$(BIN)/python -m training.train --config training/configs/$(MODEL)_cpu.json --out runs/$(MODEL)
+	$(BIN)/python -m training.train --config $(CONFIG) --out runs/$(MODEL)
+	$(BIN)/python -m training.build_artifact runs/$(MODEL) --name $(MODEL)
+
+# Rebuild artifacts/MODEL from an existing run (EIM settings: see --help).
+artifact: $(VENV)/.stamp-dev
+	$(BIN)/python -m training.build_artifact runs/$(MODEL) --name $(MODEL) $(ARTIFACT_ARGS)
+
+# The paper's experiment on the bundled artifacts: writes docs/evaluation.md and figures.
+evaluate: $(VENV)/.stamp-dev
+	OMP_NUM_THREADS=1 $(BIN)/python -m training.evaluate
+
+# Timing scripts (ratios measured in one run; not tests).
+benchmark: $(VENV)/.stamp-dev
+	$(BIN)/python benchmarks/reference_convergence.py
+	$(BIN)/python benchmarks/fast_vs_full.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_phase_step.py
+	$(BIN)/python benchmarks/field_eval.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
