@@ -86,3 +86,25 @@ def test_orthogonality_zero_at_init_and_positive_after_perturbation():
     with torch.no_grad():
         net.U.mul_(1.1)
     assert float(net.orthogonality().detach()) > 1e-3
+
+
+def test_torch_lrnr_matches_onnx_graph_in_float32():
+    """The three copies of the LRNR forward: torch (training), ONNX under onnxruntime (serving)
+    and numpy (core) agree to float32 tolerance on random points and coefficients."""
+    import onnxruntime as ort
+
+    from training.onnx_export import lrnr_onnx
+
+    net = _model(7)
+    w = net.to_weights()
+    rng = np.random.default_rng(8)
+    x, t = (rng.random(50) * 2 * np.pi).astype(np.float32), rng.random(50).astype(np.float32)
+    s = rng.random((3, 3, 6)).astype(np.float32) * 2
+    sess = ort.InferenceSession(lrnr_onnx(w, jets=True), providers=["CPUExecutionProvider"])
+    feeds = {"x": x, "t": t, **{f"s{l + 1}": s[:, l] for l in range(3)}}
+    onnx_out = sess.run(None, feeds)
+    torch_out = net.jets(torch.as_tensor(x, dtype=torch.float64).expand(3, 50),
+                         torch.as_tensor(t, dtype=torch.float64).expand(3, 50), torch.as_tensor(s, dtype=torch.float64))
+    for a, b in zip(onnx_out, torch_out):
+        b = b.detach().numpy()
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * max(1.0, np.abs(b).max()))
