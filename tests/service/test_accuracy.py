@@ -13,9 +13,10 @@ from service.settings import DEFAULT_ARTIFACT_DIR
 from service_testkit import make_client, make_settings
 
 # Relative L2 error on the 256×100 standard grid that the served solution must reach at every
-# test point. Provisional: set from the trained model's measured quality (manifest "quality")
-# once the artifact lands.
-REL_L2_TOL = 0.05
+# test point. The shipped cdr model's evaluation (manifest quality.hyper_only, 20 seeded sets)
+# measured a median of 0.54% and a worst case of 7.2%; these five sets measured 0.2–1.3%
+# hypernetwork-only, so 3% leaves room for float32 serving without hiding a regression.
+REL_L2_TOL = 0.03
 HAS_CDR = (DEFAULT_ARTIFACT_DIR / "cdr" / "manifest.json").is_file()
 
 
@@ -37,5 +38,6 @@ def test_bundled_cdr_matches_reference():
             err, err_hyper = rel_l2(np.asarray(adapted["u"]), ref), rel_l2(np.asarray(plain["u"]), ref)
             fp = adapted["diagnostics"]["fast_phase"]
             assert err < REL_L2_TOL, (params, err, err_hyper, fp)
+            assert err <= 1.05 * err_hyper, (params, err, err_hyper, fp)  # the fast phase never costs > 5%
             # the fast phase is judged by the full-LRNR residual, never made worse by it
             assert fp["residual_after"] <= fp["residual_before"]
