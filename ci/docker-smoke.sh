@@ -196,8 +196,9 @@ vport=$(free_port)
 vcid=$(docker run -d -v "$vol:/models:ro" -e FASTLRNR_ARTIFACT_DIR=/models -p "127.0.0.1:$vport:8000" "$IMAGE")
 CIDS+=("$vcid")
 wait_ready "http://127.0.0.1:$vport/readyz" "$vcid"
-docker logs "$vcid" 2>&1 | grep -q '"artifact_dir": *"/models"' ||
-  { docker logs "$vcid" 2>&1 | head -5; fail "the service did not read its models from the volume"; }
+vlog=$(docker logs "$vcid" 2>&1)
+grep -q '"artifact_dir": *"/models"' <<<"$vlog" ||
+  { head -5 <<<"$vlog"; fail "the service did not read its models from the volume"; }
 echo "ready, models from the volume: $(python3 -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$vport/readyz")"
 docker rm -f "$vcid" >/dev/null
 rm -rf "$vol"
@@ -234,12 +235,15 @@ EOF
   # each replica logs its own access lines: both must have served some of the requests
   served=0
   for i in 1 2; do
-    n=$("${dc[@]}" logs --no-log-prefix --index "$i" solve 2>/dev/null | grep -c 'docker-smoke-lb-' || true)
+    replica_log=$("${dc[@]}" logs --no-log-prefix --index "$i" solve 2>&1)
+    n=$(grep -c 'docker-smoke-lb-' <<<"$replica_log" || true)
     echo "replica $i served $n of the 8 tagged requests"
     [ "$n" -gt 0 ] && served=$((served + 1))
   done
   [ "$served" = 2 ] || fail "nginx did not balance over both replicas"
-  "${dc[@]}" logs nginx 2>/dev/null | grep -q 'request_id=docker-smoke-lb-0' || fail "nginx access log lacks the request id"
+  # (captured first: `logs | grep -q` would fail under pipefail when grep exits early)
+  nginx_log=$("${dc[@]}" logs --no-log-prefix nginx 2>&1)
+  grep -q 'request_id=docker-smoke-lb-0' <<<"$nginx_log" || { echo "$nginx_log" | tail -20; fail "nginx access log lacks the request id"; }
   "${dc[@]}" down -v --remove-orphans
   SCALE_UP=""
 fi
