@@ -1,0 +1,71 @@
+"""Per-query cost of the shipped default models, one thread, measured in one run.
+
+    python benchmarks/default_models.py [--repeats 7]
+
+For each artifact in artifacts/: the hypernetwork, the whole fast phase (400 epochs, all
+λ candidates, full-LRNR check: ``run_fast_phase`` with default settings), and the full-field
+evaluation on the 256×100 grid through the ONNX graph (``service.field.FieldEvaluator``),
+the last as achieved GFLOP/s (matmul flops 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's
+numpy float32 matmul rate measured in the same process. Minimum over repeats (median beside).
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from core.artifact import list_artifacts, load_artifact  # noqa: E402
+from core.fast_phase import FastPhaseSettings, run_fast_phase  # noqa: E402
+from core.hypernet import hyper_forward  # noqa: E402
+from core.pde import standard_grid  # noqa: E402
+from service.field import FieldEvaluator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return 1e3 * ts[0], 1e3 * ts[len(ts) // 2]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args(argv)
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    mm, _ = timed(lambda: a @ a, 3)
+    mm_gflops = 2 * 2048**3 / (mm * 1e6)
+    print(f"numpy float32 matmul 2048³, 1 thread: {mm_gflops:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
+    x, t = standard_grid()
+    print(f"{'model':>11} {'hyper µs':>9} {'fast phase ms':>14} {'field ms':>9} {'GFLOP/s':>8} {'of matmul':>9}")
+    for path in list_artifacts(ROOT / "artifacts"):
+        art = load_artifact(path)
+        mu = art.test_domain.low + 0.5 * (art.test_domain.high - art.test_domain.low)
+        s_hat = hyper_forward(art.hyper, mu[None])
+        w32 = art.lrnr.astype(np.float32)
+        hyp, _ = timed(lambda: hyper_forward(art.hyper, mu[None]), args.repeats)
+        fast, fast_med = timed(lambda: run_fast_phase(art.reduced, w32, s_hat, mu[None], FastPhaseSettings()), args.repeats)
+        ev = FieldEvaluator(art.onnx["lrnr.onnx"], threads=1)
+        s1 = [sl[0].astype(np.float32) for sl in s_hat]
+        field, field_med = timed(lambda: ev.evaluate_grid(s1, x, t), args.repeats)
+        N, P = art.lrnr.width, x.size * t.size
+        gflops = 2 * P * (3 * N + sum(2 * N * k for k in art.lrnr.ranks)) / (field * 1e6)
+        print(f"{art.name:>11} {1e3 * hyp:>9.0f} {fast:>8.1f} ({fast_med:.1f}) {field:>5.1f} ({field_med:.1f}) "
+              f"{gflops:>8.1f} {gflops / mm_gflops:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
