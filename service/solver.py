@@ -141,6 +141,8 @@ class ModelRuntime:
         if artifact.reduced is None:
             raise ArtifactError(artifact.directory / "fastlrnr.npz", "no reduced operators (core.fastlrnr missing?)")
         self.ops = artifact.reduced
+        # the fast phase's full-LRNR check runs in the weights' dtype: float32 halves its cost
+        self.lrnr32 = artifact.lrnr.astype(np.float32)
         fp = _fast_phase_module()
         self.default_settings = fp.FastPhaseSettings()
         self.default_epochs = int(self.default_settings.epochs)
@@ -218,7 +220,7 @@ class ModelRuntime:
         s_hat = [np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)]
         t1 = time.perf_counter()
         if settings is not None:
-            results = _fast_phase_module().run_fast_phase(self.ops, self.artifact.lrnr, s_hat, mu, settings)
+            results = _fast_phase_module().run_fast_phase(self.ops, self.lrnr32, s_hat, mu, settings)
             s, rows = _collect(results, s_hat)
         else:
             s, rows = s_hat, [_skipped_row() for _ in range(mu.shape[0])]
