@@ -127,7 +127,8 @@ def report(results: list[dict], fig_path: Path, out: Path, command: str) -> str:
     lines = ["# Evaluation: hypernetwork only vs SPInProp fast phase vs full fine-tuning", "",
              f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine, 1 thread).",
              "Errors are relative to the reference solver (`core/reference.py`) on the standard 256×100 grid.", "",
-             f"![error per epoch]({fig_path.relative_to(out.parent).as_posix()})", ""]
+             f"![error per epoch]({fig_path.relative_to(out.parent).as_posix()})", "",
+             "Against the issue's targets, and the measured causes: [fast_phase_analysis.md](fast_phase_analysis.md).", ""]
     for res in results:
         s = summarise(res)
         st = res["settings"]
