@@ -50,6 +50,7 @@ benchmark: $(VENV)/.stamp-dev
 	$(BIN)/python benchmarks/reference_convergence.py
 	$(BIN)/python benchmarks/fast_vs_full.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_phase_step.py
+	$(BIN)/python benchmarks/default_models.py
 	$(BIN)/python benchmarks/field_eval.py
 
 clean:
