@@ -83,7 +83,7 @@ class ServiceState:
             try:
                 if not (path / "manifest.json").is_file():
                     raise ArtifactError(path / "manifest.json", "missing (no artifact here)")
-                runtime = ModelRuntime.load(path, onnx_threads=s.onnx_threads)
+                runtime = ModelRuntime.load(path, onnx_threads=s.onnx_threads, speculative_field=s.speculative_field)
                 if runtime.name != name:
                     raise ArtifactError(path / "manifest.json",
                                         f"manifest names the model {runtime.name!r}, its directory is {name!r}")
@@ -360,6 +360,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             state.status = "draining"
             state.metrics.ready.set(0)
             drained = await state.pool.drain(DRAIN_TIMEOUT_S)
+            for runtime in state.models.values():
+                runtime.close()
             log.info("stopped", extra={"drained": drained})
 
     app = FastAPI(title="FastLRNR solve service", version="1.0",

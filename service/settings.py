@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     microbatch_window_ms: float = Field(0.0, ge=0.0, le=100.0,
                                         description="extra wait before a micro-batch claims a worker (0: none)")
     microbatch_max: int = Field(16, ge=1, description="most requests merged into one micro-batch")
+    speculative_field: bool = Field(True, description="evaluate the field of the hypernetwork's coefficients "
+                                                      "while the fast phase runs; rows whose update is accepted "
+                                                      "are evaluated again")
 
     # --- logging
     log_level: str = Field("INFO", description="log level of the service's JSON logs")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -125,7 +126,7 @@ def _fast_phase_module():
 class ModelRuntime:
     """A loaded, verified model ready to solve: artifact + field evaluator + fast-phase defaults."""
 
-    def __init__(self, artifact: Artifact, onnx_threads: int = 1):
+    def __init__(self, artifact: Artifact, onnx_threads: int = 1, speculative_field: bool = True):
         from service.field import FieldEvaluator, NumpyFieldEvaluator
 
         self.artifact = artifact
@@ -143,6 +144,12 @@ class ModelRuntime:
         self.ops = artifact.reduced
         # the fast phase's full-LRNR check runs in the weights' dtype: float32 halves its cost
         self.lrnr32 = artifact.lrnr.astype(np.float32)
+        # Speculative field: while the fast phase runs, evaluate the field of the hypernetwork's
+        # coefficients on another thread (onnxruntime releases the GIL). The fast phase keeps ŝ
+        # for most queries (docs/evaluation.md), and then that field is the answer; rows whose
+        # update is accepted are evaluated again with their new coefficients.
+        self._speculate = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"field-{self.name}") \
+            if speculative_field else None
         fp = _fast_phase_module()
         self.default_settings = fp.FastPhaseSettings()
         self.default_epochs = int(self.default_settings.epochs)
@@ -152,9 +159,14 @@ class ModelRuntime:
         self.extrapolation_high = hi + span
 
     @classmethod
-    def load(cls, directory: Path | str, onnx_threads: int = 1) -> "ModelRuntime":
+    def load(cls, directory: Path | str, onnx_threads: int = 1, speculative_field: bool = True) -> "ModelRuntime":
         """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
-        return cls(load_artifact(directory), onnx_threads)
+        return cls(load_artifact(directory), onnx_threads, speculative_field)
+
+    def close(self) -> None:
+        """Stop the speculative-field threads (idempotent)."""
+        if self._speculate is not None:
+            self._speculate.shutdown(wait=True)
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -220,20 +232,32 @@ class ModelRuntime:
         s_hat = [np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)]
         t1 = time.perf_counter()
         if settings is not None:
+            spec = self._speculate.submit(self._field, s_hat, grid) if self._speculate is not None else None
             results = _fast_phase_module().run_fast_phase(self.ops, self.lrnr32, s_hat, mu, settings)
             s, rows = _collect(results, s_hat)
+            t2 = time.perf_counter()
+            accepted = np.array([r["accepted"] for r in rows])
+            if spec is None:
+                u = self._field(s, grid)
+            else:  # the field of ŝ, then the accepted rows again with their own coefficients
+                u = spec.result()
+                if accepted.any():
+                    u[accepted] = self._field([sl[accepted] for sl in s], grid)
         else:
             s, rows = s_hat, [_skipped_row() for _ in range(mu.shape[0])]
-        t2 = time.perf_counter()
-        if grid.kind == "points":
-            u = self.field.evaluate(s, grid.x_eval, grid.t)
-        else:
-            u = self.field.evaluate_grid(s, grid.x_eval, grid.t)
+            t2 = time.perf_counter()
+            u = self._field(s, grid)
         t3 = time.perf_counter()
         if not np.all(np.isfinite(u)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")
         return PassResult(s, u, rows, {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2}, started,
                           mu.shape[0])
+
+    def _field(self, s: list[np.ndarray], grid: GridArrays) -> np.ndarray:
+        """The full-LRNR field for rows of coefficients s (R, k_l): (R, nt, nx) or (R, P)."""
+        if grid.kind == "points":
+            return self.field.evaluate(s, grid.x_eval, grid.t)
+        return self.field.evaluate_grid(s, grid.x_eval, grid.t)
 
     def solve_jobs(self, jobs: Sequence[Job]) -> list[PassResult]:
         """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
