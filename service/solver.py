@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.artifact import Artifact, ArtifactError, load_artifact
+from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.hypernet import hyper_forward
 from core.pde import PARAM_NAMES, T_END, X_PERIOD
 from service.schemas import FastPhase, Grid, Params
@@ -117,12 +118,6 @@ class PassResult:
         return out
 
 
-def _fast_phase_module():
-    from core import fast_phase  # imported lazily: the module may be absent in a stripped build
-
-    return fast_phase
-
-
 class ModelRuntime:
     """A loaded, verified model ready to solve: artifact + field evaluator + fast-phase defaults."""
 
@@ -150,8 +145,7 @@ class ModelRuntime:
         # update is accepted are evaluated again with their new coefficients.
         self._speculate = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"field-{self.name}") \
             if speculative_field else None
-        fp = _fast_phase_module()
-        self.default_settings = fp.FastPhaseSettings()
+        self.default_settings = FastPhaseSettings()
         self.default_epochs = int(self.default_settings.epochs)
         lo, hi = artifact.domain.low, artifact.domain.high
         span = np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN)
@@ -233,7 +227,7 @@ class ModelRuntime:
         t1 = time.perf_counter()
         if settings is not None:
             spec = self._speculate.submit(self._field, s_hat, grid) if self._speculate is not None else None
-            results = _fast_phase_module().run_fast_phase(self.ops, self.lrnr32, s_hat, mu, settings)
+            results = run_fast_phase(self.ops, self.lrnr32, s_hat, mu, settings)
             s, rows = _collect(results, s_hat)
             t2 = time.perf_counter()
             accepted = np.array([r["accepted"] for r in rows])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from core.artifact import load_artifact
-from core.fast_phase import FastPhaseSettings, _split, optimise_candidates, run_fast_phase
+from core.fast_phase import FastPhaseSettings, optimise_candidates, run_fast_phase
 from core.hypernet import hyper_forward
 from core.lrnr import lrnr_forward
 from core.pde import standard_grid
@@ -67,7 +67,7 @@ def evaluate_model(name: str, n: int, seed: int, epochs: int, ft_lr: float) -> d
         lam_idx = settings.lambdas.index(fp.lam) if fp.lam is not None else int(np.argmin([c[2] for c in fp.candidates]))
         its = optimise_candidates(ops, [sl[i:i + 1] for sl in s_hat], mu[None],
                                   replace(settings, check_epochs=tuple(range(RECORD, epochs + 1, RECORD))))
-        fast_curve = [relative_errors(field(w, _split(its[e][0, lam_idx][None], w.ranks))[0], refs[i])[0]
+        fast_curve = [relative_errors(field(w, np.split(its[e][0, lam_idx][None], np.cumsum(w.ranks)[:-1], axis=-1))[0], refs[i])[0]
                       for e in sorted(its)]
         ft_curve = [relative_errors(field(w, s)[0], refs[i])[0] for _, s in ft["history"]]
         e_hat, e_fast, e_ft = (relative_errors(u, refs[i]) for u in (u_hat, u_fast, u_ft))
