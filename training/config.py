@@ -27,6 +27,14 @@ class TrainConfig:
     curriculum: float = 0.3          # fraction of steps over which the sampled time horizon grows to 1
     curriculum_start: float = 0.2    # initial time horizon
     input_scale: float = 1.0         # std of the first-layer weights A
+    time_scale: float = 1.0          # extra factor on A's t column at initialisation (faster features in t)
+    residual_scale_power: float = 1.0  # the PDE loss uses (R / (1 + β)^p)²
+    boundary_frac: float = 0.0       # share of μ per step snapped to faces/edges/corners (training/sampling.py)
+    adaptive_frac: float = 0.0       # share of μ per step drawn where the running loss is high
+    adaptive_bins: int = 8           # cells per active parameter of the residual-driven sampler
+    adaptive_power: float = 1.0      # cell probability ∝ (running loss)^power
+    time_bins: int = 1               # stratified time slices per row (causal weighting works per slice)
+    causal_eps: float = 0.0          # causal weights exp(−ε Σ_{earlier slices} loss); 0 = off
     seed: int = 0
     threads: int = 0                 # torch intra-op threads on the CPU; 0 = leave torch's default
     device: str = "auto"             # "auto" → cuda when available, else cpu

@@ -27,10 +27,13 @@ class LRNR(nn.Module):
 
     Coefficients ``s`` are (B, L, K); points x, t are (B, P)."""
 
-    def __init__(self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0):
+    def __init__(self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0,
+                 time_scale: float = 1.0):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.A = nn.Parameter(input_scale * torch.randn(width, 3, generator=gen))
+        A = input_scale * torch.randn(width, 3, generator=gen)
+        A[:, 2] *= time_scale          # faster features in t (high-β convection oscillates in t)
+        self.A = nn.Parameter(A)
         self.a = nn.Parameter(0.5 * torch.randn(width, generator=gen))
         self.U = nn.Parameter(torch.stack([_orthonormal(width, rank, gen) for _ in range(layers)]))
         self.V = nn.Parameter(torch.stack([_orthonormal(width, rank, gen) for _ in range(layers)]))

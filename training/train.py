@@ -24,10 +24,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from core.pde import DOMAINS, X_PERIOD
+from core.pde import DOMAINS
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.modules import LRNR, HyperNet, sparsity
+from training.sampling import MuSampler, sample_points
 from training.truncate import surviving_indices
 
 
@@ -37,33 +38,54 @@ class MetaNet(torch.nn.Module):
     def __init__(self, cfg: TrainConfig):
         super().__init__()
         dom = DOMAINS[cfg.domain]
-        self.lrnr = LRNR(cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale)
+        self.lrnr = LRNR(cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale,
+                         time_scale=cfg.time_scale)
         self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
         self.gamma = cfg.gamma
+        self.scale_power, self.time_bins, self.causal_eps = cfg.residual_scale_power, cfg.time_bins, cfg.causal_eps
 
     def forward(self, mu: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms for μ (B, 3) and points x, t (B, P) (P in ``time_bins`` equal slices of t).
+
+        ``loss_pde`` is what is optimised (causally weighted when causal_eps > 0); ``pde`` is
+        the plain mean, logged; ``rows`` (B,) the per-row plain means (no gradient)."""
         s = self.hyper(mu)
         u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
         beta, nu, rho = (mu[:, i, None] for i in range(3))
         res = u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
-        # Scale by 1/(1+β): the residual of a fast convection grows with β, and unscaled
+        # Scale by 1/(1+β)^p: the residual of a fast convection grows with β, and unscaled
         # it would let the largest β of each batch dominate the loss.
-        pde = ((res / (1.0 + beta)) ** 2).mean()
-        return {"pde": pde, "orth": self.lrnr.orthogonality(), "sparse": sparsity(s, self.gamma),
-                "alive": (s > 0).float().mean()}
+        sq = (res / (1.0 + beta) ** self.scale_power) ** 2
+        slices = sq.view(sq.shape[0], self.time_bins, -1).mean(dim=-1)            # (B, slices)
+        if self.causal_eps > 0:
+            # Causal weighting: a slice counts only once the earlier ones are fitted.
+            earlier = torch.cumsum(slices, dim=1) - slices
+            weight = torch.exp(-self.causal_eps * earlier).detach()
+            loss_pde = (weight * slices).mean()
+        else:
+            weight, loss_pde = None, slices.mean()
+        return {"loss_pde": loss_pde, "pde": slices.mean(), "rows": slices.detach().mean(dim=1),
+                "orth": self.lrnr.orthogonality(), "sparse": sparsity(s, self.gamma),
+                "alive": (s > 0).float().mean(),
+                "causal_min": weight[:, -1].mean() if weight is not None else torch.ones(())}
 
 
-def sample_batch(cfg: TrainConfig, rank: int, step: int, device) -> tuple[torch.Tensor, ...]:
+def make_sampler(cfg: TrainConfig) -> MuSampler:
+    return MuSampler(DOMAINS[cfg.domain], cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins,
+                     cfg.adaptive_power)
+
+
+def sample_batch(cfg: TrainConfig, rank: int, step: int, device,
+                 sampler: MuSampler | None = None) -> tuple[torch.Tensor, ...]:
     """Fresh μ (B, 3) and points x, t (B, P) for this (rank, step)."""
     rng = np.random.default_rng([cfg.seed, rank, step])
-    dom = DOMAINS[cfg.domain]
-    mu = dom.sample(cfg.batch_params, rng)
+    sampler = sampler if sampler is not None else make_sampler(cfg)
+    mu = sampler.sample(cfg.batch_params, rng)
     horizon = 1.0
     if cfg.curriculum > 0:
         frac = step / max(1.0, cfg.curriculum * cfg.steps)
         horizon = min(1.0, cfg.curriculum_start + (1.0 - cfg.curriculum_start) * frac)
-    x = X_PERIOD * rng.random((cfg.batch_params, cfg.batch_points))
-    t = horizon * rng.random((cfg.batch_params, cfg.batch_points))
+    x, t = sample_points(cfg.batch_params, cfg.batch_points, horizon, cfg.time_bins, rng)
     dt = torch.get_default_dtype()
     return tuple(torch.as_tensor(a, dtype=dt, device=device) for a in (mu, x, t))
 
@@ -100,9 +122,12 @@ class MetaTrainer:
         net = MetaNet(cfg).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
         modules = {"lrnr": net.lrnr, "hyper": net.hyper}
+        sampler = make_sampler(cfg)
         step, history = 0, []
         if resume and (self.run_dir / "checkpoint.json").exists():
-            step, history = load_checkpoint(self.run_dir, modules, opt)
+            step, history, extra = load_checkpoint(self.run_dir, modules, opt)
+            if "sampler_table" in extra:
+                sampler.table[...] = extra["sampler_table"]
         model = DistributedDataParallel(net) if distributed else net
         bar = None
         if self.progress and rank == 0:
@@ -113,37 +138,53 @@ class MetaTrainer:
         while step < cfg.steps:
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)
-            terms = model(*sample_batch(cfg, rank, step, device))
-            loss = terms["pde"] + cfg.orth_weight * terms["orth"] + cfg.lam_sparse * terms["sparse"]
+            batch = sample_batch(cfg, rank, step, device, sampler)
+            terms = model(*batch)
+            loss = terms["loss_pde"] + cfg.orth_weight * terms["orth"] + cfg.lam_sparse * terms["sparse"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-            window.append([terms[k].item() for k in ("pde", "orth", "sparse", "alive")])
+            self._observe(sampler, batch[0], terms["rows"], distributed)
+            window.append([terms[k].item() for k in ("pde", "orth", "sparse", "alive", "causal_min")])
             if step % cfg.log_every == 0 or step == cfg.steps:
                 m = np.mean(window, axis=0)
                 window = []
                 elapsed = elapsed_before + time.perf_counter() - t_start
                 history.append({"step": step, "pde": m[0], "orth": m[1], "sparse": m[2], "alive": m[3],
+                                "causal_min": m[4], "worst_cell": float(sampler.table.max()),
                                 "lr": lr_at(cfg, step - 1), "time_s": elapsed})
                 if bar is not None:
-                    bar.set_postfix(pde=f"{m[0]:.2e}", orth=f"{m[1]:.1e}", sparse=f"{m[2]:.1e}", alive=f"{m[3]:.2f}")
+                    bar.set_postfix(pde=f"{m[0]:.2e}", orth=f"{m[1]:.1e}", sparse=f"{m[2]:.1e}", alive=f"{m[3]:.2f}",
+                                    causal=f"{m[4]:.2f}", worst=f"{sampler.table.max():.1e}")
             if bar is not None:
                 bar.update(1)
             timed_out = cfg.time_limit_min > 0 and (elapsed_before + time.perf_counter() - t_start) > 60 * cfg.time_limit_min
             if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or timed_out):
-                save_checkpoint(self.run_dir, modules, opt, step, cfg.to_dict(), history)
+                save_checkpoint(self.run_dir, modules, opt, step, cfg.to_dict(), history,
+                                extra={"sampler_table": sampler.table})
             if timed_out:
                 break
         if bar is not None:
             bar.close()
-        self.net_, self.history_, self.steps_done_ = net, history, step
+        self.net_, self.history_, self.steps_done_, self.sampler_ = net, history, step, sampler
         if rank == 0:
             self._export(net, history, step)
         if distributed:
             dist.barrier()
             dist.destroy_process_group()
         return self
+
+    @staticmethod
+    def _observe(sampler: MuSampler, mu: torch.Tensor, rows: torch.Tensor, distributed: bool) -> None:
+        """Fold the step's per-row losses into the sampler (summed over ranks under DDP, so
+        every rank keeps the same running means)."""
+        sums, counts = sampler.tally(mu.cpu().double().numpy(), rows.cpu().double().numpy())
+        if distributed:
+            both = torch.as_tensor(np.concatenate([sums, counts]), device=rows.device, dtype=torch.float64)
+            dist.all_reduce(both)
+            sums, counts = np.split(both.cpu().numpy(), 2)
+        sampler.observe(sums, counts)
 
     def _export(self, net: MetaNet, history: list[dict], step: int) -> None:
         """Truncate and write the checkpoint contract (lrnr.npz, hyper.npz, settings.json, history.json)."""
