@@ -2,8 +2,8 @@
 
     python benchmarks/default_models.py [--repeats 7]
 
-For each artifact in artifacts/: the hypernetwork, the whole fast phase (400 epochs, all
-λ candidates, full-LRNR check: ``run_fast_phase`` with default settings), and the full-field
+For each artifact in artifacts/: the hypernetwork, the whole fast phase (``run_fast_phase``
+with the model's default settings, check included), and the full-field
 evaluation on the 256×100 grid through the ONNX graph (``service.field.FieldEvaluator``),
 the last as achieved GFLOP/s (matmul flops 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's
 numpy float32 matmul rate measured in the same process. Minimum over repeats (median beside).
@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.artifact import list_artifacts, load_artifact  # noqa: E402
-from core.fast_phase import FastPhaseSettings, run_fast_phase  # noqa: E402
+from core.fast_phase import FastPhaseModel, run_fast_phase  # noqa: E402
 from core.hypernet import hyper_forward  # noqa: E402
 from core.pde import standard_grid  # noqa: E402
 from service.field import FieldEvaluator  # noqa: E402
@@ -55,9 +55,11 @@ def main(argv: list[str] | None = None) -> None:
         art = load_artifact(path)
         mu = art.test_domain.low + 0.5 * (art.test_domain.high - art.test_domain.low)
         s_hat = hyper_forward(art.hyper, mu[None])
-        w32 = art.lrnr.astype(np.float32)
+        fp = art.manifest["fast_phase"]
+        model = FastPhaseModel(art.lrnr, art.reduced, (fp["collocation"]["points"], fp["collocation"]["seed"]),
+                               (fp["check"]["points"], fp["check"]["seed"]))
         hyp, _ = timed(lambda: hyper_forward(art.hyper, mu[None]), args.repeats)
-        fast, fast_med = timed(lambda: run_fast_phase(art.reduced, w32, s_hat, mu[None], FastPhaseSettings()), args.repeats)
+        fast, fast_med = timed(lambda: run_fast_phase(model, s_hat, mu[None], art.fast_phase), args.repeats)
         ev = FieldEvaluator(art.onnx["lrnr.onnx"], threads=1)
         s1 = [sl[0].astype(np.float32) for sl in s_hat]
         field, field_med = timed(lambda: ev.evaluate_grid(s1, x, t), args.repeats)

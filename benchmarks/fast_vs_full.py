@@ -1,73 +1,80 @@
-"""SPInProp vs full fine-tuning: time per Adam step, measured side by side in one run.
+"""Time per query: the fast phase (LM, exact and reduced) vs the paper's Adam path vs full
+fine-tuning, on the shipped models, measured side by side in one run.
 
-    python benchmarks/fast_vs_full.py [--widths 256 1024 4000] [--threads 1 2] [--repeats 3]
+    OMP_NUM_THREADS=1 python benchmarks/fast_vs_full.py [--models cdr convection] [--queries 5]
 
-Fast step: one row of the fast phase (n = 5, k = (10, 10, 10), 4×3 sample grid), numpy,
-``benchmarks/fast_phase_step.time_fast_step``. Full step: one Adam step of
-``training.finetune`` through the full LRNR of width N in factored form (1000 interior
-+ 256 initial + 100 boundary pairs, torch, float32), random bases of the same ranks.
-Prints per-step times and the speed-up ratio per (N, threads). Timing, not a test.
+Per model, the same seeded queries from its served domain, one at a time:
+  * the default fast phase (``run_fast_phase`` with the model's settings, check included);
+  * the same with the other backend;
+  * Adam on the ℓ1 objective, reduced backend, 400 steps, 3 locality candidates (check included);
+  * full fine-tuning (``training.finetune``: torch, 400 Adam steps, 1000 interior points).
+Prints the median wall time per query and the ratio to the default fast phase. Timing, not a test.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
-import sys
-import json
-from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from core.artifact import load_artifact  # noqa: E402
+from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase  # noqa: E402
+from core.hypernet import hyper_forward  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def worker(threads: int, widths: list[int], repeats: int) -> list[dict]:
-    import time
-
-    import numpy as np
+def main(argv: list[str] | None = None) -> None:
     import torch
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from fast_phase_step import random_lrnr, time_fast_step  # noqa: E402
 
     from training.finetune import FinetuneSettings, finetune
     from training.modules import LRNR
 
-    torch.set_num_threads(threads)
-    rows = []
-    fast = time_fast_step(rows=1, epochs=200, repeats=repeats)
-    for N in widths:
-        w = random_lrnr(N)
-        net = LRNR.from_weights(w)
-        s0 = [np.full(k, 0.5) for k in w.ranks]
-        steps = 20 if N <= 1024 else 5
-        best = float("inf")
-        for _ in range(repeats):
-            out = finetune(w, s0, np.array([2.0, 0.5, 1.0]), FinetuneSettings(epochs=steps), net=net)
-            best = min(best, out["step_s"])
-        rows.append({"threads": threads, "N": N, "fast_step_us": fast["us_per_step"],
-                     "full_step_ms": 1e3 * best})
-    return rows
-
-
-def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 4000])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--models", nargs="+", default=["cdr", "convection"])
+    ap.add_argument("--queries", type=int, default=5)
     args = ap.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.widths, args.repeats)))
-        return
-    print(f"{'threads':>7} {'N':>5} {'fast step µs':>13} {'full step ms':>13} {'speed-up':>9}")
-    for th in args.threads:  # a fresh process per thread count: BLAS pools are fixed at import
-        env = {**os.environ, "OMP_NUM_THREADS": str(th), "OPENBLAS_NUM_THREADS": str(th), "MKL_NUM_THREADS": str(th),
-               "PYTHONPATH": str(ROOT)}
-        out = subprocess.run([sys.executable, __file__, "--worker", str(th), "--repeats", str(args.repeats),
-                              "--widths", *map(str, args.widths)], env=env, capture_output=True, text=True, check=True)
-        for r in json.loads(out.stdout.strip().splitlines()[-1]):
-            us = r["fast_step_us"]
-            print(f"{th:>7} {r['N']:>5} {us:>13.1f} {r['full_step_ms']:>13.2f} {1e3 * r['full_step_ms'] / us:>8.0f}×")
+    torch.set_num_threads(1)
+    print(f"one thread; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'model':>11} {'method':>30} {'ms / query':>11} {'× default':>10}")
+    for name in args.models:
+        art = load_artifact(ROOT / "artifacts" / name)
+        fp = art.manifest["fast_phase"]
+        fast = FastPhaseModel(art.lrnr, art.reduced, (fp["collocation"]["points"], fp["collocation"]["seed"]),
+                              (fp["check"]["points"], fp["check"]["seed"]))
+        default = art.fast_phase
+        other = "reduced" if default.backend == "exact" else "exact"
+        methods = {f"LM {default.backend} (default)": default,
+                   f"LM {other}": dataclasses.replace(default, backend=other),
+                   "Adam ℓ1, reduced, 400 steps": FastPhaseSettings(backend="reduced", optimizer="adam", steps=400,
+                                                                    locality=(1e-4, 1e-3, 1e-2))}
+        mus = art.served_domain.sample(args.queries, np.random.default_rng(5))
+        S_hat = np.concatenate(hyper_forward(art.hyper, mus), axis=1)
+        times = {}
+        for label, st in methods.items():
+            run_fast_phase(fast, S_hat[:1], mus[:1], st)                     # warm-up
+            ts = []
+            for i in range(len(mus)):
+                t0 = time.perf_counter()
+                run_fast_phase(fast, S_hat[i:i + 1], mus[i:i + 1], st)
+                ts.append(time.perf_counter() - t0)
+            times[label] = 1e3 * float(np.median(ts))
+        net = LRNR.from_weights(art.lrnr)
+        ts = []
+        for i in range(min(3, len(mus))):
+            s0 = [np.asarray(p) for p in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
+            ts.append(finetune(art.lrnr, s0, mus[i], FinetuneSettings(epochs=400), net=net)["time_s"])
+        times["full fine-tuning, 400 steps"] = 1e3 * float(np.median(ts))
+        base = times[f"LM {default.backend} (default)"]
+        for label, ms in times.items():
+            print(f"{name:>11} {label:>30} {ms:>11.1f} {ms / base:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -62,32 +62,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def synthetic_artifacts(directory: Path, width: int = 256, ranks=(12, 12, 12), eim_rank: int = 5) -> Path:
+def synthetic_artifacts(directory: Path, width: int = 256, ranks=(12, 12, 12), eim_rank: int = 40) -> Path:
     """A random cdr model of the CPU default's size (N = 256, L = 3): timings only, no accuracy."""
-    from core.artifact import write_artifact
-    from core.fastlrnr import FastLRNRSettings, build_fastlrnr
-    from core.hypernet import HyperWeights, hyper_forward
-    from core.lrnr import LRNRWeights
     from core.pde import CDR
-    from training.onnx_export import lrnr_onnx  # needs the onnx package (train extra)
+    from training.synthetic_artifact import write_synthetic  # needs the onnx package (train extra)
 
-    rng = np.random.default_rng(0)
-    N, K = width, 24
-    lrnr = LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N),
-                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-                       tuple(rng.normal(size=(N, k)) for k in ranks),
-                       tuple(0.1 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / np.sqrt(N), 0.1)
-    hyper = HyperWeights((rng.normal(size=(K, 3)), rng.normal(size=(K, K)) / np.sqrt(K),
-                          rng.normal(size=(K, K)) / np.sqrt(K)), tuple(0.1 * rng.normal(size=K) for _ in range(3)),
-                         tuple(0.3 * rng.normal(size=(k, K)) for k in ranks), tuple(np.full(k, 0.5) for k in ranks),
-                         CDR.low, CDR.high)
-    sets = lambda mu: [[sl[i] for sl in hyper_forward(hyper, mu)] for i in range(len(mu))]  # noqa: E731
-    settings = FastLRNRSettings(rank=eim_rank)
-    ops, quality = build_fastlrnr(lrnr, sets(CDR.grid(3)), sets(CDR.sample(4, rng)), settings)
-    write_artifact(directory / "cdr", name="cdr", version="synthetic", domain=CDR, test_domain=CDR, lrnr=lrnr,
-                   hyper=hyper, reduced_arrays=ops,
-                   onnx_files={"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)},
-                   training={"synthetic": True}, eim={"n": eim_rank, **quality}, quality={})
+    write_synthetic(directory / "cdr", "cdr", CDR, width=width, ranks=ranks, points=256, rank=eim_rank, steps=8)
     return directory
 
 
@@ -130,8 +110,8 @@ class Server:
 def request_body(mu: np.ndarray, args) -> dict:
     body = {"model": args.model, "params": dict(zip(("beta", "nu", "rho"), map(float, mu))),
             "grid": {"nx": args.nx, "nt": args.nt}}
-    if args.epochs is not None:
-        body["fast_phase"] = {"epochs": args.epochs}
+    if args.steps is not None:
+        body["fast_phase"] = {"steps": args.steps}
     return body
 
 
@@ -235,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default="cdr")
     p.add_argument("--nx", type=int, default=256)
     p.add_argument("--nt", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=None, help="fast-phase epochs (default: the model's)")
+    p.add_argument("--steps", type=int, default=None, help="fast-phase steps (default: the model's)")
     p.add_argument("--transport", choices=("json", "npy"), default="json")
     p.add_argument("--requests", type=int, default=40, help="sequential requests")
     p.add_argument("--concurrency", type=int, default=8)
@@ -273,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
                     results[label] = run
                 finally:
                     server.stop()
-        results["settings"] = {"model": args.model, "grid": [args.nt, args.nx], "epochs": args.epochs or "default",
+        results["settings"] = {"model": args.model, "grid": [args.nt, args.nx], "steps": args.steps or "default",
                                "transport": args.transport, "synthetic": args.synthetic,
                                "solver_threads": args.threads, "cpus": os.cpu_count()}
     print(json.dumps(results, indent=2))

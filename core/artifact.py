@@ -3,13 +3,19 @@
 Layout (every file except the manifest is listed in it with its sha256 and size)::
 
     manifest.json     schema_version, name, version, created, pde, ansatz, domain,
-                      test_domain, dimensions, training, eim, quality, files
+                      test_domain, served_domain, dimensions, training, eim, fast_phase,
+                      error_estimate, quality, files
     lrnr.npz          LRNRWeights.to_arrays()           (A, a, U1.., V1.., b1.., w, c)
     hyper.npz         HyperWeights.to_arrays()          (W1..W3, c1..c3, H1.., e1.., low, high)
-    fastlrnr.npz      the reduced operators, a flat dict of arrays (core.fastlrnr)
+    fastlrnr.npz      the FastLRNR at the collocation points (core.fastlrnr.ReducedOperators)
     *.onnx            exported graphs, opaque bytes (``lrnr.onnx``, ``lrnr_jets.onnx``)
 
 ``dimensions`` = {N, L, ranks: [k_1..k_L], K_max, hyper_width, eim_rank}.
+``served_domain``: the box (inside ``domain``) where the model meets its accuracy target.
+``fast_phase`` = {collocation: {points, seed}, check: {points, seed}, default: the
+FastPhaseSettings the model serves by default, measured: how they were chosen}.
+``error_estimate`` = {model: the ErrorModel (core.error_estimate), how it was calibrated and
+its measured quality}.
 
 Nothing is ever unpickled: npz files are parsed with ``allow_pickle=False`` from the
 same bytes whose checksum was verified, and only files listed in the manifest are read.
@@ -31,17 +37,20 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from core.error_estimate import ErrorModel
+from core.fast_phase import FastPhaseSettings
+from core.fastlrnr import ReducedOperators
 from core.hypernet import HyperWeights
 from core.lrnr import ANSATZ, LRNRWeights
-from core.pde import Domain
+from core.pde import Domain, interior_points
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 PDE = ("u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], "
        "u(x, 0) = 1 + sin(x)")
@@ -50,7 +59,8 @@ ONNX_FILES = ("lrnr.onnx", "lrnr_jets.onnx")  # the usual graphs; any other *.on
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _REQUIRED_KEYS = ("schema_version", "name", "version", "created", "pde", "ansatz", "domain",
-                  "test_domain", "dimensions", "training", "eim", "quality", "files")
+                  "test_domain", "served_domain", "dimensions", "training", "eim", "fast_phase",
+                  "error_estimate", "quality", "files")
 
 
 class ArtifactError(ValueError):
@@ -65,20 +75,23 @@ class ArtifactError(ValueError):
 @dataclass(frozen=True, eq=False)
 class Artifact:
     """A loaded, verified artifact. ``lrnr`` is float64; ``onnx`` maps file name → path;
-    ``reduced`` is a ``core.fastlrnr.ReducedOperators`` when that class exists, else None."""
+    ``reduced`` the FastLRNR; ``fast_phase`` the default settings; ``error_model`` the
+    calibrated error estimate; ``served_domain`` where the model meets its target."""
 
     name: str
     version: str
     manifest: dict
     domain: Domain
     test_domain: Domain
+    served_domain: Domain
     lrnr: LRNRWeights
     hyper: HyperWeights
-    reduced_arrays: dict[str, np.ndarray]
+    reduced: ReducedOperators
+    fast_phase: FastPhaseSettings
+    error_model: ErrorModel
     onnx: dict[str, Path]
     sha256: str
     directory: Path
-    reduced: Any = field(default=None)
 
     @property
     def dimensions(self) -> dict:
@@ -91,6 +104,7 @@ class Artifact:
 def write_artifact(directory: Path | str, *, name: str, version: str, domain: Domain, test_domain: Domain,
                    lrnr: LRNRWeights, hyper: HyperWeights, reduced_arrays: Mapping[str, np.ndarray],
                    onnx_files: Mapping[str, bytes], training: dict, eim: dict, quality: dict,
+                   fast_phase: dict, served_domain: Domain, error_estimate: dict,
                    eim_rank: int | None = None, k_max: int | None = None, created: str | None = None,
                    overwrite: bool = False) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.
@@ -100,6 +114,8 @@ def write_artifact(directory: Path | str, *, name: str, version: str, domain: Do
     ``reduced_arrays`` is a flat {name: ndarray} (e.g. ``ReducedOperators.to_arrays()``;
     an object with ``to_arrays()`` is accepted too). ``eim_rank`` defaults to
     ``eim["n"]``; ``k_max`` (the rank before truncation) to the hypernetwork width.
+    ``fast_phase`` = {collocation, check, default, ...} and ``error_estimate`` = {model, ...}
+    as described in the module docstring; ``served_domain`` must lie inside ``domain``.
     ``training``, ``eim`` and ``quality`` must be JSON-serialisable. With ``overwrite``
     an existing artifact at ``directory`` is replaced; otherwise FileExistsError.
     """
@@ -134,7 +150,8 @@ def write_artifact(directory: Path | str, *, name: str, version: str, domain: Do
         "schema_version": SCHEMA_VERSION, "name": name, "version": version,
         "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "pde": PDE, "ansatz": ANSATZ, "domain": domain.to_dict(), "test_domain": test_domain.to_dict(),
-        "dimensions": dims, "training": training, "eim": eim, "quality": quality,
+        "served_domain": served_domain.to_dict(), "dimensions": dims, "training": training, "eim": eim,
+        "fast_phase": fast_phase, "error_estimate": error_estimate, "quality": quality,
         "files": {f: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for f, b in sorted(payload.items())},
     }
     try:
@@ -202,6 +219,9 @@ class _Verified:
     sha256: str
     domain: Domain
     test_domain: Domain
+    served_domain: Domain
+    fast_phase: FastPhaseSettings
+    error_model: ErrorModel
     arrays: dict[str, dict[str, np.ndarray]]  # npz file name → arrays
     onnx: dict[str, Path]
 
@@ -226,11 +246,16 @@ def load_artifact(directory: Path | str) -> Artifact:
         hyper = HyperWeights.from_arrays({k: np.asarray(a, np.float64) for k, a in v.arrays["hyper.npz"].items()})
     except (KeyError, ValueError, TypeError) as exc:
         raise ArtifactError(directory / "hyper.npz", f"cannot build the hypernetwork: {exc}") from None
-    reduced_arrays = v.arrays["fastlrnr.npz"]
-    reduced = _reduced_operators(directory / "fastlrnr.npz", reduced_arrays, m["dimensions"])
+    reduced = _reduced_operators(directory / "fastlrnr.npz", v.arrays["fastlrnr.npz"], m["dimensions"])
+    colloc = m["fast_phase"]["collocation"]
+    x, t = interior_points(colloc["points"], colloc["seed"])
+    if reduced.x.shape != x.shape or not (np.allclose(reduced.x, x) and np.allclose(reduced.t, t)):
+        raise ArtifactError(directory / "fastlrnr.npz", "the reduced operators were not built at the collocation "
+                                                        f"points the manifest names ({colloc})")
     return Artifact(name=m["name"], version=m["version"], manifest=m, domain=v.domain, test_domain=v.test_domain,
-                    lrnr=lrnr, hyper=hyper, reduced_arrays=reduced_arrays, onnx=v.onnx, sha256=v.sha256,
-                    directory=directory, reduced=reduced)
+                    served_domain=v.served_domain, lrnr=lrnr, hyper=hyper, reduced=reduced,
+                    fast_phase=v.fast_phase, error_model=v.error_model, onnx=v.onnx, sha256=v.sha256,
+                    directory=directory)
 
 
 def list_artifacts(root: Path | str) -> list[Path]:
@@ -241,26 +266,16 @@ def list_artifacts(root: Path | str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
 
 
-def _reduced_operators(path: Path, arrays: dict[str, np.ndarray], dims: dict):
-    """Build core.fastlrnr.ReducedOperators when that module provides it, else None;
-    its ranks and EIM rank must agree with the manifest's dimensions."""
+def _reduced_operators(path: Path, arrays: dict[str, np.ndarray], dims: dict) -> ReducedOperators:
+    """The FastLRNR; its ranks and EIM rank must agree with the manifest's dimensions."""
     try:
-        from core import fastlrnr
-    except ImportError:
-        return None
-    cls = getattr(fastlrnr, "ReducedOperators", None)
-    if cls is None or not hasattr(cls, "from_arrays"):
-        return None
-    try:
-        reduced = cls.from_arrays(arrays)
+        reduced = ReducedOperators.from_arrays(arrays)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise ArtifactError(path, f"cannot build the reduced operators: {type(exc).__name__}: {exc}") from None
-    ranks = getattr(reduced, "ranks", None)
-    if ranks is not None and list(ranks) != list(dims["ranks"]):
-        raise ArtifactError(path, f"reduced operators have ranks {list(ranks)}, the manifest says {dims['ranks']}")
-    n = getattr(reduced, "n", None)
-    if n is not None and dims.get("eim_rank") is not None and n != dims["eim_rank"]:
-        raise ArtifactError(path, f"reduced operators have EIM rank {n}, the manifest says {dims['eim_rank']}")
+    if list(reduced.ranks) != list(dims["ranks"]):
+        raise ArtifactError(path, f"reduced operators have ranks {list(reduced.ranks)}, the manifest says {dims['ranks']}")
+    if dims.get("eim_rank") is not None and reduced.n != dims["eim_rank"]:
+        raise ArtifactError(path, f"reduced operators have EIM rank {reduced.n}, the manifest says {dims['eim_rank']}")
     return reduced
 
 
@@ -294,15 +309,23 @@ def _read_verified(directory: Path) -> _Verified:
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise ArtifactError(mpath, f"{key} must be a non-empty string, got {manifest[key]!r}")
-    for key in ("training", "eim", "quality"):
+    for key in ("training", "eim", "quality", "fast_phase", "error_estimate"):
         if not isinstance(manifest[key], dict):
             raise ArtifactError(mpath, f"{key} must be an object, got {type(manifest[key]).__name__}")
     domains = []
-    for key in ("domain", "test_domain"):
+    for key in ("domain", "test_domain", "served_domain"):
         try:
             domains.append(Domain.from_dict(manifest[key]))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ArtifactError(mpath, f"{key} is malformed: {exc!r}") from None
+    served = domains[2]
+    if not (np.all(served.low >= domains[0].low - 1e-12) and np.all(served.high <= domains[0].high + 1e-12)):
+        raise ArtifactError(mpath, f"served_domain {served.bounds} is not inside the domain {domains[0].bounds}")
+    fast_phase = _fast_phase_settings(mpath, manifest["fast_phase"])
+    try:
+        error_model = ErrorModel.from_dict(manifest["error_estimate"]["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(mpath, f"error_estimate.model is malformed: {exc!r}") from None
     dims = _check_dimensions(mpath, manifest["dimensions"])
     listed = _check_file_list(mpath, manifest["files"])
 
@@ -326,7 +349,20 @@ def _read_verified(directory: Path) -> _Verified:
     _check_lrnr_arrays(directory / "lrnr.npz", arrays["lrnr.npz"], dims)
     _check_hyper_arrays(directory / "hyper.npz", arrays["hyper.npz"], dims, domains[0])
     onnx = {f: directory / f for f in listed if f.endswith(".onnx")}
-    return _Verified(manifest, hashlib.sha256(raw).hexdigest(), domains[0], domains[1], arrays, onnx)
+    return _Verified(manifest, hashlib.sha256(raw).hexdigest(), domains[0], domains[1], served, fast_phase,
+                     error_model, arrays, onnx)
+
+
+def _fast_phase_settings(mpath: Path, fp: dict) -> FastPhaseSettings:
+    """fast_phase.default as settings; collocation and check point counts and seeds."""
+    try:
+        for key in ("collocation", "check"):
+            points, seed = fp[key]["points"], fp[key]["seed"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (points, seed)) or points < 1:
+                raise ValueError(f"{key} needs integer points ≥ 1 and seed ≥ 0, got {fp[key]!r}")
+        return FastPhaseSettings.from_dict(fp["default"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(mpath, f"fast_phase is malformed: {exc!r}") from None
 
 
 def _check_dimensions(mpath: Path, dims) -> dict:

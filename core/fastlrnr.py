@@ -1,309 +1,183 @@
-"""FastLRNR: the reduced network built by EIM/DEIM on the LRNR hidden states (method.md §4).
+"""FastLRNR: the reduced network built by EIM/DEIM for a fixed set of collocation points.
 
-With POD bases Φ_l (N, n), DEIM rows p_l (n,) and M_l = (Φ_l[p_l])⁻¹ (n, n), the
-reduced states c_l ∈ R^n (coordinates of h_l ≈ Φ_l c_l) follow the LRNR variant of
-``core.lrnr`` exactly:
+Layer 0 does not depend on the coefficients, so its contribution at the points is exact:
+a_1 = U_1ᵀ h_0 (with x, t, xx jets) is stored. Each layer l = 1..L is interpolated from
+n of its N entries: with a POD basis Φ_l (N, n) of its state jets at the points, DEIM rows
+p_l (n,) and M_l = (Φ_l[p_l])⁻¹, the state h_l ≈ Φ_l M_l q_l where q_l = h_l[p_l]. Then
 
-    c_0 = M_0 tanh(A[p_0] z + a[p_0])                                z = (cos x, sin x, t)
-    c_l = M_l tanh(V_l[p_l] diag(s_l) (U_lᵀ Φ_{l−1}) c_{l−1} + b_l[p_l])     l = 1..L
-    u   = 1 + sin x + t · ((wᵀ Φ_L) c_L + c)
+    q_l = tanh(V_l[p_l] (s_l ⊙ a_l) + b_l[p_l]),   a_{l+1} = (U_{l+1}ᵀ Φ_l M_l) q_l,
+    g   = (wᵀ Φ_L M_L) q_L + c,                      u = 1 + sin x + t g,
 
-Nothing has size N. With Φ_l a full basis of R^N (n = N) the FastLRNR is the LRNR.
-The hidden states are sampled at space-time *sample points* and at their ±δ shifts in
-x and t, so the bases also carry derivative information.
+which is ``core.jet_chain.JetChain`` with operators of width n: nothing has size N, and a
+fast-phase step costs O(n K M) whatever the LRNR width. With n = N (Φ = I) it is the LRNR.
+
+The snapshots are the state jets (value, ∂x, ∂t, ∂xx) of every layer at the points, for
+the coefficient sets the builder is given (the hypernetwork's over a parameter grid, and
+where the fast phase takes them), so the bases carry derivative information exactly.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, asdict
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from core.eim import deim_indices, eim_interpolation_error, pod_basis
-from core.lrnr import LRNRWeights, _tanh_jet, embed, lrnr_hidden_states, lrnr_jets
-from core.pde import T_END, X_PERIOD
-
-
-@dataclass(frozen=True)
-class FastLRNRSettings:
-    """How the FastLRNR is built.
-
-    nx_s × nt_s sample points on [0, 2π] × [0, 1] (ends included); delta: the x/t shift
-    of the derivative snapshots; rank: n, the EIM dimension of every layer;
-    params_per_axis: the μ grid per active parameter used for the training snapshots
-    (``Domain.grid``); heldout: number of random μ (drawn with ``seed``) for the
-    held-out quality report.
-    """
-
-    nx_s: int = 4
-    nt_s: int = 3
-    delta: float = 1e-4
-    rank: int = 5
-    params_per_axis: int = 4
-    heldout: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.nx_s < 1 or self.nt_s < 1 or self.rank < 1 or self.params_per_axis < 1 or self.heldout < 0:
-            raise ValueError(f"FastLRNRSettings: sizes must be positive, got {self}")
-        if not (0.0 < self.delta < 0.1):
-            raise ValueError(f"FastLRNRSettings: delta must lie in (0, 0.1), got {self.delta}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def sample_points(settings: FastLRNRSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The nx_s × nt_s tensor grid as point lists x, t (m,), t-major (the first nx_s
-    points are the t = 0 row)."""
-    xs = np.linspace(0.0, X_PERIOD, settings.nx_s)
-    ts = np.linspace(0.0, T_END, settings.nt_s)
-    tt, xx = np.meshgrid(ts, xs, indexing="ij")
-    return xx.ravel(), tt.ravel()
-
-
-def parameter_sets(domain, settings: FastLRNRSettings) -> tuple[np.ndarray, np.ndarray]:
-    """(mu_train (G, 3), mu_heldout (H, 3)): the snapshot grid over ``domain`` and
-    ``settings.heldout`` uniform random sets drawn with ``settings.seed``."""
-    rng = np.random.default_rng(settings.seed)
-    return domain.grid(settings.params_per_axis), domain.sample(settings.heldout, rng)
-
-
-def _check_points(x, t) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    if x.ndim != 1 or x.shape != t.shape:
-        raise ValueError(f"expected x and t of the same shape (P,), got {x.shape} and {t.shape}")
-    return x, t
-
-
-def collect_snapshots(weights: LRNRWeights, coeff_sets: Sequence[Sequence[np.ndarray]],
-                      x: np.ndarray, t: np.ndarray, delta: float) -> list[np.ndarray]:
-    """Hidden-state snapshot matrices [H_0, ..., H_L], each (N, 5·m·len(coeff_sets)).
-
-    For every coefficient set (a list of (k_l,)), the states at the m points (x, t),
-    then at x + δ, x − δ, t + δ, t − δ, are appended as columns. Computed in float64.
-    """
-    if len(coeff_sets) == 0:
-        raise ValueError("collect_snapshots: expected at least one coefficient set")
-    x, t = _check_points(x, t)
-    w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
-    xs = np.concatenate([x, x + delta, x - delta, x, x])
-    ts = np.concatenate([t, t, t, t + delta, t - delta])
-    per_layer: list[list[np.ndarray]] = [[] for _ in range(len(weights.U) + 1)]
-    for s in coeff_sets:
-        s = [np.asarray(sl, dtype=np.float64) for sl in s]
-        for l, h in enumerate(lrnr_hidden_states(w64, s, xs, ts)):
-            per_layer[l].append(h.T)
-    return [np.ascontiguousarray(np.concatenate(cols, axis=1)) for cols in per_layer]
-
-
-def _tup(arrs, dtype=np.float64):
-    return tuple(np.ascontiguousarray(a, dtype=dtype) for a in arrs)
+from core.eim import deim_indices
+from core.jet_chain import JetChain, exact_chain, layer1_inputs
+from core.lrnr import LRNRWeights
 
 
 @dataclass(frozen=True)
 class ReducedOperators:
-    """The FastLRNR operators (method.md §4), all tiny (n ≈ 5, k_l ≈ 10).
+    """The FastLRNR at its M collocation points (see the module docstring).
 
-    A0 (n, 3), a0 (n,): the sampled input layer;  M[l] (n, n), l = 0..L: (Φ_l[p_l])⁻¹;
-    G[l−1] = U_lᵀ Φ_{l−1} (k_l, n), Vp[l−1] = V_l[p_l] (n, k_l), bp[l−1] = b_l[p_l] (n,),
-    l = 1..L;  wr = wᵀ Φ_L (n,), c: output bias;  p[l] (n,): the DEIM rows (provenance);
-    x_s, t_s (m,): the sample points the operators were built on (the fast phase's
-    collocation points; t_s = 0 marks initial-condition points).
-    """
+    x, t (M,); a1 (4, M, k_1): exact layer-1 inputs; for l = 1..L: Wout[l−1] = V_l[p_l] (n, k_l),
+    bias[l−1] = b_l[p_l] (n,), p[l−1] (n,): the DEIM rows; for l = 2..L: Win[l−2] =
+    (U_lᵀ Φ_{l−1} M_{l−1})ᵀ (n, k_l); w = (wᵀ Φ_L M_L)ᵀ (n,); c: the output bias."""
 
-    A0: np.ndarray
-    a0: np.ndarray
-    M: tuple[np.ndarray, ...]
-    G: tuple[np.ndarray, ...]
-    Vp: tuple[np.ndarray, ...]
-    bp: tuple[np.ndarray, ...]
-    wr: np.ndarray
+    x: np.ndarray
+    t: np.ndarray
+    a1: np.ndarray
+    Wout: tuple[np.ndarray, ...]
+    bias: tuple[np.ndarray, ...]
+    Win: tuple[np.ndarray, ...]
+    w: np.ndarray
     c: float
     p: tuple[np.ndarray, ...]
-    x_s: np.ndarray
-    t_s: np.ndarray
 
     def __post_init__(self) -> None:
-        n = self.A0.shape[0]
-        if self.x_s.ndim != 1 or self.x_s.shape != self.t_s.shape or self.x_s.size == 0:
-            raise ValueError(f"expected sample points x_s, t_s of shape (m,), got {self.x_s.shape}, {self.t_s.shape}")
-        L = len(self.G)
-        if self.A0.shape != (n, 3) or self.a0.shape != (n,) or self.wr.shape != (n,):
-            raise ValueError(f"expected A0 (n, 3), a0 (n,), wr (n,); got {self.A0.shape}, {self.a0.shape}, {self.wr.shape}")
-        if L < 1 or len(self.M) != L + 1 or len(self.Vp) != L or len(self.bp) != L or len(self.p) != L + 1:
-            raise ValueError(f"expected L ≥ 1 layers with M, p of length L + 1 and G, Vp, bp of length L; got "
-                             f"{len(self.M)}, {len(self.p)}, {len(self.G)}, {len(self.Vp)}, {len(self.bp)}")
-        for l, (M, p) in enumerate(zip(self.M, self.p)):
-            if M.shape != (n, n) or p.shape != (n,):
-                raise ValueError(f"layer {l}: expected M ({n}, {n}) and p ({n},), got {M.shape}, {p.shape}")
-        for l, (G, Vp, bp) in enumerate(zip(self.G, self.Vp, self.bp), start=1):
-            if G.ndim != 2 or G.shape[1] != n or Vp.shape != (n, G.shape[0]) or bp.shape != (n,):
-                raise ValueError(f"layer {l}: expected G (k, {n}), Vp ({n}, k), bp ({n},); "
-                                 f"got {G.shape}, {Vp.shape}, {bp.shape}")
+        L, n = len(self.Wout), self.w.shape[0]
+        if len(self.bias) != L or len(self.p) != L or len(self.Win) != L - 1:
+            raise ValueError(f"expected L = {L} entries of Wout, bias, p and L − 1 of Win; got "
+                             f"{len(self.bias)}, {len(self.p)}, {len(self.Win)}")
+        for l in range(L):
+            if self.Wout[l].shape[0] != n or self.bias[l].shape != (n,) or self.p[l].shape != (n,):
+                raise ValueError(f"layer {l + 1}: expected Wout ({n}, k), bias ({n},), p ({n},); got "
+                                 f"{self.Wout[l].shape}, {self.bias[l].shape}, {self.p[l].shape}")
+        self.chain()   # checks the remaining shapes
 
     @property
     def n(self) -> int:
-        return int(self.A0.shape[0])
+        return int(self.w.shape[0])
 
     @property
     def ranks(self) -> tuple[int, ...]:
-        """(k_1, ..., k_L), as in ``LRNRWeights.ranks``."""
-        return tuple(int(G.shape[0]) for G in self.G)
+        return tuple(int(W.shape[1]) for W in self.Wout)
 
-    @property
-    def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x_s, t_s): the sample points."""
-        return self.x_s, self.t_s
-
-    @cached_property
-    def folded(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """(Gt, wt): Gt[l−1] = G_l M_{l−1} (k_l, n) and wt = M_Lᵀ wr (n,), the operators
-        acting on the sampled states q_l = tanh(·) instead of on c_l = M_l q_l."""
-        Gt = tuple(np.ascontiguousarray(G @ M) for G, M in zip(self.G, self.M[:-1]))
-        return Gt, np.ascontiguousarray(self.M[-1].T @ self.wr)
+    def chain(self, dtype=np.float64) -> JetChain:
+        """The reduced network as a JetChain in ``dtype``."""
+        cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
+        return JetChain(self.x, self.t, cast(self.a1), tuple(map(cast, self.Wout)), tuple(map(cast, self.bias)),
+                        (None,) + tuple(map(cast, self.Win)), cast(self.w), float(self.c))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Flat dict for npz: A0, a0, M0..ML, p0..pL, G1..GL, Vp1..VpL, bp1..bpL, wr, c (0-d), x_s, t_s."""
-        out = {"A0": self.A0, "a0": self.a0, "wr": self.wr, "c": np.asarray(float(self.c)),
-               "x_s": self.x_s, "t_s": self.t_s}
-        for l, (M, p) in enumerate(zip(self.M, self.p)):
-            out[f"M{l}"], out[f"p{l}"] = M, p
-        for l, (G, Vp, bp) in enumerate(zip(self.G, self.Vp, self.bp), start=1):
-            out[f"G{l}"], out[f"Vp{l}"], out[f"bp{l}"] = G, Vp, bp
+        """Flat dict for npz: x, t, a1, Wout1..L, bias1..L, p1..L, Win2..L, w, c (0-d)."""
+        out = {"x": self.x, "t": self.t, "a1": self.a1, "w": self.w, "c": np.asarray(float(self.c))}
+        for l in range(len(self.Wout)):
+            out[f"Wout{l + 1}"], out[f"bias{l + 1}"], out[f"p{l + 1}"] = self.Wout[l], self.bias[l], self.p[l]
+        for l, Win in enumerate(self.Win, start=2):
+            out[f"Win{l}"] = Win
         return out
 
     @classmethod
     def from_arrays(cls, d) -> "ReducedOperators":
         """Inverse of ``to_arrays``; raises KeyError/ValueError on a malformed dict."""
-        L = sum(1 for k in d if re.fullmatch(r"G\d+", k))
-        g = lambda k: np.asarray(d[k])
-        return cls(g("A0").astype(np.float64), g("a0").astype(np.float64),
-                   _tup(g(f"M{l}") for l in range(L + 1)), _tup(g(f"G{l}") for l in range(1, L + 1)),
-                   _tup(g(f"Vp{l}") for l in range(1, L + 1)), _tup(g(f"bp{l}") for l in range(1, L + 1)),
-                   g("wr").astype(np.float64), float(g("c")), _tup((g(f"p{l}") for l in range(L + 1)), np.int64),
-                   g("x_s").astype(np.float64), g("t_s").astype(np.float64))
+        L = sum(1 for k in d if re.fullmatch(r"Wout\d+", k))
+        f = lambda k: np.ascontiguousarray(d[k], dtype=np.float64)
+        return cls(f("x"), f("t"), f("a1"), tuple(f(f"Wout{l}") for l in range(1, L + 1)),
+                   tuple(f(f"bias{l}") for l in range(1, L + 1)), tuple(f(f"Win{l}") for l in range(2, L + 1)),
+                   f("w"), float(np.asarray(d["c"])),
+                   tuple(np.asarray(d[f"p{l}"]).astype(np.int64) for l in range(1, L + 1)))
 
 
-def build_reduced_operators(weights: LRNRWeights, Phis: Sequence[np.ndarray], ps: Sequence[np.ndarray],
-                            points: tuple[np.ndarray, np.ndarray] | None = None) -> ReducedOperators:
-    """Operators from bases Phis[l] (N, n) and DEIM rows ps[l] (n,), l = 0..L (float64).
-
-    points: the sample points (x, t) the bases were built on; default: the grid of
-    ``FastLRNRSettings()``."""
-    x_s, t_s = _check_points(*(points if points is not None else sample_points(FastLRNRSettings())))
-    L = len(weights.U)
-    N = weights.width
-    if len(Phis) != L + 1 or len(ps) != L + 1:
-        raise ValueError(f"expected {L + 1} bases and index sets (layers 0..{L}), got {len(Phis)} and {len(ps)}")
-    Phis = [np.asarray(P, dtype=np.float64) for P in Phis]
-    ps = [np.asarray(p) for p in ps]
-    n = Phis[0].shape[1] if Phis[0].ndim == 2 else -1
-    for l, (Phi, p) in enumerate(zip(Phis, ps)):
-        if Phi.shape != (N, n) or p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
-            raise ValueError(f"layer {l}: expected Phi ({N}, {n}) and integer p ({n},), got {Phi.shape}, {p.dtype} {p.shape}")
-        if len(np.unique(p)) != n or p.min() < 0 or p.max() >= N:
-            raise ValueError(f"layer {l}: expected {n} distinct rows in [0, {N}), got {p.tolist()}")
-    f64 = lambda a: np.asarray(a, dtype=np.float64)
-    A, a, w = f64(weights.A), f64(weights.a), f64(weights.w)
-    M = tuple(np.linalg.inv(Phi[p]) for Phi, p in zip(Phis, ps))
-    G = tuple(f64(U).T @ Phi for U, Phi in zip(weights.U, Phis[:-1]))
-    Vp = tuple(f64(V)[p] for V, p in zip(weights.V, ps[1:]))
-    bp = tuple(f64(b)[p] for b, p in zip(weights.b, ps[1:]))
-    return ReducedOperators(A[ps[0]], a[ps[0]], _tup(M), _tup(G), _tup(Vp), _tup(bp), w @ Phis[-1],
-                            float(weights.c), _tup(ps, np.int64), x_s.copy(), t_s.copy())
+def _pod_from_gram(gram: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """POD basis (N, n) and singular values from the snapshot Gram matrix H Hᵀ (N, N)."""
+    vals, vecs = np.linalg.eigh(gram)
+    order = np.argsort(vals)[::-1]
+    sing = np.sqrt(np.clip(vals[order], 0.0, None))
+    return np.ascontiguousarray(vecs[:, order[:n]]), sing
 
 
-def check_reduced_coefficients(ops: ReducedOperators, s: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Validate s[l] of shape (k_l,) or (B, k_l) (same leading shape); float64 copies."""
-    if len(s) != len(ops.ranks):
-        raise ValueError(f"expected {len(ops.ranks)} coefficient vectors, got {len(s)}")
-    out = [np.asarray(sl, dtype=np.float64) for sl in s]
-    lead = out[0].shape[:-1]
-    for l, (sl, k) in enumerate(zip(out, ops.ranks), start=1):
-        if sl.ndim not in (1, 2) or sl.shape[-1] != k or sl.shape[:-1] != lead:
-            raise ValueError(f"layer {l}: expected coefficients of shape {lead + (k,)}, got {sl.shape}")
-    return out
+def _state_columns(h: np.ndarray) -> np.ndarray:
+    """State jets (4, R, M, N) → snapshot columns (N, 4·R·M)."""
+    return h.reshape(-1, h.shape[-1]).T
 
 
-def fast_jets(ops: ReducedOperators, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray):
-    """Exact (u, u_x, u_t, u_xx) of the FastLRNR at points x, t (P,): each (P,), or (B, P)
-    when every s[l] is (B, k_l). Forward-mode jets, float64."""
-    s = check_reduced_coefficients(ops, s)
-    x, t = _check_points(x, t)
-    zero = np.zeros_like(x)
-    z = embed(x, t)
-    z_x = np.stack([-np.sin(x), np.cos(x), zero], axis=-1)
-    z_xx = np.stack([-np.cos(x), -np.sin(x), zero], axis=-1)
-    y = z @ ops.A0.T + ops.a0
-    jets = np.stack(_tanh_jet(y, z_x @ ops.A0.T, np.broadcast_to(ops.A0[:, 2], y.shape), z_xx @ ops.A0.T))
-    if s[0].ndim == 2:  # (4, P, n) → (4, B, P, n)
-        jets = np.broadcast_to(jets[:, None], (4, s[0].shape[0]) + y.shape)
-    c = jets @ ops.M[0].T
-    for G, Vp, bp, M, sl in zip(ops.G, ops.Vp, ops.bp, ops.M[1:], s):
-        r = (c @ G.T) * (sl[:, None, :] if sl.ndim == 2 else sl)
-        lin = r @ Vp.T
-        c = np.stack(_tanh_jet(lin[0] + bp, lin[1], lin[2], lin[3])) @ M.T
-    g = c @ ops.wr
-    g[0] += ops.c
-    u = 1.0 + np.sin(x) + t * g[0]
-    u_x = np.cos(x) + t * g[1]
-    u_t = g[0] + t * g[2]
-    u_xx = -np.sin(x) + t * g[3]
-    return u, u_x, u_t, u_xx
+def build_fastlrnr(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, coeff_rows: np.ndarray, rank: int,
+                   heldout_rows: np.ndarray | None = None, chunk: int = 8) -> tuple[ReducedOperators, dict]:
+    """POD + DEIM of the state jets of layers 1..L at points x, t (M,).
 
-
-def _agreement(ref, approx) -> dict:
-    names = ("u", "u_x", "u_t", "u_xx")
-    out = {}
-    for name, r, a in zip(names, ref, approx):
-        diff = np.abs(np.asarray(a, dtype=np.float64) - r)
-        norm = float(np.linalg.norm(r))
-        out[name] = {"max_abs": float(diff.max()), "max_ref": float(np.abs(r).max()),
-                     "rel_l2": float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff))}
-    return out
-
-
-def build_fastlrnr(weights: LRNRWeights, coeff_sets_train: Sequence[Sequence[np.ndarray]],
-                   coeff_sets_heldout: Sequence[Sequence[np.ndarray]],
-                   settings: FastLRNRSettings = FastLRNRSettings()) -> tuple[ReducedOperators, dict]:
-    """POD + DEIM per layer on training snapshots, then a quality report.
-
-    coeff_sets_*: lists of coefficient sets, each a list of (k_l,). Returns
-    (ops, quality); quality (JSON-serialisable) holds the settings, per layer the first
-    20 singular values and the EIM error on training and held-out snapshots, and the
-    agreement of u, u_x, u_t, u_xx between FastLRNR and LRNR at the sample points for
-    the held-out sets (max_abs, max_ref, rel_l2); held-out entries are None when there
-    are no held-out sets.
-    """
-    x, t = sample_points(settings)
-    train = collect_snapshots(weights, coeff_sets_train, x, t, settings.delta)
-    heldout = (collect_snapshots(weights, coeff_sets_heldout, x, t, settings.delta)
-               if len(coeff_sets_heldout) else None)
+    coeff_rows (S, P): the coefficient sets whose states are the snapshots; heldout_rows
+    (H, P): sets for the held-out EIM error. Returns (ops, quality) where quality holds,
+    per layer, the first 20 singular values and the relative EIM error on the training
+    (and held-out) snapshots. Computed in float64 from the snapshot Gram matrices, so the
+    memory does not grow with the number of snapshots."""
+    w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
+    full = exact_chain(w64, x, t, dtype=np.float64)
+    L, N = len(w64.U), w64.width
+    if not (1 <= rank <= N):
+        raise ValueError(f"rank must lie in [1, N = {N}], got {rank}")
+    coeff_rows = np.atleast_2d(np.asarray(coeff_rows, dtype=np.float64))
+    grams = [np.zeros((N, N)) for _ in range(L)]
+    for lo in range(0, len(coeff_rows), chunk):
+        for l, h in enumerate(full.hidden_states(coeff_rows[lo:lo + chunk])):
+            H = _state_columns(h)
+            grams[l] += H @ H.T
     Phis, ps, layers = [], [], []
-    for l, H in enumerate(train):
-        Phi, sing = pod_basis(H, settings.rank)
+    for l in range(L):
+        Phi, sing = _pod_from_gram(grams[l], rank)
         p = deim_indices(Phi)
         Phis.append(Phi)
         ps.append(p)
-        layers.append({
-            "layer": l,
-            "singular_values": [float(v) for v in sing[:20]],
-            "eim_error_train": eim_interpolation_error(Phi, p, H),
-            "eim_error_heldout": None if heldout is None else eim_interpolation_error(Phi, p, heldout[l]),
-        })
-    ops = build_reduced_operators(weights, Phis, ps, (x, t))
-    agreement = None
-    if heldout is not None:
-        s_batch = [np.stack([np.asarray(cs[l], dtype=np.float64) for cs in coeff_sets_heldout])
-                   for l in range(len(weights.U))]
-        w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
-        agreement = _agreement(lrnr_jets(w64, s_batch, x, t), fast_jets(ops, s_batch, x, t))
-    quality = {"settings": settings.to_dict(), "n": settings.rank, "sample_points": int(x.size),
-               "snapshots_train": int(train[0].shape[1]),
-               "snapshots_heldout": None if heldout is None else int(heldout[0].shape[1]),
-               "layers": layers, "heldout_agreement": agreement}
-    return ops, quality
+        layers.append({"layer": l + 1, "singular_values": [float(v) for v in sing[:20]]})
+    Ms = [np.linalg.inv(Phi[p]) for Phi, p in zip(Phis, ps)]
+    ops = ReducedOperators(
+        np.asarray(x, np.float64).copy(), np.asarray(t, np.float64).copy(), layer1_inputs(w64, x, t),
+        tuple(V[p] for V, p in zip(w64.V, ps)), tuple(b[p] for b, p in zip(w64.b, ps)),
+        tuple((w64.U[l].T @ Phis[l - 1] @ Ms[l - 1]).T for l in range(1, L)),
+        Ms[-1].T @ (Phis[-1].T @ w64.w), float(w64.c), tuple(ps))
+    for name, rows in (("eim_error_train", coeff_rows), ("eim_error_heldout", heldout_rows)):
+        errs = None if rows is None or len(rows) == 0 else _eim_errors(full, Phis, Ms, ps, np.atleast_2d(rows), chunk)
+        for l in range(L):
+            layers[l][name] = None if errs is None else errs[l]
+    return ops, {"n": rank, "points": int(np.size(x)), "snapshot_sets": int(len(coeff_rows)), "layers": layers}
+
+
+def _eim_errors(full: JetChain, Phis, Ms, ps, rows: np.ndarray, chunk: int) -> list[float]:
+    """Relative Frobenius EIM error per layer over the state jets of ``rows``."""
+    num = np.zeros(len(Phis))
+    den = np.zeros(len(Phis))
+    for lo in range(0, len(rows), chunk):
+        for l, h in enumerate(full.hidden_states(rows[lo:lo + chunk])):
+            H = _state_columns(h)
+            approx = Phis[l] @ (Ms[l] @ H[ps[l]])
+            num[l] += float(np.sum((H - approx) ** 2))
+            den[l] += float(np.sum(H ** 2))
+    return [float(np.sqrt(a / b)) if b > 0 else 0.0 for a, b in zip(num, den)]
+
+
+def identity_operators(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> ReducedOperators:
+    """The FastLRNR with n = N (Φ = I, every row sampled): the LRNR itself, for tests."""
+    w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
+    L, N = len(w64.U), w64.width
+    rows = tuple(np.arange(N) for _ in range(L))
+    return ReducedOperators(np.asarray(x, np.float64).copy(), np.asarray(t, np.float64).copy(),
+                            layer1_inputs(w64, x, t), tuple(w64.V), tuple(w64.b), tuple(w64.U[1:]), w64.w.copy(),
+                            float(w64.c), rows)
+
+
+def check_coefficient_rows(ranks: Sequence[int], S) -> np.ndarray:
+    """(R, P) float64 coefficient rows from rows or a per-layer list of (R, k_l) / (k_l,)."""
+    if isinstance(S, (list, tuple)):
+        if len(S) != len(ranks):
+            raise ValueError(f"expected {len(ranks)} coefficient vectors, got {len(S)}")
+        parts = [np.atleast_2d(np.asarray(sl, dtype=np.float64)) for sl in S]
+        for l, (sl, k) in enumerate(zip(parts, ranks), start=1):
+            if sl.ndim != 2 or sl.shape[1] != k or sl.shape[0] != parts[0].shape[0]:
+                raise ValueError(f"layer {l}: expected coefficients of shape (R, {k}), got {sl.shape}")
+        S = np.concatenate(parts, axis=1)
+    S = np.asarray(S, dtype=np.float64)
+    if S.ndim != 2 or S.shape[1] != sum(ranks):
+        raise ValueError(f"expected coefficient rows of shape (R, {sum(ranks)}), got {S.shape}")
+    return S

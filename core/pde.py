@@ -147,6 +147,17 @@ DOMAINS: dict[str, Domain] = {d.name: d for d in (CONVECTION, CONVECTION_TEST, C
 TEST_DOMAINS: dict[str, Domain] = {"convection": CONVECTION_TEST, "cdr": CDR}
 
 
+def interior_points(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded uniform interior points of the space-time domain: x ~ U[0, 2π), t ~ U(0, 1],
+    each (count,) float64. The same (count, seed) always gives the same points."""
+    if count < 1:
+        raise ValueError(f"expected at least one point, got {count}")
+    rng = np.random.default_rng(seed)
+    x = X_PERIOD * rng.random(count)
+    t = T_END * (1.0 - rng.random(count))
+    return x, t
+
+
 def standard_grid() -> tuple[np.ndarray, np.ndarray]:
     """The evaluation grid: x = 2πj/256 (j = 0..255), t = linspace(0, 1, 100)."""
     return X_PERIOD * np.arange(256) / 256.0, np.linspace(0.0, T_END, 100)

@@ -40,7 +40,7 @@ from service.pool import MicroBatcher, QueueFull, SolverPool  # noqa: E402
 from service.schemas import (BatchSolveRequest, BatchSolveResponse, ErrorResponse, ModelsResponse,  # noqa: E402
                              SolveRequest, SolveResponse)
 from service.settings import ServiceSettings  # noqa: E402
-from service.solver import Job, ModelRuntime, PassResult, RequestError, SolverError  # noqa: E402
+from service.solver import Job, ModelRuntime, PassResult, RequestError, SolverError, answer_flags  # noqa: E402
 
 log = get_logger("app")
 access_log = get_logger("access")
@@ -293,9 +293,16 @@ def _wants_npy(fmt: str | None, accept: str | None) -> bool:
 
 def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict, batch_size: int) -> dict:
     fp = dict(res.rows[row])
-    fp["epochs_requested"] = job.epochs if job.fast_phase.enabled else 0
+    fp["steps_requested"] = job.steps_requested
     return {"timings_ms": timings_ms, "fast_phase": fp, "extrapolated": bool(job.extrapolated[row]),
             "batch_size": batch_size}
+
+
+def _trust(job: Job, res: PassResult, row: int) -> dict:
+    """error_estimate, within_tolerance and flags of one answer."""
+    estimate = float(res.estimate[row])
+    within, flags = answer_flags(job, row, estimate)
+    return {"error_estimate": estimate, "within_tolerance": within, "flags": flags}
 
 
 def _timings_ms(request: Request, job: Job, res: PassResult, encode_s: float) -> dict:
@@ -403,7 +410,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         s = state.settings
         runtime = state.runtime(body.model)
         job = runtime.prepare([body.params], body.grid, body.fast_phase, body.allow_extrapolation,
-                              max_grid_points=s.max_grid_points, max_epochs=s.max_epochs)
+                              max_grid_points=s.max_grid_points, max_steps=s.max_steps, tolerance=body.tolerance)
         res = await state.execute(runtime, job, batchable=True)
         npy = _wants_npy(fmt, request.headers.get("accept"))
         t0 = time.perf_counter()
@@ -412,8 +419,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         timings = _timings_ms(request, job, res, time.perf_counter() - t0)
         diag = _row_diagnostics(job, res, 0, timings, res.pass_rows)
         head = {"model": runtime.ref, "params": _params_dict(job.mu[0]), "grid": job.grid.kind,
-                "coefficients": _coeffs(res, 0), "extrapolated": diag["extrapolated"], "diagnostics": diag,
-                "request_id": request_id_var.get()}
+                "coefficients": _coeffs(res, 0), **_trust(job, res, 0), "extrapolated": diag["extrapolated"],
+                "diagnostics": diag, "request_id": request_id_var.get()}
         headers = {"Server-Timing": _server_timing(timings)}
         if npy:
             return _npy_response(res.u[0], head, headers)
@@ -438,14 +445,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                                [{"loc": ["body", "grid"], "msg": f"batch size × grid values at most "
                                  f"{s.max_batch_values}", "type": "too_large"}])
         job = runtime.prepare(body.params, body.grid, body.fast_phase, body.allow_extrapolation,
-                              max_grid_points=s.max_grid_points, max_epochs=s.max_epochs)
+                              max_grid_points=s.max_grid_points, max_steps=s.max_steps, tolerance=body.tolerance)
         res = await state.execute(runtime, job, batchable=False)
         npy = _wants_npy(fmt, request.headers.get("accept"))
         t0 = time.perf_counter()
         u_json = None if npy else await anyio.to_thread.run_sync(
             lambda: [encoding.float_array_json(u) for u in res.u], limiter=state.encode_limiter)
         timings = _timings_ms(request, job, res, time.perf_counter() - t0)
-        items = [{"params": _params_dict(job.mu[i]), "coefficients": _coeffs(res, i),
+        items = [{"params": _params_dict(job.mu[i]), "coefficients": _coeffs(res, i), **_trust(job, res, i),
                   "extrapolated": bool(job.extrapolated[i]),
                   "diagnostics": _row_diagnostics(job, res, i, timings, res.pass_rows)}
                  for i in range(B)]
@@ -453,7 +460,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         head = {"model": runtime.ref, "grid": job.grid.kind, "timings_ms": timings,
                 "request_id": request_id_var.get()}
         if npy:
-            slim = [{"params": it["params"], "extrapolated": it["extrapolated"],
+            slim = [{"params": it["params"], "extrapolated": it["extrapolated"], "error_estimate": it["error_estimate"],
+                     "within_tolerance": it["within_tolerance"], "flags": it["flags"],
                      "fast_phase": it["diagnostics"]["fast_phase"]} for it in items]
             return _npy_response(res.u, {**head, "results": slim}, headers)
         results = "[" + ",".join(encoding.json_with_arrays(it, {"u": uj}).decode()

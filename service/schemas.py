@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.pde import T_END
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Tolerance = Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)]
 ModelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Params(_Strict):
@@ -46,7 +47,8 @@ class Grid(_Strict):
     nt: Annotated[int, Field(ge=1)] | None = None
     x: list[Finite] | None = Field(None, min_length=1)
     t: list[Finite] | None = Field(None, min_length=1)
-    points: list[tuple[Finite, Finite]] | None = Field(None, min_length=1)
+    points: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] | None = Field(
+        None, min_length=1, description="[[x, t], ...]")
 
     @model_validator(mode="after")
     def _one_form(self) -> "Grid":
@@ -84,14 +86,31 @@ def default_grid() -> Grid:
 
 
 class FastPhase(_Strict):
-    """The per-query SPInProp adaptation (method.md §5)."""
+    """The per-query SPInProp adaptation: an optimiser on the model's collocation points,
+    then a check by the full LRNR on held-out points that decides whether it is kept."""
 
     enabled: bool = Field(True, description="false: use the hypernetwork's coefficients as they are")
+    steps: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="optimiser steps (at most the server's max_steps); null: the model's default; "
+                          "0: no adaptation")
     epochs: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="Adam epochs (at most the server's max_epochs); null: the model's default "
-                     "(capped at max_epochs); 0: no adaptation")
+        None, description="deprecated alias of `steps` (kept for one release)",
+        json_schema_extra={"deprecated": True})
+    backend: Literal["exact", "reduced"] | None = Field(
+        None, description="exact: the full LRNR (cost ∝ width N); reduced: the FastLRNR (independent of N); "
+                          "null: the model's measured default (GET /models)")
     locality: Literal["auto"] | Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = Field(
-        "auto", description="λ_loc of the locality term, or 'auto' to choose it per query")
+        "auto", description="weight of the locality term λ‖s − ŝ‖², or 'auto' for the model's default")
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> "FastPhase":
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps (epochs is its deprecated alias), not both")
+        return self
+
+    @property
+    def requested_steps(self) -> int | None:
+        return self.steps if self.steps is not None else self.epochs
 
 
 class SolveRequest(_Strict):
@@ -99,12 +118,14 @@ class SolveRequest(_Strict):
     params: Params
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
-    allow_extrapolation: bool = Field(False, description="accept parameters outside the trained domain; "
-                                                         "the response's `extrapolated` says when used")
+    allow_extrapolation: bool = Field(False, description="accept parameters outside the served domain; "
+                                                         "the answer is then flagged")
+    tolerance: Tolerance | None = Field(None, description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
+                                                          "an answer whose error estimate exceeds it is flagged")
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, json_schema_extra={"examples": [
         {"model": "cdr", "params": {"beta": 2.0, "nu": 0.5, "rho": 1.0}, "grid": {"nx": 256, "nt": 100},
-         "fast_phase": {"epochs": 400, "locality": "auto"}}]})
+         "fast_phase": {"steps": 8, "backend": "exact"}, "tolerance": 0.02}]})
 
 
 class BatchSolveRequest(_Strict):
@@ -115,6 +136,7 @@ class BatchSolveRequest(_Strict):
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
     allow_extrapolation: bool = False
+    tolerance: Tolerance | None = None
 
 
 # ------------------------------------------------------------------ responses (documentation)
@@ -128,15 +150,21 @@ class ModelRef(BaseModel):
 
 class FastPhaseDiagnostics(BaseModel):
     enabled: bool
-    epochs_requested: int
-    epochs_run: int = Field(description="epoch of the returned coefficients (0: the hypernetwork's)")
-    locality: float | None = Field(description="λ_loc used (chosen when 'auto')")
-    accepted: bool = Field(description="whether the fast-phase update was kept (else the hypernetwork's "
-                                       "coefficients are returned)")
-    J_before: float | None = Field(description="fast-phase objective at the hypernetwork's coefficients")
-    J_after: float | None = Field(description="fast-phase objective at the returned coefficients")
-    residual_before: float | None = Field(description="a-posteriori residual of the full LRNR, before")
-    residual_after: float | None = Field(description="a-posteriori residual of the full LRNR, after")
+    backend: str | None = Field(description="exact or reduced (null when disabled)")
+    optimizer: str | None = Field(description="lm (Levenberg–Marquardt) or adam (null when disabled)")
+    steps_requested: int
+    steps_run: int = Field(description="optimiser steps behind the returned coefficients (0: the hypernetwork's)")
+    locality: float | None = Field(description="locality weight of the kept update (null when ŝ was kept)")
+    accepted: bool = Field(description="whether the update was kept (else the hypernetwork's coefficients)")
+    objective_before: float | None = Field(description="optimiser objective at the hypernetwork's coefficients")
+    objective_after: float | None = Field(description="optimiser objective at the returned coefficients")
+    residual_before: float = Field(description="RMS PDE residual of the full LRNR on the check points, hypernetwork")
+    residual_after: float = Field(description="the same for the returned coefficients (what the estimate uses)")
+
+
+class Flag(BaseModel):
+    code: Literal["estimate_above_tolerance", "outside_served_domain"]
+    message: str
 
 
 class Diagnostics(BaseModel):
@@ -154,6 +182,10 @@ class SolveResponse(BaseModel):
     t: list[float] = Field(description="t axis (uniform/axes) or t of each point")
     u: list[list[float]] | list[float] = Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")
     coefficients: list[list[float]] = Field(description="s_l per hidden layer, as used for the field")
+    error_estimate: float = Field(description="estimated relative L2 error against the true solution, from the "
+                                              "a-posteriori residual (calibrated per model; GET /models)")
+    within_tolerance: bool | None = Field(description="error_estimate ≤ tolerance (null when none was given)")
+    flags: list[Flag] = Field(description="why this answer may not be trusted (empty: no reason known)")
     extrapolated: bool
     diagnostics: Diagnostics
     request_id: str
@@ -163,6 +195,9 @@ class BatchItem(BaseModel):
     params: dict[str, float]
     u: list[list[float]] | list[float]
     coefficients: list[list[float]]
+    error_estimate: float
+    within_tolerance: bool | None
+    flags: list[Flag]
     extrapolated: bool
     diagnostics: Diagnostics
 
@@ -183,11 +218,15 @@ class ModelInfo(BaseModel):
     sha256: str
     created: str
     default: bool
-    domain: dict
+    domain: dict = Field(description="the parameter box the model was trained on")
+    served_domain: dict = Field(description="where it is served (meets its accuracy target); outside → 422 "
+                                            "unless allow_extrapolation")
     test_domain: dict
     dimensions: dict
     quality: dict
-    fast_phase_defaults: dict
+    fast_phase_defaults: dict = Field(description="the fast-phase settings used when a request gives none")
+    fast_phase_measured: dict = Field(description="how the defaults were chosen: every backend measured at build time")
+    error_estimate: dict = Field(description="the calibrated error model and its measured coverage")
     backend: str = Field(description="field evaluation back-end: onnxruntime, or numpy without a graph")
 
 

@@ -31,7 +31,7 @@ class ServiceSettings(BaseSettings):
     # --- request limits
     max_grid_points: int = Field(262_144, ge=1, description="most field values per solution (nx·nt or points)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted")
-    max_epochs: int = Field(2000, ge=0, description="largest fast-phase epoch count a request may ask for")
+    max_steps: int = Field(50, ge=0, description="largest fast-phase step count a request may ask for")
     max_batch_size: int = Field(64, ge=1, description="most parameter sets in one /solve/batch request")
     max_batch_values: int = Field(2_097_152, ge=1, description="most field values in one /solve/batch response "
                                                                "(rows × grid values)")

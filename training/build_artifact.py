@@ -1,103 +1,167 @@
 """Build a verified artifact from a training run directory.
 
-    python -m training.build_artifact runs/cdr --name cdr [--out artifacts/cdr] [--version 1.0.0]
+    python -m training.build_artifact runs/cdr --name cdr [--out artifacts/cdr] [--version 2.0.0]
 
-Steps (each reported): load the run (arrays + JSON, no pickle) → snapshots over a
-parameter grid and EIM/DEIM reduced operators (core.fastlrnr) with held-out quality →
-ONNX graphs of the full LRNR (u, and u with its jets) → hypernetwork-only accuracy
-against the reference solver → ``core.artifact.write_artifact`` (atomic, verified) →
-a Figure-2-style PNG of FastLRNR vs LRNR at the sample points.
+Steps (each reported):
+  1. load the run (arrays + JSON, no pickle);
+  2. FastLRNRs for the collocation points: snapshots of the state jets of layers 1..L for
+     the hypernetwork's coefficients over a parameter grid and for where the exact
+     Levenberg–Marquardt fast phase takes them; POD + DEIM at each candidate rank n;
+  3. measure every backend candidate on held-out queries and choose the model's default
+     fast phase (``training.backend_choice``);
+  4. ONNX graphs of the full LRNR (u, and u with its jets);
+  5. the whole-domain sweep with the default fast phase: the served domain (where every
+     swept error is ≤ the target) and the error-estimate calibration, checked on
+     held-out random queries;
+  6. ``core.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from core.artifact import load_artifact, write_artifact
-from core.fastlrnr import FastLRNRSettings, build_fastlrnr, fast_jets, parameter_sets, sample_points
-from core.hypernet import hyper_forward
-from core.lrnr import lrnr_jets
-from core.pde import TEST_DOMAINS, Domain
+from core.error_estimate import estimate_quality, fit_error_model
+from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from core.fastlrnr import build_fastlrnr
+from core.pde import TEST_DOMAINS, Domain, interior_points
+from training import backend_choice
 from training.evaluate_hyper import hyper_only_errors, load_run, test_parameters
 from training.onnx_export import lrnr_onnx
+from training.sweep import TARGET, hyper_rows, reference_fields, served_box, solve_rows, summary, sweep_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
+COLLOCATION = (256, 0)   # (points, seed) of the fast phase's collocation points
+CHECK = (256, 1)         # (points, seed) of the acceptance check points
 
 
 def per_axis_for(domain: Domain, total: int = 64) -> int:
-    """Grid points per active parameter so that the grid has about ``total`` sets
-    (the paper's 4³ = 64 for three parameters; 64 on one axis for convection)."""
+    """Grid points per active parameter so that the grid has about ``total`` sets."""
     return max(2, int(round(total ** (1.0 / max(1, len(domain.active))))))
 
 
-def coefficient_sets(hyper, mus: np.ndarray) -> list[list[np.ndarray]]:
-    s = hyper_forward(hyper, mus)
-    return [[sl[i] for sl in s] for i in range(len(mus))]
-
-
-def agreement_figure(lrnr, ops, hyper, mus: np.ndarray, path: Path, title: str) -> None:
-    """Scatter of FastLRNR vs LRNR (u, u_x, u_t, u_xx) at the sample points, held-out μ."""
+def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path: Path, title: str) -> None:
+    """Scatter of the FastLRNR's residual against the LRNR's at the collocation points."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x, t = ops.points if hasattr(ops, "points") else sample_points(FastLRNRSettings())
-    s = hyper_forward(hyper, mus)
-    full = lrnr_jets(lrnr, s, x, t)
-    fast = fast_jets(ops, s, x, t)
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    for ax, name, a, b in zip(axes, ("u", "u_x", "u_t", "u_xx"), full, fast):
-        a, b = np.ravel(a), np.ravel(b)
-        lim = [min(a.min(), b.min()), max(a.max(), b.max())]
-        ax.plot(lim, lim, color="0.7", lw=1)
-        ax.scatter(a, b, s=10)
-        err = np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-300)
-        ax.set_title(f"{name}: rel. L2 {err:.1e}")
-        ax.set_xlabel("LRNR")
-    axes[0].set_ylabel("FastLRNR")
-    fig.suptitle(title)
+    full = fast.chains["exact"].residual(S, mus).ravel()
+    red = fast.chains["reduced"].residual(S, mus).ravel()
+    fig, ax = plt.subplots(figsize=(4.4, 4))
+    lim = [min(full.min(), red.min()), max(full.max(), red.max())]
+    ax.plot(lim, lim, color="0.7", lw=1)
+    ax.scatter(full, red, s=3, alpha=0.5)
+    err = np.linalg.norm(full - red) / max(np.linalg.norm(full), 1e-300)
+    ax.set_xlabel("LRNR residual")
+    ax.set_ylabel("FastLRNR residual")
+    ax.set_title(f"{title}\nrel. L2 difference {err:.1e}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def build(run_dir: Path, name: str, out: Path, version: str, settings: FastLRNRSettings, n_eval: int,
+def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], steps: int, n_eval: int,
           figure: Path | None) -> Path:
     t0 = time.perf_counter()
     lrnr, hyper, run = load_run(run_dir)
     domain = Domain.from_dict(run["domain"])
     test_domain = TEST_DOMAINS.get(domain.name, domain)
-    print(f"[1/5] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
-    mu_train, mu_held = parameter_sets(domain, settings)
-    ops, eim_quality = build_fastlrnr(lrnr, coefficient_sets(hyper, mu_train), coefficient_sets(hyper, mu_held), settings)
-    errs = [f"{q['eim_error_heldout']:.1e}" for q in eim_quality["layers"]]
-    print(f"[2/5] FastLRNR from {len(mu_train)} parameter sets, n={settings.rank}: held-out EIM error per layer {errs}")
+    print(f"[1/6] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
+
+    x, t = interior_points(*COLLOCATION)
+    exact = FastPhaseModel(lrnr, None, COLLOCATION, CHECK)
+    lm = FastPhaseSettings(steps=steps)
+    grid = domain.grid(per_axis_for(domain))
+    S_grid = hyper_rows(hyper, grid)
+    S_lm = np.array([np.concatenate(r.s) for r in run_fast_phase(exact, S_grid, grid, FastPhaseSettings(steps=steps, margin=0.0))])
+    mus_held = domain.sample(8, np.random.default_rng(11))
+    S_held = hyper_rows(hyper, mus_held)
+    reduced = {}
+    for n in ranks:
+        ops, quality = build_fastlrnr(lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held)
+        reduced[n] = (ops, quality)
+        errs = ", ".join(f"{q['eim_error_heldout']:.1e}" for q in quality["layers"])
+        print(f"[2/6] FastLRNR n={n} from {2 * len(grid)} coefficient sets at {x.size} points: "
+              f"held-out EIM error per layer {errs}")
+
+    queries = backend_choice.heldout_queries(domain)
+    candidates = [({"backend": "exact", "n": None}, exact, lm)]
+    for n, (ops, _) in reduced.items():
+        candidates.append(({"backend": "reduced", "n": n}, FastPhaseModel(lrnr, ops, COLLOCATION, CHECK),
+                           FastPhaseSettings(backend="reduced", steps=steps)))
+    rows = backend_choice.measure(lrnr, hyper, candidates, queries)
+    chosen, reason = backend_choice.choose(rows)
+    for row in rows:
+        print(f"[3/6] {row['backend']:>7} n={row['n']}: median ratio {row['median_ratio']:.3f}, improved "
+              f"{100 * row['improved']:.0f}%, worst {row['worst_ratio']:.3f}, {row['ms_median']:.1f} ms/query"
+              f"{'  ← default' if row is rows[chosen] else ''}")
+    # the reduced operators shipped: the chosen rank, or the best reduced candidate when exact is the default
+    red_rows = [r for r in rows if r["backend"] == "reduced"]
+    ship_n = rows[chosen]["n"] if rows[chosen]["backend"] == "reduced" else \
+        min(red_rows, key=lambda r: r["median_ratio"])["n"]
+    ops, eim_quality = reduced[ship_n]
+    default = FastPhaseSettings.from_dict(rows[chosen]["settings"])
+    fast = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
+
     onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)}
-    print(f"[3/5] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
-    rows = hyper_only_errors(lrnr, hyper, test_parameters(domain, n_eval, seed=0))
-    l2 = np.array([r["rel_l2"] for r in rows])
+    print(f"[4/6] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
+
+    mus = sweep_parameters(domain)
+    sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus))
+    served = served_box(domain, mus, sweep["err_fast"], TARGET)
+    inside = served.contains(mus)
+    # calibration: every swept answer served by default, plus the hypernetwork's answer where
+    # the fast phase changed it (an answer the service gives with the fast phase off)
+    changed = sweep["accepted"]
+    model = fit_error_model(np.concatenate([sweep["res_fast"], sweep["res_hyper"][changed]]),
+                            np.concatenate([mus, mus[changed]]),
+                            np.concatenate([sweep["err_fast"], sweep["err_hyper"][changed]]), domain)
+    validation_mus = served.sample(48, np.random.default_rng(23))
+    val = solve_rows(lrnr, hyper, fast, default, validation_mus, reference_fields(validation_mus))
+    estimate_sweep = estimate_quality(model.predict(sweep["res_fast"][inside], mus[inside]), sweep["err_fast"][inside])
+    estimate_val = estimate_quality(model.predict(val["res_fast"], validation_mus), val["err_fast"])
+    print(f"[5/6] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
+          f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
+          f"{sweep['err_fast'].max():.4f}; served {served.bounds}; estimate: Spearman "
+          f"{estimate_val['spearman']:.2f}, within 1–5× {100 * estimate_val['within_1_to_5x']:.0f}% (validation)")
+
+    hyper_rows_eval = hyper_only_errors(lrnr, hyper, test_parameters(domain, n_eval, seed=0))
+    l2 = np.array([r["rel_l2"] for r in hyper_rows_eval])
     hyper_eval = {"n": n_eval, "seed": 0, "grid": "standard 256x100", "test_domain": test_domain.name,
                   "rel_l2_median": float(np.median(l2)), "rel_l2_mean": float(l2.mean()), "rel_l2_max": float(l2.max()),
-                  "rel_l1_median": float(np.median([r["rel_l1"] for r in rows])), "rows": rows}
-    print(f"[4/5] hypernetwork-only on {n_eval} test sets: median rel. L2 {np.median(l2):.4f}, max {l2.max():.4f}")
+                  "rel_l1_median": float(np.median([r["rel_l1"] for r in hyper_rows_eval])), "rows": hyper_rows_eval}
     training = {"config": run["config"], "steps_done": run["steps_done"], "train_time_s": run["train_time_s"],
                 "truncation": run["truncation"], "final_losses": run["final"], "torch": run.get("torch")}
-    eim = {**settings.to_dict(), "n": settings.rank, "parameter_sets_train": int(len(mu_train))}
-    quality = {"eim": eim_quality, "hyper_only": hyper_eval}
+    fast_phase = {"collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
+                  "check": {"points": CHECK[0], "seed": CHECK[1]}, "default": default.to_dict(),
+                  "measured": {"queries": queries.tolist(), "candidates": rows, "chosen": chosen, "reason": reason,
+                               "targets": {"median_ratio": backend_choice.MEDIAN_RATIO,
+                                           "improved": backend_choice.IMPROVED,
+                                           "worst_ratio": backend_choice.WORST_RATIO}}}
+    error_estimate = {"model": model.to_dict(), "calibration": "whole-domain sweep: the default answers, and the "
+                      "hypernetwork's where the fast phase changed them", "quality_sweep": estimate_sweep,
+                      "quality_validation": estimate_val,
+                      "validation": {"queries": len(validation_mus), "seed": 23}}
+    quality = {"eim": eim_quality, "hyper_only": hyper_eval,
+               "sweep": {"per_axis": int(len(np.unique(mus[:, 0]))), "target": TARGET,
+                         "hyper": summary(sweep["err_hyper"]), "fast": summary(sweep["err_fast"]),
+                         "fast_served": summary(sweep["err_fast"][inside])}}
     write_artifact(out, name=name, version=version, domain=domain, test_domain=test_domain, lrnr=lrnr, hyper=hyper,
-                   reduced_arrays=ops.to_arrays(), onnx_files=onnx_files, training=training, eim=eim,
-                   quality=quality, eim_rank=settings.rank, k_max=run["config"]["rank"], overwrite=True)
+                   reduced_arrays=ops.to_arrays(), onnx_files=onnx_files, training=training,
+                   eim={"n": ship_n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks},
+                   quality=quality, fast_phase=fast_phase, served_domain=served, error_estimate=error_estimate,
+                   eim_rank=ship_n, k_max=run["config"]["rank"], overwrite=True)
     art = load_artifact(out)  # the verified loader is the judge
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"[5/5] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
+    print(f"[6/6] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
     if figure is not None:
-        agreement_figure(lrnr, ops, hyper, mu_held, figure, f"{name}: FastLRNR vs LRNR at the sample points, "
-                         f"{len(mu_held)} held-out parameter sets (n = {settings.rank})")
+        agreement_figure(fast, S_held, mus_held, figure, f"{name}: FastLRNR (n = {ship_n}) vs LRNR residual, "
+                         f"{len(mus_held)} held-out parameter sets")
         print(f"      figure {figure}")
     return out
 
@@ -107,22 +171,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--name", required=True)
     ap.add_argument("--out", type=Path, help="default: artifacts/<name>")
-    ap.add_argument("--version", default="1.0.0")
-    ap.add_argument("--rank", type=int, default=5, help="EIM rank n")
-    ap.add_argument("--nx-s", type=int, default=4)
-    ap.add_argument("--nt-s", type=int, default=3)
-    ap.add_argument("--delta", type=float, default=1e-4)
-    ap.add_argument("--params", type=int, default=64, help="about this many snapshot parameter sets")
+    ap.add_argument("--version", default="2.0.0")
+    ap.add_argument("--ranks", type=int, nargs="+", default=[24, 40, 64], help="EIM ranks n to build and measure")
+    ap.add_argument("--steps", type=int, default=8, help="fast-phase steps of every candidate")
     ap.add_argument("--eval", type=int, default=20, help="hypernetwork-only evaluation sets")
     ap.add_argument("--figure", type=Path, help="default: docs/figures/<name>_fastlrnr_agreement.png")
     args = ap.parse_args(argv)
-    _, _, run = load_run(args.run_dir)
-    domain = Domain.from_dict(run["domain"])
-    settings = FastLRNRSettings(nx_s=args.nx_s, nt_s=args.nt_s, delta=args.delta, rank=args.rank,
-                                params_per_axis=per_axis_for(domain, args.params))
     out = args.out or ROOT / "artifacts" / args.name
     figure = args.figure or ROOT / "docs" / "figures" / f"{args.name}_fastlrnr_agreement.png"
-    build(args.run_dir, args.name, out, args.version, settings, args.eval, figure)
+    build(args.run_dir, args.name, out, args.version, args.ranks, args.steps, args.eval, figure)
 
 
 if __name__ == "__main__":

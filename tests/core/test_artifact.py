@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.error_estimate import ErrorModel
+from core.fast_phase import FastPhaseSettings
 from core.artifact import (SCHEMA_VERSION, ArtifactError, list_artifacts, load_artifact, verify_artifact,
                            write_artifact)
 from core.hypernet import HyperWeights, hyper_forward
 from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward
 from core.pde import CDR
+from training.synthetic_artifact import synthetic_parts
 
 N, RANKS, K = 32, (4, 3, 2), 8
 
@@ -33,20 +36,12 @@ def random_hyper(rng: np.random.Generator, domain=CDR, K: int = K, ranks=RANKS) 
                         domain.low, domain.high)
 
 
-def fake_reduced(rng: np.random.Generator, n: int = 3, ranks=RANKS) -> dict[str, np.ndarray]:
-    """Random arrays in the layout of ``core.fastlrnr.ReducedOperators.to_arrays()``."""
-    L = len(ranks)
-    d = {"A0": rng.normal(size=(n, 3)), "a0": rng.normal(size=n), "wr": rng.normal(size=n), "c": np.asarray(0.5),
-         "x_s": np.linspace(0, 2 * np.pi, 4), "t_s": np.zeros(4)}
-    for l in range(L + 1):
-        d[f"M{l}"], d[f"p{l}"] = rng.normal(size=(n, n)), rng.permutation(N)[:n].astype(np.int64)
-    for l, k in enumerate(ranks, start=1):
-        d[f"G{l}"], d[f"Vp{l}"], d[f"bp{l}"] = rng.normal(size=(k, n)), rng.normal(size=(n, k)), rng.normal(size=n)
-    return d
-
-
-REDUCED = fake_reduced(np.random.default_rng(5))
 ONNX = {"lrnr.onnx": b"\x08\x08fake-onnx-bytes", "lrnr_jets.onnx": b"\x08\x08fake-jets"}
+
+
+def parts(lrnr, hyper, points=16, rank=3) -> dict:
+    """The fast-phase keyword arguments of write_artifact (reduced operators at ``points``)."""
+    return synthetic_parts(lrnr, hyper, CDR, points=points, rank=rank)
 
 
 @pytest.fixture
@@ -59,9 +54,8 @@ def weights():
 def art(tmp_path, weights) -> Path:
     lrnr, hyper = weights
     return write_artifact(tmp_path / "cdr", name="cdr", version="0.1.0", domain=CDR, test_domain=CDR,
-                          lrnr=lrnr, hyper=hyper, reduced_arrays=REDUCED, onnx_files=ONNX,
-                          training={"epochs": 3, "lr": 1e-3}, eim={"n": 3, "sample_grid": [4, 3]},
-                          quality={"eim_error": [1e-3, 2e-3, 3e-3, 4e-3]})
+                          lrnr=lrnr, hyper=hyper, onnx_files=ONNX, training={"epochs": 3, "lr": 1e-3},
+                          eim={"n": 3}, quality={"eim_error": [1e-3, 2e-3, 3e-3]}, **parts(lrnr, hyper))
 
 
 def rewrite_manifest(directory: Path, **changes) -> dict:
@@ -104,14 +98,13 @@ def test_round_trip(art, weights):
         np.testing.assert_array_equal(a.lrnr.to_arrays()[key], arr)
     for key, arr in hyper.to_arrays().items():
         np.testing.assert_array_equal(a.hyper.to_arrays()[key], arr)
-    for key, arr in REDUCED.items():
-        np.testing.assert_array_equal(a.reduced_arrays[key], arr)
+    expected = parts(lrnr, hyper)
+    for key, arr in expected["reduced_arrays"].to_arrays().items():
+        np.testing.assert_array_equal(a.reduced.to_arrays()[key], arr)
     assert {k: p.read_bytes() for k, p in a.onnx.items()} == ONNX
-    fastlrnr = pytest.importorskip("core.fastlrnr")
-    if hasattr(fastlrnr, "ReducedOperators"):
-        assert isinstance(a.reduced, fastlrnr.ReducedOperators)
-        for key, arr in a.reduced.to_arrays().items():
-            np.testing.assert_array_equal(arr, REDUCED[key])
+    assert a.fast_phase == FastPhaseSettings.from_dict(expected["fast_phase"]["default"])
+    assert a.served_domain == CDR
+    np.testing.assert_array_equal(a.error_model.coef, ErrorModel.from_dict(expected["error_estimate"]["model"]).coef)
     mu = np.array([2.0, 1.0, 0.5])
     x, t = np.linspace(0, 6, 7), np.linspace(0, 1, 7)
     np.testing.assert_array_equal(lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t),
@@ -123,8 +116,8 @@ def test_round_trip(art, weights):
 
 def test_write_refuses_to_clobber_and_overwrites_on_request(art, weights):
     lrnr, hyper = weights
-    kw = dict(name="cdr", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, reduced_arrays=REDUCED,
-              onnx_files={}, training={}, eim={}, quality={})
+    kw = dict(name="cdr", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, onnx_files={}, training={}, eim={},
+              quality={}, **parts(lrnr, hyper))
     with pytest.raises(FileExistsError):
         write_artifact(art, version="0.2.0", **kw)
     write_artifact(art, version="0.2.0", overwrite=True, **kw)
@@ -136,7 +129,7 @@ def test_write_refuses_to_clobber_and_overwrites_on_request(art, weights):
 def test_write_refuses_bad_inputs(tmp_path, weights):
     lrnr, hyper = weights
     kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper,
-              reduced_arrays=REDUCED, onnx_files={}, training={}, eim={}, quality={})
+              onnx_files={}, training={}, eim={}, quality={}, **parts(lrnr, hyper))
     with pytest.raises(ValueError, match="non-finite"):
         write_artifact(tmp_path / "a", **{**kw, "reduced_arrays": {"M": np.array([1.0, np.nan])}})
     with pytest.raises(ValueError, match="JSON"):
@@ -265,36 +258,37 @@ def test_missing_and_extra_arrays(art):
     refused(art, "hyper.npz", "missing ['H3']", "unexpected ['H4']")
 
 
-def reduced_class():
-    fastlrnr = pytest.importorskip("core.fastlrnr")
-    if not hasattr(fastlrnr, "ReducedOperators"):
-        pytest.skip("core.fastlrnr has no ReducedOperators")
-    return fastlrnr.ReducedOperators
-
-
-def test_reduced_operators_object_is_accepted(tmp_path, weights):
-    cls = reduced_class()
-    lrnr, hyper = weights
-    write_artifact(tmp_path / "m", name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper,
-                   reduced_arrays=cls.from_arrays(REDUCED), onnx_files={}, training={}, eim={}, quality={})
-    assert load_artifact(tmp_path / "m").manifest["dimensions"]["eim_rank"] is None
-
-
 def test_reduced_operators_must_build_and_agree(tmp_path, weights):
-    reduced_class()
     lrnr, hyper = weights
+    base = parts(lrnr, hyper)
     kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, onnx_files={},
-              training={}, eim={"n": 3}, quality={})
-    write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in REDUCED.items() if k != "wr"}, **kw)
+              training={}, eim={"n": 3}, quality={}, fast_phase=base["fast_phase"],
+              served_domain=base["served_domain"], error_estimate=base["error_estimate"])
+    arrays = base["reduced_arrays"].to_arrays()
+    write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in arrays.items() if k != "w"}, **kw)
     verify_artifact(tmp_path / "a")  # raw arrays pass; building the operators does not
     with pytest.raises(ArtifactError, match="fastlrnr.npz: cannot build the reduced operators"):
         load_artifact(tmp_path / "a")
-    write_artifact(tmp_path / "b", reduced_arrays=fake_reduced(np.random.default_rng(0), n=4), **kw)
+    write_artifact(tmp_path / "b", reduced_arrays=parts(lrnr, hyper, rank=4)["reduced_arrays"], **kw)
     with pytest.raises(ArtifactError, match="fastlrnr.npz: reduced operators have EIM rank 4, the manifest says 3"):
         load_artifact(tmp_path / "b")
-    write_artifact(tmp_path / "c", reduced_arrays=fake_reduced(np.random.default_rng(0), ranks=(4, 3, 1)), **kw)
-    with pytest.raises(ArtifactError, match=r"ranks \[4, 3, 1\], the manifest says \[4, 3, 2\]"):
+    write_artifact(tmp_path / "c", reduced_arrays=parts(lrnr, hyper, points=20)["reduced_arrays"], **kw)
+    with pytest.raises(ArtifactError, match="collocation points"):
         load_artifact(tmp_path / "c")
+
+
+def test_served_domain_error_model_and_fast_phase_are_checked(art):
+    m = json.loads((art / "manifest.json").read_text())
+    wide = {**m["served_domain"], "bounds": {**m["served_domain"]["bounds"], "beta": [0.5, 3.0]}}
+    rewrite_manifest(art, served_domain=wide)
+    refused(art, "manifest.json", "served_domain", "not inside")
+    rewrite_manifest(art, served_domain=m["served_domain"], error_estimate={"model": {"coef": [1, 2]}})
+    refused(art, "manifest.json", "error_estimate.model")
+    rewrite_manifest(art, error_estimate=m["error_estimate"], fast_phase={**m["fast_phase"],
+                                                                        "default": {"backend": "gpu"}})
+    refused(art, "manifest.json", "fast_phase", "backend")
+    rewrite_manifest(art, fast_phase={**m["fast_phase"], "check": {"points": 0, "seed": 1}})
+    refused(art, "manifest.json", "fast_phase", "check")
 
 
 def test_non_finite_values(art):

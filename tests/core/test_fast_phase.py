@@ -1,175 +1,199 @@
-"""SPInProp fast phase (core/fast_phase.py): objective, gradient, λ selection."""
+"""The fast phase (core/fast_phase/): objectives, Levenberg–Marquardt, Adam, acceptance, backends."""
 import numpy as np
 import pytest
 
-from core.fast_phase import (FastPhaseResult, FastPhaseSettings, check_set, full_residual, objective_and_grad,
-                             optimise_candidates, run_fast_phase)
-from core.fastlrnr import FastLRNRSettings, build_fastlrnr, fast_jets
-from core.lrnr import LRNRWeights, lrnr_jets
-from core.pde import initial_condition, residual
+from core.fast_phase import (FastPhaseModel, FastPhaseSettings, check_residual, choose, objective_gradient,
+                             objective_value, run_fast_phase)
+from core.fast_phase.lm import levenberg_marquardt
+from core.fast_phase.run import _Rows
+from core.fastlrnr import build_fastlrnr, identity_operators
+from core.hypernet import hyper_forward
+from core.jet_chain import exact_chain
+from core.pde import CDR, interior_points
+from core.random_model import random_model
 
 RANKS = (6, 5, 4)
-MU = np.array([[2.0, 0.5, 1.0], [6.0, 0.0, 0.0], [1.0, 0.0, 2.0], [3.0, 1.5, 0.0]])
-
-
-def random_lrnr(N=64, ranks=RANKS, seed=0) -> LRNRWeights:
-    rng = np.random.default_rng(seed)
-    orth = lambda k: np.linalg.qr(rng.normal(size=(N, k)))[0]
-    return LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N), tuple(2 * orth(k) for k in ranks),
-                       tuple(2 * orth(k) for k in ranks), tuple(0.3 * rng.normal(size=N) for _ in ranks),
-                       rng.normal(size=N) / np.sqrt(N), 0.2)
+MU = np.array([[2.0, 0.5, 1.0], [1.2, 0.0, 0.0], [1.0, 0.1, 2.0], [3.0, 1.5, 0.0]])
 
 
 @pytest.fixture(scope="module")
 def model():
-    w = random_lrnr()
-    rng = np.random.default_rng(1)
-    sets = lambda count: [[rng.uniform(0.2, 1.5, size=k) for k in RANKS] for _ in range(count)]
-    ops, _ = build_fastlrnr(w, sets(4), [], FastLRNRSettings())
-    return w, ops
+    w, hyper = random_model(48, RANKS, CDR, seed=2)
+    return w, hyper
 
 
-def coefficients(B, seed):
-    rng = np.random.default_rng(seed)
-    return [rng.uniform(0.2, 1.5, size=(B, k)) for k in RANKS]
+def s_hat_of(hyper, mu):
+    S = np.concatenate(hyper_forward(hyper, mu), axis=1)
+    S[:, [1, 7]] = 0.0      # coefficients at the bound, as the hypernetwork's ReLU gives
+    return S
 
 
-def reference_objective(ops, s, s_hat, mu, lam, x, t):
-    """J straight from the definition, through the FastLRNR jets."""
-    u, u_x, u_t, u_xx = fast_jets(ops, s, x, t)
-    res = residual(u, u_t, u_x, u_xx, mu[:, :1], mu[:, 1:2], mu[:, 2:])
-    fit = np.where(t > 0, np.abs(res), np.abs(u - initial_condition(x))).sum(axis=1)
-    return fit + lam * sum(np.abs(a - b).sum(axis=1) for a, b in zip(s, s_hat))
+def small_model(w, reduced=None, points=64):
+    return FastPhaseModel(w, reduced, collocation=(points, 0), check=(points, 1), dtype=np.float64)
 
 
-def test_objective_matches_its_definition(model):
-    _, ops = model
-    s, s_hat = coefficients(4, 2), coefficients(4, 3)
-    lam = np.array([0.0, 0.3, 1.0, 10.0])
-    J, grads = objective_and_grad(ops, s, s_hat, MU, lam, *ops.points)
-    np.testing.assert_allclose(J, reference_objective(ops, s, s_hat, MU, lam, *ops.points), rtol=1e-13)
-    assert [g.shape for g in grads] == [(4, k) for k in RANKS]
-
-
-@pytest.mark.parametrize("rows", [slice(0, 4), slice(1, 3)], ids=["with-diffusion", "no-diffusion"])
-def test_gradient_matches_central_differences(model, rows):
-    _, ops = model
-    s, s_hat = [sl[rows] for sl in coefficients(4, 2)], [sl[rows] for sl in coefficients(4, 3)]
-    mu, lam = MU[rows], np.array([0.0, 0.3, 1.0, 10.0])[rows]
-    x, t = ops.points
-    J, grads = objective_and_grad(ops, s, s_hat, mu, lam, x, t)
-    # away from every kink: no residual and no s − ŝ is near zero
-    u, u_x, u_t, u_xx = fast_jets(ops, s, x, t)
-    assert np.abs(residual(u, u_t, u_x, u_xx, mu[:, :1], mu[:, 1:2], mu[:, 2:])[:, t > 0]).min() > 1e-4
-    assert min(np.abs(a - b).min() for a, b in zip(s, s_hat)) > 1e-4
+@pytest.mark.parametrize("kind", ["lsq", "l1"])
+def test_objective_gradient_matches_differences(model, kind):
+    w, hyper = model
+    chain = exact_chain(w, *interior_points(30, 0), np.float64)
+    rng = np.random.default_rng(0)
+    S_hat = s_hat_of(hyper, MU)
+    S = S_hat + rng.uniform(0.05, 0.2, size=S_hat.shape)     # away from the ℓ1 kinks
+    lam = np.array([1e-3, 0.1, 0.0, 2.0])
+    F = lambda S_: objective_value(kind, chain.residual(S_, MU), S_, S_hat, lam)
+    r, jac = chain.residual_and_jacobian(S, MU)
+    g = objective_gradient(kind, r, jac, S, S_hat, lam)
     h = 1e-6
-    for l, k in [(0, 0), (0, 5), (1, 2), (2, 3), (2, 0)]:
-        plus, minus = [sl.copy() for sl in s], [sl.copy() for sl in s]
-        plus[l][:, k] += h
-        minus[l][:, k] -= h
-        fd = (objective_and_grad(ops, plus, s_hat, mu, lam, x, t)[0]
-              - objective_and_grad(ops, minus, s_hat, mu, lam, x, t)[0]) / (2 * h)
-        np.testing.assert_allclose(grads[l][:, k], fd, rtol=1e-6, atol=1e-6 * (1 + np.abs(J).max()))
+    for p in range(S.shape[1]):
+        Sp, Sm = S.copy(), S.copy()
+        Sp[:, p] += h
+        Sm[:, p] -= h
+        np.testing.assert_allclose(g[:, p], (F(Sp) - F(Sm)) / (2 * h), rtol=1e-5, atol=1e-8)
+    assert np.allclose(F(S), np.mean(r**2, 1) + lam * np.sum((S - S_hat) ** 2, 1)) if kind == "lsq" else \
+        np.allclose(F(S), np.mean(np.abs(r), 1) + lam * np.sum(np.abs(S - S_hat), 1))
 
 
-def test_rows_are_independent_and_the_diffusion_free_path_agrees(model):
-    _, ops = model
-    s, s_hat = coefficients(4, 2), coefficients(4, 3)
-    lam = np.array([0.1, 0.3, 1.0, 3.0])
-    J, grads = objective_and_grad(ops, s, s_hat, MU, lam, *ops.points)
-    for b in (1, 2, 3):   # alone: 3 jets without diffusion, and without reaction
-        Jb, gb = objective_and_grad(ops, [sl[b] for sl in s], [sl[b] for sl in s_hat], MU[b], lam[b], *ops.points)
-        assert Jb[0] == pytest.approx(J[b], rel=1e-13)
-        for g_all, g_one in zip(grads, gb):
-            np.testing.assert_allclose(g_one[0], g_all[b], rtol=1e-12, atol=1e-12)
+def test_lm_lowers_the_objective_monotonically_and_respects_the_bound(model):
+    w, hyper = model
+    chain = exact_chain(w, *interior_points(64, 0), np.float64)
+    S_hat = s_hat_of(hyper, MU)
+    problem = _Rows(chain, MU)
+    lam = np.full(len(MU), 1e-5)
+    previous = objective_value("lsq", chain.residual(S_hat, MU), S_hat, S_hat, lam)
+    trace = levenberg_marquardt(problem, S_hat, S_hat, lam, steps=6, record=True)
+    assert np.all(trace.F < trace.F0) and np.all(trace.taken >= 1)
+    for k in range(6):
+        F_k = objective_value("lsq", chain.residual(trace.iterates[k], MU), trace.iterates[k], S_hat, lam)
+        assert np.all(F_k <= previous + 1e-15)
+        previous = F_k
+    assert np.all(trace.iterates >= 0.0)
+    np.testing.assert_allclose(previous, trace.F, rtol=1e-12)
 
 
-def test_subgradient_of_the_locality_term_is_zero_at_s_hat(model):
-    _, ops = model
-    s = coefficients(1, 2)
-    _, g0 = objective_and_grad(ops, s, s, MU[:1], 0.0, *ops.points)
-    _, g1 = objective_and_grad(ops, s, s, MU[:1], 100.0, *ops.points)
-    for a, b in zip(g0, g1):
-        np.testing.assert_array_equal(a, b)
+def test_lm_holds_a_coefficient_at_zero_when_its_gradient_points_below(model):
+    w, hyper = model
+    chain = exact_chain(w, *interior_points(64, 0), np.float64)
+    S_hat = s_hat_of(hyper, MU[:1])
+    r, jac = chain.residual_and_jacobian(S_hat, MU[:1])
+    g = objective_gradient("lsq", r, jac, S_hat, S_hat, 0.0)[0]
+    pushed_out = np.flatnonzero((S_hat[0] == 0) & (g > 0))
+    assert pushed_out.size, "the fixture should have a coefficient at 0 pushed below it"
+    trace = levenberg_marquardt(_Rows(chain, MU[:1]), S_hat, S_hat, np.array([1e-5]), steps=1)
+    assert np.all(trace.S[0, pushed_out] == 0.0)
 
 
-SMALL = FastPhaseSettings(epochs=40, lambdas=(0.1, 1.0, 10.0), check_epochs=(20, 40), check_points=32)
-
-
-def test_run_fast_phase_shapes_and_bookkeeping(model):
-    w, ops = model
-    s_hat = coefficients(3, 4)
-    s_hat[1][0, :2] = 0.0                      # dead coefficients stay admissible
-    results = run_fast_phase(ops, w, s_hat, MU[:3], SMALL)
-    assert len(results) == 3 and all(isinstance(r, FastPhaseResult) for r in results)
-    for b, r in enumerate(results):
-        assert [sl.shape for sl in r.s] == [(k,) for k in RANKS]
-        assert all(np.all(sl >= 0) for sl in r.s)
-        assert len(r.candidates) == 6 and {c[:2] for c in r.candidates} == {(l, e) for l in (0.1, 1.0, 10.0)
-                                                                             for e in (20, 40)}
-        assert r.accepted == (r.lam is not None) == (r.epoch is not None)
-        assert r.fast_ms > 0 and r.check_ms > 0
-        if not r.accepted:
-            assert all(np.array_equal(a, sh[b]) for a, sh in zip(r.s, s_hat)) and r.J_after == r.J_before
-
-
-def test_selection_never_worse_than_the_hypernetwork(model):
-    w, ops = model
-    s_hat = coefficients(4, 5)
-    results = run_fast_phase(ops, w, s_hat, MU, SMALL)
-    xc, tc = check_set(SMALL.check_points, SMALL.seed)
-    assert np.all(tc > 0) and np.all((xc >= 0) & (xc < 2 * np.pi))
-    for b, r in enumerate(results):
-        # recompute both residuals independently, in float64, with the full LRNR
-        u, u_x, u_t, u_xx = lrnr_jets(w, [np.stack([sh[b], sl]) for sh, sl in zip(s_hat, r.s)], xc, tc)
-        before, after = np.abs(residual(u, u_t, u_x, u_xx, *MU[b])).mean(axis=1)
-        assert before == pytest.approx(r.residual_before, rel=1e-12)
-        assert after == pytest.approx(r.residual_after, rel=1e-12)
-        assert after <= before
-        assert r.residual_after == min([r.residual_before] + [c[2] for c in r.candidates])
+def test_run_fast_phase_bookkeeping_and_acceptance(model):
+    w, hyper = model
+    fp = small_model(w)
+    S_hat = s_hat_of(hyper, MU)
+    results = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(steps=6, locality=(1e-5, 1e-2)))
+    assert len(results) == len(MU)
+    chk = check_residual(fp.check, S_hat, MU)
+    for b, res in enumerate(results):
+        assert [sl.shape for sl in res.s] == [(k,) for k in RANKS]
+        assert res.residual_before == pytest.approx(chk[b], rel=1e-12)
+        served = check_residual(fp.check, np.concatenate(res.s)[None], MU[b:b + 1])[0]
+        assert res.residual_after == pytest.approx(served, rel=1e-12)
+        assert res.residual_after <= res.residual_before          # never worse than ŝ on the check
+        assert len(res.candidates) == 2
+        if res.accepted:
+            assert res.residual_after <= 0.95 * res.residual_before
+            assert res.locality in (1e-5, 1e-2) and res.steps_run >= 1
+            assert res.objective_after < res.objective_before
+        else:
+            np.testing.assert_array_equal(np.concatenate(res.s), S_hat[b])
+            assert res.locality is None and res.steps_run == 0
     assert any(r.accepted for r in results)
 
 
-def test_hypernetwork_kept_when_nothing_beats_it_by_the_margin(model):
-    w, ops = model
-    s_hat = coefficients(2, 6)
-    settings = FastPhaseSettings(epochs=10, lambdas=(1.0,), check_points=16, min_improvement=0.999)
-    for b, r in enumerate(run_fast_phase(ops, w, s_hat, MU[:2], settings)):
-        assert not r.accepted and r.lam is None and r.residual_after == r.residual_before
-        assert all(np.array_equal(a, sh[b]) for a, sh in zip(r.s, s_hat))
+def test_nothing_accepted_when_the_margin_cannot_be_met(model):
+    w, hyper = model
+    S_hat = s_hat_of(hyper, MU)
+    results = run_fast_phase(small_model(w), S_hat, MU, FastPhaseSettings(steps=3, margin=0.999))
+    for b, res in enumerate(results):
+        assert not res.accepted
+        np.testing.assert_array_equal(np.concatenate(res.s), S_hat[b])
+        assert res.residual_after == res.residual_before
 
 
-def test_iterates_stay_nonnegative_and_float32_check_agrees(model):
-    w, ops = model
-    s_hat = [np.full((1, k), 1e-4) for k in RANKS]      # near the boundary: steps would cross it
-    for sl in s_hat:
-        sl[0, 0] = 1.0                                   # sets the step size scale
-    iterates = optimise_candidates(ops, s_hat, MU[:1], SMALL)
-    assert set(iterates) == {20, 40} and iterates[40].shape == (1, 3, sum(RANKS))
-    assert all(np.all(it >= 0) for it in iterates.values())
-    assert np.any(iterates[40] == 0.0)                   # the projection was active
-    judged = iterates[40][0]
-    r64 = full_residual(w, judged, np.repeat(MU[:1], 3, axis=0), *check_set(32, 0))
-    r32 = full_residual(w.astype(np.float32), judged, np.repeat(MU[:1], 3, axis=0), *check_set(32, 0))
-    np.testing.assert_allclose(r32, r64, rtol=1e-4)
+def test_choose_keeps_the_best_candidate_only_beyond_the_margin():
+    rms_hat = np.array([1.0, 1.0, 1.0, np.inf])
+    cand = np.array([[0.97, 0.99], [0.5, 0.4], [np.inf, 1.2], [3.0, np.inf]])
+    best, accepted = choose(rms_hat, cand, 0.05)
+    assert best.tolist() == [0, 1, 1, 0]
+    assert accepted.tolist() == [False, True, False, True]
 
 
-def test_inputs_are_validated(model):
-    w, ops = model
-    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
-        run_fast_phase(ops, w, coefficients(2, 1), MU[:3], SMALL)
+def test_runs_are_deterministic(model):
+    w, hyper = model
+    S_hat = s_hat_of(hyper, MU)
+    fp = small_model(w)
+    a = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(steps=4))
+    b = run_fast_phase(small_model(w), S_hat, MU, FastPhaseSettings(steps=4))
+    for ra, rb in zip(a, b):
+        assert ra.accepted == rb.accepted and ra.residual_after == rb.residual_after
+        for sa, sb in zip(ra.s, rb.s):
+            np.testing.assert_array_equal(sa, sb)
+
+
+def test_reduced_backend_equals_exact_when_n_is_the_full_width(model):
+    w, hyper = model
+    x, t = interior_points(64, 0)
+    S_hat = s_hat_of(hyper, MU)
+    fp = small_model(w, reduced=identity_operators(w, x, t))
+    exact = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(backend="exact", steps=4))
+    reduced = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(backend="reduced", steps=4))
+    for e, r in zip(exact, reduced):
+        assert e.accepted == r.accepted and e.steps_run == r.steps_run
+        np.testing.assert_allclose(np.concatenate(e.s), np.concatenate(r.s), rtol=0, atol=1e-9)
+
+
+def test_reduced_backend_with_a_built_fastlrnr_improves_the_check(model):
+    w, hyper = model
+    x, t = interior_points(64, 0)
+    S_hat = s_hat_of(hyper, MU)
+    snapshots = s_hat_of(hyper, CDR.grid(3))
+    ops, _ = build_fastlrnr(w, x, t, snapshots, rank=30)
+    results = run_fast_phase(small_model(w, reduced=ops), S_hat, MU, FastPhaseSettings(backend="reduced", steps=6))
+    assert all(r.backend == "reduced" and r.residual_after <= r.residual_before for r in results)
+    assert any(r.accepted for r in results)
+
+
+def test_adam_path_lowers_the_l1_objective_and_records_iterates(model):
+    w, hyper = model
+    S_hat = s_hat_of(hyper, MU)
+    settings = FastPhaseSettings(optimizer="adam", steps=40, locality=(0.0, 1e-3), margin=0.0)
+    results = run_fast_phase(small_model(w), S_hat, MU, settings, record=True)
+    for res in results:
+        assert res.optimizer == "adam" and res.iterates.shape == (40, sum(RANKS))
+        assert np.all(res.iterates >= 0)
+        if res.accepted:
+            assert res.objective_after < res.objective_before
+
+
+def test_backend_must_exist_and_inputs_are_checked(model):
+    w, hyper = model
+    S_hat = s_hat_of(hyper, MU)
+    fp = small_model(w)
+    with pytest.raises(ValueError, match="not available"):
+        run_fast_phase(fp, S_hat, MU, FastPhaseSettings(backend="reduced"))
     with pytest.raises(ValueError, match="≥ 0"):
-        run_fast_phase(ops, w, [-sl for sl in coefficients(1, 1)], MU[:1], SMALL)
-    with pytest.raises(ValueError, match="ranks"):
-        run_fast_phase(ops, random_lrnr(ranks=(6, 5, 3)), coefficients(1, 1), MU[:1], SMALL)
-    with pytest.raises(ValueError, match="layer 3"):
-        objective_and_grad(ops, [np.ones((1, 6)), np.ones((1, 5)), np.ones((1, 5))], coefficients(1, 1),
-                           MU[:1], 1.0, *ops.points)
-    with pytest.raises(ValueError, match="lam"):
-        objective_and_grad(ops, coefficients(1, 1), coefficients(1, 1), MU[:1], -1.0, *ops.points)
+        run_fast_phase(fp, -S_hat - 1, MU)
+    with pytest.raises(ValueError, match="mu"):
+        run_fast_phase(fp, S_hat, MU[:2])
     with pytest.raises(ValueError, match="finite"):
-        run_fast_phase(ops, w, coefficients(1, 1), np.array([[np.nan, 0.0, 0.0]]), SMALL)
-    with pytest.raises(ValueError, match="check_epochs"):
-        FastPhaseSettings(epochs=10, check_epochs=(20,))
-    with pytest.raises(ValueError, match="λ"):
-        FastPhaseSettings(lambdas=())
+        run_fast_phase(fp, S_hat, MU * np.nan)
+
+
+@pytest.mark.parametrize("bad", [dict(backend="gpu"), dict(optimizer="sgd"), dict(steps=-1), dict(locality=()),
+                                 dict(locality=(-1.0,)), dict(margin=1.0), dict(damping=0.0), dict(betas=(1.0, 0.9))])
+def test_settings_are_validated(bad):
+    with pytest.raises(ValueError):
+        FastPhaseSettings(**bad)
+
+
+def test_settings_round_trip_through_a_dict():
+    s = FastPhaseSettings(backend="reduced", steps=7, locality=(1e-4, 1e-3))
+    assert FastPhaseSettings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="unknown"):
+        FastPhaseSettings.from_dict({"epochs": 3})

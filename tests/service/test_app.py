@@ -11,11 +11,11 @@ from core.artifact import load_artifact
 from core.hypernet import hyper_forward
 from core.lrnr import lrnr_forward
 from core.pde import X_PERIOD
-from service_testkit import RANKS, TEST_EPOCHS
+from service_testkit import RANKS, TEST_STEPS
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 SMALL = {"nx": 16, "nt": 5}
-FP = {"epochs": TEST_EPOCHS}
+FP = {"steps": TEST_STEPS}
 
 
 def solve(client, body, **kwargs):
@@ -50,7 +50,11 @@ def test_models_lists_manifests(client, artifact_root):
     assert cdr["version"] == art.version and cdr["sha256"] == art.sha256
     assert cdr["domain"]["bounds"] == {"beta": [1.0, 3.0], "nu": [0.0, 2.0], "rho": [0.0, 2.0]}
     assert cdr["quality"] == art.manifest["quality"] and cdr["dimensions"]["ranks"] == list(RANKS)
-    assert cdr["fast_phase_defaults"]["epochs"] == 400 and cdr["backend"] == "onnxruntime"
+    assert cdr["fast_phase_defaults"] == art.fast_phase.to_dict() and cdr["backend"] == "onnxruntime"
+    assert cdr["served_domain"] == art.manifest["served_domain"]
+    assert cdr["error_estimate"]["model"] == art.error_model.to_dict()
+    conv = by_name["convection"]
+    assert conv["served_domain"]["bounds"]["beta"] == [1.0, 12.0] and conv["domain"]["bounds"]["beta"] == [1.0, 20.0]
 
 
 def test_metrics_exposition(client):
@@ -93,13 +97,18 @@ def test_solve_default_grid_contract(client, artifact_root):
     assert set(diag["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "encode", "total"}
     assert all(v >= 0 for v in diag["timings_ms"].values())
     fp = diag["fast_phase"]
-    assert fp["enabled"] is True and fp["epochs_requested"] == TEST_EPOCHS
-    assert set(fp) >= {"epochs_run", "locality", "accepted", "J_before", "J_after", "residual_before",
-                       "residual_after"}
+    assert fp["enabled"] is True and fp["steps_requested"] == TEST_STEPS
+    assert fp["backend"] == art.fast_phase.backend and fp["optimizer"] == "lm"
+    assert set(fp) == {"enabled", "backend", "optimizer", "steps_requested", "steps_run", "locality", "accepted",
+                       "objective_before", "objective_after", "residual_before", "residual_after"}
     if fp["accepted"]:
-        assert fp["residual_after"] < fp["residual_before"] and fp["epochs_run"] == TEST_EPOCHS
+        assert fp["residual_after"] < fp["residual_before"] and 1 <= fp["steps_run"] <= TEST_STEPS
     else:
         assert fp["residual_after"] == fp["residual_before"] and fp["locality"] is None
+    # the estimate is the model's calibrated function of the served coefficients' check residual
+    want = art.error_model.predict(np.array([fp["residual_after"]]), np.array([[2.0, 0.5, 1.0]]))[0]
+    assert d["error_estimate"] == pytest.approx(want, rel=1e-12)
+    assert d["within_tolerance"] is None and d["flags"] == []
     assert diag["batch_size"] == 1 and d["request_id"] == r.headers["x-request-id"]
     assert "fast_phase;dur=" in r.headers["server-timing"]
 
@@ -117,16 +126,58 @@ def test_fast_phase_off_returns_hypernetwork_coefficients(client, artifact_root)
     for got, want in zip(d["coefficients"], s_hat):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     fp = d["diagnostics"]["fast_phase"]
-    assert fp["enabled"] is False and fp["epochs_run"] == 0 and fp["J_before"] is None
-    # epochs = 0 is the same as switching the adaptation off
-    d0 = solve(client, {"params": MU, "fast_phase": {"epochs": 0}}).json()
+    assert fp["enabled"] is False and fp["steps_run"] == 0 and fp["objective_before"] is None
+    assert fp["residual_after"] == fp["residual_before"] > 0 and d["error_estimate"] > 0
+    # steps = 0 is the same as switching the adaptation off
+    d0 = solve(client, {"params": MU, "fast_phase": {"steps": 0}}).json()
     assert d0["coefficients"] == d["coefficients"] and d0["diagnostics"]["fast_phase"]["enabled"] is False
 
 
 def test_fixed_locality_is_used(client):
-    d = solve(client, {"params": MU, "fast_phase": {"epochs": TEST_EPOCHS, "locality": 0.5}}).json()
+    d = solve(client, {"params": MU, "fast_phase": {"steps": TEST_STEPS, "locality": 0.5}}).json()
     fp = d["diagnostics"]["fast_phase"]
     assert fp["locality"] == (0.5 if fp["accepted"] else None)
+
+
+def test_backend_can_be_chosen_and_epochs_is_an_alias_of_steps(client):
+    exact = solve(client, {"params": MU, "fast_phase": {"steps": 2, "backend": "exact"}}).json()
+    reduced = solve(client, {"params": MU, "fast_phase": {"steps": 2, "backend": "reduced"}}).json()
+    alias = solve(client, {"params": MU, "fast_phase": {"epochs": 2, "backend": "reduced"}}).json()
+    assert exact["diagnostics"]["fast_phase"]["backend"] == "exact"
+    assert reduced["diagnostics"]["fast_phase"]["backend"] == "reduced"
+    assert alias["coefficients"] == reduced["coefficients"] and alias["diagnostics"]["fast_phase"]["steps_requested"] == 2
+    r = solve(client, {"params": MU, "fast_phase": {"epochs": 2, "steps": 2}})
+    assert r.status_code == 422 and "not both" in r.json()["message"]
+
+
+def test_tolerance_flags_an_answer_whose_estimate_exceeds_it(client):
+    d = solve(client, {"params": MU}).json()
+    est = d["error_estimate"]
+    loose = solve(client, {"params": MU, "tolerance": est * 2}).json()
+    assert loose["within_tolerance"] is True and loose["flags"] == []
+    tight = solve(client, {"params": MU, "tolerance": est / 2}).json()
+    assert tight["within_tolerance"] is False
+    assert [f["code"] for f in tight["flags"]] == ["estimate_above_tolerance"]
+    assert f"{est / 2:g}" in tight["flags"][0]["message"]
+    assert np.allclose(tight["u"], d["u"])           # flagged, never silently altered
+    for bad in (0, -0.1, 11, "1%", True):
+        r = solve(client, {"params": MU, "tolerance": bad})
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"][:2] == ["body", "tolerance"], bad
+
+
+def test_served_domain_refuses_or_flags(client):
+    body = {"model": "convection", "params": {"beta": 15.0}}
+    r = solve(client, body)
+    assert r.status_code == 422
+    err = r.json()
+    assert err["error"] == "out_of_domain" and err["errors"][0]["loc"] == ["body", "params", "beta"]
+    assert "served domain" in err["message"] and "[1, 12]" in err["message"]
+    d = solve(client, {**body, "allow_extrapolation": True}).json()
+    assert d["extrapolated"] is True and d["error_estimate"] > 0
+    assert [f["code"] for f in d["flags"]] == ["outside_served_domain"] and "[1, 12]" in d["flags"][0]["message"]
+    assert solve(client, {**body, "params": {"beta": 12.0}}).json()["flags"] == []
+    far = solve(client, {**body, "params": {"beta": 60.0}, "allow_extrapolation": True})
+    assert far.status_code == 422 and far.json()["errors"][0]["type"] == "extrapolation_too_far"
 
 
 def test_missing_parameters_default_to_zero(client):

@@ -10,10 +10,10 @@ import pytest
 
 import service.client as client_module
 from service.client import AsyncSolveClient, SolveClient, SolveError
-from service_testkit import RANKS, TEST_EPOCHS
+from service_testkit import RANKS, TEST_STEPS
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
-FP = {"epochs": TEST_EPOCHS}
+FP = {"steps": TEST_STEPS}
 
 
 @pytest.fixture

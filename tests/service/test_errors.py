@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from service.app import create_app
-from service_testkit import TEST_EPOCHS, make_client, make_settings
+from service_testkit import TEST_STEPS, make_client, make_settings
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 SMALL = {"nx": 8, "nt": 4}
@@ -113,9 +113,11 @@ def test_points_over_limit_is_413(artifact_root):
 
 
 @pytest.mark.parametrize("fp, loc", [
-    ({"epochs": 2001}, ["body", "fast_phase", "epochs"]),
-    ({"epochs": -1}, ["body", "fast_phase", "epochs"]),
-    ({"epochs": 1.5}, ["body", "fast_phase", "epochs"]),
+    ({"steps": 51}, ["body", "fast_phase", "steps"]),
+    ({"epochs": 51}, ["body", "fast_phase", "epochs"]),
+    ({"steps": -1}, ["body", "fast_phase", "steps"]),
+    ({"steps": 1.5}, ["body", "fast_phase", "steps"]),
+    ({"backend": "gpu"}, ["body", "fast_phase", "backend"]),
     ({"locality": -0.1}, ["body", "fast_phase", "locality"]),
     ({"locality": "sometimes"}, ["body", "fast_phase", "locality"]),
     ({"enabled": "yes please"}, ["body", "fast_phase", "enabled"]),
@@ -243,7 +245,7 @@ def test_queue_full_is_503_with_retry_after(artifact_root):
             return real(*args)
 
         runtime.solve = slow
-        body = {"params": MU, "grid": SMALL, "fast_phase": {"epochs": TEST_EPOCHS}}
+        body = {"params": MU, "grid": SMALL, "fast_phase": {"steps": TEST_STEPS}}
         first: list = []
         worker = threading.Thread(target=lambda: first.append(post(c, body)))
         worker.start()

@@ -33,7 +33,7 @@ grid = maybe(st.one_of(
     st.fixed_dictionaries({"points": maybe(st.lists(st.lists(numbers, min_size=1, max_size=3), max_size=8))}),
 ))
 fast_phase = maybe(st.fixed_dictionaries({}, optional={
-    "epochs": maybe(st.integers(-5, 40)), "locality": maybe(st.one_of(st.just("auto"), numbers)),
+    "steps": maybe(st.integers(-5, 40)), "locality": maybe(st.one_of(st.just("auto"), numbers)),
     "enabled": maybe(st.booleans())}))
 body = st.fixed_dictionaries({}, optional={
     "model": maybe(st.sampled_from(["cdr", "convection", "nope", ""])), "params": params, "grid": grid,
@@ -48,7 +48,7 @@ good_grid = st.one_of(
                            "t": st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4)}),
     st.fixed_dictionaries({"points": st.lists(st.tuples(st.floats(-1e300, 1e300), st.floats(0.0, 1.0)),
                                               min_size=1, max_size=6)}))
-good_fp = st.fixed_dictionaries({}, optional={"epochs": st.integers(0, 30), "enabled": st.booleans(),
+good_fp = st.fixed_dictionaries({}, optional={"steps": st.integers(0, 30), "enabled": st.booleans(),
                                               "locality": st.one_of(st.just("auto"), st.floats(0.0, 1e6))})
 near_valid = st.fixed_dictionaries({"params": good_params, "grid": good_grid, "fast_phase": good_fp},
                                    optional={"model": st.sampled_from(["cdr", "convection"]),
@@ -64,7 +64,7 @@ batch_body = st.one_of(
 
 @pytest.fixture(scope="module")
 def fuzz_client(artifact_root):
-    s = make_settings(artifact_root, max_grid_points=4096, max_epochs=30, max_batch_size=8, warmup=False)
+    s = make_settings(artifact_root, max_grid_points=4096, max_steps=30, max_batch_size=8, warmup=False)
     with make_client(create_app(s)) as c:
         yield c
 

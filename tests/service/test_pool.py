@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from service.app import create_app
-from service_testkit import TEST_EPOCHS, make_client, make_settings
+from service_testkit import TEST_STEPS, make_client, make_settings
 
 GRID = {"nx": 8, "nt": 4}
 PARAMS = [{"beta": 1.0 + 0.5 * i, "nu": 0.1 * i, "rho": 0.2 * i} for i in range(4)]
@@ -49,7 +49,7 @@ def wait_queued(app, n: int) -> None:
 
 
 def body(p, grid=GRID):
-    return {"params": p, "grid": grid, "fast_phase": {"epochs": TEST_EPOCHS}}
+    return {"params": p, "grid": grid, "fast_phase": {"steps": TEST_STEPS}}
 
 
 def test_queued_requests_share_one_pass(artifact_root):

@@ -107,11 +107,11 @@ def test_not_ready_before_lifespan_and_after(artifact_root):
 def test_settings_from_environment(monkeypatch, artifact_root):
     monkeypatch.setenv("FASTLRNR_ARTIFACT_DIR", str(artifact_root))
     monkeypatch.setenv("FASTLRNR_API_KEYS", "first-key-1, second-key-2")
-    monkeypatch.setenv("FASTLRNR_MAX_EPOCHS", "100")
+    monkeypatch.setenv("FASTLRNR_MAX_STEPS", "100")
     monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "3")
     s = ServiceSettings()
     assert s.artifact_dir == artifact_root and s.api_keys == ["first-key-1", "second-key-2"]
-    assert s.max_epochs == 100 and s.solver_threads == 3
+    assert s.max_steps == 100 and s.solver_threads == 3
     assert "first-key-1" not in repr(s)
     monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "0")
     with pytest.raises(ValueError):

@@ -1,64 +1,49 @@
-"""The hand-written SPInProp gradient (core.fast_phase.objective_and_grad) against torch
-autograd of the same objective, written plainly from the ReducedOperators arrays: input
-derivatives by autograd too (not jets), float64."""
+"""The fast phase's per-point residual Jacobian (core.jet_chain) against torch autograd of the
+same residual, written plainly: the torch LRNR's forward, input derivatives by autograd (not
+jets), float64."""
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.fast_phase import objective_and_grad  # noqa: E402
-from core.fastlrnr import FastLRNRSettings, build_fastlrnr  # noqa: E402
-from core.lrnr import LRNRWeights  # noqa: E402
+from core.jet_chain import exact_chain  # noqa: E402
+from core.pde import interior_points  # noqa: E402
+from core.random_model import random_lrnr  # noqa: E402
+from training.modules import LRNR  # noqa: E402
 
 RANKS = (6, 5, 4)
 
 
-def random_lrnr(N=48, ranks=RANKS, seed=0) -> LRNRWeights:
-    rng = np.random.default_rng(seed)
-    orth = lambda k: np.linalg.qr(rng.normal(size=(N, k)))[0]
-    return LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N), tuple(2 * orth(k) for k in ranks),
-                       tuple(2 * orth(k) for k in ranks), tuple(0.3 * rng.normal(size=N) for _ in ranks),
-                       rng.normal(size=N) / np.sqrt(N), 0.2)
-
-
-def torch_objective(arrays, s, s_hat, mu, lam, x, t):
-    """J for one row, straight from method.md §4–5 (c_l = M_l tanh(...), u = 1 + sin x + t g)."""
-    T = lambda key: torch.as_tensor(arrays[key], dtype=torch.float64)
-    L = len(s)
-    x = torch.as_tensor(x, dtype=torch.float64).requires_grad_(True)
-    t = torch.as_tensor(t, dtype=torch.float64).requires_grad_(True)
-    z = torch.stack([torch.cos(x), torch.sin(x), t], dim=1)
-    c = torch.tanh(z @ T("A0").T + T("a0")) @ T("M0").T
-    for l in range(1, L + 1):
-        c = torch.tanh(((c @ T(f"G{l}").T) * s[l - 1]) @ T(f"Vp{l}").T + T(f"bp{l}")) @ T(f"M{l}").T
-    u = 1 + torch.sin(x) + t * (c @ T("wr") + T("c"))
+def torch_residual(net: LRNR, s_flat: torch.Tensor, mu, x: np.ndarray, t: np.ndarray) -> torch.Tensor:
+    """R[u] at the points for one coefficient row, by autograd through ``LRNR.forward``."""
+    K = net.U.shape[-1]
+    off = np.concatenate([[0], np.cumsum(RANKS)])
+    s = torch.stack([torch.nn.functional.pad(s_flat[off[l]:off[l + 1]], (0, K - RANKS[l])) for l in range(len(RANKS))])
+    xt = torch.as_tensor(x, dtype=torch.float64).requires_grad_(True)
+    tt = torch.as_tensor(t, dtype=torch.float64).requires_grad_(True)
+    u = net(xt[None], tt[None], s[None])[0]
     grad = lambda y, v: torch.autograd.grad(y.sum(), v, create_graph=True)[0]
-    u_x, u_t = grad(u, x), grad(u, t)
-    u_xx = grad(u_x, x)
+    u_x, u_t = grad(u, xt), grad(u, tt)
+    u_xx = grad(u_x, xt)
     beta, nu, rho = mu
-    res = u_t + beta * u_x - nu * u_xx - rho * u * (1 - u)
-    initial = t.detach() == 0
-    fit = torch.where(initial, torch.abs(u - 1 - torch.sin(x)), torch.abs(res)).sum()
-    return fit + lam * sum(torch.abs(a - b).sum() for a, b in zip(s, s_hat))
+    return u_t + beta * u_x - nu * u_xx - rho * u * (1 - u)
 
 
-def test_hand_written_gradient_matches_autograd():
-    rng = np.random.default_rng(1)
-    w = random_lrnr()
-    sets = [[rng.uniform(0.2, 1.5, size=k) for k in RANKS] for _ in range(4)]
-    ops, _ = build_fastlrnr(w, sets, [], FastLRNRSettings())
-    arrays = ops.to_arrays()
-    mu = np.array([[2.0, 0.5, 1.0], [6.0, 0.0, 0.0], [1.0, 0.0, 2.0]])
-    lam = np.array([0.3, 1.0, 0.0])
-    s = [rng.uniform(0.2, 1.5, size=(3, k)) for k in RANKS]
-    s_hat = [rng.uniform(0.2, 1.5, size=(3, k)) for k in RANKS]
-    s_hat[0][0, 1] = s[0][0, 1]          # one locality term exactly at its kink: subgradient 0 on both sides
-    x, t = ops.points
-    J, grads = objective_and_grad(ops, s, s_hat, mu, lam, x, t)
-    for b in range(3):
-        sb = [torch.tensor(sl[b], dtype=torch.float64, requires_grad=True) for sl in s]
-        Jt = torch_objective(arrays, sb, [torch.tensor(sl[b]) for sl in s_hat], mu[b], lam[b], x, t)
-        Jt.backward()
-        assert Jt.item() == pytest.approx(J[b], rel=1e-12)
-        for l in range(len(RANKS)):
-            np.testing.assert_allclose(grads[l][b], sb[l].grad.numpy(), rtol=0, atol=1e-10 * (1 + abs(J[b])))
+def test_jacobian_matches_autograd():
+    torch.set_default_dtype(torch.float64)
+    try:
+        w = random_lrnr(40, RANKS, seed=4)
+        net = LRNR.from_weights(w)
+        x, t = interior_points(12, 3)
+        chain = exact_chain(w, x, t, np.float64)
+        rng = np.random.default_rng(0)
+        for mu in ([2.0, 0.5, 1.0], [7.0, 0.0, 0.0]):
+            S = rng.uniform(0.2, 1.5, size=(1, sum(RANKS)))
+            r, jac = chain.residual_and_jacobian(S, np.array([mu]))
+            s_t = torch.tensor(S[0])
+            r_t = torch_residual(net, s_t, mu, x, t)
+            jac_t = torch.autograd.functional.jacobian(lambda s: torch_residual(net, s, mu, x, t), s_t)
+            np.testing.assert_allclose(r[0], r_t.detach().numpy(), rtol=0, atol=1e-11)
+            np.testing.assert_allclose(jac[0], jac_t.numpy(), rtol=0, atol=1e-10 * np.abs(jac).max())
+    finally:
+        torch.set_default_dtype(torch.float32)

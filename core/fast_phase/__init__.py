@@ -1,0 +1,19 @@
+"""The SPInProp fast phase: adapt an LRNR's coefficients to one query, cheaply, and keep
+the update only when the full LRNR confirms it.
+
+- ``run``: settings, the per-model state (``FastPhaseModel``) and ``run_fast_phase``;
+- ``objective``: the least-squares and ℓ1 objectives from residuals and their Jacobian;
+- ``lm``: projected Levenberg–Marquardt (the default optimiser);
+- ``adam``: projected Adam (the paper's optimiser, for its experiment);
+- ``acceptance``: the check on held-out points that decides what is served.
+
+The backends are ``core.jet_chain.exact_chain`` (full LRNR) and the FastLRNR of
+``core.fastlrnr`` — one ``JetChain`` class with two sets of operators.
+"""
+from core.fast_phase.acceptance import check_residual, choose
+from core.fast_phase.objective import OBJECTIVES, objective_gradient, objective_value
+from core.fast_phase.run import (BACKENDS, OPTIMIZERS, FastPhaseModel, FastPhaseResult, FastPhaseSettings,
+                                 run_fast_phase)
+
+__all__ = ["BACKENDS", "OBJECTIVES", "OPTIMIZERS", "FastPhaseModel", "FastPhaseResult", "FastPhaseSettings",
+           "check_residual", "choose", "objective_gradient", "objective_value", "run_fast_phase"]

@@ -1,0 +1,281 @@
+"""Whole-domain accuracy sweep: the error over a dense grid of a model's domain, faces and
+corners included, for the hypernetwork alone and after the fast phase, against the
+reference solver; the error estimate beside the true error.
+
+    python -m training.sweep                         # the shipped models → docs/sweep.md + figures
+    python -m training.sweep --models cdr --per-axis 3 --out /tmp/sweep.md
+    python -m training.sweep --run runs/cdr          # a training run: hypernetwork only
+
+The grid is ``Domain.grid(per_axis)`` over the active parameters (ends included, so every
+face, edge and corner is on it). Errors are relative L2 on the standard 256×100 grid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.error_estimate import ErrorModel, estimate_quality
+from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from core.hypernet import HyperWeights, hyper_forward
+from core.lrnr import LRNRWeights, lrnr_forward
+from core.pde import PARAM_NAMES, Domain, standard_grid
+from core.reference import solve_reference_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}   # points per active parameter, by number of active parameters
+TARGET = 0.02                              # the worst relative L2 error a served answer may have
+
+
+def sweep_parameters(domain: Domain, per_axis: int | None = None) -> np.ndarray:
+    """(G, 3) tensor grid over the active parameters of ``domain``, ends included."""
+    return domain.grid(per_axis or DEFAULT_PER_AXIS[len(domain.active)])
+
+
+def reference_fields(mus: np.ndarray) -> np.ndarray:
+    """(G, nt, nx) reference solutions on the standard grid."""
+    x, t = standard_grid()
+    return solve_reference_batch(mus, x, t)
+
+
+def relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """(G,) relative L2 errors of fields u against ref, both (G, ...)."""
+    d = (u - ref).reshape(len(ref), -1)
+    return np.linalg.norm(d, axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
+
+
+def fields(lrnr: LRNRWeights, S: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """(G, nt, nx) LRNR fields on the standard grid for coefficient rows S (G, P)."""
+    x, t = standard_grid()
+    X, T = np.meshgrid(x, t)
+    S = np.atleast_2d(S)
+    parts = np.cumsum(lrnr.ranks)[:-1]
+    out = np.empty((S.shape[0],) + X.shape)
+    for lo in range(0, len(out), chunk):
+        s = np.split(S[lo:lo + chunk], parts, axis=1)
+        out[lo:lo + chunk] = lrnr_forward(lrnr, s, X.ravel(), T.ravel()).reshape(-1, *X.shape)
+    return out
+
+
+def hyper_rows(hyper: HyperWeights, mus: np.ndarray) -> np.ndarray:
+    """(G, P) hypernetwork coefficient rows."""
+    return np.concatenate(hyper_forward(hyper, mus), axis=1)
+
+
+def solve_rows(lrnr: LRNRWeights, hyper: HyperWeights, fast: FastPhaseModel, settings: FastPhaseSettings | None,
+               mus: np.ndarray, refs: np.ndarray, chunk: int = 8) -> dict:
+    """Hypernetwork and fast-phase answers for parameter rows mus (G, 3) with reference fields
+    refs: per row the errors, check residuals, acceptance and fast-phase wall time."""
+    S_hat = hyper_rows(hyper, mus)
+    out = {"mu": mus, "err_hyper": relative_l2(fields(lrnr, S_hat), refs)}
+    if settings is None:
+        return out
+    served, res_before, res_after, accepted, ms = [], [], [], [], []
+    for lo in range(0, len(mus), chunk):
+        t0 = time.perf_counter()
+        results = run_fast_phase(fast, S_hat[lo:lo + chunk], mus[lo:lo + chunk], settings)
+        per = 1e3 * (time.perf_counter() - t0) / len(results)
+        for r in results:
+            served.append(np.concatenate(r.s))
+            res_before.append(r.residual_before)
+            res_after.append(r.residual_after)
+            accepted.append(r.accepted)
+            ms.append(per)
+    S = np.array(served)
+    out.update({"S": S, "err_fast": relative_l2(fields(lrnr, S), refs), "res_hyper": np.array(res_before),
+                "res_fast": np.array(res_after), "accepted": np.array(accepted), "ms": np.array(ms)})
+    return out
+
+
+def summary(err: np.ndarray, target: float = TARGET) -> dict:
+    return {"median": float(np.median(err)), "worst": float(err.max()), "mean": float(err.mean()),
+            f"frac_above_{100 * target:g}pct": float(np.mean(err > target)), "n": int(err.size)}
+
+
+def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float = TARGET) -> Domain:
+    """The largest box of sweep grid points (found greedily) whose errors are all ≤ target.
+
+    Starting from the whole grid, while a point in the box fails, drop the outermost slab
+    (one grid layer at one end of one active axis) holding the largest share of failing
+    points; on a tie, the thinner slab. The result is a Domain named like ``domain``."""
+    active = [PARAM_NAMES.index(k) for k in domain.active]
+    axes = [np.unique(mus[:, i]) for i in active]
+    lo = [0] * len(active)
+    hi = [len(a) - 1 for a in axes]
+    while True:
+        inside = np.all([(mus[:, i] >= axes[j][lo[j]] - 1e-12) & (mus[:, i] <= axes[j][hi[j]] + 1e-12)
+                         for j, i in enumerate(active)], axis=0) if active else np.ones(len(mus), bool)
+        bad = inside & (err > target)
+        if not bad.any():
+            break
+        best, best_key = None, None
+        for j, i in enumerate(active):
+            if lo[j] == hi[j]:
+                continue
+            for end, idx in (("lo", lo[j]), ("hi", hi[j])):
+                slab = inside & np.isclose(mus[:, i], axes[j][idx])
+                key = (bad[slab].sum() / max(1, slab.sum()), -slab.sum())
+                if best_key is None or key > best_key:
+                    best, best_key = (j, end), key
+        if best is None:
+            raise ValueError(f"no point of the sweep meets the target {target:g}")
+        j, end = best
+        if end == "lo":
+            lo[j] += 1
+        else:
+            hi[j] -= 1
+    bounds = dict(domain.bounds)
+    for j, i in enumerate(active):
+        bounds[PARAM_NAMES[i]] = (float(axes[j][lo[j]]), float(axes[j][hi[j]]))
+    return Domain(domain.name, bounds, f"served: sweep errors after the fast phase ≤ {100 * target:g}%")
+
+
+def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.ndarray | None = None) -> None:
+    """β × ν slices at every ρ of the sweep (3 active parameters), or the error over the one
+    active parameter (convection), for the hypernetwork and after the fast phase."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    mus = result["mu"]
+    rows = [("hypernetwork", result["err_hyper"])] + ([("fast phase", result["err_fast"])] if "err_fast" in result else [])
+    if len(domain.active) == 1:
+        i = PARAM_NAMES.index(domain.active[0])
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for label, err in rows:
+            ax.semilogy(mus[:, i], err, marker="o", ms=3, label=label)
+        if estimate is not None:
+            ax.semilogy(mus[:, i], estimate, ls="--", label="error estimate (served)")
+        ax.axhline(TARGET, color="0.5", lw=1, ls=":", label=f"{100 * TARGET:g}% target")
+        ax.set_xlabel(domain.active[0])
+        ax.set_ylabel("relative L2 error")
+        ax.legend()
+    else:
+        rhos = np.unique(mus[:, 2])
+        betas, nus = np.unique(mus[:, 0]), np.unique(mus[:, 1])
+        fig, axes = plt.subplots(len(rows), len(rhos), figsize=(2.6 * len(rhos) + 1, 2.5 * len(rows) + 0.6),
+                                 squeeze=False)
+        norm = LogNorm(vmin=max(1e-4, min(e.min() for _, e in rows)), vmax=max(e.max() for _, e in rows))
+        for r, (label, err) in enumerate(rows):
+            for c, rho in enumerate(rhos):
+                grid = np.full((len(nus), len(betas)), np.nan)
+                for k in np.flatnonzero(np.isclose(mus[:, 2], rho)):
+                    grid[np.searchsorted(nus, mus[k, 1]), np.searchsorted(betas, mus[k, 0])] = err[k]
+                ax = axes[r, c]
+                im = ax.imshow(grid, origin="lower", aspect="auto", norm=norm, cmap="viridis",
+                               extent=(betas[0], betas[-1], nus[0], nus[-1]))
+                ax.set_title(f"{label}, ρ = {rho:g}", fontsize=8)
+                ax.set_xlabel("β", fontsize=8)
+                ax.set_ylabel("ν", fontsize=8)
+                ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=axes, shrink=0.8, label="relative L2 error")
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def sweep_artifact(name: str, per_axis: int | None = None) -> tuple[dict, dict]:
+    """Sweep a shipped model with its default fast phase; returns (arrays, report)."""
+    from core.artifact import load_artifact
+
+    art = load_artifact(ROOT / "artifacts" / name)
+    manifest = art.manifest
+    settings = FastPhaseSettings.from_dict(manifest["fast_phase"]["default"])
+    fast = FastPhaseModel(art.lrnr, art.reduced, **_points(manifest))
+    mus = sweep_parameters(art.domain, per_axis)
+    result = solve_rows(art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus))
+    model = ErrorModel.from_dict(manifest["error_estimate"]["model"])
+    estimate = model.predict(result["res_fast"], mus)
+    served = Domain.from_dict(manifest["served_domain"])
+    inside = served.contains(mus)
+    report = {"model": name, "settings": settings.to_dict(), "per_axis": per_axis or DEFAULT_PER_AXIS[len(art.domain.active)],
+              "hyper": summary(result["err_hyper"]), "fast": summary(result["err_fast"]),
+              "fast_served": summary(result["err_fast"][inside]), "served_domain": served.to_dict(),
+              "accepted": float(result["accepted"].mean()), "ms_median": float(np.median(result["ms"])),
+              "estimate": estimate_quality(estimate, result["err_fast"]),
+              "estimate_served": estimate_quality(estimate[inside], result["err_fast"][inside])}
+    result["estimate"] = estimate
+    return result, report
+
+
+def _points(manifest: dict) -> dict:
+    fp = manifest["fast_phase"]
+    return {"collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
+            "check": (fp["check"]["points"], fp["check"]["seed"])}
+
+
+def markdown(result: dict, report: dict, figure: str) -> str:
+    mus = result["mu"]
+    h, f, fs = report["hyper"], report["fast"], report["fast_served"]
+    key = f"frac_above_{100 * TARGET:g}pct"
+    e, es = report["estimate"], report["estimate_served"]
+    bounds = report["served_domain"]["bounds"]
+    lines = [f"## {report['model']}", "",
+             f"{len(mus)} parameter sets ({report['per_axis']} per active parameter, ends included); fast phase "
+             f"{report['settings']['backend']} backend, {report['settings']['optimizer']}, "
+             f"{report['settings']['steps']} steps, update kept in {100 * report['accepted']:.0f}% of sets, "
+             f"median {report['ms_median']:.0f} ms per set (batches of 8).", "",
+             "| | median | worst | > 2% |", "|---|---|---|---|",
+             f"| hypernetwork only | {100 * h['median']:.2f}% | {100 * h['worst']:.2f}% | {100 * h[key]:.0f}% |",
+             f"| after the fast phase | {100 * f['median']:.2f}% | {100 * f['worst']:.2f}% | {100 * f[key]:.0f}% |",
+             f"| after the fast phase, served domain | {100 * fs['median']:.2f}% | {100 * fs['worst']:.2f}% | "
+             f"{100 * fs[key]:.0f}% |", "",
+             "Served domain: " + ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in bounds.items()) + ".", "",
+             f"Error estimate vs true error (fast phase): Spearman {e['spearman']:.2f}, true ≤ estimate in "
+             f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
+             f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).", "",
+             f"![{report['model']} sweep]({figure})", "", "Worst sets:", "",
+             "| β | ν | ρ | hypernetwork | fast phase | estimate |", "|---|---|---|---|---|---|"]
+    for i in np.argsort(-result["err_fast"])[:8]:
+        lines.append(f"| {mus[i, 0]:.2f} | {mus[i, 1]:.2f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
+                     f"{100 * result['err_fast'][i]:.2f}% | {100 * result['estimate'][i]:.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from training.evaluate_hyper import load_run
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["cdr", "convection"], help="shipped models (artifacts/<name>)")
+    ap.add_argument("--run", type=Path, nargs="+", help="training run directories instead (hypernetwork only)")
+    ap.add_argument("--per-axis", type=int)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "sweep.md")
+    args = ap.parse_args(argv)
+    if args.run:
+        for run in args.run:
+            lrnr, hyper, settings = load_run(run)
+            domain = Domain.from_dict(settings["domain"])
+            mus = sweep_parameters(domain, args.per_axis)
+            err = solve_rows(lrnr, hyper, None, None, mus, reference_fields(mus))["err_hyper"]
+            s = summary(err)
+            print(f"{run}: hypernetwork only over {s['n']} sets: median {s['median']:.4f}, worst {s['worst']:.4f}")
+            for i in np.argsort(-err)[:5]:
+                print(f"   μ = ({mus[i, 0]:.2f}, {mus[i, 1]:.2f}, {mus[i, 2]:.2f}): {err[i]:.4f}")
+            (run / "sweep_hyper.json").write_text(json.dumps({"summary": s, "mu": mus.tolist(), "rel_l2": err.tolist()}))
+        return
+    command = "python -m training.sweep" + (f" --per-axis {args.per_axis}" if args.per_axis else "")
+    parts = ["# Whole-domain accuracy sweep", "",
+             f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine). Relative L2 "
+             "errors against the reference solver (`core/reference.py`) on the standard 256×100 grid, over a tensor "
+             "grid of each model's whole training domain: every face, edge and corner is on it.", ""]
+    reports = []
+    for name in args.models:
+        result, report = sweep_artifact(name, args.per_axis)
+        fig = args.out.parent / "figures" / f"sweep_{name}.png"
+        heat_map(result, Domain.from_dict(json.loads((ROOT / "artifacts" / name / "manifest.json").read_text())["domain"]),
+                 fig, f"{name}: relative L2 error over the domain", result["estimate"])
+        parts.append(markdown(result, report, fig.relative_to(args.out.parent).as_posix()))
+        reports.append(report)
+        print(f"{name}: hyper median {report['hyper']['median']:.4f} worst {report['hyper']['worst']:.4f}; "
+              f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}")
+    args.out.write_text("\n".join(parts))
+    args.out.with_suffix(".json").write_text(json.dumps(reports, indent=1))
+
+
+if __name__ == "__main__":
+    main()
