@@ -40,6 +40,7 @@ from service.pool import MicroBatcher, QueueFull, SolverPool  # noqa: E402
 from service.schemas import (BatchSolveRequest, BatchSolveResponse, ErrorResponse, ModelsResponse,  # noqa: E402
                              SolveRequest, SolveResponse)
 from service.settings import ServiceSettings  # noqa: E402
+from service.version import __version__  # noqa: E402
 from service.solver import Job, ModelRuntime, PassResult, RequestError, SolverError, answer_flags  # noqa: E402
 
 log = get_logger("app")
@@ -371,7 +372,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 runtime.close()
             log.info("stopped", extra={"drained": drained})
 
-    app = FastAPI(title="FastLRNR solve service", version="1.0",
+    app = FastAPI(title="FastLRNR solve service", version=__version__,
                   description="Solves u_t + β u_x − ν u_xx − ρ u(1 − u) = 0 on x ∈ [0, 2π) periodic, t ∈ [0, 1], "
                               "u(x, 0) = 1 + sin x, for parameters (β, ν, ρ): a meta-learned low-rank network "
                               "adapted per query by the SPInProp fast phase.",
@@ -394,7 +395,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/models", tags=["models"], dependencies=auth, response_model=ModelsResponse, responses=ERRORS)
     async def models() -> dict:
         d = settings.default_model
-        return {"default": d, "models": [rt.info(name == d) for name, rt in sorted(state.models.items())],
+        return {"default": d, "service_version": __version__,
+                "models": [rt.info(name == d) for name, rt in sorted(state.models.items())],
                 "unavailable": state.unavailable}
 
     @app.get("/metrics", tags=["ops"], dependencies=auth, response_class=Response,

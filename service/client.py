@@ -24,6 +24,8 @@ from typing import Any, Mapping, Sequence
 import httpx
 import numpy as np
 
+from service.version import __version__
+
 NPY = "application/x-npy"
 PARAM_NAMES = ("beta", "nu", "rho")
 X_PERIOD = 2.0 * np.pi
@@ -111,7 +113,7 @@ class _Base:
         self.transport, self.model = transport, model
         self._rng = rng or random.Random()
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._headers = {"User-Agent": "fastlrnr-client/1"}
+        self._headers = {"User-Agent": f"fastlrnr-client/{__version__}"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
 

@@ -232,6 +232,7 @@ class ModelInfo(BaseModel):
 
 class ModelsResponse(BaseModel):
     default: str
+    service_version: str = Field(description="the version of this service (the package's)")
     models: list[ModelInfo]
     unavailable: list[dict] = Field(description="artifacts found but refused at start-up: {name, error}")
 
