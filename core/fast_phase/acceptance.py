@@ -13,11 +13,14 @@ import numpy as np
 from core.jet_chain import JetChain
 
 
-def check_residual(check: JetChain, S: np.ndarray, mu: np.ndarray) -> np.ndarray:
+def check_residual(check: JetChain, S: np.ndarray, mu: np.ndarray, chunk: int = 8) -> np.ndarray:
     """RMS of R[u] (R,) of the full LRNR (``check`` = its chain at the check points) for
-    coefficient rows S (R, P) and parameters mu (R, 3). Non-finite values give inf."""
-    r = check.residual(S, mu)
-    rms = np.sqrt(np.mean(r * r, axis=1))
+    coefficient rows S (R, P) and parameters mu (R, 3), ``chunk`` rows at a time (memory).
+    Non-finite values give inf."""
+    rms = np.empty(len(S))
+    for lo in range(0, len(S), chunk):
+        r = check.residual(S[lo:lo + chunk], mu[lo:lo + chunk])
+        rms[lo:lo + chunk] = np.sqrt(np.mean(r * r, axis=1))
     return np.where(np.isfinite(rms), rms, np.inf)
 
 

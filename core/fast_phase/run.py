@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.allocator import retain_freed_memory
 from core.fast_phase.acceptance import check_residual, choose
 from core.fast_phase.adam import adam
 from core.fast_phase.lm import levenberg_marquardt
@@ -24,6 +25,7 @@ from core.pde import as_param_array, interior_points
 
 BACKENDS = ("exact", "reduced")
 OPTIMIZERS = ("lm", "adam")
+MAX_ROWS = 8   # rows optimised together: bounds the hidden-state memory (~8 MiB per array at N = M = 256)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class FastPhaseModel:
         if reduced is not None:
             self.chains["reduced"] = reduced.chain(np.float64)
         self.check = exact_chain(weights, *interior_points(*check), dtype)
+        retain_freed_memory()   # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -157,6 +160,19 @@ class _Rows:
 
     def jacobian(self, state) -> np.ndarray:
         return self.chain.jacobian(state)
+
+
+def _optimise(chain: JetChain, S_hat: np.ndarray, mu: np.ndarray, lam: np.ndarray, ranks: Sequence[int],
+              settings: FastPhaseSettings, record: bool) -> tuple:
+    """(S, F0, F, steps_run, iterates) of the chosen optimiser for rows S_hat (R, P)."""
+    problem = _Rows(chain, mu)
+    if settings.optimizer == "lm":
+        tr = levenberg_marquardt(problem, S_hat, S_hat, lam, settings.steps, settings.damping, settings.max_step,
+                                 settings.tol, record)
+        return tr.S, tr.F0, tr.F, tr.steps, tr.iterates
+    S, F0, F, iterates = adam(problem, S_hat, S_hat, lam, settings.steps, step_scale(S_hat, ranks),
+                              settings.objective, settings.lr, settings.betas, settings.eps, record)
+    return S, F0, F, np.full(len(S), settings.steps), iterates
 
 
 def step_scale(S_hat: np.ndarray, ranks: Sequence[int], floor: float = 1e-2) -> np.ndarray:
@@ -194,15 +210,10 @@ def run_fast_phase(model: FastPhaseModel, s_hat, mu: np.ndarray, settings: FastP
 
     problem = _Rows(chain, rows_mu)
     t0 = time.perf_counter()
-    if settings.optimizer == "lm":
-        tr = levenberg_marquardt(problem, rows_hat, rows_hat, lam, settings.steps, settings.damping,
-                                 settings.max_step, settings.tol, record)
-        S, F0, F, steps_run, iterates = tr.S, tr.F0, tr.F, tr.steps, tr.iterates
-    else:
-        S, F0, F, iterates = adam(problem, rows_hat, rows_hat, lam, settings.steps,
-                                  step_scale(rows_hat, model.ranks), settings.objective, settings.lr,
-                                  settings.betas, settings.eps, record)
-        steps_run = np.full(len(S), settings.steps)
+    parts = [_optimise(chain, rows_hat[lo:lo + MAX_ROWS], rows_mu[lo:lo + MAX_ROWS], lam[lo:lo + MAX_ROWS],
+                       model.ranks, settings, record) for lo in range(0, len(rows_hat), MAX_ROWS)]
+    S, F0, F, steps_run = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    iterates = np.concatenate([p[4] for p in parts], axis=1) if record else None
     optimise_ms = 1e3 * (time.perf_counter() - t0)
 
     t0 = time.perf_counter()
