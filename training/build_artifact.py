@@ -65,7 +65,7 @@ def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path:
     plt.close(fig)
 
 
-def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], steps: int, n_eval: int,
+def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], steps: list[int], n_eval: int,
           figure: Path | None) -> Path:
     t0 = time.perf_counter()
     lrnr, hyper, run = load_run(run_dir)
@@ -75,10 +75,10 @@ def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], s
 
     x, t = interior_points(*COLLOCATION)
     exact = FastPhaseModel(lrnr, None, COLLOCATION, CHECK)
-    lm = FastPhaseSettings(steps=steps)
     grid = domain.grid(per_axis_for(domain))
     S_grid = hyper_rows(hyper, grid)
-    S_lm = np.array([np.concatenate(r.s) for r in run_fast_phase(exact, S_grid, grid, FastPhaseSettings(steps=steps, margin=0.0))])
+    S_lm = np.array([np.concatenate(r.s) for r in run_fast_phase(exact, S_grid, grid,
+                                                                 FastPhaseSettings(steps=max(steps), margin=0.0))])
     mus_held = domain.sample(8, np.random.default_rng(11))
     S_held = hyper_rows(hyper, mus_held)
     reduced = {}
@@ -90,14 +90,15 @@ def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], s
               f"held-out EIM error per layer {errs}")
 
     queries = backend_choice.heldout_queries(domain)
-    candidates = [({"backend": "exact", "n": None}, exact, lm)]
+    candidates = [({"backend": "exact", "n": None, "steps": k}, exact, FastPhaseSettings(steps=k)) for k in steps]
     for n, (ops, _) in reduced.items():
-        candidates.append(({"backend": "reduced", "n": n}, FastPhaseModel(lrnr, ops, COLLOCATION, CHECK),
-                           FastPhaseSettings(backend="reduced", steps=steps)))
+        model = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
+        candidates += [({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
+                       for k in steps]
     rows = backend_choice.measure(lrnr, hyper, candidates, queries)
     chosen, reason = backend_choice.choose(rows)
     for row in rows:
-        print(f"[3/6] {row['backend']:>7} n={row['n']}: median ratio {row['median_ratio']:.3f}, improved "
+        print(f"[3/6] {row['backend']:>7} n={row['n']} steps={row['steps']}: median ratio {row['median_ratio']:.3f}, improved "
               f"{100 * row['improved']:.0f}%, worst {row['worst_ratio']:.3f}, {row['ms_median']:.1f} ms/query"
               f"{'  ← default' if row is rows[chosen] else ''}")
     # the reduced operators shipped: the chosen rank, or the best reduced candidate when exact is the default
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="default: artifacts/<name>")
     ap.add_argument("--version", default="2.0.0")
     ap.add_argument("--ranks", type=int, nargs="+", default=[24, 40, 64], help="EIM ranks n to build and measure")
-    ap.add_argument("--steps", type=int, default=8, help="fast-phase steps of every candidate")
+    ap.add_argument("--steps", type=int, nargs="+", default=[5, 8], help="fast-phase step counts to measure")
     ap.add_argument("--eval", type=int, default=20, help="hypernetwork-only evaluation sets")
     ap.add_argument("--figure", type=Path, help="default: docs/figures/<name>_fastlrnr_agreement.png")
     args = ap.parse_args(argv)
