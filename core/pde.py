@@ -158,6 +158,14 @@ def interior_points(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, t
 
 
+def uniform_grid(nx: int, nt: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uniform space-time grid ``{"nx", "nt"}`` of the service and its client: x_j = 2πj/nx
+    (j < nx; periodic, so 2π itself is left out) and t = linspace(0, 1, nt), both (n,) float64."""
+    if int(nx) != nx or int(nt) != nt or nx < 1 or nt < 1:
+        raise ValueError(f"nx and nt must be positive integers, got nx={nx!r}, nt={nt!r}")
+    return X_PERIOD * np.arange(int(nx)) / int(nx), np.linspace(0.0, T_END, int(nt))
+
+
 def standard_grid() -> tuple[np.ndarray, np.ndarray]:
     """The evaluation grid: x = 2πj/256 (j = 0..255), t = linspace(0, 1, 100)."""
-    return X_PERIOD * np.arange(256) / 256.0, np.linspace(0.0, T_END, 100)
+    return uniform_grid(256, 100)

@@ -24,7 +24,7 @@ import numpy as np
 from core.artifact import Artifact, ArtifactError, load_artifact
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, check_residual, run_fast_phase
 from core.hypernet import hyper_forward
-from core.pde import PARAM_NAMES, T_END, X_PERIOD
+from core.pde import PARAM_NAMES, X_PERIOD, uniform_grid
 from service.schemas import FastPhase, Grid, Params
 
 # How far a request may extrapolate when it opts in: one trained-domain width beyond each
@@ -68,8 +68,7 @@ class GridArrays:
 def grid_arrays(grid: Grid) -> GridArrays:
     """Grid request → float64 arrays. Uniform: x_j = 2πj/nx, t = linspace(0, 1, nt)."""
     if grid.kind == "uniform":
-        return GridArrays("uniform", X_PERIOD * np.arange(grid.nx) / grid.nx, np.linspace(0.0, T_END, grid.nt),
-                          ("uniform", grid.nx, grid.nt))
+        return GridArrays("uniform", *uniform_grid(grid.nx, grid.nt), ("uniform", grid.nx, grid.nt))
     if grid.kind == "axes":
         x, t = np.asarray(grid.x, np.float64), np.asarray(grid.t, np.float64)
         return GridArrays("axes", x, t, ("axes", x.tobytes(), t.tobytes()))

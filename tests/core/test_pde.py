@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.pde import (CDR, CONVECTION, DOMAINS, PARAM_NAMES, TEST_DOMAINS, Domain, ParameterError,
-                      as_param_array, initial_condition, params_to_array, residual, standard_grid)
+                      as_param_array, initial_condition, params_to_array, residual, standard_grid,
+                      uniform_grid)
 
 
 def test_validate_accepts_points_inside_and_fills_missing_names_with_zero():
@@ -101,6 +102,24 @@ def test_standard_grid():
     assert x[0] == 0.0 and x[-1] < 2.0 * np.pi
     assert t[0] == 0.0 and t[-1] == 1.0
     np.testing.assert_allclose(np.diff(t), 1.0 / 99.0, rtol=1e-12)
+
+
+
+@pytest.mark.parametrize("nx, nt", [(1, 1), (3, 2), (256, 100), (7, 11)])
+def test_uniform_grid(nx, nt):
+    x, t = uniform_grid(nx, nt)
+    assert x.shape == (nx,) and t.shape == (nt,) and x.dtype == t.dtype == np.float64
+    np.testing.assert_array_equal(x, [2.0 * np.pi * j / nx for j in range(nx)])  # periodic: 2π left out
+    np.testing.assert_array_equal(t, np.linspace(0.0, 1.0, nt))
+    assert t[0] == 0.0 and (nt == 1 or t[-1] == 1.0)
+
+
+def test_uniform_grid_is_the_standard_grid_and_refuses_bad_sizes():
+    for a, b in zip(uniform_grid(256, 100), standard_grid()):
+        np.testing.assert_array_equal(a, b)
+    for nx, nt in [(0, 5), (5, 0), (-1, 3), (2.5, 3)]:
+        with pytest.raises(ValueError, match="positive integers"):
+            uniform_grid(nx, nt)
 
 
 def test_residual_vanishes_on_closed_form_solutions():

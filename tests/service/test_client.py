@@ -1,4 +1,4 @@
-"""service/client.py: results as arrays, both transports, retries with backoff, errors."""
+"""service/client.py: typed results, both transports, retries with backoff, errors, readiness."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 import service.client as client_module
-from service.client import AsyncSolveClient, SolveClient, SolveError
+from core.pde import uniform_grid
+from service.client import (AsyncSolveClient, BatchItem, Diagnostics, FastPhaseDiagnostics, FastPhaseOptions, Flag,
+                            ModelRef, SolveClient, SolveError, SolveResult)
+from service.schemas import Grid
+from service.solver import grid_arrays
+from client_testkit import solve_body
 from service_testkit import RANKS, TEST_STEPS
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
@@ -22,14 +27,29 @@ def sc(client):
 
 
 @pytest.mark.parametrize("transport", ["json", "npy"])
-def test_solve_returns_arrays(sc, transport):
+def test_solve_returns_typed_arrays(sc, transport):
     res = sc.solve(MU, grid={"nx": 16, "nt": 5}, fast_phase=FP, transport=transport)
+    assert isinstance(res, SolveResult)
     assert res.u.shape == (5, 16) and res.x.shape == (16,) and res.t.shape == (5,)
-    np.testing.assert_allclose(res.x, 2 * np.pi * np.arange(16) / 16)
-    np.testing.assert_allclose(res.t, np.linspace(0, 1, 5))
+    x, t = uniform_grid(16, 5)  # the client, the server and core agree on the uniform axes
+    np.testing.assert_array_equal(res.x, x)
+    np.testing.assert_array_equal(res.t, t)
+    served = grid_arrays(Grid(nx=16, nt=5))
+    np.testing.assert_array_equal(served.x, x)
+    np.testing.assert_array_equal(served.t, t)
     assert [c.shape for c in res.coefficients] == [(k,) for k in RANKS]
-    assert res.model["name"] == "cdr" and res.params == MU and res.extrapolated is False
-    assert "fast_phase" in res.diagnostics and res.request_id
+    assert isinstance(res.model, ModelRef) and res.model.name == "cdr" and len(res.model.sha256) == 64
+    assert res.params == MU and res.extrapolated is False and res.request_id and res.grid == "uniform"
+    assert isinstance(res.error_estimate, float) and res.error_estimate >= 0.0
+    assert res.within_tolerance is None and res.flags == []
+    d = res.diagnostics
+    assert isinstance(d, Diagnostics) and isinstance(d.fast_phase, FastPhaseDiagnostics)
+    assert {"queue", "hypernet", "fast_phase", "field", "encode", "total"} <= set(d.timings_ms)
+    assert d.batch_size >= 1 and d.extrapolated is False
+    fp = d.fast_phase
+    assert fp.enabled and fp.steps_requested == TEST_STEPS and 0 <= fp.steps_run <= TEST_STEPS
+    assert fp.backend in ("exact", "reduced") and fp.optimizer is not None
+    assert isinstance(fp.accepted, bool) and fp.residual_after is not None and fp.residual_before is not None
 
 
 def test_transports_agree(sc):
@@ -37,16 +57,61 @@ def test_transports_agree(sc):
     a, b = sc.solve((2.0, 0.5, 1.0), transport="json", **kw), sc.solve((2.0, 0.5, 1.0), transport="npy", **kw)
     np.testing.assert_allclose(a.u, b.u, rtol=1e-6)
     np.testing.assert_allclose(b.x, [0.0, 1.0, 2.0])
+    assert a.error_estimate == b.error_estimate and a.model == b.model and a.flags == b.flags
+    assert a.diagnostics.fast_phase == b.diagnostics.fast_phase
     pts = sc.solve(MU, grid={"points": [[0.0, 0.5], [1.0, 0.5]]}, fast_phase={"enabled": False}, transport="npy")
     assert pts.u.shape == (2,) and pts.grid == "points"
     np.testing.assert_allclose(pts.t, [0.5, 0.5])
 
 
 @pytest.mark.parametrize("transport", ["json", "npy"])
-def test_solve_batch(sc, transport):
-    res = sc.solve_batch([MU, (1.5, 0.0, 0.0)], grid={"nx": 8, "nt": 3}, fast_phase=FP, transport=transport)
-    assert res.u.shape == (2, 3, 8) and len(res.results) == 2
-    assert res.results[1]["params"] == {"beta": 1.5, "nu": 0.0, "rho": 0.0}
+def test_tolerance_within_and_flags(sc, transport):
+    kw = dict(grid={"nx": 8, "nt": 3}, fast_phase=FP, transport=transport)
+    loose = sc.solve(MU, tolerance=10.0, **kw)
+    assert loose.within_tolerance is True and loose.flags == []
+    tight = sc.solve(MU, tolerance=1e-12, **kw)
+    assert tight.within_tolerance is False
+    assert [f.code for f in tight.flags] == ["estimate_above_tolerance"] and isinstance(tight.flags[0], Flag)
+    assert "tolerance" in tight.flags[0].message
+    # β = 3.5 is outside cdr's served domain β ∈ [1, 3]: refused, unless extrapolation is allowed
+    with pytest.raises(SolveError, match="out_of_domain"):
+        sc.solve({"beta": 3.5}, **kw)
+    far = sc.solve({"beta": 3.5}, allow_extrapolation=True, **kw)
+    assert far.extrapolated is True and far.diagnostics.extrapolated is True
+    assert [f.code for f in far.flags] == ["outside_served_domain"] and "beta" in far.flags[0].message
+
+
+def test_fast_phase_options(sc):
+    assert FastPhaseOptions().to_dict() == {}
+    opts = FastPhaseOptions(steps=2, backend="reduced", locality=0.5)
+    assert opts.to_dict() == {"steps": 2, "backend": "reduced", "locality": 0.5}
+    fp = sc.solve(MU, grid={"nx": 8, "nt": 3}, fast_phase=opts).diagnostics.fast_phase
+    assert fp.enabled and fp.backend == "reduced" and fp.steps_requested == 2 and fp.steps_run <= 2
+    assert fp.locality in (None, 0.5)  # 0.5 when the update was kept, None when ŝ was
+    off = sc.solve(MU, grid={"nx": 8, "nt": 3}, fast_phase=FastPhaseOptions(enabled=False)).diagnostics.fast_phase
+    assert off.enabled is False and off.steps_run == 0 and off.accepted is False and off.backend is None
+    same = sc.solve(MU, grid={"nx": 8, "nt": 3}, fast_phase={"backend": "reduced", "steps": 2, "locality": 0.5})
+    assert same.diagnostics.fast_phase.backend == "reduced"
+
+
+@pytest.mark.parametrize("transport", ["json", "npy"])
+def test_solve_batch_is_typed(sc, transport):
+    res = sc.solve_batch([MU, (1.5, 0.0, 0.0)], grid={"nx": 8, "nt": 3}, fast_phase=FP, tolerance=1e-12,
+                         transport=transport)
+    assert res.u.shape == (2, 3, 8) and len(res) == len(res.results) == 2
+    assert all(isinstance(r, BatchItem) for r in res.results)
+    assert res.results[1].params == {"beta": 1.5, "nu": 0.0, "rho": 0.0}
+    assert res.model.name == "cdr" and len(res.request_ids) == 1 and res.request_ids[0]
+    assert [r.request_id for r in res.results] == res.request_ids * 2
+    assert "total" in res.timings_ms[0]
+    for item in res.results:
+        assert item.within_tolerance is False and [f.code for f in item.flags] == ["estimate_above_tolerance"]
+        assert item.diagnostics.batch_size == 2 and item.diagnostics.fast_phase.steps_requested == TEST_STEPS
+        assert item.diagnostics.timings_ms["total"] == res.timings_ms[0]["total"]
+    if transport == "json":
+        assert [c.shape for c in res.results[0].coefficients] == [(k,) for k in RANKS]
+    else:  # the npy answer carries no coefficients
+        assert res.coefficients == [None, None]
 
 
 def test_models_and_ready(sc):
@@ -62,6 +127,8 @@ def test_errors_raise_solve_error(sc):
     assert err.request_id
     with pytest.raises(SolveError, match="404 unknown_model"):
         sc.solve(MU, model="nope")
+    with pytest.raises(SolveError, match="422 validation_error"):
+        sc.solve(MU, tolerance=-1.0)
     with pytest.raises(ValueError, match="3 parameters"):
         sc.solve([1.0, 2.0])
 
@@ -71,9 +138,6 @@ def test_errors_raise_solve_error(sc):
 
 def overloaded_then_ok(fail: int, retry_after: str | None = "0"):
     calls = []
-    body = {"model": {"name": "m", "version": "1", "sha256": "0" * 64}, "params": MU, "grid": "uniform",
-            "x": [0.0], "t": [0.0], "u": [[1.0]], "coefficients": [[1.0]], "extrapolated": False,
-            "diagnostics": {}, "request_id": "r"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
@@ -81,7 +145,7 @@ def overloaded_then_ok(fail: int, retry_after: str | None = "0"):
             headers = {"Retry-After": retry_after} if retry_after is not None else {}
             return httpx.Response(503, json={"error": "overloaded", "message": "full", "request_id": "x",
                                              "errors": []}, headers=headers)
-        return httpx.Response(200, json=body)
+        return httpx.Response(200, json=solve_body())
 
     return handler, calls
 
@@ -92,10 +156,12 @@ def test_retries_on_503_honouring_retry_after(monkeypatch):
     handler, calls = overloaded_then_ok(2, retry_after="2")
     http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
     with SolveClient("http://s", http_client=http, retries=3, api_key="secret-key-1") as c:
-        res = c.solve(MU)
+        res = c.solve(MU, tolerance=0.02, fast_phase=FastPhaseOptions(steps=4))
     assert res.u.shape == (1, 1) and len(calls) == 3 and sleeps == [2.0, 2.0]
+    assert res.diagnostics.fast_phase.objective_after == 1.0 and res.error_estimate == 0.01
     assert calls[0].headers["authorization"] == "Bearer secret-key-1"
-    assert json.loads(calls[0].content) == {"params": MU}
+    assert calls[0].headers["user-agent"].startswith("fastlrnr-client/")
+    assert json.loads(calls[0].content) == {"params": MU, "fast_phase": {"steps": 4}, "tolerance": 0.02}
 
 
 def test_gives_up_after_retries_and_backs_off(monkeypatch):
@@ -106,7 +172,7 @@ def test_gives_up_after_retries_and_backs_off(monkeypatch):
     c = SolveClient("http://s", http_client=http, retries=2, backoff=0.1)
     with pytest.raises(SolveError) as info:
         c.solve(MU)
-    assert info.value.status == 503 and len(calls) == 3
+    assert info.value.status == 503 and info.value.code == "overloaded" and len(calls) == 3
     assert len(sleeps) == 2 and 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2  # exponential, jittered
 
 
@@ -133,9 +199,10 @@ def test_no_retry_on_client_errors(monkeypatch):
                                          "errors": [{"loc": ["body"], "msg": "bad", "type": "x"}]})
 
     http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
-    with pytest.raises(SolveError, match="422 validation_error"):
+    with pytest.raises(SolveError, match="422 validation_error") as info:
         SolveClient("http://s", http_client=http, retries=3).solve(MU)
     assert len(calls) == 1
+    assert info.value.request_id == "q" and info.value.message == "bad" and info.value.errors[0]["loc"] == ["body"]
 
 
 def test_async_client_retries(monkeypatch):
@@ -150,10 +217,13 @@ def test_async_client_retries(monkeypatch):
     async def main():
         http = httpx.AsyncClient(base_url="http://s", transport=httpx.MockTransport(handler))
         async with AsyncSolveClient("http://s", http_client=http, retries=2) as c:
-            return await c.solve(MU, grid={"nx": 1, "nt": 1})
+            return await c.solve(MU, grid={"nx": 1, "nt": 1}, tolerance=0.5, allow_extrapolation=True)
 
     res = asyncio.run(main())
     assert res.u.shape == (1, 1) and len(calls) == 2 and sleeps == [1.0]
+    assert json.loads(calls[0].content) == {"params": MU, "grid": {"nx": 1, "nt": 1}, "allow_extrapolation": True,
+                                            "tolerance": 0.5}
+    assert res.diagnostics.fast_phase.steps_run == 3
 
 
 def test_bad_client_options():
@@ -161,3 +231,48 @@ def test_bad_client_options():
         SolveClient(transport="xml")
     with pytest.raises(ValueError):
         SolveClient(retries=-1)
+    with pytest.raises(ValueError):
+        SolveClient(max_batch_size=0)
+
+
+# ------------------------------------------------------------------ readiness
+
+
+def readyz_after(not_ready: int, *, connect_errors: int = 0):
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        if len(calls) <= connect_errors:
+            raise httpx.ConnectError("refused", request=request)
+        if len(calls) <= connect_errors + not_ready:
+            return httpx.Response(503, json={"status": "starting", "models": []})
+        return httpx.Response(200, json={"status": "ready", "models": ["cdr"]})
+
+    return handler, calls
+
+
+def test_wait_ready_polls_until_ready():
+    handler, calls = readyz_after(2, connect_errors=1)
+    c = SolveClient("http://s", http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler)))
+    c.wait_ready(timeout=5, interval=0.001)
+    assert calls == ["/readyz"] * 4
+    never, _ = readyz_after(10 ** 6)
+    c = SolveClient("http://s", http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(never)))
+    with pytest.raises(TimeoutError, match="not ready after"):
+        c.wait_ready(timeout=0.05, interval=0.01)
+
+
+def test_async_wait_ready_polls_until_ready():
+    async def main(handler, timeout):
+        http = httpx.AsyncClient(base_url="http://s", transport=httpx.MockTransport(handler))
+        async with AsyncSolveClient("http://s", http_client=http) as c:
+            await c.wait_ready(timeout=timeout, interval=0.001)
+
+    handler, calls = readyz_after(3, connect_errors=1)
+    asyncio.run(main(handler, 5))
+    assert calls == ["/readyz"] * 5
+    never, calls = readyz_after(10 ** 6)
+    with pytest.raises(TimeoutError, match="not ready after"):
+        asyncio.run(main(never, 0.05))
+    assert len(calls) >= 2

@@ -79,7 +79,7 @@ def test_serve_solve_and_graceful_shutdown(artifact_root, tmp_path):
             proc.send_signal(signal.SIGTERM)
             th.join(60)
             assert slow and slow[0].u.shape == (64, 128, 256)
-            assert slow[0].results[0]["diagnostics"]["fast_phase"]["steps_requested"] == 50
+            assert slow[0].results[0].diagnostics.fast_phase.steps_requested == 50
             # uvicorn re-raises the signal it handled once shutdown is complete
             assert proc.wait(30) in (0, -signal.SIGTERM)
     finally:
