@@ -1,4 +1,4 @@
-"""POD bases and (discrete) empirical interpolation (method.md §4).
+"""POD bases and (discrete) empirical interpolation (docs/method.md, “The FastLRNR (EIM/DEIM)”).
 
 A hidden state ``h ∈ R^N`` of one LRNR layer is approximated from ``n`` of its
 entries by

@@ -1,4 +1,4 @@
-"""The hypernetwork μ ↦ s(μ) in numpy (method.md §3).
+"""The hypernetwork μ ↦ s(μ) in numpy (docs/method.md, “The hypernetwork”).
 
     μ̃   = 2 (μ − low) / (high − low) − 1 on active parameters, 0 on fixed ones
     m   = tanh(W3 tanh(W2 tanh(W1 μ̃ + c1) + c2) + c3)      W1 (K, 3), W2, W3 (K, K)

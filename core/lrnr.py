@@ -1,4 +1,4 @@
-"""The full LRNR in numpy: forward pass and exact input jets (method.md §2).
+"""The full LRNR in numpy: forward pass and exact input jets (docs/method.md, “The LRNR”).
 
 Variant used everywhere in this project (recorded in artifacts as ``ANSATZ``):
 

@@ -1,4 +1,4 @@
-"""The convection–diffusion–reaction family as data (method.md §1).
+"""The convection–diffusion–reaction family as data (docs/method.md, “The PDE family and its domains”).
 
     u_t + β u_x − ν u_xx − ρ u (1 − u) = 0,   x ∈ [0, 2π) periodic, t ∈ [0, 1],
     u(x, 0) = 1 + sin x.
@@ -143,7 +143,7 @@ CDR = Domain("cdr", {"beta": (1.0, 3.0), "nu": (0.0, 2.0), "rho": (0.0, 2.0)},
              "convection–diffusion–reaction (D2); training and test range")
 
 DOMAINS: dict[str, Domain] = {d.name: d for d in (CONVECTION, CONVECTION_TEST, CDR)}
-# The range each trained domain is evaluated on (method.md §1 table).
+# The range each trained domain is evaluated on (docs/method.md, “The PDE family and its domains”).
 TEST_DOMAINS: dict[str, Domain] = {"convection": CONVECTION_TEST, "cdr": CDR}
 
 

@@ -1,4 +1,4 @@
-"""Classical reference solver for the convection–diffusion–reaction family (method.md §1).
+"""Classical reference solver for the convection–diffusion–reaction family (docs/method.md, “The reference solver”).
 
     u_t + β u_x − ν u_xx − ρ u (1 − u) = 0,   x ∈ [0, 2π) periodic,   u(x, 0) = 1 + sin x
 

@@ -1,5 +1,5 @@
 """Baseline: ordinary fine-tuning of the coefficients by backpropagation through the
-full LRNR with the usual PINN loss (method.md §6), in torch.
+full LRNR with the usual PINN loss (docs/method.md, “Baselines and metrics”), in torch.
 
 Factored form throughout: each hidden layer is applied as ((h U) ⊙ s) Vᵀ, never as an
 N×N matrix. Loss = MSE of the PDE residual on interior collocation points + MSE of the

@@ -1,4 +1,4 @@
-"""Torch LRNR and hypernetwork (method.md §2–3), mirroring core/lrnr.py and core/hypernet.py.
+"""Torch LRNR and hypernetwork (docs/method.md, “The LRNR”, “The hypernetwork”), mirroring core/lrnr.py and core/hypernet.py.
 
 Derivatives with respect to the inputs are propagated forward as jets
 (value, ∂x, ∂t, ∂xx) through every layer in one batched matmul per layer, so the

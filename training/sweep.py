@@ -203,6 +203,18 @@ def sweep_artifact(name: str, per_axis: int | None = None) -> tuple[dict, dict]:
     return result, report
 
 
+def _changes(config: dict) -> str:
+    """The settings of a run that differ from the former CPU default's, as text."""
+    from training.config import TrainConfig
+
+    base = TrainConfig(domain=config["domain"], steps=config["steps"]).to_dict()
+    base.update(curriculum=0.3, curriculum_start=0.2)
+    keys = ("boundary_frac", "adaptive_frac", "adaptive_bins", "adaptive_power", "time_bins", "causal_eps",
+            "curriculum", "residual_scale_power", "time_scale", "width", "rank")
+    diff = [f"{k} {config.get(k)}" for k in keys if config.get(k, base[k]) != base[k]]
+    return ", ".join(diff) or "none"
+
+
 def _points(manifest: dict) -> dict:
     fp = manifest["fast_phase"]
     return {"collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
@@ -247,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "sweep.md")
     args = ap.parse_args(argv)
     if args.run:
+        table = ["| run | changes from the former default | steps | train time | median | worst | worst set |",
+                 "|---|---|---|---|---|---|---|"]
         for run in args.run:
             lrnr, hyper, settings = load_run(run)
             domain = Domain.from_dict(settings["domain"])
@@ -257,6 +271,11 @@ def main(argv: list[str] | None = None) -> None:
             for i in np.argsort(-err)[:5]:
                 print(f"   μ = ({mus[i, 0]:.2f}, {mus[i, 1]:.2f}, {mus[i, 2]:.2f}): {err[i]:.4f}")
             (run / "sweep_hyper.json").write_text(json.dumps({"summary": s, "mu": mus.tolist(), "rel_l2": err.tolist()}))
+            w = int(np.argmax(err))
+            table.append(f"| {run.name} | {_changes(settings['config'])} | {settings['steps_done']} | "
+                         f"{settings['train_time_s'] / 60:.0f} min | {100 * s['median']:.2f}% | {100 * s['worst']:.2f}% | "
+                         f"({mus[w, 0]:g}, {mus[w, 1]:g}, {mus[w, 2]:g}) |")
+        print("\n".join(table))
         return
     command = "python -m training.sweep" + (f" --per-axis {args.per_axis}" if args.per_axis else "")
     parts = ["# Whole-domain accuracy sweep", "",

@@ -1,4 +1,4 @@
-"""Meta-learning loop (method.md §3) and its command line.
+"""Meta-learning loop (docs/method.md, “Meta-learning”) and its command line.
 
     python -m training.train --config training/configs/cdr_cpu.json --out runs/cdr
     torchrun --nproc_per_node=2 -m training.train --config ... --out ...   (DDP)

@@ -1,4 +1,4 @@
-"""Truncation (method.md §3): drop coefficient indices that are zero over the whole domain."""
+"""Truncation (docs/method.md, “Truncation”): drop coefficient indices that are zero over the whole domain."""
 from __future__ import annotations
 
 import numpy as np
