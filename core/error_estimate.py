@@ -72,10 +72,12 @@ def fit_error_model(residual: np.ndarray, mu: np.ndarray, error: np.ndarray, dom
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two (n,) samples (average ranks for ties)."""
+    """Spearman rank correlation of two (n,) samples (average ranks for ties); NaN when
+    either sample is constant."""
     ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
     ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra @ rb) / np.sqrt((ra @ ra) * (rb @ rb)))
+    norm = np.sqrt((ra @ ra) * (rb @ rb))
+    return float((ra @ rb) / norm) if norm > 0 else float("nan")
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:

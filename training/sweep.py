@@ -179,11 +179,11 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     plt.close(fig)
 
 
-def sweep_artifact(name: str, per_axis: int | None = None) -> tuple[dict, dict]:
-    """Sweep a shipped model with its default fast phase; returns (arrays, report)."""
+def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "artifacts") -> tuple[dict, dict]:
+    """Sweep the model ``root/name`` with its default fast phase; returns (arrays, report)."""
     from core.artifact import load_artifact
 
-    art = load_artifact(ROOT / "artifacts" / name)
+    art = load_artifact(root / name)
     manifest = art.manifest
     settings = FastPhaseSettings.from_dict(manifest["fast_phase"]["default"])
     fast = FastPhaseModel(art.lrnr, art.reduced, **_points(manifest))
