@@ -162,6 +162,7 @@ class FieldEvaluator(_Evaluator):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3  # errors only: onnxruntime writes its own (non-JSON) lines to stderr
         model = bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray)) else str(onnx_path)
         self.path = None if isinstance(model, bytes) else Path(model)
         self.threads = int(threads)
