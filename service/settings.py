@@ -68,8 +68,8 @@ class ServiceSettings(BaseSettings):
                                                "workers together, as one vectorised pass")
     microbatch_window_ms: float = Field(0.0, ge=0.0, le=100.0,
                                         description="extra wait before a micro-batch claims a worker (0: none)")
-    microbatch_max: int = Field(8, ge=1, description="most requests merged into one micro-batch (its memory grows "
-                                                    "with it: peak RSS 364 MB at 32 clients with 8, 542 MB with 16)")
+    microbatch_max: int = Field(8, ge=1, description="most requests merged into one micro-batch (memory grows with "
+                                                    "it: 32 clients peaked at 364-499 MB with 8, 542-618 MB with 16)")
 
     # --- responses
     gzip_min_bytes: int = Field(65_536, ge=0, description="JSON answers at least this large are gzip-compressed "
