@@ -1,14 +1,14 @@
 # FastLRNR solve service: FastAPI + onnxruntime + numpy, no torch.
 #
 #   docker build -t fastlrnr-service .
-#   docker run --rm -p 8000:8000 fastlrnr-service
+#   docker run --rm --stop-timeout 30 -p 8000:8000 fastlrnr-service
 #   docker run --rm -p 8000:8000 -v "$PWD/my-artifacts:/app/artifacts:ro" fastlrnr-service   # other models
 #
-# Settings come from the environment (FASTLRNR_*, see service/settings.py), e.g.
-# -e FASTLRNR_API_KEYS=... -e FASTLRNR_SOLVER_THREADS=2. The bundled models are baked in
-# at $FASTLRNR_ARTIFACT_DIR (/app/artifacts); mount a volume there (or point the variable
-# elsewhere) to serve others. Plain Dockerfile syntax: builds with the classic builder or
-# BuildKit, and needs nothing but python:3.11-slim and PyPI.
+# Settings come from the environment (FASTLRNR_*, see service/settings.py and
+# deploy/fastlrnr.env.example), e.g. -e FASTLRNR_API_KEYS=... -e FASTLRNR_SOLVER_THREADS=2.
+# The bundled models are baked in at $FASTLRNR_ARTIFACT_DIR (/app/artifacts); mount a volume
+# there (or point the variable elsewhere) to serve others. Plain Dockerfile syntax: builds
+# with the classic builder or BuildKit, and needs nothing but python:3.11-slim and PyPI.
 
 # ------------------------------------------------------------------ builder
 FROM python:3.11-slim AS builder
@@ -20,17 +20,19 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependencies of the `serve` extra only (no torch), resolved from pyproject.toml; this
-# layer is rebuilt only when pyproject.toml changes. The project itself is then removed
-# from the venv again: its code runs from /app (below), next to the bundled artifacts;
-# so are pip and setuptools, which the running service does not need (~25 MB).
-# (Versions are bounded in pyproject.toml, the project's one list of dependencies.)
+# The serving dependencies exactly as locked (requirements/serve.lock: the `serve` extra
+# resolved by pip-compile, every file's sha256 pinned; no torch), then the project itself
+# without dependencies, for its metadata (the version the service reports); its code runs
+# from /app below, next to the bundled artifacts. pip and setuptools go at the end: the
+# running service does not need them (~25 MB). This layer changes only with the lock or
+# pyproject.toml.
 WORKDIR /src
-COPY pyproject.toml ./
+COPY requirements/serve.lock pyproject.toml README.md ./
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[serve]" \
- && pip uninstall -y fastlrnr-service \
- && python -c "import fastapi, uvicorn, onnxruntime, numpy, pydantic_settings" \
+RUN pip install --no-cache-dir --require-hashes --no-deps -r serve.lock \
+ && pip install --no-cache-dir --no-deps . \
+ && python -c "import fastapi, uvicorn, onnxruntime, numpy, orjson, prometheus_client, pythonjsonlogger, threadpoolctl" \
+ && python -c "import importlib.util as u, sys; sys.exit(1 if u.find_spec('torch') else 0)" \
  && pip uninstall -y setuptools wheel pip
 
 # The application tree, readable by everyone whatever the build context's modes were.
@@ -47,16 +49,15 @@ FROM python:3.11-slim
 LABEL org.opencontainers.image.title="fastlrnr-service" \
       org.opencontainers.image.description="FastLRNR PDE solve service (FastAPI, onnxruntime; no torch)"
 
-# One BLAS/OpenMP thread per process: the service runs its own solver threads
-# (FASTLRNR_SOLVER_THREADS); scale out with more containers.
+# BLAS threads are set by the service itself (threadpoolctl, FASTLRNR_NUMPY_THREADS); the
+# service runs its own solver threads (FASTLRNR_SOLVER_THREADS): scale out with more containers.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    OMP_NUM_THREADS=1 \
-    OPENBLAS_NUM_THREADS=1 \
-    MKL_NUM_THREADS=1 \
-    FASTLRNR_NUMPY_THREADS=1 \
+    ORT_DISABLE_TELEMETRY=1 \
+    FASTLRNR_HOST=0.0.0.0 \
+    FASTLRNR_PORT=8000 \
     FASTLRNR_ARTIFACT_DIR=/app/artifacts
 
 RUN groupadd --system --gid 10001 fastlrnr \
@@ -75,9 +76,10 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
-# Exec form: uvicorn is PID 1 and gets SIGTERM, so in-flight solves drain on `docker stop`.
-# The service writes its own JSON access log lines, hence --no-access-log. Keep-alive of
-# 75 s: longer than a load balancer's idle timeout (nginx's 60 s in deploy/nginx.conf), so
-# the balancer never reuses a connection that the service has just closed.
-CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", \
-     "--timeout-keep-alive", "75"]
+# Exec form: the server is PID 1 and gets SIGTERM. `python -m service.serve` is uvicorn with
+# the service's limits (service/serve.py): header size, connection cap, header and body
+# deadlines, keep-alive 75 s (longer than nginx's 60 s in deploy/nginx.conf, so the balancer
+# never reuses a connection the service has just closed) and a graceful shutdown of
+# FASTLRNR_GRACEFUL_SHUTDOWN_S (25 s): stop the container with at least that long
+# (`docker stop -t 30`, `docker run --stop-timeout 30`; compose: stop_grace_period 30s).
+CMD ["python", "-m", "service.serve"]

@@ -8,7 +8,7 @@ PORT   ?= 8000
 MODEL  ?= cdr
 BIN    := $(VENV)/bin
 
-.PHONY: serve test train artifact evaluate benchmark clean
+.PHONY: serve test train artifact evaluate benchmark lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,10 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.stamp-serve
 
+# The service with its server configuration (service/serve.py: header size limit, connection
+# cap, header and body deadlines, graceful shutdown, JSON logs); settings from FASTLRNR_*.
 serve: $(VENV)/.stamp-serve
-	@test -f service/app.py || { echo "make serve: the service is not built yet (service/app.py missing)"; exit 1; }
-	$(BIN)/python -m uvicorn service.app:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/python -m service.serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -52,6 +53,14 @@ benchmark: $(VENV)/.stamp-dev
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_phase_step.py
 	$(BIN)/python benchmarks/default_models.py
 	$(BIN)/python benchmarks/field_eval.py
+
+# requirements/serve.lock: the `serve` extra pinned with every file's sha256, which the Docker
+# image installs (--require-hashes). Run after changing the serve extra, on Linux x86-64 with
+# CPython 3.11 (the image's platform): pip-compile resolves for the interpreter it runs on.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install -q "pip-tools>=7.4"
+	$(BIN)/pip-compile --quiet --generate-hashes --extra serve --strip-extras --no-emit-index-url \
+	    --no-emit-find-links --output-file requirements/serve.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

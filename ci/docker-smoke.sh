@@ -11,6 +11,7 @@
 #      script stopped it): cold start (docker run → first 200 on /readyz), one real
 #      POST /solve checked for a sane field, the artifacts replaced by a volume, and the
 #      compose "scale" profile (2 replicas behind nginx, X-Request-ID passed through)
+#      (also: no torch in the image, every log line JSON, docker stop within the grace period)
 #   3. prints the image size, the cold-start time and the duration
 #
 # Exit status: 0 when everything passed; non-zero on any failure (lint, build, health,
@@ -180,13 +181,33 @@ fp = res["diagnostics"]["fast_phase"]
 print(f"model {res['model']['name']} {res['model']['version']}, params {params}")
 print(f"u: {len(u)}×{len(u[0])}, range [{min(flat):.4f}, {max(flat):.4f}], max |u(x,0) - (1+sin x)| = "
       f"{max(abs(u[0][j] - (1.0 + math.sin(x[j]))) for j in range(nx)):.2e}")
-print(f"fast phase: epochs_run {fp['epochs_run']}, accepted {fp['accepted']}; "
+print(f"fast phase: steps_run {fp['steps_run']}, accepted {fp['accepted']}; "
       f"server total {res['diagnostics']['timings_ms']['total']} ms, client {wall_ms:.0f} ms")
 if problems:
     print("solve probe FAILED:", *problems, sep="\n  ")
     sys.exit(1)
 print("solve probe passed")
 EOF
+
+step "no torch in the image; every log line JSON; docker stop within the grace period"
+docker exec "$cid" python -c "import importlib.util as u, sys; sys.exit(1 if u.find_spec('torch') else 0)" ||
+  fail "torch is installed in the image"
+docker logs "$cid" 2>&1 | python3 -c '
+import json, sys
+lines = [ln for ln in sys.stdin if ln.strip()]
+bad = []
+for ln in lines:
+    try:
+        json.loads(ln)
+    except ValueError:
+        bad.append(ln)
+print(f"{len(lines)} log lines, {len(bad)} not JSON")
+sys.exit(1 if bad or not lines else 0)' || { docker logs "$cid" 2>&1 | tail -20; fail "log lines that are not JSON"; }
+t_stop=$(date +%s.%N)
+docker stop -t 30 "$cid" >/dev/null
+STOP_S=$(since "$t_stop")
+echo "docker stop: ${STOP_S} s (graceful shutdown allows 25 s)"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 25 else 1)" "$STOP_S" || fail "docker stop took ${STOP_S} s"
 
 step "artifacts replaced by a volume (FASTLRNR_ARTIFACT_DIR=/models)"
 vol=$(mktemp -d "$WORK/artifacts.XXXXXX")

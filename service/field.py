@@ -19,6 +19,7 @@ exceeds MAX_BLOCK_ELEMENTS whatever the grid or the batch.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -152,7 +153,14 @@ class FieldEvaluator(_Evaluator):
     def __init__(self, onnx_path: Path | str | bytes, threads: int = 1,
                  block_elements: int = DEFAULT_BLOCK_ELEMENTS):
         super().__init__(block_elements)
+        # onnxruntime writes plain-text lines of its own to stderr: errors only, and no telemetry
+        # (which warns when it cannot store a device id, e.g. on a read-only filesystem), so that
+        # the service's stderr stays one JSON object per line.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort  # service-side dependency only
+
+        ort.set_default_logger_severity(3)
+        ort.disable_telemetry_events()
 
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -162,6 +170,7 @@ class FieldEvaluator(_Evaluator):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3  # errors only: onnxruntime writes its own (non-JSON) lines to stderr
         model = bytes(onnx_path) if isinstance(onnx_path, (bytes, bytearray)) else str(onnx_path)
         self.path = None if isinstance(model, bytes) else Path(model)
         self.threads = int(threads)

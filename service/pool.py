@@ -1,9 +1,13 @@
 """Bounded execution of solves off the event loop, with admission control and micro-batching.
 
+:class:`Gate` bounds how many things are open at once and refuses one more with
+:class:`~service.errors.Overloaded` (→ 503 + Retry-After) instead of queueing without
+bound: the app uses one for open solve requests (taken before the body is read) and
+:class:`SolverPool` one for solve jobs (``threads`` running + ``capacity`` waiting).
+Each is taken and released in one place, ``async with gate.slot():``.
+
 :class:`SolverPool` runs CPU work on at most ``threads`` worker threads
-(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``) and admits at most
-``threads + capacity`` jobs at once; one more is refused with :class:`QueueFull`
-(→ 503 + Retry-After) instead of queueing without bound.
+(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``).
 
 :class:`MicroBatcher` merges single solves with the same model, grid and fast-phase
 settings that queue while the workers are busy into one vectorised pass (one
@@ -17,55 +21,83 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import anyio
 import anyio.to_thread
 
-from service.metrics import Registry
+from service.errors import Overloaded
 
 
-class QueueFull(Exception):
-    """Every worker is busy and the wait queue is at capacity."""
+class Gate:
+    """At most ``limit`` holders; one more is refused at once (``Overloaded``)."""
 
-    def __init__(self, retry_after_s: int):
-        super().__init__("the solver queue is full")
-        self.retry_after_s = retry_after_s
+    def __init__(self, limit: int, retry_after_s: int, what: str,
+                 on_change: Callable[[int], None] = lambda n: None, on_reject: Callable[[], None] = lambda: None):
+        self.limit, self.retry_after_s, self.what = limit, retry_after_s, what
+        self.held = 0
+        self._on_change, self._on_reject = on_change, on_reject
+        self._idle: asyncio.Event | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one place for the duration of the block, or raise Overloaded."""
+        if self.held >= self.limit:
+            self._on_reject()
+            raise Overloaded(self.what, self.retry_after_s)
+        self.held += 1
+        self._on_change(self.held)
+        try:
+            yield
+        finally:
+            self.held -= 1
+            self._on_change(self.held)
+            if self.held == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no place is held (at shutdown); False on timeout."""
+        if self.held == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            with anyio.move_on_after(timeout):
+                await self._idle.wait()
+        finally:
+            self._idle = None
+        return self.held == 0
 
 
 class SolverPool:
     """``threads`` workers and room for ``capacity`` waiting jobs."""
 
-    def __init__(self, threads: int, capacity: int, retry_after_s: int, metrics: Registry):
+    def __init__(self, threads: int, capacity: int, retry_after_s: int, metrics: Any):
         self.threads = threads
-        self.max_admitted = threads + capacity
-        self.retry_after_s = retry_after_s
         self.metrics = metrics
-        self.limiter = anyio.CapacityLimiter(threads)
-        self.admitted = 0  # jobs accepted and not finished (waiting + running)
         self.running = 0
-        self._idle: asyncio.Event | None = None
+        self.gate = Gate(threads + capacity, retry_after_s, "the solver queue is full",
+                         on_change=lambda n: self._gauges(), on_reject=metrics.rejected.inc)
+        self.limiter = anyio.CapacityLimiter(threads)
 
-    def admit(self, n: int = 1) -> None:
-        """Reserve room for ``n`` jobs or raise QueueFull; pair with :meth:`release`."""
-        if self.admitted + n > self.max_admitted:
-            self.metrics.rejected.inc()
-            raise QueueFull(self.retry_after_s)
-        self.admitted += n
-        self._gauges()
+    @property
+    def admitted(self) -> int:
+        """Jobs accepted and not finished (waiting + running)."""
+        return self.gate.held
 
-    def release(self, n: int = 1) -> None:
-        self.admitted -= n
-        self._gauges()
-        if self.admitted == 0 and self._idle is not None:
-            self._idle.set()
+    def slot(self):
+        """``async with pool.slot():`` — one solve job admitted (or Overloaded)."""
+        return self.gate.slot()
+
+    def idle_for(self, jobs: int) -> bool:
+        """True when the ``jobs`` about to run are all the work there is (nothing else admitted)."""
+        return self.gate.held <= jobs
 
     def _gauges(self) -> None:
-        self.metrics.queue_depth.set(max(self.admitted - self.running, 0))
+        self.metrics.queue_depth.set(max(self.gate.held - self.running, 0))
         self.metrics.in_flight.set(self.running)
 
     @asynccontextmanager
-    async def worker(self):
+    async def worker(self) -> AsyncIterator[None]:
         """Hold one of the ``threads`` worker slots (FIFO among waiters)."""
         async with self.limiter:
             yield
@@ -88,15 +120,7 @@ class SolverPool:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no job is admitted (at shutdown); False on timeout."""
-        if self.admitted == 0:
-            return True
-        self._idle = asyncio.Event()
-        try:
-            with anyio.move_on_after(timeout):
-                await self._idle.wait()
-        finally:
-            self._idle = None
-        return self.admitted == 0
+        return await self.gate.wait_idle(timeout)
 
 
 class MicroBatcher:
@@ -108,8 +132,8 @@ class MicroBatcher:
     server therefore starts a lone job at once, and a busy one solves the jobs that
     queued behind a running pass together: one hypernetwork call, one fast phase over
     all rows, one batched field evaluation. ``solve_many(runtime, jobs) -> list`` runs
-    on the worker thread. Each job must have been admitted to the pool; the batcher
-    releases it when its pass is over.
+    on the worker thread. The caller holds each job's pool slot while it waits; a job
+    whose caller gives up before its group starts is dropped from the group.
     """
 
     def __init__(self, pool: SolverPool, window: float, max_jobs: int,
@@ -128,10 +152,16 @@ class MicroBatcher:
             task = loop.create_task(self._run(gkey, runtime, group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        group.append((job, fut))
+        entry = (job, fut)
+        group.append(entry)
         if len(group) >= self.max_jobs:
             self._close(gkey, group)
-        return await fut
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            if self._groups.get(gkey) is group and entry in group:
+                group.remove(entry)  # not started yet: nothing will be solved for it
+            raise
 
     def _close(self, gkey: tuple, group: list) -> None:
         """No more joiners: later jobs with this key start a new group."""
@@ -144,6 +174,8 @@ class MicroBatcher:
                 await anyio.sleep(self.window)
             async with self.pool.worker():
                 self._close(gkey, group)
+                if not group:
+                    return
                 jobs = [job for job, _ in group]
                 results = await self.pool.call(len(jobs), self.solve_many, runtime, jobs)
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
@@ -158,4 +190,3 @@ class MicroBatcher:
                     fut.set_result(res)
         finally:
             self._close(gkey, group)
-            self.pool.release(len(group))

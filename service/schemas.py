@@ -1,19 +1,22 @@
 """Request and response schemas of the HTTP API (pydantic v2); they are the OpenAPI contract.
 
-Checks that need no model live here (types, finiteness, shapes, grid forms, t ∈ [0, 1],
-unknown keys); checks that need the loaded model or the configured limits (trained
-domain, grid size, epochs, batch size) live in ``service.solver``. Responses are
-built as plain dicts for speed; the response classes below document their shape.
+Checks that need no model live here (strict types: no "1" for 1, no 0 for false, no true
+for 1; finiteness, shapes, exactly one grid form, t ∈ [0, 1], unknown keys); checks that
+need the loaded model or the configured limits (served domain, grid size, steps, batch
+size) live in ``service.checks``. Long lists stop at their first bad item (``fail_fast``),
+so a large invalid body costs no more than a valid one. Responses are built as plain
+dicts for speed; the response classes below document their shape.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.pde import T_END
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+TimeValue = Annotated[float, Field(ge=0.0, le=T_END, allow_inf_nan=False)]
 Tolerance = Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)]
 ModelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
@@ -33,38 +36,68 @@ class Params(_Strict):
         return (self.beta, self.nu, self.rho)
 
 
+Positive = Annotated[int, Field(ge=1)]
+XAxis = Annotated[list[Finite], Field(min_length=1, fail_fast=True, description="radians, any finite value (periodic)")]
+TAxis = Annotated[list[TimeValue], Field(min_length=1, fail_fast=True, description="times in [0, 1]")]
+Points = Annotated[list[tuple[Finite, TimeValue]], Field(min_length=1, fail_fast=True,
+                                                          description="[[x, t], ...]: x in radians, t in [0, 1]")]
+
+
+# The three forms of a grid, as documented in the schema (``Grid`` validates them in one class:
+# a tagged union would build a Python copy of a large body just to pick the form).
+class UniformGrid(_Strict):
+    """x_j = 2πj/nx (j < nx, periodic), t = linspace(0, 1, nt)."""
+
+    nx: Positive = Field(description="points in x")
+    nt: Positive = Field(description="points in t")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"nx": 256, "nt": 100}]})
+
+
+class AxesGrid(_Strict):
+    """The tensor grid of two explicit axes: u comes back as len(t) × len(x)."""
+
+    x: XAxis
+    t: TAxis
+    model_config = ConfigDict(json_schema_extra={"examples": [{"x": [0.0, 1.5, 3.0], "t": [0.0, 0.5, 1.0]}]})
+
+
+class PointsGrid(_Strict):
+    """Scattered points [x, t]: u comes back as one value per point."""
+
+    points: Points
+    model_config = ConfigDict(json_schema_extra={"examples": [{"points": [[0.0, 0.0], [3.14, 0.5]]}]})
+
+
+GRID_FORMS = {"uniform": UniformGrid, "axes": AxesGrid, "points": PointsGrid}
+
+
+def _grid_schema(schema: dict[str, Any], cls: type) -> None:
+    """The schema of ``Grid``: exactly one of the three forms (``oneOf``)."""
+    forms = [form.model_json_schema() for form in GRID_FORMS.values()]
+    schema.clear()
+    schema.update({"title": "Grid", "description": "where to evaluate the solution: exactly one of three forms",
+                   "oneOf": forms})
+
+
 class Grid(_Strict):
-    """Where to evaluate the solution — exactly one of three forms:
+    """Where to evaluate the solution — exactly one of ``{nx, nt}``, ``{x, t}`` or ``{points}``."""
 
-    - ``{"nx": 256, "nt": 100}``: x_j = 2πj/nx (j < nx, periodic), t = linspace(0, 1, nt);
-    - ``{"x": [...], "t": [...]}``: the tensor grid of two explicit axes;
-    - ``{"points": [[x, t], ...]}``: scattered points; the field comes back as a flat list.
-
-    x is in radians (any finite value; the problem is 2π-periodic), t ∈ [0, 1].
-    """
-
-    nx: Annotated[int, Field(ge=1)] | None = None
-    nt: Annotated[int, Field(ge=1)] | None = None
-    x: list[Finite] | None = Field(None, min_length=1)
-    t: list[Finite] | None = Field(None, min_length=1)
-    points: list[Annotated[list[Finite], Field(min_length=2, max_length=2)]] | None = Field(
-        None, min_length=1, description="[[x, t], ...]")
+    nx: Positive | None = None
+    nt: Positive | None = None
+    x: XAxis | None = None
+    t: TAxis | None = None
+    points: Points | None = None
+    model_config = ConfigDict(json_schema_extra=_grid_schema)
 
     @model_validator(mode="after")
     def _one_form(self) -> "Grid":
-        uniform = self.nx is not None or self.nt is not None
-        axes = self.x is not None or self.t is not None
-        points = self.points is not None
-        if uniform + axes + points != 1:
+        given = [name for name, form in GRID_FORMS.items() if any(getattr(self, f) is not None for f in form.model_fields)]
+        if len(given) != 1:
             raise ValueError("give exactly one of {nx, nt}, {x, t} or {points}")
-        if uniform and (self.nx is None or self.nt is None):
-            raise ValueError("a uniform grid needs both nx and nt")
-        if axes and (self.x is None or self.t is None):
-            raise ValueError("an axes grid needs both x and t")
-        times = self.t if axes else [p[1] for p in self.points] if points else []
-        bad = next((v for v in times if not 0.0 <= v <= T_END), None)
-        if bad is not None:
-            raise ValueError(f"t = {bad:g} is outside the time interval [0, {T_END:g}]")
+        missing = [f for f in GRID_FORMS[given[0]].model_fields if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {given[0]} grid needs {' and '.join(GRID_FORMS[given[0]].model_fields)}; "
+                             f"{', '.join(missing)} is missing")
         return self
 
     @property
@@ -123,20 +156,25 @@ class SolveRequest(_Strict):
     tolerance: Tolerance | None = Field(None, description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
                                                           "an answer whose error estimate exceeds it is flagged")
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, json_schema_extra={"examples": [
-        {"model": "cdr", "params": {"beta": 2.0, "nu": 0.5, "rho": 1.0}, "grid": {"nx": 256, "nt": 100},
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model": "cdr", "params": {"beta": 2.0, "nu": 1.0, "rho": 1.0}, "grid": {"nx": 256, "nt": 100},
          "fast_phase": {"steps": 8, "backend": "exact"}, "tolerance": 0.02}]})
 
 
 class BatchSolveRequest(_Strict):
     """Many parameter sets on one grid, solved together (one vectorised pass)."""
 
-    model: ModelName | None = None
-    params: list[Params] = Field(min_length=1)
+    model: ModelName | None = Field(None, description="model name (GET /models); null: the server's default")
+    params: list[Params] = Field(min_length=1, fail_fast=True,
+                                 description="parameter sets (at most the server's max_batch_size)")
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
-    allow_extrapolation: bool = False
-    tolerance: Tolerance | None = None
+    allow_extrapolation: bool = Field(False, description="as for /solve, for every row")
+    tolerance: Tolerance | None = Field(None, description="as for /solve, for every row")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"params": [{"beta": 1.5, "nu": 0.2, "rho": 0.3}, {"beta": 2.5, "nu": 1.0, "rho": 1.0}],
+         "grid": {"nx": 128, "nt": 50}}]})
 
 
 # ------------------------------------------------------------------ responses (documentation)

@@ -287,3 +287,85 @@ def test_batch_points(client):
     d = r.json()
     assert [len(it["u"]) for it in d["results"]] == [2, 2]
     assert d["results"][0]["u"] == d["results"][1]["u"]
+
+
+# ------------------------------------------------------------------ transport: gzip, CORS, OpenAPI
+
+
+@pytest.mark.parametrize("accept, packed", [("gzip", True), ("gzip, deflate", True), ("*", True),
+                                            ("identity", False), ("gzip;q=0", False), ("br", False)])
+def test_large_answers_are_gzipped_when_accepted(client, accept, packed):
+    body = {"params": MU, "fast_phase": {"enabled": False}}  # 256 × 100: over the 64 KiB threshold
+    r = client.post("/solve", json=body, headers={"Accept-Encoding": accept})
+    assert r.status_code == 200 and r.headers["vary"] == "Accept-Encoding"
+    assert (r.headers.get("content-encoding") == "gzip") is packed
+    assert ("compress;dur=" in r.headers["server-timing"]) is packed
+    assert np.asarray(r.json()["u"]).shape == (100, 256)
+    small = client.post("/solve", json={**body, "grid": SMALL}, headers={"Accept-Encoding": accept})
+    assert "content-encoding" not in small.headers  # under the threshold: never compressed
+
+
+def test_json_floats_round_trip_exactly(client):
+    """orjson writes the float32 field with the shortest repr that reads back to the same float32."""
+    body = {"params": MU, "grid": SMALL, "fast_phase": {"enabled": False}}
+    as_json = np.asarray(client.post("/solve", json=body).json()["u"], dtype=np.float32)
+    as_npy = np.load(io.BytesIO(client.post("/solve?format=npy", json=body).content), allow_pickle=False)
+    np.testing.assert_array_equal(as_json, as_npy)
+
+
+def test_cors_is_off_by_default(client):
+    r = client.options("/solve", headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_cors_opt_in(artifact_root):
+    from service.app import create_app
+    from service_testkit import make_client, make_settings
+
+    settings = make_settings(artifact_root, warmup=False, cors_origins="https://app.example.org",
+                             api_keys="key-one-123")
+    with make_client(create_app(settings)) as c:
+        pre = c.options("/solve", headers={"Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
+                                           "Access-Control-Request-Headers": "authorization,content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://app.example.org"
+        assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+        r = c.post("/solve", json={"params": MU, "grid": SMALL, "fast_phase": {"enabled": False}},
+                   headers={"Origin": "https://app.example.org", "Authorization": "Bearer key-one-123"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example.org"
+        assert "X-Request-ID" in r.headers["access-control-expose-headers"]
+        other = c.options("/solve", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_openapi_examples_for_every_request_and_error(client):
+    from service.schemas import BatchSolveRequest, SolveRequest
+
+    spec = client.get("/openapi.json").json()
+    for path, model in (("/solve", SolveRequest), ("/solve/batch", BatchSolveRequest)):
+        op = spec["paths"][path]["post"]
+        examples = op["requestBody"]["content"]["application/json"]["examples"]
+        assert len(examples) >= 2
+        for name, ex in examples.items():
+            model.model_validate_json(json.dumps(ex["value"]))  # every example is a valid request
+        for status in ("401", "404", "408", "413", "422", "500", "503"):
+            content = op["responses"][status]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+            assert content["examples"], status
+            for ex in content["examples"].values():
+                assert set(ex["value"]) == {"error", "message", "request_id", "errors"}
+    assert spec["paths"]["/models"]["get"]["responses"]["401"]["content"]["application/json"]["examples"]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_openapi_examples_are_served(client):
+    """The request examples, posted as they are, are answered (grids reduced to keep this quick)."""
+    from service.openapi import BATCH_EXAMPLES, SOLVE_EXAMPLES
+
+    for path, examples in (("/solve", SOLVE_EXAMPLES), ("/solve/batch", BATCH_EXAMPLES)):
+        for name, ex in examples.items():
+            body = {**ex["value"], "fast_phase": {"steps": TEST_STEPS}}
+            if body.get("grid", {}).get("nx"):
+                body["grid"] = SMALL
+            body.setdefault("grid", SMALL)
+            r = client.post(path, json=body)
+            assert r.status_code == 200, (name, r.text)

@@ -27,7 +27,9 @@ def routed(client, monkeypatch):
         urls.append(f"{request.url.scheme}://{request.url.host}:{request.url.port}{request.url.path}")
         r = client.request(request.method, request.url.path, params=request.url.params, content=request.content,
                            headers=dict(request.headers))
-        return httpx.Response(r.status_code, headers=r.headers, content=r.content)
+        # r.content is already decoded: pass the headers on without the encoding and length
+        headers = {k: v for k, v in r.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        return httpx.Response(r.status_code, headers=headers, content=r.content)
 
     monkeypatch.setattr(httpx, "Client", lambda **kw: real_sync(transport=httpx.MockTransport(handler), **kw))
     monkeypatch.setattr(httpx, "AsyncClient", lambda **kw: real_async(transport=httpx.MockTransport(handler), **kw))

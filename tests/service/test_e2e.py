@@ -1,4 +1,5 @@
-"""End to end: uvicorn in a subprocess on a free loopback port, driven by the Python clients."""
+"""End to end: the deployed server (python -m service.serve) in a subprocess on a free loopback
+port, driven by the Python clients."""
 from __future__ import annotations
 
 import asyncio
@@ -29,10 +30,9 @@ def free_port() -> int:
 
 def start_server(root: Path, log: Path, **env) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    environ = {**os.environ, "OMP_NUM_THREADS": "1", "FASTLRNR_ARTIFACT_DIR": str(root), **env}
+    environ = {**os.environ, "FASTLRNR_ARTIFACT_DIR": str(root), "FASTLRNR_PORT": str(port), **env}
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1",
-                                 "--port", str(port), "--no-access-log"], cwd=REPO, env=environ,
+        proc = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=REPO, env=environ,
                                 stdout=subprocess.DEVNULL, stderr=err)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -73,7 +73,7 @@ def test_serve_solve_and_graceful_shutdown(artifact_root, tmp_path):
                 c.solve_batch([MU] * 64, grid={"nx": 256, "nt": 128}, fast_phase={"steps": 50})))
             th.start()
             deadline = time.monotonic() + 30
-            while "fastlrnr_solver_in_flight 1" not in httpx.get(f"{url}/metrics").text:
+            while "fastlrnr_solver_in_flight 1.0" not in httpx.get(f"{url}/metrics").text:
                 assert time.monotonic() < deadline and th.is_alive(), "the slow solve never started"
                 time.sleep(0.01)
             proc.send_signal(signal.SIGTERM)

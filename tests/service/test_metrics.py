@@ -1,61 +1,56 @@
-"""service/metrics.py: Prometheus text exposition (format 0.0.4) of counters, gauges, histograms."""
+"""GET /metrics (prometheus_client): the service's metric names, process metrics, route labels."""
 from __future__ import annotations
 
-import re
-import threading
+from prometheus_client.parser import text_string_to_metric_families
 
-import pytest
+from service.metrics import Registry
+from service_testkit import TEST_STEPS
 
-from service.metrics import Counter, Gauge, Histogram, Registry
-
-SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eEInfNa]+$')
-
-
-def test_counter_and_label_escaping():
-    c = Counter("x_requests", "help text", ("route",))
-    c.inc(route='/a"b\\c\nd')
-    c.inc(2, route="/z")
-    lines = list(c.expose())
-    assert lines[:2] == ["# HELP x_requests_total help text", "# TYPE x_requests_total counter"]
-    assert lines[2] == 'x_requests_total{route="/a\\"b\\\\c\\nd"} 1'
-    assert lines[3] == 'x_requests_total{route="/z"} 2'
-    with pytest.raises(ValueError, match="labels"):
-        c.inc(other="x")
+MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
+NAMES = {"fastlrnr_http_requests", "fastlrnr_http_request_duration_seconds", "fastlrnr_solve_stage_seconds",
+         "fastlrnr_fast_phase_seconds", "fastlrnr_solver_batch_rows", "fastlrnr_solves", "fastlrnr_solver_queue_depth",
+         "fastlrnr_solver_in_flight", "fastlrnr_open_requests", "fastlrnr_solver_rejected",
+         "fastlrnr_requests_rejected", "fastlrnr_ready", "fastlrnr_model_info"}
 
 
-def test_gauge_without_labels_always_exposed():
-    g = Gauge("depth", "queue depth")
-    assert list(g.expose())[-1] == "depth 0"
-    g.inc(3)
-    g.dec()
-    assert list(g.expose())[-1] == "depth 2"
+def samples(text: str) -> dict[tuple, float]:
+    """{(sample name, sorted labels): value} of a Prometheus text exposition (parsed, so well-formed)."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def test_histogram_buckets_are_cumulative():
-    h = Histogram("lat", "latency", ("route",), buckets=(0.1, 1.0))
-    for v in (0.05, 0.5, 0.5, 3.0):
-        h.observe(v, route="/s")
-    lines = list(h.expose())[2:]
-    assert lines == ['lat_bucket{route="/s",le="0.1"} 1', 'lat_bucket{route="/s",le="1"} 3',
-                     'lat_bucket{route="/s",le="+Inf"} 4', 'lat_sum{route="/s"} 4.05', 'lat_count{route="/s"} 4']
+def test_exposition_has_every_service_metric_and_the_process_metrics(client):
+    client.post("/solve", json={"params": MU, "grid": {"nx": 8, "nt": 4}, "fast_phase": {"steps": TEST_STEPS}})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name for f in text_string_to_metric_families(r.text)}
+    assert NAMES <= families
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds", "python_info",
+            "python_gc_collections"} <= families
+    got = samples(r.text)
+    assert got[("fastlrnr_http_requests_total", (("method", "POST"), ("route", "/solve"), ("status", "200")))] >= 1
+    assert got[("fastlrnr_fast_phase_seconds_count", (("model", "cdr"),))] >= 1
+    assert got[("fastlrnr_ready", ())] == 1 and got[("fastlrnr_solver_queue_depth", ())] == 0
+    assert got[("process_resident_memory_bytes", ())] > 10e6
+    assert not any(name.endswith("_created") for name, _ in got)
 
 
-def test_registry_exposition_is_well_formed_under_threads():
-    r = Registry()
+def test_docs_and_openapi_are_labelled_as_routes(client):
+    for path in ("/docs", "/openapi.json", "/nope"):
+        client.get(path)
+    got = samples(client.get("/metrics").text)
+    for route, status in (("/docs", "200"), ("/openapi.json", "200"), ("unmatched", "404")):
+        assert got[("fastlrnr_http_requests_total", (("method", "GET"), ("route", route), ("status", status)))] >= 1
 
-    def work():
-        for _ in range(200):
-            r.requests.inc(method="GET", route="/x", status="200")
-            r.latency.observe(0.01, method="GET", route="/x")
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    text = r.expose()
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        assert line.startswith("# ") or SAMPLE.match(line), line
-    assert 'fastlrnr_http_requests_total{method="GET",route="/x",status="200"} 800' in text
-    assert r.latency.count(method="GET", route="/x") == 800
+def test_openmetrics_when_the_scraper_asks(client):
+    r = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    assert r.text.rstrip().endswith("# EOF")
+
+
+def test_registries_are_per_app():
+    a, b = Registry(), Registry()
+    a.rejected.inc()
+    assert "fastlrnr_solver_rejected_total 1.0" in a.expose()[0].decode()
+    assert "fastlrnr_solver_rejected_total 0.0" in b.expose()[0].decode()

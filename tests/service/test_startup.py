@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
-import json
 from pathlib import Path
 
 import pytest
@@ -110,15 +111,17 @@ def test_settings_from_environment(monkeypatch, artifact_root):
     monkeypatch.setenv("FASTLRNR_MAX_STEPS", "100")
     monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "3")
     s = ServiceSettings()
-    assert s.artifact_dir == artifact_root and s.api_keys == ["first-key-1", "second-key-2"]
+    assert s.artifact_dir == artifact_root and s.key_bytes() == [b"first-key-1", b"second-key-2"]
     assert s.max_steps == 100 and s.solver_threads == 3
     assert "first-key-1" not in repr(s)
+    monkeypatch.setenv("FASTLRNR_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert ServiceSettings().cors_origins == ["https://a.example", "https://b.example"]
     monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "0")
     with pytest.raises(ValueError):
         ServiceSettings()
     monkeypatch.setenv("FASTLRNR_SOLVER_THREADS", "1")
     monkeypatch.setenv("FASTLRNR_API_KEYS", "short")
-    with pytest.raises(ValueError, match="API keys"):
+    with pytest.raises(ValueError, match="API key 1 of 1 is not valid"):
         ServiceSettings()
 
 
@@ -163,3 +166,44 @@ assert not bad, bad
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_blas_threads_are_set_at_start_up(artifact_root):
+    """threadpoolctl applies FASTLRNR_NUMPY_THREADS in the lifespan (a fresh process: OpenBLAS takes
+    its limit from the first thread that sets one)."""
+    code = f"""
+import warnings
+from pathlib import Path
+warnings.simplefilter("ignore")
+from threadpoolctl import threadpool_info
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.settings import ServiceSettings
+blas = lambda: {{lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}}
+before = blas()
+want = max(before) + 1
+with TestClient(create_app(ServiceSettings(artifact_dir=Path({str(artifact_root)!r}), warmup=False,
+                                           numpy_threads=want))):
+    assert blas() == {{want}}, (before, blas())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bad_settings_stop_the_server_naming_the_setting_never_the_keys(tmp_path):
+    """D5: `python -m service.serve` and `uvicorn service.app:app` with one key too short."""
+    keys = "first-secret-key-1,second-secret-key-2,short"
+    env = {**os.environ, "FASTLRNR_API_KEYS": keys, "FASTLRNR_PORT": "0"}
+    repo = Path(__file__).resolve().parents[2]
+    serve = subprocess.run([sys.executable, "-m", "service.serve"], cwd=repo, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert serve.returncode == 2 and serve.stdout == ""
+    (line,) = serve.stderr.splitlines()
+    record = json.loads(line)
+    assert record["problems"][0]["setting"] == "FASTLRNR_API_KEYS" and "key 3 of 3" in record["problems"][0]["problem"]
+    plain = subprocess.run([sys.executable, "-m", "uvicorn", "service.app:app", "--port", "0"], cwd=repo, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode != 0 and "API key 3 of 3" in plain.stderr
+    for out in (serve.stderr, plain.stderr):
+        assert not any(k in out for k in keys.split(","))

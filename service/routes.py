@@ -1,0 +1,84 @@
+"""The HTTP routes. Handlers live at module level and get the app's state through
+``Depends(get_state)``; the API-key check is a router dependency (it runs before any body is read).
+
+A solve request, in order: API key (401) → a place among the open requests (503 at once
+when ``max_requests`` are open) → body read (413, 408) and parsed off the event loop
+(422) → the checks (``service.checks``: 404, 413, 422) → a place in the solver queue
+(503) and the solve → the answer encoded off the event loop.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from service import checks
+from service.auth import require_key
+from service.bodies import parse_body
+from service.openapi import BATCH_EXAMPLES, NPY_RESPONSE, SOLVE_EXAMPLES, error_responses, request_body
+from service.responses import batch_response, solve_response, wants_npy
+from service.schemas import BatchSolveRequest, BatchSolveResponse, ModelsResponse, SolveRequest, SolveResponse
+from service.state import ServiceState, get_state
+from service.version import __version__
+
+ops = APIRouter(tags=["ops"])
+api = APIRouter(dependencies=[Depends(require_key)])
+
+Format = Query(None, alias="format", description="npy: the field as .npy bytes (else JSON)")
+SOLVE_ERRORS = (401, 404, 408, 413, 422, 500, 503)
+
+
+@ops.get("/healthz", summary="liveness: the process answers")
+async def healthz() -> dict:
+    return {"status": "alive"}
+
+
+@ops.get("/readyz", summary="readiness: every model loaded and warmed",
+         responses={503: {"description": "starting, draining or failed"}})
+async def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
+    ready = state.status == "ready"
+    return JSONResponse({"status": state.status, "models": sorted(state.models)}, status_code=200 if ready else 503)
+
+
+@api.get("/models", tags=["models"], response_model=ModelsResponse, responses=error_responses(401))
+async def models(state: ServiceState = Depends(get_state)) -> dict:
+    default = state.settings.default_model
+    return {"default": default, "service_version": __version__,
+            "models": [rt.info(name == default) for name, rt in sorted(state.models.items())],
+            "unavailable": state.unavailable}
+
+
+@api.get("/metrics", tags=["ops"], response_class=Response, responses={
+    200: {"content": {"text/plain; version=0.0.4": {}, "application/openmetrics-text; version=1.0.0": {}},
+          "description": "Prometheus text, or OpenMetrics when the scrape's Accept header asks for it"},
+    **error_responses(401)})
+async def metrics(request: Request, state: ServiceState = Depends(get_state)) -> Response:
+    body, content_type = state.metrics.expose(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
+@api.post("/solve", tags=["solve"], response_model=SolveResponse, responses={200: NPY_RESPONSE,
+          **error_responses(*SOLVE_ERRORS)}, openapi_extra=request_body(SolveRequest, SOLVE_EXAMPLES))
+async def solve(request: Request, state: ServiceState = Depends(get_state),
+                fmt: Literal["json", "npy"] | None = Format) -> Response:
+    """One parameter set → the field on a grid."""
+    async with state.requests.slot():
+        body = await parse_body(request, SolveRequest, state)
+        runtime = checks.find_model(state.models, body.model, state.settings.default_model)
+        job = checks.solve_job(runtime, body, state.settings)
+        res = await state.execute(runtime, job, batchable=True)
+        return await solve_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
+
+
+@api.post("/solve/batch", tags=["solve"], response_model=BatchSolveResponse, responses={200: NPY_RESPONSE,
+          **error_responses(*SOLVE_ERRORS)}, openapi_extra=request_body(BatchSolveRequest, BATCH_EXAMPLES))
+async def solve_batch(request: Request, state: ServiceState = Depends(get_state),
+                      fmt: Literal["json", "npy"] | None = Format) -> Response:
+    """Many parameter sets on one grid, solved together in one vectorised pass."""
+    async with state.requests.slot():
+        body = await parse_body(request, BatchSolveRequest, state)
+        runtime = checks.find_model(state.models, body.model, state.settings.default_model)
+        job = checks.batch_job(runtime, body, state.settings)
+        res = await state.execute(runtime, job, batchable=False)
+        return await batch_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))

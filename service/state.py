@@ -1,0 +1,87 @@
+"""What one app instance owns (settings, metrics, models, pool) and how a job reaches a worker.
+
+Route handlers get the state through ``Depends(get_state)``. :meth:`ServiceState.execute`
+is the one place where a solve job takes its place in the solver queue and gives it
+back; :attr:`ServiceState.requests` bounds the open solve requests before their bodies
+are read.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+from fastapi import Request
+
+from service.jobs import Job, PassResult
+from service.loading import load_models
+from service.metrics import Registry
+from service.pool import Gate, MicroBatcher, SolverPool
+from service.settings import ServiceSettings
+from service.solver import ModelRuntime
+
+# Bodies larger than this are parsed one at a time, apart from small ones, so that a flood of
+# large bodies cannot hold up the parsing of ordinary requests.
+LARGE_BODY_BYTES = 64 * 1024
+
+
+class ServiceState:
+    """Everything one app instance owns: settings, metrics, models, pool, limits."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.metrics = Registry()
+        self.models: dict[str, ModelRuntime] = {}
+        self.unavailable: list[dict] = []
+        self.status: Literal["starting", "ready", "draining", "failed"] = "starting"
+        self.pool = SolverPool(settings.solver_threads, settings.queue_capacity, settings.retry_after_s, self.metrics)
+        self.requests = Gate(settings.max_requests, settings.retry_after_s, "too many solve requests are open",
+                             on_change=self.metrics.open_requests.set,
+                             on_reject=self.metrics.requests_rejected.inc)
+        self.parse_small = anyio.CapacityLimiter(max(2, settings.solver_threads))
+        self.parse_large = anyio.CapacityLimiter(1)
+        self.encode_limiter = anyio.CapacityLimiter(max(2, settings.solver_threads))
+        self.batcher = (MicroBatcher(self.pool, settings.microbatch_window_ms / 1000.0, settings.microbatch_max,
+                                     self.run_pass) if settings.microbatch else None)
+
+    # ---- start-up and shutdown (lifespan)
+    def load(self) -> None:
+        """Worker thread: load, verify and warm the models (StartupError when the default fails)."""
+        loaded = load_models(self.settings, field_threads=self.settings.field_threads)
+        self.models, self.unavailable = loaded.models, loaded.unavailable
+        for name, runtime in self.models.items():
+            self.metrics.models.labels(name, runtime.artifact.version, runtime.artifact.sha256).set(1)
+
+    def close(self) -> None:
+        for runtime in self.models.values():
+            runtime.close()
+
+    # ---- solving
+    def run_pass(self, runtime: ModelRuntime, jobs: list[Job]) -> list[PassResult]:
+        """Worker thread: one solver pass over ``jobs``, recorded in the metrics.
+
+        When these jobs are all the work admitted, the field is evaluated on
+        ``field_threads`` threads; otherwise the other workers need the cores."""
+        workers = self.settings.field_threads if self.pool.idle_for(len(jobs)) else 1
+        results = runtime.solve_jobs(jobs, field_workers=workers)
+        m, timings = self.metrics, results[0].timings
+        for stage, secs in timings.items():
+            m.stage.labels(runtime.name, stage).observe(secs)
+        m.fast_phase.labels(runtime.name).observe(timings["fast_phase"])
+        m.batch_rows.labels(runtime.name).observe(sum(j.mu.shape[0] for j in jobs))
+        for res in results:
+            for row in res.rows:
+                outcome = "skipped" if not row["enabled"] else "accepted" if row["accepted"] else "rejected"
+                m.solves.labels(runtime.name, outcome).inc()
+        return results
+
+    async def execute(self, runtime: ModelRuntime, job: Job, batchable: bool) -> PassResult:
+        """Admit the job to the solver queue (503 when full), run it, give the place back."""
+        async with self.pool.slot():
+            if batchable and self.batcher is not None:
+                return await self.batcher.submit(runtime, job.key, job)
+            return (await self.pool.run(self.run_pass, runtime, [job]))[0]
+
+
+def get_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the app's state."""
+    return request.app.state.service
