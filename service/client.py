@@ -1,7 +1,7 @@
 """Python clients of the solve service: :class:`SolveClient` (sync) and :class:`AsyncSolveClient`.
 
     with SolveClient("http://127.0.0.1:8000", api_key="...") as client:
-        res = client.solve({"beta": 2.0, "nu": 0.5, "rho": 1.0}, grid={"nx": 256, "nt": 100},
+        res = client.solve({"beta": 2.0, "nu": 1.0, "rho": 1.0}, grid={"nx": 256, "nt": 100},
                            tolerance=0.02)
         res.u                 # (nt, nx) float array, res.x (nx,), res.t (nt,)
         res.error_estimate    # estimated relative L2 error; res.within_tolerance, res.flags
@@ -13,7 +13,7 @@ fastapi, pydantic, onnxruntime nor torch. Answers come back as the dataclasses b
 :class:`FastPhaseDiagnostics`, :class:`Flag`, :class:`ModelRef`), the response contract of
 ``service.schemas`` typed for Python.
 
-Both clients retry, with exponential backoff and jitter, on 503 (waiting as long as the
+Both clients retry, with exponential backoff and jitter, on 503 and 408 (waiting as long as the
 server's ``Retry-After`` says, capped) and on connection failures (the solve is a pure
 function of its input, so a retry is safe); every other error raises :class:`SolveError`
 carrying the server's error code, message, field errors and request id. ``transport="npy"``
@@ -301,10 +301,10 @@ class _Base:
         if model or self.model:
             body["model"] = model or self.model
         if grid is not None:
-            body["grid"] = _jsonable(grid)
+            body["grid"] = _strict_ints(_jsonable(grid), ("nx", "nt"))
         if fast_phase is not None:
-            body["fast_phase"] = fast_phase.to_dict() if isinstance(fast_phase, FastPhaseOptions) \
-                else _jsonable(fast_phase)
+            body["fast_phase"] = _strict_ints(fast_phase.to_dict() if isinstance(fast_phase, FastPhaseOptions)
+                                              else _jsonable(fast_phase), ("steps", "epochs"))
         if allow_extrapolation:
             body["allow_extrapolation"] = True
         if tolerance is not None:
@@ -325,7 +325,9 @@ class _Base:
 
     @staticmethod
     def _retryable(response: httpx.Response) -> bool:
-        return response.status_code == 503
+        """503: the server is full; 408: the body did not arrive in time (a retry is safe: a
+        solve is a pure function of its input)."""
+        return response.status_code in (408, 503)
 
     # ---- batches
     def _chunk_size(self, grid: Mapping | None) -> int:
@@ -433,6 +435,18 @@ def _join(parts: list[BatchResult]) -> BatchResult:
                        results=[r for p in parts for r in p.results], model=first.model, grid=first.grid,
                        request_ids=[i for p in parts for i in p.request_ids],
                        timings_ms=[tm for p in parts for tm in p.timings_ms])
+
+
+def _strict_ints(d, keys: tuple[str, ...]):
+    """The server takes integers strictly: send integral floats (256.0) of ``keys`` as ints."""
+    if not isinstance(d, dict):
+        return d
+    out = dict(d)
+    for k in keys:
+        v = out.get(k)
+        if isinstance(v, float) and v.is_integer():
+            out[k] = int(v)
+    return out
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -176,6 +176,24 @@ def test_gives_up_after_retries_and_backs_off(monkeypatch):
     assert len(sleeps) == 2 and 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2  # exponential, jittered
 
 
+def test_retries_a_body_timeout_and_sends_integral_numbers_as_integers(monkeypatch):
+    monkeypatch.setattr(client_module.time, "sleep", lambda s: None)
+    calls = []
+
+    def handler(request):
+        calls.append(json.loads(request.content))
+        if len(calls) == 1:
+            return httpx.Response(408, json={"error": "body_timeout", "message": "slow body", "request_id": "t",
+                                             "errors": []})
+        return httpx.Response(200, json=solve_body())
+
+    http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
+    SolveClient("http://s", http_client=http, retries=2).solve(MU, grid={"nx": 8.0, "nt": 4.0},
+                                                                 fast_phase={"steps": 3.0})
+    assert len(calls) == 2 and calls[1]["grid"] == {"nx": 8, "nt": 4} and calls[1]["fast_phase"] == {"steps": 3}
+    assert isinstance(calls[1]["grid"]["nx"], int) and isinstance(calls[1]["fast_phase"]["steps"], int)
+
+
 def test_retries_connection_errors(monkeypatch):
     monkeypatch.setattr(client_module.time, "sleep", lambda s: None)
     calls = []
