@@ -8,7 +8,7 @@ PORT   ?= 8000
 MODEL  ?= cdr
 BIN    := $(VENV)/bin
 
-.PHONY: serve test train artifact evaluate benchmark lock clean
+.PHONY: serve test lint train artifact evaluate sweep benchmark lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ serve: $(VENV)/.stamp-serve
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, configured in pyproject.toml: lint rules and the format check (`ruff format .` fixes it).
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # From nothing to a shipped artifact: train MODEL's CPU default (resumes an interrupted
 # run in runs/MODEL), then build and verify artifacts/MODEL. CONFIG overrides the config.
 CONFIG ?= training/configs/$(MODEL)_cpu.json
@@ -42,15 +47,21 @@ train: $(VENV)/.stamp-dev
 artifact: $(VENV)/.stamp-dev
 	$(BIN)/python -m training.build_artifact runs/$(MODEL) --name $(MODEL) $(ARTIFACT_ARGS)
 
-# The paper's experiment on the bundled artifacts: writes docs/evaluation.md and figures.
+# The paper's experiment on the bundled artifacts (docs/evaluation.md and figures), then the
+# whole-domain sweep (docs/sweep.md and heat maps).
 evaluate: $(VENV)/.stamp-dev
 	OMP_NUM_THREADS=1 $(BIN)/python -m training.evaluate
+	OMP_NUM_THREADS=1 $(BIN)/python -m training.sweep
+
+# The whole-domain accuracy sweep of the bundled artifacts alone.
+sweep: $(VENV)/.stamp-dev
+	OMP_NUM_THREADS=1 $(BIN)/python -m training.sweep
 
 # Timing scripts (ratios measured in one run; not tests).
 benchmark: $(VENV)/.stamp-dev
 	$(BIN)/python benchmarks/reference_convergence.py
-	$(BIN)/python benchmarks/fast_vs_full.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_phase_step.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_vs_full.py
 	$(BIN)/python benchmarks/default_models.py
 	$(BIN)/python benchmarks/field_eval.py
 

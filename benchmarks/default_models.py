@@ -8,6 +8,7 @@ evaluation on the 256×100 grid through the ONNX graph (``service.field.FieldEva
 the last as achieved GFLOP/s (matmul flops 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's
 numpy float32 matmul rate measured in the same process. Minimum over repeats (median beside).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,17 +16,17 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.artifact import list_artifacts, load_artifact  # noqa: E402
-from core.fast_phase import FastPhaseModel, run_fast_phase  # noqa: E402
-from core.hypernet import hyper_forward  # noqa: E402
-from core.pde import standard_grid  # noqa: E402
-from service.field import FieldEvaluator  # noqa: E402
+from core.artifact import list_artifacts, load_artifact
+from core.fast_phase import FastPhaseModel, run_fast_phase
+from core.hypernet import hyper_forward
+from core.pde import standard_grid
+from service.field import FieldEvaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         mu = art.test_domain.low + 0.5 * (art.test_domain.high - art.test_domain.low)
         s_hat = hyper_forward(art.hyper, mu[None])
         fp = art.manifest["fast_phase"]
-        model = FastPhaseModel(art.lrnr, art.reduced, (fp["collocation"]["points"], fp["collocation"]["seed"]),
-                               (fp["check"]["points"], fp["check"]["seed"]))
+        model = FastPhaseModel(
+            art.lrnr,
+            art.reduced,
+            (fp["collocation"]["points"], fp["collocation"]["seed"]),
+            (fp["check"]["points"], fp["check"]["seed"]),
+        )
         hyp, _ = timed(lambda: hyper_forward(art.hyper, mu[None]), args.repeats)
         fast, fast_med = timed(lambda: run_fast_phase(model, s_hat, mu[None], art.fast_phase), args.repeats)
         ev = FieldEvaluator(art.onnx["lrnr.onnx"], threads=1)
@@ -65,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         field, field_med = timed(lambda: ev.evaluate_grid(s1, x, t), args.repeats)
         N, P = art.lrnr.width, x.size * t.size
         gflops = 2 * P * (3 * N + sum(2 * N * k for k in art.lrnr.ranks)) / (field * 1e6)
-        print(f"{art.name:>11} {1e3 * hyp:>9.0f} {fast:>8.1f} ({fast_med:.1f}) {field:>5.1f} ({field_med:.1f}) "
-              f"{gflops:>8.1f} {gflops / mm_gflops:>8.0%}")
+        print(
+            f"{art.name:>11} {1e3 * hyp:>9.0f} {fast:>8.1f} ({fast_med:.1f}) {field:>5.1f} ({field_med:.1f}) "
+            f"{gflops:>8.1f} {gflops / mm_gflops:>8.0%}"
+        )
 
 
 if __name__ == "__main__":

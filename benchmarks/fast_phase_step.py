@@ -11,6 +11,7 @@ is that the reduced step does not grow with N while the exact one does; the rati
 N = 256 and exact / reduced are printed from this one run. Minimum over repeats (median
 beside). Timing, not a test.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,16 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.fastlrnr import build_fastlrnr  # noqa: E402
-from core.hypernet import hyper_forward  # noqa: E402
-from core.jet_chain import JetChain, exact_chain  # noqa: E402
-from core.pde import CDR, interior_points  # noqa: E402
-from core.random_model import random_model  # noqa: E402
+from core.fastlrnr import build_fastlrnr
+from core.hypernet import hyper_forward
+from core.jet_chain import JetChain, exact_chain
+from core.pde import CDR, interior_points
+from core.random_model import random_model
 
 RANKS = (24, 16, 16)
 MU = np.array([[2.0, 0.5, 1.0]])
@@ -61,9 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args(argv)
     x, t = interior_points(args.points, 0)
-    print(f"threads: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; ranks {RANKS}, M = {args.points} points, "
-          f"reduced n = {args.n}; load average {os.getloadavg()[0]:.2f}")
-    print(f"{'N':>6} {'exact ms':>14} {'reduced ms':>14} {'exact/reduced':>14} {'exact vs N0':>12} {'reduced vs N0':>14}")
+    print(
+        f"threads: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; ranks {RANKS}, M = {args.points} points, "
+        f"reduced n = {args.n}; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'N':>6} {'exact ms':>14} {'reduced ms':>14} {'exact/reduced':>14} {'exact vs N0':>12} {'reduced vs N0':>14}"
+    )
     base = None
     for N in args.widths:
         w, hyper = random_model(N, RANKS, CDR, seed=0)
@@ -74,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         exact, exact_med = timed(lambda: lm_step(full_chain, S), args.repeats)
         reduced, reduced_med = timed(lambda: lm_step(red_chain, S), args.repeats)
         base = base or (exact, reduced)
-        print(f"{N:>6} {exact:>7.2f} ({exact_med:.2f}) {reduced:>7.2f} ({reduced_med:.2f}) {exact / reduced:>14.1f} "
-              f"{exact / base[0]:>12.2f} {reduced / base[1]:>14.2f}")
+        print(
+            f"{N:>6} {exact:>7.2f} ({exact_med:.2f}) {reduced:>7.2f} ({reduced_med:.2f}) {exact / reduced:>14.1f} "
+            f"{exact / base[0]:>12.2f} {reduced / base[1]:>14.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Per model, the same seeded queries from its served domain, one at a time:
   * full fine-tuning (``training.finetune``: torch, 400 Adam steps, 1000 interior points).
 Prints the median wall time per query and the ratio to the default fast phase. Timing, not a test.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,16 +18,16 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import dataclasses
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.artifact import load_artifact  # noqa: E402
-from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase  # noqa: E402
-from core.hypernet import hyper_forward  # noqa: E402
+from core.artifact import load_artifact
+from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from core.hypernet import hyper_forward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,23 +48,30 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
         art = load_artifact(ROOT / "artifacts" / name)
         fp = art.manifest["fast_phase"]
-        fast = FastPhaseModel(art.lrnr, art.reduced, (fp["collocation"]["points"], fp["collocation"]["seed"]),
-                              (fp["check"]["points"], fp["check"]["seed"]))
+        fast = FastPhaseModel(
+            art.lrnr,
+            art.reduced,
+            (fp["collocation"]["points"], fp["collocation"]["seed"]),
+            (fp["check"]["points"], fp["check"]["seed"]),
+        )
         default = art.fast_phase
         other = "reduced" if default.backend == "exact" else "exact"
-        methods = {f"LM {default.backend} (default)": default,
-                   f"LM {other}": dataclasses.replace(default, backend=other),
-                   "Adam ℓ1, reduced, 400 steps": FastPhaseSettings(backend="reduced", optimizer="adam", steps=400,
-                                                                    locality=(1e-4, 1e-3, 1e-2))}
+        methods = {
+            f"LM {default.backend} (default)": default,
+            f"LM {other}": dataclasses.replace(default, backend=other),
+            "Adam ℓ1, reduced, 400 steps": FastPhaseSettings(
+                backend="reduced", optimizer="adam", steps=400, locality=(1e-4, 1e-3, 1e-2)
+            ),
+        }
         mus = art.served_domain.sample(args.queries, np.random.default_rng(5))
         S_hat = np.concatenate(hyper_forward(art.hyper, mus), axis=1)
         times = {}
         for label, st in methods.items():
-            run_fast_phase(fast, S_hat[:1], mus[:1], st)                     # warm-up
+            run_fast_phase(fast, S_hat[:1], mus[:1], st)  # warm-up
             ts = []
             for i in range(len(mus)):
                 t0 = time.perf_counter()
-                run_fast_phase(fast, S_hat[i:i + 1], mus[i:i + 1], st)
+                run_fast_phase(fast, S_hat[i : i + 1], mus[i : i + 1], st)
                 ts.append(time.perf_counter() - t0)
             times[label] = 1e3 * float(np.median(ts))
         net = LRNR.from_weights(art.lrnr)

@@ -14,6 +14,7 @@ shared machine the minimum is the best estimate of the undisturbed cost.
 
     python benchmarks/field_eval.py [--repeats 7] [--threads 1 2] [--widths 256 1024]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,15 @@ def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) ->
     with tempfile.TemporaryDirectory() as tmp:
         for N in widths:
             rng = np.random.default_rng(N)
-            w = LRNRWeights(rng.normal(size=(N, 3)), 0.3 * rng.normal(size=N),
-                            tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
-                            tuple(rng.normal(size=(N, k)) for k in RANKS),
-                            tuple(0.3 * rng.normal(size=N) for _ in RANKS), rng.normal(size=N) / np.sqrt(N), 0.1)
+            w = LRNRWeights(
+                rng.normal(size=(N, 3)),
+                0.3 * rng.normal(size=N),
+                tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
+                tuple(rng.normal(size=(N, k)) for k in RANKS),
+                tuple(0.3 * rng.normal(size=N) for _ in RANKS),
+                rng.normal(size=N) / np.sqrt(N),
+                0.1,
+            )
             path, jets_path = Path(tmp) / f"lrnr{N}.onnx", Path(tmp) / f"jets{N}.onnx"
             path.write_bytes(lrnr_onnx(w))
             jets_path.write_bytes(lrnr_onnx(w, jets=True))
@@ -71,14 +77,33 @@ def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) ->
                 s = [rng.uniform(0.0, 1.0, (B, k)) for k in RANKS]
                 for backend, ev in evaluators.items():
                     best, median = _timed(lambda: ev.evaluate_grid(s, x_axis, t_axis), repeats)
-                    rows.append({"kind": "field", "backend": backend, "threads": threads, "N": N, "B": B,
-                                 "ms": best * 1e3, "median_ms": median * 1e3, "gflops": B * flops / best / 1e9,
-                                 "matmul_gflops": matmul_gflops})
+                    rows.append(
+                        {
+                            "kind": "field",
+                            "backend": backend,
+                            "threads": threads,
+                            "N": N,
+                            "B": B,
+                            "ms": best * 1e3,
+                            "median_ms": median * 1e3,
+                            "gflops": B * flops / best / 1e9,
+                            "matmul_gflops": matmul_gflops,
+                        }
+                    )
             s1 = [rng.uniform(0.0, 1.0, k) for k in RANKS]
             jets = JetsEvaluator(jets_path, threads=threads)
             best, median = _timed(lambda: jets.evaluate_grid(s1, x_axis, t_axis), max(2, repeats // 2))
-            rows.append({"kind": "jets", "backend": "onnxruntime", "threads": threads, "N": N, "B": 1,
-                         "ms": best * 1e3, "median_ms": median * 1e3})
+            rows.append(
+                {
+                    "kind": "jets",
+                    "backend": "onnxruntime",
+                    "threads": threads,
+                    "N": N,
+                    "B": 1,
+                    "ms": best * 1e3,
+                    "median_ms": median * 1e3,
+                }
+            )
     return rows
 
 
@@ -98,27 +123,51 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cpus={os.cpu_count()} load average at start={os.getloadavg()[0]:.2f}  grid 256 x 100, ranks {RANKS}")
     rows = []
     for threads in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-                   MKL_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(threads),
-               "--repeats", str(args.repeats), "--widths", *map(str, args.widths),
-               "--batches", *map(str, args.batches)]
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS=str(threads),
+            OPENBLAS_NUM_THREADS=str(threads),
+            MKL_NUM_THREADS=str(threads),
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--threads",
+            str(threads),
+            "--repeats",
+            str(args.repeats),
+            "--widths",
+            *map(str, args.widths),
+            "--batches",
+            *map(str, args.batches),
+        ]
         out = subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
         rows += json.loads(out.strip().splitlines()[-1])
 
     for r in (r for r in rows if r["kind"] == "matmul"):
         print(f"numpy float32 matmul 2048^3, {r['threads']} thread(s): {r['gflops']:.1f} GFLOP/s")
-    print(f"\n{'threads':>7} {'N':>5} {'B':>2} {'backend':>12} {'ms (min)':>9} {'median':>8} "
-          f"{'GFLOP/s':>8} {'of matmul':>9}")
+    print(
+        f"\n{'threads':>7} {'N':>5} {'B':>2} {'backend':>12} {'ms (min)':>9} {'median':>8} "
+        f"{'GFLOP/s':>8} {'of matmul':>9}"
+    )
     for r in (r for r in rows if r["kind"] == "field"):
-        print(f"{r['threads']:>7} {r['N']:>5} {r['B']:>2} {r['backend']:>12} {r['ms']:>9.1f} {r['median_ms']:>8.1f} "
-              f"{r['gflops']:>8.1f} {r['gflops'] / r['matmul_gflops']:>8.0%}")
-    field_ms = {(r["threads"], r["N"]): r["ms"] for r in rows
-                if r["kind"] == "field" and r["backend"] == "onnxruntime" and r["B"] == 1}
+        print(
+            f"{r['threads']:>7} {r['N']:>5} {r['B']:>2} {r['backend']:>12} {r['ms']:>9.1f} {r['median_ms']:>8.1f} "
+            f"{r['gflops']:>8.1f} {r['gflops'] / r['matmul_gflops']:>8.0%}"
+        )
+    field_ms = {
+        (r["threads"], r["N"]): r["ms"]
+        for r in rows
+        if r["kind"] == "field" and r["backend"] == "onnxruntime" and r["B"] == 1
+    }
     print()
     for r in (r for r in rows if r["kind"] == "jets"):
-        print(f"jets graph (u, u_x, u_t, u_xx), {r['threads']} thread(s), N={r['N']}: {r['ms']:.1f} ms "
-              f"(median {r['median_ms']:.1f}) = {r['ms'] / field_ms[(r['threads'], r['N'])]:.1f}x the field")
+        print(
+            f"jets graph (u, u_x, u_t, u_xx), {r['threads']} thread(s), N={r['N']}: {r['ms']:.1f} ms "
+            f"(median {r['median_ms']:.1f}) = {r['ms'] / field_ms[(r['threads'], r['N'])]:.1f}x the field"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ The server's CPU time per solve (/proc/<pid>/stat) is printed too: a shared mach
 it less than wall time. Parameters are drawn from the model's served domain (GET /models)
 with a fixed seed. Loopback only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,11 +97,17 @@ class Server:
     def __init__(self, artifact_dir: Path, env: dict[str, str], log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        environ = {**os.environ, "FASTLRNR_ARTIFACT_DIR": str(artifact_dir), "FASTLRNR_LOG_LEVEL": "WARNING",
-                   "FASTLRNR_PORT": str(self.port), **env}
+        environ = {
+            **os.environ,
+            "FASTLRNR_ARTIFACT_DIR": str(artifact_dir),
+            "FASTLRNR_LOG_LEVEL": "WARNING",
+            "FASTLRNR_PORT": str(self.port),
+            **env,
+        }
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=ROOT, env=environ,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.serve"], cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=err
+            )
         self.log = log
 
     def wait_ready(self, timeout: float) -> float:
@@ -162,7 +169,7 @@ def sequential(url: str, mus: list[dict], args) -> dict:
     with client(url, args) as c:
         for mu in mus[:3]:  # warm the connection and the caches
             c.post("/solve", json=solve_body(mu, args))
-        for mu in mus[:args.requests]:
+        for mu in mus[: args.requests]:
             if time.monotonic() > deadline:
                 break
             t0 = time.perf_counter()
@@ -174,9 +181,15 @@ def sequential(url: str, mus: list[dict], args) -> dict:
             stages.append(diagnostics(r, args.transport)["timings_ms"])
             encoding = r.headers.get("content-encoding", "identity")
     med = {k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0]} if stages else {}
-    return {"requests": len(lat), "errors": errors, "p50_ms": ms(lat, 50), "p99_ms": ms(lat, 99),
-            "mean_ms": round(1e3 * float(np.mean(lat)), 1), "server_stage_median_ms": med,
-            "content_encoding": encoding if stages else None}
+    return {
+        "requests": len(lat),
+        "errors": errors,
+        "p50_ms": ms(lat, 50),
+        "p99_ms": ms(lat, 99),
+        "mean_ms": round(1e3 * float(np.mean(lat)), 1),
+        "server_stage_median_ms": med,
+        "content_encoding": encoding if stages else None,
+    }
 
 
 def concurrent(url: str, mus: list[dict], args, clients: int, requests: int) -> dict:
@@ -215,9 +228,17 @@ def concurrent(url: str, mus: list[dict], args, clients: int, requests: int) -> 
     for th in threads:
         th.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "completed": len(lat), "errors": sum(errors.values()), "errors_by_status": errors,
-            "wall_s": round(wall, 2), "throughput_per_s": round(len(lat) / wall, 2), "p50_ms": ms(lat, 50),
-            "p99_ms": ms(lat, 99), "mean_rows_per_pass": round(float(np.mean(batch_sizes)), 2) if batch_sizes else None}
+    return {
+        "clients": clients,
+        "completed": len(lat),
+        "errors": sum(errors.values()),
+        "errors_by_status": errors,
+        "wall_s": round(wall, 2),
+        "throughput_per_s": round(len(lat) / wall, 2),
+        "p50_ms": ms(lat, 50),
+        "p99_ms": ms(lat, 99),
+        "mean_rows_per_pass": round(float(np.mean(batch_sizes)), 2) if batch_sizes else None,
+    }
 
 
 # ---------------------------------------------------------------------- abuse
@@ -230,8 +251,12 @@ def invalid_bodies(size: int = MIB - 4096) -> list[tuple[str, bytes]]:
     out_of_domain = json.dumps({"params": {"beta": 99.0}, "grid": {"points": [[0.5, 0.5]] * n_pts}}).encode()
     bad_end = json.dumps({"params": {"beta": 2}, "grid": {"points": [[0.5, 0.5]] * n_pts}}).encode()[:-2] + b"]]"
     extra_keys = json.dumps({"params": {"beta": 2}, **{f"k{i}": i for i in range(size // 17)}}).encode()
-    bodies = [("many_errors", strings), ("out_of_domain", out_of_domain), ("invalid_json_at_end", bad_end),
-              ("unknown_keys", extra_keys)]
+    bodies = [
+        ("many_errors", strings),
+        ("out_of_domain", out_of_domain),
+        ("invalid_json_at_end", bad_end),
+        ("unknown_keys", extra_keys),
+    ]
     return [(kind, body) for kind, body in bodies if len(body) <= size + 4096]
 
 
@@ -278,10 +303,17 @@ def flood(url: str, mus: list[dict], args) -> dict:
         stop.set()
         for th in threads:
             th.join()
-    return {"probe_grid": [10, 32], "without_flood_p50_ms": ms(quiet, 50), "without_flood_p99_ms": ms(quiet, 99),
-            "with_flood_p50_ms": ms(loud, 50), "with_flood_p99_ms": ms(loud, 99), "probe_solves": len(loud),
-            "ratio_p50": round(percentile(loud, 50) / percentile(quiet, 50), 2), "flood_answers": sent,
-            "body_bytes": {k: len(b) for k, b in bodies}}
+    return {
+        "probe_grid": [10, 32],
+        "without_flood_p50_ms": ms(quiet, 50),
+        "without_flood_p99_ms": ms(quiet, 99),
+        "with_flood_p50_ms": ms(loud, 50),
+        "with_flood_p99_ms": ms(loud, 99),
+        "probe_solves": len(loud),
+        "ratio_p50": round(percentile(loud, 50) / percentile(quiet, 50), 2),
+        "flood_answers": sent,
+        "body_bytes": {k: len(b) for k, b in bodies},
+    }
 
 
 def big_header(url: str, size: int = 64 * MIB) -> dict:
@@ -319,9 +351,14 @@ def big_header(url: str, size: int = 64 * MIB) -> dict:
         time.sleep(0.3)
         stop.set()
         th.join()
-    return {"header_bytes_offered": size, "bytes_taken_before_cutoff": sent, "cut_off": sent < size,
-            "seconds": round(time.perf_counter() - t0, 2), "reply": reply.split(b"\r\n", 1)[0].decode("latin-1"),
-            "healthz_slowest_ms": round(slowest[0] * 1e3, 1)}
+    return {
+        "header_bytes_offered": size,
+        "bytes_taken_before_cutoff": sent,
+        "cut_off": sent < size,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "reply": reply.split(b"\r\n", 1)[0].decode("latin-1"),
+        "healthz_slowest_ms": round(slowest[0] * 1e3, 1),
+    }
 
 
 def sigterm_with_slow_client(artifact_dir: Path, env: dict[str, str], grace: float, log: Path) -> dict:
@@ -353,8 +390,12 @@ def sigterm_with_slow_client(artifact_dir: Path, env: dict[str, str], grace: flo
             stop.set()
             th.join()
             s.close()
-        return {"graceful_shutdown_s": grace, "exit_after_s": round(exit_s, 2), "within_grace": exit_s <= grace,
-                "returncode": server.proc.returncode}
+        return {
+            "graceful_shutdown_s": grace,
+            "exit_after_s": round(exit_s, 2),
+            "within_grace": exit_s <= grace,
+            "returncode": server.proc.returncode,
+        }
     finally:
         server.stop()
 
@@ -370,13 +411,15 @@ def run_against(url: str, pid: int | None, args, phases: set[str]) -> dict:
         result["sequential"] = sequential(url, mus, args)
         if pid:
             result["sequential"]["server_cpu_ms_per_solve"] = round(
-                1e3 * (proc_cpu_seconds(pid) - cpu0) / max(1, result["sequential"]["requests"] + 3), 1)
+                1e3 * (proc_cpu_seconds(pid) - cpu0) / max(1, result["sequential"]["requests"] + 3), 1
+            )
     if "concurrent" in phases:
         cpu0 = proc_cpu_seconds(pid) if pid else None
         result["concurrent"] = concurrent(url, mus, args, args.concurrency, args.concurrent_requests)
         if pid:
             result["concurrent"]["server_cpu_ms_per_solve"] = round(
-                1e3 * (proc_cpu_seconds(pid) - cpu0) / max(1, result["concurrent"]["completed"]), 1)
+                1e3 * (proc_cpu_seconds(pid) - cpu0) / max(1, result["concurrent"]["completed"]), 1
+            )
             result["memory_after_concurrent_mib"] = proc_memory(pid)
     if "rss32" in phases:
         result["rss32"] = concurrent(url, mus, args, 32, args.concurrent_requests)
@@ -409,10 +452,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--nt", type=int, default=100)
     p.add_argument("--steps", type=int, default=None, help="fast-phase steps (default: the model's)")
     p.add_argument("--transport", choices=("json", "npy"), default="json")
-    p.add_argument("--accept-encoding", default=None, help="the clients' Accept-Encoding (default: httpx's, "
-                                                           "which accepts gzip)")
-    p.add_argument("--also-identity", action="store_true", help="repeat the sequential and concurrent phases "
-                                                                  "with Accept-Encoding: identity (no gzip)")
+    p.add_argument(
+        "--accept-encoding", default=None, help="the clients' Accept-Encoding (default: httpx's, which accepts gzip)"
+    )
+    p.add_argument(
+        "--also-identity",
+        action="store_true",
+        help="repeat the sequential and concurrent phases with Accept-Encoding: identity (no gzip)",
+    )
     p.add_argument("--requests", type=int, default=40, help="sequential requests")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--concurrent-requests", type=int, default=160)
@@ -421,8 +468,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-body", type=int, default=MIB, help="the server's max_body_bytes (flood body size)")
     p.add_argument("--grace", type=float, default=5.0, help="graceful_shutdown_s of the sigterm phase's server")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}")
-    p.add_argument("--variant", action="append", default=[], metavar="LABEL:VAR=VAL[,VAR=VAL]",
-                   help="also run --variant-phases on a server with these settings (environment variables)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:VAR=VAL[,VAR=VAL]",
+        help="also run --variant-phases on a server with these settings (environment variables)",
+    )
     p.add_argument("--variant-phases", default="sequential,concurrent", help="the phases run for each variant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here too")
@@ -443,8 +495,11 @@ def main(argv: list[str] | None = None) -> dict:
             artifact_dir = synthetic_artifacts(Path(tmp)) if args.synthetic else args.artifact_dir
             if not (artifact_dir / args.model / "manifest.json").is_file():
                 p.error(f"no artifact {artifact_dir / args.model}; train one or pass --synthetic")
-            base = {"FASTLRNR_MODELS": args.model, "FASTLRNR_DEFAULT_MODEL": args.model,
-                    "FASTLRNR_MAX_BODY_BYTES": str(args.max_body)}
+            base = {
+                "FASTLRNR_MODELS": args.model,
+                "FASTLRNR_DEFAULT_MODEL": args.model,
+                "FASTLRNR_MAX_BODY_BYTES": str(args.max_body),
+            }
             variants = [("default", {})] + [parse_variant(v) for v in args.variant]
             for i, (label, env) in enumerate(variants):
                 server = Server(artifact_dir, {**base, **env}, Path(tmp) / f"server-{label}.log")
@@ -458,11 +513,18 @@ def main(argv: list[str] | None = None) -> dict:
                 finally:
                     server.stop()
             if "sigterm" in phases:
-                results["sigterm"] = sigterm_with_slow_client(artifact_dir, base, args.grace,
-                                                              Path(tmp) / "server-sigterm.log")
-        results["settings"] = {"model": args.model, "grid": [args.nt, args.nx], "steps": args.steps or "default",
-                               "transport": args.transport, "synthetic": args.synthetic, "cpus": os.cpu_count(),
-                               "accept_encoding": args.accept_encoding or "httpx default (gzip, deflate)"}
+                results["sigterm"] = sigterm_with_slow_client(
+                    artifact_dir, base, args.grace, Path(tmp) / "server-sigterm.log"
+                )
+        results["settings"] = {
+            "model": args.model,
+            "grid": [args.nt, args.nx],
+            "steps": args.steps or "default",
+            "transport": args.transport,
+            "synthetic": args.synthetic,
+            "cpus": os.cpu_count(),
+            "accept_encoding": args.accept_encoding or "httpx default (gzip, deflate)",
+        }
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

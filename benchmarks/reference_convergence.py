@@ -6,6 +6,7 @@ Prints, for the standard grid (core.pde.standard_grid()), the relative L2 error 
 Strang splitting against a run with 16× the finest step count, the observed order
 between consecutive rows, and the median wall time of one default standard-grid solve.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     mu = np.array([args.beta, args.nu, args.rho])
     x, t = standard_grid()
     intervals = t.size - 1
-    counts = sorted({intervals * 2 ** k for k in range(1, 8)} | {DEFAULT_SUBSTEPS})
+    counts = sorted({intervals * 2**k for k in range(1, 8)} | {DEFAULT_SUBSTEPS})
     fine_count = 16 * max(counts)
     fine = solve_reference(mu, x, t, substeps=fine_count)
     norm = np.linalg.norm(fine)
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         reference_on_standard_grid(mu)
         times.append(time.perf_counter() - start)
-    print(f"standard-grid solve at the default substeps = {DEFAULT_SUBSTEPS}: "
-          f"median {np.median(times):.3f} s over {args.repeats} runs (min {min(times):.3f} s)")
+    print(
+        f"standard-grid solve at the default substeps = {DEFAULT_SUBSTEPS}: "
+        f"median {np.median(times):.3f} s over {args.repeats} runs (min {min(times):.3f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,14 +8,15 @@ mmap and trim thresholds makes freed blocks stay in the heap and be reused. The 
 that the process keeps its peak heap (the fast phase bounds that peak by solving rows in
 chunks). Elsewhere than glibc this does nothing.
 """
+
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 256 << 20   # blocks up to 256 MiB come from the heap
-TRIM_THRESHOLD = 512 << 20   # keep up to 512 MiB of free heap before returning it
+MMAP_THRESHOLD = 256 << 20  # blocks up to 256 MiB come from the heap
+TRIM_THRESHOLD = 512 << 20  # keep up to 512 MiB of free heap before returning it
 
 _done: bool | None = None
 
@@ -30,7 +31,9 @@ def retain_freed_memory() -> bool:
             libc = ctypes.CDLL(name) if name else None
             mallopt = getattr(libc, "mallopt", None)
             if mallopt is not None and getattr(libc, "gnu_get_libc_version", None) is not None:
-                _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+                    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+                )
         except OSError:
             _done = False
     return _done

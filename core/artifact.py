@@ -25,6 +25,7 @@ disagrees with ``dimensions``, a non-finite value — raises :class:`ArtifactErr
 naming the file and the problem. The checksums protect against damage, not forgery:
 whoever can write the directory can rewrite the manifest too.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -37,9 +38,9 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -52,15 +53,29 @@ from core.pde import Domain, interior_points
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
-PDE = ("u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], "
-       "u(x, 0) = 1 + sin(x)")
+PDE = "u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], u(x, 0) = 1 + sin(x)"
 NPZ_FILES = ("lrnr.npz", "hyper.npz", "fastlrnr.npz")
 ONNX_FILES = ("lrnr.onnx", "lrnr_jets.onnx")  # the usual graphs; any other *.onnx may be listed too
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_REQUIRED_KEYS = ("schema_version", "name", "version", "created", "pde", "ansatz", "domain",
-                  "test_domain", "served_domain", "dimensions", "training", "eim", "fast_phase",
-                  "error_estimate", "quality", "files")
+_REQUIRED_KEYS = (
+    "schema_version",
+    "name",
+    "version",
+    "created",
+    "pde",
+    "ansatz",
+    "domain",
+    "test_domain",
+    "served_domain",
+    "dimensions",
+    "training",
+    "eim",
+    "fast_phase",
+    "error_estimate",
+    "quality",
+    "files",
+)
 
 
 class ArtifactError(ValueError):
@@ -101,12 +116,28 @@ class Artifact:
 # --------------------------------------------------------------------------- writing
 
 
-def write_artifact(directory: Path | str, *, name: str, version: str, domain: Domain, test_domain: Domain,
-                   lrnr: LRNRWeights, hyper: HyperWeights, reduced_arrays: Mapping[str, np.ndarray],
-                   onnx_files: Mapping[str, bytes], training: dict, eim: dict, quality: dict,
-                   fast_phase: dict, served_domain: Domain, error_estimate: dict,
-                   eim_rank: int | None = None, k_max: int | None = None, created: str | None = None,
-                   overwrite: bool = False) -> Path:
+def write_artifact(
+    directory: Path | str,
+    *,
+    name: str,
+    version: str,
+    domain: Domain,
+    test_domain: Domain,
+    lrnr: LRNRWeights,
+    hyper: HyperWeights,
+    reduced_arrays: Mapping[str, np.ndarray],
+    onnx_files: Mapping[str, bytes],
+    training: dict,
+    eim: dict,
+    quality: dict,
+    fast_phase: dict,
+    served_domain: Domain,
+    error_estimate: dict,
+    eim_rank: int | None = None,
+    k_max: int | None = None,
+    created: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.
 
     Files are written to a temporary sibling directory, verified with the loader's own
@@ -131,10 +162,14 @@ def write_artifact(directory: Path | str, *, name: str, version: str, domain: Do
     _check_pair(lrnr, hyper)
     if eim_rank is None:
         eim_rank = eim.get("n", eim.get("rank"))
-    dims = {"N": lrnr.width, "L": len(lrnr.ranks), "ranks": list(lrnr.ranks),
-            "K_max": int(k_max if k_max is not None else hyper.W[0].shape[0]),
-            "hyper_width": int(hyper.W[0].shape[0]),
-            "eim_rank": None if eim_rank is None else int(eim_rank)}
+    dims = {
+        "N": lrnr.width,
+        "L": len(lrnr.ranks),
+        "ranks": list(lrnr.ranks),
+        "K_max": int(k_max if k_max is not None else hyper.W[0].shape[0]),
+        "hyper_width": int(hyper.W[0].shape[0]),
+        "eim_rank": None if eim_rank is None else int(eim_rank),
+    }
     payload: dict[str, bytes] = {
         "lrnr.npz": _npz_bytes(lrnr.to_arrays(), "lrnr.npz"),
         "hyper.npz": _npz_bytes(hyper.to_arrays(), "hyper.npz"),
@@ -147,11 +182,21 @@ def write_artifact(directory: Path | str, *, name: str, version: str, domain: Do
             raise ValueError(f"{fname}: expected non-empty bytes, got {type(data).__name__}")
         payload[fname] = bytes(data)
     manifest = {
-        "schema_version": SCHEMA_VERSION, "name": name, "version": version,
-        "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "pde": PDE, "ansatz": ANSATZ, "domain": domain.to_dict(), "test_domain": test_domain.to_dict(),
-        "served_domain": served_domain.to_dict(), "dimensions": dims, "training": training, "eim": eim,
-        "fast_phase": fast_phase, "error_estimate": error_estimate, "quality": quality,
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "pde": PDE,
+        "ansatz": ANSATZ,
+        "domain": domain.to_dict(),
+        "test_domain": test_domain.to_dict(),
+        "served_domain": served_domain.to_dict(),
+        "dimensions": dims,
+        "training": training,
+        "eim": eim,
+        "fast_phase": fast_phase,
+        "error_estimate": error_estimate,
+        "quality": quality,
         "files": {f: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for f, b in sorted(payload.items())},
     }
     try:
@@ -250,12 +295,26 @@ def load_artifact(directory: Path | str) -> Artifact:
     colloc = m["fast_phase"]["collocation"]
     x, t = interior_points(colloc["points"], colloc["seed"])
     if reduced.x.shape != x.shape or not (np.allclose(reduced.x, x) and np.allclose(reduced.t, t)):
-        raise ArtifactError(directory / "fastlrnr.npz", "the reduced operators were not built at the collocation "
-                                                        f"points the manifest names ({colloc})")
-    return Artifact(name=m["name"], version=m["version"], manifest=m, domain=v.domain, test_domain=v.test_domain,
-                    served_domain=v.served_domain, lrnr=lrnr, hyper=hyper, reduced=reduced,
-                    fast_phase=v.fast_phase, error_model=v.error_model, onnx=v.onnx, sha256=v.sha256,
-                    directory=directory)
+        raise ArtifactError(
+            directory / "fastlrnr.npz",
+            f"the reduced operators were not built at the collocation points the manifest names ({colloc})",
+        )
+    return Artifact(
+        name=m["name"],
+        version=m["version"],
+        manifest=m,
+        domain=v.domain,
+        test_domain=v.test_domain,
+        served_domain=v.served_domain,
+        lrnr=lrnr,
+        hyper=hyper,
+        reduced=reduced,
+        fast_phase=v.fast_phase,
+        error_model=v.error_model,
+        onnx=v.onnx,
+        sha256=v.sha256,
+        directory=directory,
+    )
 
 
 def list_artifacts(root: Path | str) -> list[Path]:
@@ -273,7 +332,9 @@ def _reduced_operators(path: Path, arrays: dict[str, np.ndarray], dims: dict) ->
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise ArtifactError(path, f"cannot build the reduced operators: {type(exc).__name__}: {exc}") from None
     if list(reduced.ranks) != list(dims["ranks"]):
-        raise ArtifactError(path, f"reduced operators have ranks {list(reduced.ranks)}, the manifest says {dims['ranks']}")
+        raise ArtifactError(
+            path, f"reduced operators have ranks {list(reduced.ranks)}, the manifest says {dims['ranks']}"
+        )
     if dims.get("eim_rank") is not None and reduced.n != dims["eim_rank"]:
         raise ArtifactError(path, f"reduced operators have EIM rank {reduced.n}, the manifest says {dims['eim_rank']}")
     return reduced
@@ -300,8 +361,9 @@ def _read_verified(directory: Path) -> _Verified:
         raise ArtifactError(mpath, f"missing keys {missing}")
     found = manifest["schema_version"]
     if found != SCHEMA_VERSION or isinstance(found, bool):
-        raise ArtifactError(mpath, f"schema_version {found!r} is not supported; this loader reads "
-                                   f"schema_version {SCHEMA_VERSION}")
+        raise ArtifactError(
+            mpath, f"schema_version {found!r} is not supported; this loader reads schema_version {SCHEMA_VERSION}"
+        )
     if manifest["ansatz"] != ANSATZ:
         raise ArtifactError(mpath, f"ansatz {manifest['ansatz']!r} differs from this code's {ANSATZ!r}")
     if manifest["pde"] != PDE:
@@ -349,8 +411,9 @@ def _read_verified(directory: Path) -> _Verified:
     _check_lrnr_arrays(directory / "lrnr.npz", arrays["lrnr.npz"], dims)
     _check_hyper_arrays(directory / "hyper.npz", arrays["hyper.npz"], dims, domains[0])
     onnx = {f: directory / f for f in listed if f.endswith(".onnx")}
-    return _Verified(manifest, hashlib.sha256(raw).hexdigest(), domains[0], domains[1], served, fast_phase,
-                     error_model, arrays, onnx)
+    return _Verified(
+        manifest, hashlib.sha256(raw).hexdigest(), domains[0], domains[1], served, fast_phase, error_model, arrays, onnx
+    )
 
 
 def _fast_phase_settings(mpath: Path, fp: dict) -> FastPhaseSettings:
@@ -388,9 +451,13 @@ def _check_file_list(mpath: Path, files) -> dict:
     for fname, entry in files.items():
         if not _FILE_NAME.fullmatch(fname) or fname == MANIFEST:
             raise ArtifactError(mpath, f"files lists an invalid name {fname!r} (plain names only)")
-        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-                and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
-                and isinstance(entry.get("bytes"), int) and entry["bytes"] >= 0):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+            and isinstance(entry.get("bytes"), int)
+            and entry["bytes"] >= 0
+        ):
             raise ArtifactError(mpath, f"files[{fname!r}] must be {{sha256: 64 hex digits, bytes: int}}, got {entry!r}")
     for fname in NPZ_FILES:
         if fname not in files:
@@ -419,7 +486,9 @@ def _parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
         raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):
-            raise ArtifactError(path, f"holds an object array, which would need pickle to load; refused ({exc})") from None
+            raise ArtifactError(
+                path, f"holds an object array, which would need pickle to load; refused ({exc})"
+            ) from None
         raise ArtifactError(path, f"not a valid npz archive (damaged or truncated): {exc}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, MemoryError) as exc:
         raise ArtifactError(path, f"not a valid npz archive (damaged or truncated): {exc!r}") from None
@@ -437,8 +506,9 @@ def _expect_shapes(path: Path, arrays: dict[str, np.ndarray], expected: dict[str
         raise ArtifactError(path, f"{what} arrays: missing {missing}, unexpected {extra}")
     for key, shape in expected.items():
         if arrays[key].shape != shape:
-            raise ArtifactError(path, f"array {key!r}: expected shape {shape} from the manifest dimensions, "
-                                      f"got {arrays[key].shape}")
+            raise ArtifactError(
+                path, f"array {key!r}: expected shape {shape} from the manifest dimensions, got {arrays[key].shape}"
+            )
         if arrays[key].dtype.kind != "f":
             raise ArtifactError(path, f"array {key!r}: expected floating point, got {arrays[key].dtype}")
 
@@ -453,12 +523,23 @@ def _check_lrnr_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict) ->
 
 def _check_hyper_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict, domain: Domain) -> None:
     K = dims["hyper_width"]
-    expected: dict[str, tuple] = {"W1": (K, 3), "W2": (K, K), "W3": (K, K), "c1": (K,), "c2": (K,), "c3": (K,),
-                                  "low": (3,), "high": (3,)}
+    expected: dict[str, tuple] = {
+        "W1": (K, 3),
+        "W2": (K, K),
+        "W3": (K, K),
+        "c1": (K,),
+        "c2": (K,),
+        "c3": (K,),
+        "low": (3,),
+        "high": (3,),
+    }
     for l, k in enumerate(dims["ranks"], start=1):
         expected.update({f"H{l}": (k, K), f"e{l}": (k,)})
     _expect_shapes(path, arrays, expected, "hypernetwork")
     if not (np.allclose(arrays["low"], domain.low) and np.allclose(arrays["high"], domain.high)):
-        raise ArtifactError(path, f"normalisation bounds low={arrays['low'].tolist()}, high={arrays['high'].tolist()} "
-                                  f"differ from the manifest domain {domain.name!r} "
-                                  f"({domain.low.tolist()}, {domain.high.tolist()})")
+        raise ArtifactError(
+            path,
+            f"normalisation bounds low={arrays['low'].tolist()}, high={arrays['high'].tolist()} "
+            f"differ from the manifest domain {domain.name!r} "
+            f"({domain.low.tolist()}, {domain.high.tolist()})",
+        )

@@ -7,6 +7,7 @@ entries by
 
 Snapshots are columns: a snapshot matrix is ``(N, S)``.
 """
+
 from __future__ import annotations
 
 import numpy as np

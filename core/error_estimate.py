@@ -11,6 +11,7 @@ same residual means a different error under strong diffusion than under pure con
 The offset q is the ``coverage`` quantile of the fit's log-residuals, so that on the
 calibration sweep the estimate is at least the true error for that fraction of answers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,17 +39,27 @@ class ErrorModel:
         return np.exp(X @ self.coef + self.offset)
 
     def to_dict(self) -> dict:
-        return {"form": "log e = c0 + c1 log(residual) + c·mu_scaled + offset", "coef": [float(c) for c in self.coef],
-                "offset": float(self.offset), "low": self.low.tolist(), "high": self.high.tolist(),
-                "coverage": float(self.coverage)}
+        return {
+            "form": "log e = c0 + c1 log(residual) + c·mu_scaled + offset",
+            "coef": [float(c) for c in self.coef],
+            "offset": float(self.offset),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "coverage": float(self.coverage),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ErrorModel":
+    def from_dict(cls, d: dict) -> ErrorModel:
         coef = np.asarray(d["coef"], dtype=np.float64)
         if coef.shape != (5,) or not np.all(np.isfinite(coef)) or not np.isfinite(d["offset"]):
             raise ValueError(f"error model: expected 5 finite coefficients and a finite offset, got {d!r}")
-        return cls(coef, float(d["offset"]), np.asarray(d["low"], dtype=np.float64),
-                   np.asarray(d["high"], dtype=np.float64), float(d["coverage"]))
+        return cls(
+            coef,
+            float(d["offset"]),
+            np.asarray(d["low"], dtype=np.float64),
+            np.asarray(d["high"], dtype=np.float64),
+            float(d["coverage"]),
+        )
 
 
 def _features(residual: np.ndarray, mu: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -58,8 +69,9 @@ def _features(residual: np.ndarray, mu: np.ndarray, low: np.ndarray, high: np.nd
     return np.column_stack([np.ones_like(logr), logr, normalise_params(mu, low, high)])
 
 
-def fit_error_model(residual: np.ndarray, mu: np.ndarray, error: np.ndarray, domain: Domain,
-                    coverage: float = 0.95) -> ErrorModel:
+def fit_error_model(
+    residual: np.ndarray, mu: np.ndarray, error: np.ndarray, domain: Domain, coverage: float = 0.95
+) -> ErrorModel:
     """Least-squares fit of log error on the features, then the offset at ``coverage``."""
     if not (0 < coverage < 1):
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
@@ -93,6 +105,10 @@ def estimate_quality(estimate: np.ndarray, error: np.ndarray, factor: float = 5.
     error ≤ estimate (coverage) and with error ≤ estimate ≤ factor · error."""
     estimate, error = np.asarray(estimate, dtype=np.float64), np.asarray(error, dtype=np.float64)
     covered = estimate >= error
-    return {"n": int(error.size), "spearman": spearman(estimate, error), "covered": float(covered.mean()),
-            f"within_1_to_{factor:g}x": float(np.mean(covered & (estimate <= factor * error))),
-            "median_ratio": float(np.median(estimate / error))}
+    return {
+        "n": int(error.size),
+        "spearman": spearman(estimate, error),
+        "covered": float(covered.mean()),
+        f"within_1_to_{factor:g}x": float(np.mean(covered & (estimate <= factor * error))),
+        "median_ratio": float(np.median(estimate / error)),
+    }

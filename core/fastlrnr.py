@@ -15,11 +15,12 @@ The snapshots are the state jets (value, ∂x, ∂t, ∂xx) of every layer at th
 the coefficient sets the builder is given (the hypernetwork's over a parameter grid, and
 where the fast phase takes them), so the bases carry derivative information exactly.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -49,13 +50,17 @@ class ReducedOperators:
     def __post_init__(self) -> None:
         L, n = len(self.Wout), self.w.shape[0]
         if len(self.bias) != L or len(self.p) != L or len(self.Win) != L - 1:
-            raise ValueError(f"expected L = {L} entries of Wout, bias, p and L − 1 of Win; got "
-                             f"{len(self.bias)}, {len(self.p)}, {len(self.Win)}")
+            raise ValueError(
+                f"expected L = {L} entries of Wout, bias, p and L − 1 of Win; got "
+                f"{len(self.bias)}, {len(self.p)}, {len(self.Win)}"
+            )
         for l in range(L):
             if self.Wout[l].shape[0] != n or self.bias[l].shape != (n,) or self.p[l].shape != (n,):
-                raise ValueError(f"layer {l + 1}: expected Wout ({n}, k), bias ({n},), p ({n},); got "
-                                 f"{self.Wout[l].shape}, {self.bias[l].shape}, {self.p[l].shape}")
-        self.chain()   # checks the remaining shapes
+                raise ValueError(
+                    f"layer {l + 1}: expected Wout ({n}, k), bias ({n},), p ({n},); got "
+                    f"{self.Wout[l].shape}, {self.bias[l].shape}, {self.p[l].shape}"
+                )
+        self.chain()  # checks the remaining shapes
 
     @property
     def n(self) -> int:
@@ -68,8 +73,16 @@ class ReducedOperators:
     def chain(self, dtype=np.float64) -> JetChain:
         """The reduced network as a JetChain in ``dtype``."""
         cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
-        return JetChain(self.x, self.t, cast(self.a1), tuple(map(cast, self.Wout)), tuple(map(cast, self.bias)),
-                        (None,) + tuple(map(cast, self.Win)), cast(self.w), float(self.c))
+        return JetChain(
+            self.x,
+            self.t,
+            cast(self.a1),
+            tuple(map(cast, self.Wout)),
+            tuple(map(cast, self.bias)),
+            (None,) + tuple(map(cast, self.Win)),
+            cast(self.w),
+            float(self.c),
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat dict for npz: x, t, a1, Wout1..L, bias1..L, p1..L, Win2..L, w, c (0-d)."""
@@ -81,14 +94,21 @@ class ReducedOperators:
         return out
 
     @classmethod
-    def from_arrays(cls, d) -> "ReducedOperators":
+    def from_arrays(cls, d) -> ReducedOperators:
         """Inverse of ``to_arrays``; raises KeyError/ValueError on a malformed dict."""
         L = sum(1 for k in d if re.fullmatch(r"Wout\d+", k))
         f = lambda k: np.ascontiguousarray(d[k], dtype=np.float64)
-        return cls(f("x"), f("t"), f("a1"), tuple(f(f"Wout{l}") for l in range(1, L + 1)),
-                   tuple(f(f"bias{l}") for l in range(1, L + 1)), tuple(f(f"Win{l}") for l in range(2, L + 1)),
-                   f("w"), float(np.asarray(d["c"])),
-                   tuple(np.asarray(d[f"p{l}"]).astype(np.int64) for l in range(1, L + 1)))
+        return cls(
+            f("x"),
+            f("t"),
+            f("a1"),
+            tuple(f(f"Wout{l}") for l in range(1, L + 1)),
+            tuple(f(f"bias{l}") for l in range(1, L + 1)),
+            tuple(f(f"Win{l}") for l in range(2, L + 1)),
+            f("w"),
+            float(np.asarray(d["c"])),
+            tuple(np.asarray(d[f"p{l}"]).astype(np.int64) for l in range(1, L + 1)),
+        )
 
 
 def _pod_from_gram(gram: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +124,15 @@ def _state_columns(h: np.ndarray) -> np.ndarray:
     return h.reshape(-1, h.shape[-1]).T
 
 
-def build_fastlrnr(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, coeff_rows: np.ndarray, rank: int,
-                   heldout_rows: np.ndarray | None = None, chunk: int = 8) -> tuple[ReducedOperators, dict]:
+def build_fastlrnr(
+    weights: LRNRWeights,
+    x: np.ndarray,
+    t: np.ndarray,
+    coeff_rows: np.ndarray,
+    rank: int,
+    heldout_rows: np.ndarray | None = None,
+    chunk: int = 8,
+) -> tuple[ReducedOperators, dict]:
     """POD + DEIM of the state jets of layers 1..L at points x, t (M,).
 
     coeff_rows (S, P): the coefficient sets whose states are the snapshots; heldout_rows
@@ -121,7 +148,7 @@ def build_fastlrnr(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, coeff_row
     coeff_rows = np.atleast_2d(np.asarray(coeff_rows, dtype=np.float64))
     grams = [np.zeros((N, N)) for _ in range(L)]
     for lo in range(0, len(coeff_rows), chunk):
-        for l, h in enumerate(full.hidden_states(coeff_rows[lo:lo + chunk])):
+        for l, h in enumerate(full.hidden_states(coeff_rows[lo : lo + chunk])):
             H = _state_columns(h)
             grams[l] += H @ H.T
     Phis, ps, layers = [], [], []
@@ -133,10 +160,16 @@ def build_fastlrnr(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, coeff_row
         layers.append({"layer": l + 1, "singular_values": [float(v) for v in sing[:20]]})
     Ms = [np.linalg.inv(Phi[p]) for Phi, p in zip(Phis, ps)]
     ops = ReducedOperators(
-        np.asarray(x, np.float64).copy(), np.asarray(t, np.float64).copy(), layer1_inputs(w64, x, t),
-        tuple(V[p] for V, p in zip(w64.V, ps)), tuple(b[p] for b, p in zip(w64.b, ps)),
+        np.asarray(x, np.float64).copy(),
+        np.asarray(t, np.float64).copy(),
+        layer1_inputs(w64, x, t),
+        tuple(V[p] for V, p in zip(w64.V, ps)),
+        tuple(b[p] for b, p in zip(w64.b, ps)),
         tuple((w64.U[l].T @ Phis[l - 1] @ Ms[l - 1]).T for l in range(1, L)),
-        Ms[-1].T @ (Phis[-1].T @ w64.w), float(w64.c), tuple(ps))
+        Ms[-1].T @ (Phis[-1].T @ w64.w),
+        float(w64.c),
+        tuple(ps),
+    )
     for name, rows in (("eim_error_train", coeff_rows), ("eim_error_heldout", heldout_rows)):
         errs = None if rows is None or len(rows) == 0 else _eim_errors(full, Phis, Ms, ps, np.atleast_2d(rows), chunk)
         for l in range(L):
@@ -149,11 +182,11 @@ def _eim_errors(full: JetChain, Phis, Ms, ps, rows: np.ndarray, chunk: int) -> l
     num = np.zeros(len(Phis))
     den = np.zeros(len(Phis))
     for lo in range(0, len(rows), chunk):
-        for l, h in enumerate(full.hidden_states(rows[lo:lo + chunk])):
+        for l, h in enumerate(full.hidden_states(rows[lo : lo + chunk])):
             H = _state_columns(h)
             approx = Phis[l] @ (Ms[l] @ H[ps[l]])
             num[l] += float(np.sum((H - approx) ** 2))
-            den[l] += float(np.sum(H ** 2))
+            den[l] += float(np.sum(H**2))
     return [float(np.sqrt(a / b)) if b > 0 else 0.0 for a, b in zip(num, den)]
 
 
@@ -162,9 +195,17 @@ def identity_operators(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> Re
     w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
     L, N = len(w64.U), w64.width
     rows = tuple(np.arange(N) for _ in range(L))
-    return ReducedOperators(np.asarray(x, np.float64).copy(), np.asarray(t, np.float64).copy(),
-                            layer1_inputs(w64, x, t), tuple(w64.V), tuple(w64.b), tuple(w64.U[1:]), w64.w.copy(),
-                            float(w64.c), rows)
+    return ReducedOperators(
+        np.asarray(x, np.float64).copy(),
+        np.asarray(t, np.float64).copy(),
+        layer1_inputs(w64, x, t),
+        tuple(w64.V),
+        tuple(w64.b),
+        tuple(w64.U[1:]),
+        w64.w.copy(),
+        float(w64.c),
+        rows,
+    )
 
 
 def check_coefficient_rows(ranks: Sequence[int], S) -> np.ndarray:

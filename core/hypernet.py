@@ -1,9 +1,10 @@
 """The hypernetwork μ ↦ s(μ) in numpy (docs/method.md, “The hypernetwork”).
 
-    μ̃   = 2 (μ − low) / (high − low) − 1 on active parameters, 0 on fixed ones
-    m   = tanh(W3 tanh(W2 tanh(W1 μ̃ + c1) + c2) + c3)      W1 (K, 3), W2, W3 (K, K)
-    s_l = ReLU(H_l m + e_l)                                 H_l (k_l, K), e_l (k_l,)
+μ̃   = 2 (μ − low) / (high − low) − 1 on active parameters, 0 on fixed ones
+m   = tanh(W3 tanh(W2 tanh(W1 μ̃ + c1) + c2) + c3)      W1 (K, 3), W2, W3 (K, K)
+s_l = ReLU(H_l m + e_l)                                 H_l (k_l, K), e_l (k_l,)
 """
+
 from __future__ import annotations
 
 import re
@@ -43,13 +44,18 @@ class HyperWeights:
         return out
 
     @classmethod
-    def from_arrays(cls, d) -> "HyperWeights":
+    def from_arrays(cls, d) -> HyperWeights:
         """Inverse of ``to_arrays``; raises KeyError/ValueError on a malformed dict."""
         L = sum(1 for k in d if re.fullmatch(r"H\d+", k))
         g = lambda k: np.asarray(d[k])
-        return cls(tuple(g(f"W{i}") for i in (1, 2, 3)), tuple(g(f"c{i}") for i in (1, 2, 3)),
-                   tuple(g(f"H{l}") for l in range(1, L + 1)), tuple(g(f"e{l}") for l in range(1, L + 1)),
-                   g("low"), g("high"))
+        return cls(
+            tuple(g(f"W{i}") for i in (1, 2, 3)),
+            tuple(g(f"c{i}") for i in (1, 2, 3)),
+            tuple(g(f"H{l}") for l in range(1, L + 1)),
+            tuple(g(f"e{l}") for l in range(1, L + 1)),
+            g("low"),
+            g("high"),
+        )
 
 
 def normalise_params(mu: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

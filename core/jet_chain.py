@@ -22,10 +22,11 @@ width N when every d_l is small (the reduced backend).
 Shapes: coefficient rows S (R, P), P = Σ k_l; residuals (R, M); Jacobian (R, M, P).
 Jet arrays are (J, R, M, d) with J = 4 jets, or 3 when ν = 0 in every row (no ∂xx).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -64,7 +65,9 @@ class JetChain:
             if self.bias[l].shape != (d,):
                 raise ValueError(f"layer {l + 1}: expected bias ({d},), got {self.bias[l].shape}")
             if l > 0 and self.Win[l].shape != (self.Wout[l - 1].shape[0], k):
-                raise ValueError(f"layer {l + 1}: expected Win ({self.Wout[l - 1].shape[0]}, {k}), got {self.Win[l].shape}")
+                raise ValueError(
+                    f"layer {l + 1}: expected Win ({self.Wout[l - 1].shape[0]}, {k}), got {self.Win[l].shape}"
+                )
         if self.w.shape != (self.Wout[-1].shape[0],):
             raise ValueError(f"expected w of shape ({self.Wout[-1].shape[0]},), got {self.w.shape}")
 
@@ -81,7 +84,7 @@ class JetChain:
         return self.a1.dtype
 
     # ------------------------------------------------------------------ forward
-    def forward(self, S: np.ndarray, mu: np.ndarray) -> "ChainState":
+    def forward(self, S: np.ndarray, mu: np.ndarray) -> ChainState:
         """Forward jets for coefficient rows S (R, P) and parameters mu (R, 3); the returned
         state holds the residual ``r`` (R, M) (float64) and what ``jacobian`` needs."""
         S, mu = self._check(S, mu)
@@ -96,7 +99,7 @@ class JetChain:
             if l > 0:
                 a = h @ self.Win[l]
             a_list.append(a)
-            y = (a * Sd[:, None, off[l]:off[l + 1]]) @ Wout.T
+            y = (a * Sd[:, None, off[l] : off[l + 1]]) @ Wout.T
             y[0] += b
             h = _tanh_jets(y)
             h_list.append(h)
@@ -115,7 +118,7 @@ class JetChain:
     def hidden_states(self, S: np.ndarray) -> list[np.ndarray]:
         """State jets h_l (4, R, M, d_l), l = 1..L, for coefficient rows S (R, P)."""
         mu = np.zeros((np.shape(S)[0], 3))
-        mu[:, 1] = 1.0   # any ν ≠ 0: all four jets
+        mu[:, 1] = 1.0  # any ν ≠ 0: all four jets
         return self.forward(S, mu).h
 
     def residual(self, S: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -127,7 +130,7 @@ class JetChain:
         state = self.forward(S, mu)
         return state.r, self.jacobian(state)
 
-    def jacobian(self, state: "ChainState") -> np.ndarray:
+    def jacobian(self, state: ChainState) -> np.ndarray:
         """∂R/∂s (R, M, P) in the chain's dtype, by one reverse pass from a forward ``state``."""
         a_list, h_list, mu, S = state.a, state.h, state.mu, state.S
         J = h_list[0].shape[0]
@@ -145,10 +148,10 @@ class JetChain:
         jac = np.empty(state.r.shape + (int(off[-1]),), dtype=self.dtype)
         for l in range(len(self.Wout) - 1, -1, -1):
             ybar = _tanh_jets_adjoint(h_list[l], hbar)
-            zbar = ybar @ self.Wout[l]                                        # ∂R/∂(s_l ⊙ a_l)
-            np.einsum("jrmk,jrmk->rmk", a_list[l], zbar, out=jac[..., off[l]:off[l + 1]])
+            zbar = ybar @ self.Wout[l]  # ∂R/∂(s_l ⊙ a_l)
+            np.einsum("jrmk,jrmk->rmk", a_list[l], zbar, out=jac[..., off[l] : off[l + 1]])
             if l > 0:
-                hbar = (zbar * S[:, None, off[l]:off[l + 1]]) @ self.Win[l].T
+                hbar = (zbar * S[:, None, off[l] : off[l + 1]]) @ self.Win[l].T
         return jac
 
     def _check(self, S, mu) -> tuple[np.ndarray, np.ndarray]:
@@ -172,10 +175,16 @@ class ChainState:
     u: np.ndarray
     r: np.ndarray
 
-    def rows(self, keep: np.ndarray) -> "ChainState":
+    def rows(self, keep: np.ndarray) -> ChainState:
         """The state of a subset of rows (boolean mask or indices)."""
-        return ChainState(self.S[keep], self.mu[keep], [a[:, keep] for a in self.a], [h[:, keep] for h in self.h],
-                          self.u[keep], self.r[keep])
+        return ChainState(
+            self.S[keep],
+            self.mu[keep],
+            [a[:, keep] for a in self.a],
+            [h[:, keep] for h in self.h],
+            self.u[keep],
+            self.r[keep],
+        )
 
 
 def _jets_needed(mu: np.ndarray) -> int:
@@ -229,8 +238,9 @@ def layer0_jets(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndarra
     z_xx = np.stack([-np.cos(x), -np.sin(x), zero], axis=-1)
     A = weights.A
     y = embed(x, t).astype(A.dtype) @ A.T + weights.a
-    return np.stack(_tanh_jet(y, z_x.astype(A.dtype) @ A.T, np.broadcast_to(A[:, 2], y.shape),
-                              z_xx.astype(A.dtype) @ A.T))
+    return np.stack(
+        _tanh_jet(y, z_x.astype(A.dtype) @ A.T, np.broadcast_to(A[:, 2], y.shape), z_xx.astype(A.dtype) @ A.T)
+    )
 
 
 def layer1_inputs(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -247,6 +257,13 @@ def exact_chain(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.flo
     t = np.asarray(t, dtype=np.float64)
     cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
     L = len(weights.U)
-    return JetChain(x, t, cast(layer1_inputs(weights, x, t)), tuple(cast(V) for V in weights.V),
-                    tuple(cast(b) for b in weights.b), (None,) + tuple(cast(weights.U[l]) for l in range(1, L)),
-                    cast(weights.w), float(weights.c))
+    return JetChain(
+        x,
+        t,
+        cast(layer1_inputs(weights, x, t)),
+        tuple(cast(V) for V in weights.V),
+        tuple(cast(b) for b in weights.b),
+        (None,) + tuple(cast(weights.U[l]) for l in range(1, L)),
+        cast(weights.w),
+        float(weights.c),
+    )

@@ -10,11 +10,12 @@ Variant used everywhere in this project (recorded in artifacts as ``ANSATZ``):
 
 Row convention: points are rows, so a hidden state batch is (..., P, N).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -65,17 +66,30 @@ class LRNRWeights:
         return out
 
     @classmethod
-    def from_arrays(cls, d) -> "LRNRWeights":
+    def from_arrays(cls, d) -> LRNRWeights:
         """Inverse of ``to_arrays``; raises KeyError/ValueError on a malformed dict."""
         L = sum(1 for k in d if re.fullmatch(r"U\d+", k))
-        return cls(np.asarray(d["A"]), np.asarray(d["a"]), tuple(np.asarray(d[f"U{l}"]) for l in range(1, L + 1)),
-                   tuple(np.asarray(d[f"V{l}"]) for l in range(1, L + 1)),
-                   tuple(np.asarray(d[f"b{l}"]) for l in range(1, L + 1)), np.asarray(d["w"]), float(d["c"]))
+        return cls(
+            np.asarray(d["A"]),
+            np.asarray(d["a"]),
+            tuple(np.asarray(d[f"U{l}"]) for l in range(1, L + 1)),
+            tuple(np.asarray(d[f"V{l}"]) for l in range(1, L + 1)),
+            tuple(np.asarray(d[f"b{l}"]) for l in range(1, L + 1)),
+            np.asarray(d["w"]),
+            float(d["c"]),
+        )
 
-    def astype(self, dtype) -> "LRNRWeights":
+    def astype(self, dtype) -> LRNRWeights:
         cast = lambda arr: np.ascontiguousarray(arr, dtype=dtype)
-        return LRNRWeights(cast(self.A), cast(self.a), tuple(map(cast, self.U)), tuple(map(cast, self.V)),
-                           tuple(map(cast, self.b)), cast(self.w), float(self.c))
+        return LRNRWeights(
+            cast(self.A),
+            cast(self.a),
+            tuple(map(cast, self.U)),
+            tuple(map(cast, self.V)),
+            tuple(map(cast, self.b)),
+            cast(self.w),
+            float(self.c),
+        )
 
 
 def check_coefficients(weights: LRNRWeights, s: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -5,10 +5,11 @@
 
 Arrays of parameters use the column order ``PARAM_NAMES = ("beta", "nu", "rho")``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -66,13 +67,19 @@ class Domain:
         return tuple(k for k in PARAM_NAMES if self.bounds[k][1] > self.bounds[k][0])
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description,
-                "bounds": {k: list(map(float, self.bounds[k])) for k in PARAM_NAMES}}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "bounds": {k: list(map(float, self.bounds[k])) for k in PARAM_NAMES},
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Domain":
-        return cls(name=str(d["name"]), description=str(d.get("description", "")),
-                   bounds={k: (float(d["bounds"][k][0]), float(d["bounds"][k][1])) for k in PARAM_NAMES})
+    def from_dict(cls, d: Mapping) -> Domain:
+        return cls(
+            name=str(d["name"]),
+            description=str(d.get("description", "")),
+            bounds={k: (float(d["bounds"][k][0]), float(d["bounds"][k][1])) for k in PARAM_NAMES},
+        )
 
     def contains(self, mu: np.ndarray, tol: float = 1e-12) -> np.ndarray:
         """(B,) bool: which rows of mu (B, 3) lie in the box (within tol)."""
@@ -88,7 +95,8 @@ class Domain:
             if not (lo - 1e-12 <= mu[i] <= hi + 1e-12):
                 allowed = f"= {lo:g}" if lo == hi else f"∈ [{lo:g}, {hi:g}]"
                 raise ParameterError(
-                    f"{key} = {mu[i]:g} is outside the domain {self.name!r}: {key} {allowed}", param=key)
+                    f"{key} = {mu[i]:g} is outside the domain {self.name!r}: {key} {allowed}", param=key
+                )
         return mu
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,8 +105,10 @@ class Domain:
 
     def grid(self, per_axis: int) -> np.ndarray:
         """(per_axis^a, 3) tensor grid over the active parameters (a = #active), ends included."""
-        axes = [np.linspace(*self.bounds[k], per_axis) if k in self.active
-                else np.array([self.bounds[k][0]]) for k in PARAM_NAMES]
+        axes = [
+            np.linspace(*self.bounds[k], per_axis) if k in self.active else np.array([self.bounds[k][0]])
+            for k in PARAM_NAMES
+        ]
         mesh = np.meshgrid(*axes, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
 
@@ -135,12 +145,21 @@ def as_param_array(mu: np.ndarray) -> np.ndarray:
     return mu
 
 
-CONVECTION = Domain("convection", {"beta": (1.0, 20.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
-                    "pure convection, meta-training range (D1)")
-CONVECTION_TEST = Domain("convection-test", {"beta": (5.0, 8.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
-                         "pure convection, fast-phase test range (D1)")
-CDR = Domain("cdr", {"beta": (1.0, 3.0), "nu": (0.0, 2.0), "rho": (0.0, 2.0)},
-             "convection–diffusion–reaction (D2); training and test range")
+CONVECTION = Domain(
+    "convection",
+    {"beta": (1.0, 20.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
+    "pure convection, meta-training range (D1)",
+)
+CONVECTION_TEST = Domain(
+    "convection-test",
+    {"beta": (5.0, 8.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
+    "pure convection, fast-phase test range (D1)",
+)
+CDR = Domain(
+    "cdr",
+    {"beta": (1.0, 3.0), "nu": (0.0, 2.0), "rho": (0.0, 2.0)},
+    "convection–diffusion–reaction (D2); training and test range",
+)
 
 DOMAINS: dict[str, Domain] = {d.name: d for d in (CONVECTION, CONVECTION_TEST, CDR)}
 # The range each trained domain is evaluated on (docs/method.md, “The PDE family and its domains”).

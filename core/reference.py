@@ -23,10 +23,11 @@ Space: the output is the trigonometric interpolant of the internal grid values,
 evaluated at the requested x (any real x; values at the internal grid are returned
 directly when x is that grid).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -41,8 +42,14 @@ DEFAULT_SUBSTEPS: int = 8000
 ``benchmarks/reference_convergence.py``."""
 
 
-def solve_reference(mu: Mapping[str, float] | np.ndarray, x: np.ndarray, t: np.ndarray, *,
-                    substeps: int = DEFAULT_SUBSTEPS, nx_internal: int = NX_INTERNAL) -> np.ndarray:
+def solve_reference(
+    mu: Mapping[str, float] | np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
+    *,
+    substeps: int = DEFAULT_SUBSTEPS,
+    nx_internal: int = NX_INTERNAL,
+) -> np.ndarray:
     """Reference solution u(x_j, t_i) for one parameter set.
 
     mu: (3,) array (beta, nu, rho) or a mapping with those names (missing → 0);
@@ -52,19 +59,18 @@ def solve_reference(mu: Mapping[str, float] | np.ndarray, x: np.ndarray, t: np.n
     nx_internal: even number of internal Fourier grid points.
     Returns (nt, nx) float64. Raises ValueError (ParameterError for mu) on bad input.
     """
-    return solve_reference_batch(params_to_array(mu)[None, :], x, t,
-                                 substeps=substeps, nx_internal=nx_internal)[0]
+    return solve_reference_batch(params_to_array(mu)[None, :], x, t, substeps=substeps, nx_internal=nx_internal)[0]
 
 
-def reference_on_standard_grid(mu: Mapping[str, float] | np.ndarray, *,
-                               substeps: int = DEFAULT_SUBSTEPS) -> np.ndarray:
+def reference_on_standard_grid(mu: Mapping[str, float] | np.ndarray, *, substeps: int = DEFAULT_SUBSTEPS) -> np.ndarray:
     """(100, 256) reference on ``core.pde.standard_grid()`` (rows t, columns x)."""
     x, t = standard_grid()
     return solve_reference(mu, x, t, substeps=substeps)
 
 
-def solve_reference_batch(mu: np.ndarray, x: np.ndarray, t: np.ndarray, *,
-                          substeps: int = DEFAULT_SUBSTEPS, nx_internal: int = NX_INTERNAL) -> np.ndarray:
+def solve_reference_batch(
+    mu: np.ndarray, x: np.ndarray, t: np.ndarray, *, substeps: int = DEFAULT_SUBSTEPS, nx_internal: int = NX_INTERNAL
+) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, 3) → (B, nt, nx) float64.
 
     Every row shares x, t and the step sizes; see ``solve_reference`` for the arguments."""
@@ -78,8 +84,12 @@ def solve_reference_batch(mu: np.ndarray, x: np.ndarray, t: np.ndarray, *,
         raise ValueError(f"t must be sorted (non-decreasing), got t[{i}] = {t[i]:g} > t[{i + 1}] = {t[i + 1]:g}")
     if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
-    if isinstance(nx_internal, bool) or not isinstance(nx_internal, (int, np.integer)) \
-            or nx_internal < 8 or nx_internal % 2:
+    if (
+        isinstance(nx_internal, bool)
+        or not isinstance(nx_internal, (int, np.integer))
+        or nx_internal < 8
+        or nx_internal % 2
+    ):
         raise ValueError(f"nx_internal must be an even integer ≥ 8, got {nx_internal!r}")
 
     states = _march(mu, t, int(substeps), int(nx_internal))  # (B, nt, nx_internal)
@@ -95,8 +105,7 @@ def _check_params(mu) -> np.ndarray:
         raise ParameterError(f"expected shape (B, 3) for (beta, nu, rho) with B ≥ 1, got {mu.shape}")
     for i, key in enumerate(PARAM_NAMES):
         if not np.all(np.isfinite(mu[:, i])):
-            raise ParameterError(f"{key} must be a finite number, got {mu[~np.isfinite(mu[:, i]), i][0]}",
-                                 param=key)
+            raise ParameterError(f"{key} must be a finite number, got {mu[~np.isfinite(mu[:, i]), i][0]}", param=key)
     for key in ("nu", "rho"):  # ν < 0 is ill-posed; ρ < 0 lets u > 1 blow up in finite time
         col = mu[:, PARAM_NAMES.index(key)]
         if np.any(col < 0.0):
@@ -115,7 +124,7 @@ def _check_vector(v, name: str) -> np.ndarray:
 
 def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
     """Grid values (B, nt, n) at the times t by Strang splitting."""
-    beta, nu, rho = (mu[:, i:i + 1] for i in range(3))  # (B, 1) each
+    beta, nu, rho = (mu[:, i : i + 1] for i in range(3))  # (B, 1) each
     k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2
     symbol = -1j * beta * k - nu * k * k  # (B, n/2 + 1)
     reacting = bool(np.any(rho > 0.0))

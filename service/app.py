@@ -9,10 +9,12 @@ served. The pieces: ``routes`` (handlers), ``errors`` (error bodies), ``middlewa
 ``checks`` (request checks), ``state`` (models, pool, limits), ``openapi``.
 Run it with ``python -m service.serve`` for the hardened server configuration.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -37,11 +39,20 @@ log = get_logger("app")
 # the lifespan then has at most this long to drain the solver queue before the process exits.
 DRAIN_RESERVE_S = 2.0
 
-DESCRIPTION = ("Solves u_t + β u_x − ν u_xx − ρ u(1 − u) = 0 on x ∈ [0, 2π) periodic, t ∈ [0, 1], u(x, 0) = 1 + sin x, "
-               "for parameters (β, ν, ρ): a meta-learned low-rank network adapted per query by the SPInProp fast "
-               "phase. Errors share one body: {error, message, request_id, errors}.")
-EXPOSED_HEADERS = ["X-Request-ID", "Server-Timing", "X-Solve-Diagnostics", "X-Model", "X-Model-Version",
-                   "X-Model-SHA256", "Retry-After"]
+DESCRIPTION = (
+    "Solves u_t + β u_x − ν u_xx − ρ u(1 − u) = 0 on x ∈ [0, 2π) periodic, t ∈ [0, 1], u(x, 0) = 1 + sin x, "
+    "for parameters (β, ν, ρ): a meta-learned low-rank network adapted per query by the SPInProp fast "
+    "phase. Errors share one body: {error, message, request_id, errors}."
+)
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Server-Timing",
+    "X-Solve-Diagnostics",
+    "X-Model",
+    "X-Model-Version",
+    "X-Model-SHA256",
+    "Retry-After",
+]
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -54,12 +65,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         configure_service_logger(settings.log_level, settings.log_json)
         threadpool_limits(limits=settings.numpy_threads, user_api="blas")
         blas = sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
-        log.info("starting", extra={"artifact_dir": str(settings.artifact_dir), "default_model": settings.default_model,
-                                    "solver_threads": settings.solver_threads, "queue_capacity": settings.queue_capacity,
-                                    "max_requests": settings.max_requests, "onnx_threads": settings.onnx_threads,
-                                    "field_threads": settings.field_threads, "blas_threads": blas,
-                                    "microbatch": settings.microbatch, "auth": bool(settings.api_keys),
-                                    "cors": settings.cors_origins})
+        log.info(
+            "starting",
+            extra={
+                "artifact_dir": str(settings.artifact_dir),
+                "default_model": settings.default_model,
+                "solver_threads": settings.solver_threads,
+                "queue_capacity": settings.queue_capacity,
+                "max_requests": settings.max_requests,
+                "onnx_threads": settings.onnx_threads,
+                "field_threads": settings.field_threads,
+                "blas_threads": blas,
+                "microbatch": settings.microbatch,
+                "auth": bool(settings.api_keys),
+                "cors": settings.cors_origins,
+            },
+        )
         try:
             await anyio.to_thread.run_sync(state.load)
         except StartupError as exc:
@@ -81,9 +102,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app = FastAPI(title="FastLRNR solve service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = state
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
-                           expose_headers=EXPOSED_HEADERS, max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     for cls, options in reversed(middleware_stack(state.metrics, settings, lambda: app.routes)):
         app.add_middleware(cls, **options)
     install_error_handlers(app)

@@ -7,6 +7,7 @@ thousands of digits and deep nesting are all JSON errors → 422 ``invalid_json`
 that does not match the schema → 422 ``validation_error``. Large bodies are parsed one at
 a time on their own limiter, so a flood of them cannot delay ordinary requests' parsing.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,10 +5,11 @@ exists (404), the grid and the batch fit the limits (413), the fast-phase option
 allowed (422), and the parameters lie in the model's served domain (422, or flagged with
 ``allow_extrapolation``). The result is a :class:`~service.jobs.Job` for the solver.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -25,36 +26,68 @@ def find_model(models: Mapping[str, ModelRuntime], name: str | None, default: st
     name = name or default
     runtime = models.get(name)
     if runtime is None:
-        raise ApiError(404, "unknown_model", f"no model named {name!r}; available: {sorted(models)}",
-                       [{"loc": ["body", "model"], "msg": f"unknown model {name!r}", "type": "not_found"}])
+        raise ApiError(
+            404,
+            "unknown_model",
+            f"no model named {name!r}; available: {sorted(models)}",
+            [{"loc": ["body", "model"], "msg": f"unknown model {name!r}", "type": "not_found"}],
+        )
     return runtime
 
 
 def solve_job(runtime: ModelRuntime, body: SolveRequest, limits: ServiceSettings) -> Job:
     """The job of one ``POST /solve``."""
-    return _job(runtime, [body.params], body.grid, body.fast_phase, body.allow_extrapolation, body.tolerance,
-                limits, single=True)
+    return _job(
+        runtime,
+        [body.params],
+        body.grid,
+        body.fast_phase,
+        body.allow_extrapolation,
+        body.tolerance,
+        limits,
+        single=True,
+    )
 
 
 def batch_job(runtime: ModelRuntime, body: BatchSolveRequest, limits: ServiceSettings) -> Job:
     """The job of one ``POST /solve/batch``: the batch limits, then the same checks as /solve per row."""
     rows = len(body.params)
     if rows > limits.max_batch_size:
-        raise ApiError(413, "batch_too_large", f"{rows} parameter sets; the limit is {limits.max_batch_size}",
-                       [{"loc": ["body", "params"], "msg": f"at most {limits.max_batch_size} items",
-                         "type": "too_large"}])
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"{rows} parameter sets; the limit is {limits.max_batch_size}",
+            [{"loc": ["body", "params"], "msg": f"at most {limits.max_batch_size} items", "type": "too_large"}],
+        )
     values = rows * body.grid.size
     if values > limits.max_batch_values:
-        raise ApiError(413, "batch_too_large", f"{rows} × {body.grid.size} field values; the limit is "
-                                               f"{limits.max_batch_values}",
-                       [{"loc": ["body", "grid"], "msg": f"batch size × grid values at most "
-                                                         f"{limits.max_batch_values}", "type": "too_large"}])
-    return _job(runtime, body.params, body.grid, body.fast_phase, body.allow_extrapolation, body.tolerance,
-                limits, single=False)
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"{rows} × {body.grid.size} field values; the limit is {limits.max_batch_values}",
+            [
+                {
+                    "loc": ["body", "grid"],
+                    "msg": f"batch size × grid values at most {limits.max_batch_values}",
+                    "type": "too_large",
+                }
+            ],
+        )
+    return _job(
+        runtime, body.params, body.grid, body.fast_phase, body.allow_extrapolation, body.tolerance, limits, single=False
+    )
 
 
-def _job(runtime: ModelRuntime, params: Sequence[Params], grid: Grid, fast_phase: FastPhase,
-         allow_extrapolation: bool, tolerance: float | None, limits: ServiceSettings, single: bool) -> Job:
+def _job(
+    runtime: ModelRuntime,
+    params: Sequence[Params],
+    grid: Grid,
+    fast_phase: FastPhase,
+    allow_extrapolation: bool,
+    tolerance: float | None,
+    limits: ServiceSettings,
+    single: bool,
+) -> Job:
     check_grid(grid, limits.max_grid_points)
     settings, steps = fast_phase_settings(runtime, fast_phase, limits.max_steps)
     mu = np.array([p.as_tuple() for p in params], dtype=np.float64).reshape(-1, 3)
@@ -65,9 +98,18 @@ def _job(runtime: ModelRuntime, params: Sequence[Params], grid: Grid, fast_phase
 def check_grid(grid: Grid, max_points: int) -> None:
     """413 when the grid asks for more field values than ``max_points``."""
     if grid.size > max_points:
-        raise ApiError(413, "grid_too_large", f"the grid asks for {grid.size} values; the limit is {max_points}",
-                       [{"loc": ["body", "grid"], "msg": f"at most {max_points} values "
-                         f"(nx·nt, len(x)·len(t) or len(points)), got {grid.size}", "type": "too_large"}])
+        raise ApiError(
+            413,
+            "grid_too_large",
+            f"the grid asks for {grid.size} values; the limit is {max_points}",
+            [
+                {
+                    "loc": ["body", "grid"],
+                    "msg": f"at most {max_points} values (nx·nt, len(x)·len(t) or len(points)), got {grid.size}",
+                    "type": "too_large",
+                }
+            ],
+        )
 
 
 def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps: int):
@@ -77,14 +119,32 @@ def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps:
     steps = fast_phase.requested_steps
     steps = min(defaults.steps, max_steps) if steps is None else steps
     if steps > max_steps:
-        raise ApiError(422, "validation_error", f"fast_phase.{field_name} = {steps} exceeds the limit {max_steps}",
-                       [{"loc": ["body", "fast_phase", field_name], "msg": f"must be at most {max_steps}",
-                         "type": "less_than_equal"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            f"fast_phase.{field_name} = {steps} exceeds the limit {max_steps}",
+            [
+                {
+                    "loc": ["body", "fast_phase", field_name],
+                    "msg": f"must be at most {max_steps}",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
     backend = fast_phase.backend or defaults.backend
     if backend not in runtime.fast.backends:
-        raise ApiError(422, "validation_error", f"model {runtime.name!r} has no {backend!r} backend",
-                       [{"loc": ["body", "fast_phase", "backend"], "type": "unavailable",
-                         "msg": f"available: {list(runtime.fast.backends)}"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            f"model {runtime.name!r} has no {backend!r} backend",
+            [
+                {
+                    "loc": ["body", "fast_phase", "backend"],
+                    "type": "unavailable",
+                    "msg": f"available: {list(runtime.fast.backends)}",
+                }
+            ],
+        )
     if not fast_phase.enabled or steps == 0:
         return None, 0
     changes: dict = {"steps": int(steps), "backend": backend}
@@ -93,8 +153,9 @@ def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps:
     return dataclasses.replace(defaults, **changes), int(steps)
 
 
-def check_domain(runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool,
-                 single: bool) -> tuple[np.ndarray, list[list[dict]]]:
+def check_domain(
+    runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool, single: bool
+) -> tuple[np.ndarray, list[list[dict]]]:
     """(rows inside the served domain, per-row flags) or 422 naming every offending parameter.
 
     Outside the served domain a row is refused, unless ``allow_extrapolation``: then it is
@@ -112,18 +173,32 @@ def check_domain(runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: boo
                 continue
             allowed = f"= {lo:g}" if lo == hi else f"∈ [{lo:g}, {hi:g}]"
             if not allow_extrapolation:
-                errors.append({"loc": [*loc, key], "type": "out_of_domain",
-                               "msg": f"{key} = {v:g} is outside the served domain of {runtime.name!r}: {key} "
-                                      f"{allowed} (set allow_extrapolation to solve anyway)"})
+                errors.append(
+                    {
+                        "loc": [*loc, key],
+                        "type": "out_of_domain",
+                        "msg": f"{key} = {v:g} is outside the served domain of {runtime.name!r}: {key} "
+                        f"{allowed} (set allow_extrapolation to solve anyway)",
+                    }
+                )
             elif not runtime.extrapolation_low[i] <= v <= runtime.extrapolation_high[i]:
-                errors.append({"loc": [*loc, key], "type": "extrapolation_too_far",
-                               "msg": f"{key} = {v:g} is too far outside the served domain of {runtime.name!r} "
-                                      f"({key} {allowed}); extrapolation is limited to "
-                                      f"[{runtime.extrapolation_low[i]:g}, {runtime.extrapolation_high[i]:g}]"})
+                errors.append(
+                    {
+                        "loc": [*loc, key],
+                        "type": "extrapolation_too_far",
+                        "msg": f"{key} = {v:g} is too far outside the served domain of {runtime.name!r} "
+                        f"({key} {allowed}); extrapolation is limited to "
+                        f"[{runtime.extrapolation_low[i]:g}, {runtime.extrapolation_high[i]:g}]",
+                    }
+                )
             else:
-                outside[row].append({"code": "outside_served_domain",
-                                     "message": f"{key} = {v:g} is outside the served domain ({key} {allowed}): "
-                                                "the error estimate is not calibrated there"})
+                outside[row].append(
+                    {
+                        "code": "outside_served_domain",
+                        "message": f"{key} = {v:g} is outside the served domain ({key} {allowed}): "
+                        "the error estimate is not calibrated there",
+                    }
+                )
     if errors:
         raise ApiError(422, "out_of_domain", errors[0]["msg"], errors[:20])
     return inside, outside

@@ -25,6 +25,7 @@ after another, and joins the answers in order; a 413 ``batch_too_large`` makes i
 limits and split further. ``solve_many`` sends many single solves with at most
 ``concurrency`` in flight.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,10 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -46,8 +48,14 @@ from core.pde import PARAM_NAMES, uniform_grid
 from service.version import __version__
 
 NPY = "application/x-npy"
-RETRY_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-                    httpx.WriteError, httpx.PoolTimeout)
+RETRY_EXCEPTIONS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.PoolTimeout,
+)
 # The server's documented defaults (FASTLRNR_MAX_BATCH_SIZE, FASTLRNR_MAX_BATCH_VALUES, the default grid).
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_BATCH_VALUES = 2_097_152
@@ -59,8 +67,7 @@ class SolveError(Exception):
     """The service refused or failed a request (``status`` is the HTTP status; 0 for an
     inconsistency the client found itself, such as a split batch answered by two models)."""
 
-    def __init__(self, status: int, code: str, message: str, errors: list | None = None,
-                 request_id: str | None = None):
+    def __init__(self, status: int, code: str, message: str, errors: list | None = None, request_id: str | None = None):
         super().__init__(f"{status} {code}: {message}" + (f" (request {request_id})" if request_id else ""))
         self.status, self.code, self.message = status, code, message
         self.errors, self.request_id = errors or [], request_id
@@ -82,7 +89,7 @@ class ModelRef:
     sha256: str
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "ModelRef":
+    def from_dict(cls, d: Mapping) -> ModelRef:
         return cls(str(d["name"]), str(d["version"]), str(d["sha256"]))
 
 
@@ -120,14 +127,20 @@ class FastPhaseDiagnostics:
     residual_after: float | None
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "FastPhaseDiagnostics":
-        return cls(enabled=bool(d["enabled"]), backend=d.get("backend"), optimizer=d.get("optimizer"),
-                   steps_requested=int(d["steps_requested"]), steps_run=int(d["steps_run"]),
-                   locality=_opt_float(d.get("locality")), accepted=bool(d["accepted"]),
-                   objective_before=_opt_float(d.get("objective_before")),
-                   objective_after=_opt_float(d.get("objective_after")),
-                   residual_before=_opt_float(d.get("residual_before")),
-                   residual_after=_opt_float(d.get("residual_after")))
+    def from_dict(cls, d: Mapping) -> FastPhaseDiagnostics:
+        return cls(
+            enabled=bool(d["enabled"]),
+            backend=d.get("backend"),
+            optimizer=d.get("optimizer"),
+            steps_requested=int(d["steps_requested"]),
+            steps_run=int(d["steps_run"]),
+            locality=_opt_float(d.get("locality")),
+            accepted=bool(d["accepted"]),
+            objective_before=_opt_float(d.get("objective_before")),
+            objective_after=_opt_float(d.get("objective_after")),
+            residual_before=_opt_float(d.get("residual_before")),
+            residual_after=_opt_float(d.get("residual_after")),
+        )
 
 
 @dataclass
@@ -141,10 +154,13 @@ class Diagnostics:
     batch_size: int
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Diagnostics":
-        return cls(timings_ms={str(k): float(v) for k, v in d["timings_ms"].items()},
-                   fast_phase=FastPhaseDiagnostics.from_dict(d["fast_phase"]),
-                   extrapolated=bool(d["extrapolated"]), batch_size=int(d["batch_size"]))
+    def from_dict(cls, d: Mapping) -> Diagnostics:
+        return cls(
+            timings_ms={str(k): float(v) for k, v in d["timings_ms"].items()},
+            fast_phase=FastPhaseDiagnostics.from_dict(d["fast_phase"]),
+            extrapolated=bool(d["extrapolated"]),
+            batch_size=int(d["batch_size"]),
+        )
 
 
 @dataclass
@@ -274,11 +290,22 @@ def _grid_values(grid: Mapping | None) -> int:
 
 
 class _Base:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
-                 timeout: float = 60.0, connect_timeout: float = 5.0, retries: int = 3, backoff: float = 0.2,
-                 max_backoff: float = 10.0, transport: str = "json", model: str | None = None,
-                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_batch_values: int = DEFAULT_MAX_BATCH_VALUES,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        transport: str = "json",
+        model: str | None = None,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_values: int = DEFAULT_MAX_BATCH_VALUES,
+        rng: random.Random | None = None,
+    ):
         if transport not in ("json", "npy"):
             raise ValueError(f"transport must be 'json' or 'npy', got {transport!r}")
         if retries < 0 or backoff < 0 or max_backoff < 0:
@@ -303,8 +330,10 @@ class _Base:
         if grid is not None:
             body["grid"] = _strict_ints(_jsonable(grid), ("nx", "nt"))
         if fast_phase is not None:
-            body["fast_phase"] = _strict_ints(fast_phase.to_dict() if isinstance(fast_phase, FastPhaseOptions)
-                                              else _jsonable(fast_phase), ("steps", "epochs"))
+            body["fast_phase"] = _strict_ints(
+                fast_phase.to_dict() if isinstance(fast_phase, FastPhaseOptions) else _jsonable(fast_phase),
+                ("steps", "epochs"),
+            )
         if allow_extrapolation:
             body["allow_extrapolation"] = True
         if tolerance is not None:
@@ -320,7 +349,7 @@ class _Base:
             after = _retry_after(response.headers.get("retry-after"))
             if after is not None:
                 return min(after, self.max_backoff)
-        base = min(self.backoff * (2 ** attempt), self.max_backoff)
+        base = min(self.backoff * (2**attempt), self.max_backoff)
         return base * (0.5 + 0.5 * self._rng.random())
 
     @staticmethod
@@ -367,9 +396,13 @@ class _Base:
             data = {}
         if not isinstance(data, dict):
             data = {}
-        raise SolveError(response.status_code, str(data.get("error", "http_error")),
-                         str(data.get("message", response.reason_phrase)), data.get("errors"),
-                         data.get("request_id") or response.headers.get("x-request-id"))
+        raise SolveError(
+            response.status_code,
+            str(data.get("error", "http_error")),
+            str(data.get("message", response.reason_phrase)),
+            data.get("errors"),
+            data.get("request_id") or response.headers.get("x-request-id"),
+        )
 
     def _solve_result(self, response: httpx.Response, body: dict) -> SolveResult:
         self._raise_for(response)
@@ -381,13 +414,21 @@ class _Base:
             meta = response.json()
             u = np.asarray(meta["u"], dtype=np.float64)
             x, t = np.asarray(meta["x"], dtype=np.float64), np.asarray(meta["t"], dtype=np.float64)
-        return SolveResult(u=u, x=x, t=t, params=meta["params"],
-                           coefficients=[np.asarray(c) for c in meta["coefficients"]],
-                           model=ModelRef.from_dict(meta["model"]), error_estimate=float(meta["error_estimate"]),
-                           within_tolerance=meta.get("within_tolerance"), flags=_flags(meta.get("flags")),
-                           extrapolated=bool(meta["extrapolated"]),
-                           diagnostics=Diagnostics.from_dict(meta["diagnostics"]),
-                           request_id=meta.get("request_id"), grid=meta["grid"])
+        return SolveResult(
+            u=u,
+            x=x,
+            t=t,
+            params=meta["params"],
+            coefficients=[np.asarray(c) for c in meta["coefficients"]],
+            model=ModelRef.from_dict(meta["model"]),
+            error_estimate=float(meta["error_estimate"]),
+            within_tolerance=meta.get("within_tolerance"),
+            flags=_flags(meta.get("flags")),
+            extrapolated=bool(meta["extrapolated"]),
+            diagnostics=Diagnostics.from_dict(meta["diagnostics"]),
+            request_id=meta.get("request_id"),
+            grid=meta["grid"],
+        )
 
     def _batch_part(self, response: httpx.Response, body: dict) -> BatchResult:
         """One /solve/batch answer. As npy, the server sends per row only the fast-phase
@@ -399,21 +440,41 @@ class _Base:
             x, t = _axes(meta["grid"], body.get("grid"), u.shape[1:])
             timings, rows = meta.get("timings_ms", {}), meta["results"]
             for r in rows:
-                r["diagnostics"] = {"timings_ms": timings, "fast_phase": r["fast_phase"],
-                                    "extrapolated": r["extrapolated"], "batch_size": len(rows)}
+                r["diagnostics"] = {
+                    "timings_ms": timings,
+                    "fast_phase": r["fast_phase"],
+                    "extrapolated": r["extrapolated"],
+                    "batch_size": len(rows),
+                }
         else:
             meta = response.json()
             rows = meta["results"]
             u = np.asarray([r.pop("u") for r in rows], dtype=np.float64)
             x, t = np.asarray(meta["x"], dtype=np.float64), np.asarray(meta["t"], dtype=np.float64)
         rid = meta.get("request_id")
-        items = [BatchItem(params=r["params"],
-                           coefficients=[np.asarray(c) for c in r["coefficients"]] if "coefficients" in r else None,
-                           error_estimate=float(r["error_estimate"]), within_tolerance=r.get("within_tolerance"),
-                           flags=_flags(r.get("flags")), extrapolated=bool(r["extrapolated"]),
-                           diagnostics=Diagnostics.from_dict(r["diagnostics"]), request_id=rid) for r in rows]
-        return BatchResult(u=u, x=x, t=t, results=items, model=ModelRef.from_dict(meta["model"]), grid=meta["grid"],
-                           request_ids=[rid], timings_ms=[meta.get("timings_ms", {})])
+        items = [
+            BatchItem(
+                params=r["params"],
+                coefficients=[np.asarray(c) for c in r["coefficients"]] if "coefficients" in r else None,
+                error_estimate=float(r["error_estimate"]),
+                within_tolerance=r.get("within_tolerance"),
+                flags=_flags(r.get("flags")),
+                extrapolated=bool(r["extrapolated"]),
+                diagnostics=Diagnostics.from_dict(r["diagnostics"]),
+                request_id=rid,
+            )
+            for r in rows
+        ]
+        return BatchResult(
+            u=u,
+            x=x,
+            t=t,
+            results=items,
+            model=ModelRef.from_dict(meta["model"]),
+            grid=meta["grid"],
+            request_ids=[rid],
+            timings_ms=[meta.get("timings_ms", {})],
+        )
 
     def _batch_rows(self, params: Sequence) -> list[dict]:
         rows = [params_dict(p) for p in params]
@@ -429,12 +490,22 @@ def _join(parts: list[BatchResult]) -> BatchResult:
     first = parts[0]
     for p in parts[1:]:
         if p.model != first.model:
-            raise SolveError(0, "model_changed", f"a split batch was answered by two models ({first.model} and "
-                                                 f"{p.model}); solve it again", request_id=p.request_ids[0])
-    return BatchResult(u=np.concatenate([p.u for p in parts]), x=first.x, t=first.t,
-                       results=[r for p in parts for r in p.results], model=first.model, grid=first.grid,
-                       request_ids=[i for p in parts for i in p.request_ids],
-                       timings_ms=[tm for p in parts for tm in p.timings_ms])
+            raise SolveError(
+                0,
+                "model_changed",
+                f"a split batch was answered by two models ({first.model} and {p.model}); solve it again",
+                request_id=p.request_ids[0],
+            )
+    return BatchResult(
+        u=np.concatenate([p.u for p in parts]),
+        x=first.x,
+        t=first.t,
+        results=[r for p in parts for r in p.results],
+        model=first.model,
+        grid=first.grid,
+        request_ids=[i for p in parts for i in p.request_ids],
+        timings_ms=[tm for p in parts for tm in p.timings_ms],
+    )
 
 
 def _strict_ints(d, keys: tuple[str, ...]):
@@ -490,12 +561,11 @@ class SolveClient(_Base):
     def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs):
         http_client = kwargs.pop("http_client", None)
         super().__init__(base_url, **kwargs)
-        self._http = http_client or httpx.Client(base_url=self.base_url, timeout=self._timeout,
-                                                 headers=self._headers)
+        self._http = http_client or httpx.Client(base_url=self.base_url, timeout=self._timeout, headers=self._headers)
         if http_client is not None:
             self._http.headers.update(self._headers)
 
-    def __enter__(self) -> "SolveClient":
+    def __enter__(self) -> SolveClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -519,23 +589,39 @@ class SolveClient(_Base):
             return response
         raise AssertionError("unreachable")
 
-    def solve(self, params, *, grid: Mapping | None = None, model: str | None = None,
-              fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-              allow_extrapolation: bool = False, transport: str | None = None) -> SolveResult:
+    def solve(
+        self,
+        params,
+        *,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> SolveResult:
         """Solve for one parameter set ({beta, nu, rho} or (beta, nu, rho))."""
         body = self._body(params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False)
         response = self._request("POST", "/solve", json=body, headers=self._accept(transport))
         return self._solve_result(response, body)
 
-    def solve_batch(self, params: Sequence, *, grid: Mapping | None = None, model: str | None = None,
-                    fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-                    allow_extrapolation: bool = False, transport: str | None = None) -> BatchResult:
+    def solve_batch(
+        self,
+        params: Sequence,
+        *,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> BatchResult:
         """Solve many parameter sets on one grid: one vectorised pass per request, as many
         requests (one after another) as the server's batch limits need."""
         rows, parts = self._batch_rows(params), []
         size, lo = self._chunk_size(grid), 0
         while lo < len(rows):
-            body = self._body(rows[lo:lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
+            body = self._body(rows[lo : lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
             response = self._request("POST", "/solve/batch", json=body, headers=self._accept(transport))
             smaller = self._smaller_chunk(response, len(body["params"]), grid)
             if smaller is not None:
@@ -545,10 +631,19 @@ class SolveClient(_Base):
             lo += len(body["params"])
         return _join(parts)
 
-    def solve_many(self, params: Iterable, *, concurrency: int = 4, return_exceptions: bool = False,
-                   grid: Mapping | None = None, model: str | None = None,
-                   fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-                   allow_extrapolation: bool = False, transport: str | None = None) -> list:
+    def solve_many(
+        self,
+        params: Iterable,
+        *,
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> list:
         """One ``solve`` per parameter set, at most ``concurrency`` in flight (threads sharing
         this client's connections); results in the order of ``params``.
 
@@ -559,8 +654,14 @@ class SolveClient(_Base):
         items = list(params)
         if not items:
             return []
-        kw = dict(grid=grid, model=model, fast_phase=fast_phase, tolerance=tolerance,
-                  allow_extrapolation=allow_extrapolation, transport=transport)
+        kw = dict(
+            grid=grid,
+            model=model,
+            fast_phase=fast_phase,
+            tolerance=tolerance,
+            allow_extrapolation=allow_extrapolation,
+            transport=transport,
+        )
         stop = threading.Event()  # set by the first failure when it is to be raised: send nothing more
 
         def one(p):
@@ -582,8 +683,9 @@ class SolveClient(_Base):
                 if failed is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise failed.exception()
-            return [f.exception() or f.result() for f in futures] if return_exceptions \
-                else [f.result() for f in futures]
+            return (
+                [f.exception() or f.result() for f in futures] if return_exceptions else [f.result() for f in futures]
+            )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -615,12 +717,13 @@ class AsyncSolveClient(_Base):
     def __init__(self, base_url: str = "http://127.0.0.1:8000", **kwargs):
         http_client = kwargs.pop("http_client", None)
         super().__init__(base_url, **kwargs)
-        self._http = http_client or httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout,
-                                                      headers=self._headers)
+        self._http = http_client or httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout, headers=self._headers
+        )
         if http_client is not None:
             self._http.headers.update(self._headers)
 
-    async def __aenter__(self) -> "AsyncSolveClient":
+    async def __aenter__(self) -> AsyncSolveClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -644,20 +747,36 @@ class AsyncSolveClient(_Base):
             return response
         raise AssertionError("unreachable")
 
-    async def solve(self, params, *, grid: Mapping | None = None, model: str | None = None,
-                    fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-                    allow_extrapolation: bool = False, transport: str | None = None) -> SolveResult:
+    async def solve(
+        self,
+        params,
+        *,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> SolveResult:
         body = self._body(params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False)
         response = await self._request("POST", "/solve", json=body, headers=self._accept(transport))
         return self._solve_result(response, body)
 
-    async def solve_batch(self, params: Sequence, *, grid: Mapping | None = None, model: str | None = None,
-                          fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-                          allow_extrapolation: bool = False, transport: str | None = None) -> BatchResult:
+    async def solve_batch(
+        self,
+        params: Sequence,
+        *,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> BatchResult:
         rows, parts = self._batch_rows(params), []
         size, lo = self._chunk_size(grid), 0
         while lo < len(rows):
-            body = self._body(rows[lo:lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
+            body = self._body(rows[lo : lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
             response = await self._request("POST", "/solve/batch", json=body, headers=self._accept(transport))
             smaller = self._smaller_chunk(response, len(body["params"]), grid)
             if smaller is not None:
@@ -667,24 +786,39 @@ class AsyncSolveClient(_Base):
             lo += len(body["params"])
         return _join(parts)
 
-    async def solve_many(self, params: Iterable, *, concurrency: int = 4, return_exceptions: bool = False,
-                         grid: Mapping | None = None, model: str | None = None,
-                         fast_phase: FastPhaseOptions | Mapping | None = None, tolerance: float | None = None,
-                         allow_extrapolation: bool = False, transport: str | None = None) -> list:
+    async def solve_many(
+        self,
+        params: Iterable,
+        *,
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+        grid: Mapping | None = None,
+        model: str | None = None,
+        fast_phase: FastPhaseOptions | Mapping | None = None,
+        tolerance: float | None = None,
+        allow_extrapolation: bool = False,
+        transport: str | None = None,
+    ) -> list:
         """As :meth:`SolveClient.solve_many`, on ``concurrency`` tasks; with
         ``return_exceptions=False`` the first failure cancels the solves in flight and is raised."""
         _check_concurrency(concurrency)
         items = list(params)
         out: list = [None] * len(items)
         indices = iter(range(len(items)))  # shared: each index is taken by exactly one worker
-        kw = dict(grid=grid, model=model, fast_phase=fast_phase, tolerance=tolerance,
-                  allow_extrapolation=allow_extrapolation, transport=transport)
+        kw = dict(
+            grid=grid,
+            model=model,
+            fast_phase=fast_phase,
+            tolerance=tolerance,
+            allow_extrapolation=allow_extrapolation,
+            transport=transport,
+        )
 
         async def worker() -> None:
             for i in indices:
                 try:
                     out[i] = await self.solve(items[i], **kw)
-                except Exception as exc:  # noqa: BLE001 - handed back per item when asked to
+                except Exception as exc:
                     if not return_exceptions:
                         raise
                     out[i] = exc

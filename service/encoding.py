@@ -5,6 +5,7 @@ same float32 (e.g. ``0.1``), float64 ones likewise: exact, and ~0.3 ms for a 256
 field where ``json.dumps`` took 6–10 ms. gzip (level 1: fast; about half the size of a
 field's JSON) is applied by the caller for large answers when the client accepts it.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -5,9 +5,11 @@
 Starlette's HTTP errors (unknown route, wrong method), a full service and a solver
 fault into that one body. No response carries a stack trace.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,15 +21,22 @@ from service.logs import get_logger, request_id_var
 log = get_logger("errors")
 
 MAX_ERRORS = 20  # field errors listed in one response; the message says how many there were
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-              408: "request_timeout", 413: "body_too_large"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "body_too_large",
+}
 
 
 class ApiError(Exception):
     """A request the service refuses: HTTP ``status`` with a machine code and field errors."""
 
-    def __init__(self, status: int, code: str, message: str, errors: Sequence[dict] = (),
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, errors: Sequence[dict] = (), headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.errors, self.headers = list(errors), headers
@@ -45,8 +54,9 @@ class SolverError(RuntimeError):
     """The model produced something unusable (non-finite field): a server-side fault."""
 
 
-def error_response(status: int, code: str, message: str, errors: Sequence[dict] = (),
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, errors: Sequence[dict] = (), headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": code, "message": message, "request_id": request_id_var.get(), "errors": list(errors)}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -89,8 +99,12 @@ async def _request_validation(request: Request, exc: Any) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Any) -> JSONResponse:
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail),
-                          headers=getattr(exc, "headers", None))
+    return error_response(
+        exc.status_code,
+        HTTP_CODES.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _solver_error(request: Request, exc: Any) -> JSONResponse:

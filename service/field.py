@@ -17,11 +17,12 @@ Points are evaluated in chunks so that one hidden-state block (B × chunk × N f
 is what makes it fast. Large batches of sets are split into groups, so a block never
 exceeds MAX_BLOCK_ELEMENTS whatever the grid or the batch.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from core.lrnr import LRNRWeights, lrnr_forward, lrnr_jets
 # ones by ~1.3x (onnxruntime) and ~2x (numpy). See benchmarks/field_eval.py.
 DEFAULT_BLOCK_ELEMENTS = 1 << 18
 MIN_CHUNK, MAX_CHUNK = 256, 65536  # points per run, whatever the width
-MAX_BLOCK_ELEMENTS = 1 << 24       # hard cap (64 MiB float32) for large batches of sets
+MAX_BLOCK_ELEMENTS = 1 << 24  # hard cap (64 MiB float32) for large batches of sets
 
 
 class _Evaluator:
@@ -75,8 +76,10 @@ class _Evaluator:
 
     def _coefficients(self, s: Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
         if isinstance(s, np.ndarray) or len(s) != len(self.ranks):
-            raise ValueError(f"expected a list of {len(self.ranks)} coefficient arrays (one per layer, "
-                             f"ranks {self.ranks}), got {type(s).__name__} of length {len(s)}")
+            raise ValueError(
+                f"expected a list of {len(self.ranks)} coefficient arrays (one per layer, "
+                f"ranks {self.ranks}), got {type(s).__name__} of length {len(s)}"
+            )
         arrs = [np.asarray(sl, dtype=np.float32) for sl in s]
         single = arrs[0].ndim == 1
         lead = arrs[0].shape[:-1] if arrs[0].ndim in (1, 2) else None
@@ -124,14 +127,14 @@ class _Evaluator:
     def _chunked(self, s32: list[np.ndarray], x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         B, P = s32[0].shape[0], x.size
         group = self.max_batch()
-        if B == 0 or P == 0 or B > group:
+        if B == 0 or P == 0 or group < B:
             outs = tuple(np.empty((B, P), np.float32) for _ in range(self.n_outputs))
             for g0 in range(0, B if P else 0, group):
-                for o, part in zip(outs, self._chunked([sl[g0:g0 + group] for sl in s32], x, t)):
-                    o[g0:g0 + group] = part
+                for o, part in zip(outs, self._chunked([sl[g0 : g0 + group] for sl in s32], x, t)):
+                    o[g0 : g0 + group] = part
             return outs
         step = self.chunk_points(B)
-        if P <= step:
+        if step >= P:
             return tuple(np.asarray(o, dtype=np.float32) for o in self._run(s32, x, t))
         outs = tuple(np.empty((B, P), np.float32) for _ in range(self.n_outputs))
         for lo in range(0, P, step):
@@ -150,8 +153,7 @@ class FieldEvaluator(_Evaluator):
 
     _outputs = ("u",)
 
-    def __init__(self, onnx_path: Path | str | bytes, threads: int = 1,
-                 block_elements: int = DEFAULT_BLOCK_ELEMENTS):
+    def __init__(self, onnx_path: Path | str | bytes, threads: int = 1, block_elements: int = DEFAULT_BLOCK_ELEMENTS):
         super().__init__(block_elements)
         # onnxruntime writes plain-text lines of its own to stderr: errors only, and no telemetry
         # (which warns when it cannot store a device id, e.g. on a read-only filesystem), so that
@@ -179,13 +181,17 @@ class FieldEvaluator(_Evaluator):
         outputs = [o.name for o in self.session.get_outputs()]
         L = len(inputs) - 2
         if "x" not in inputs or "t" not in inputs or L < 1 or outputs != list(self._outputs):
-            raise ValueError(f"{self.path or 'model'}: expected inputs x, t, s1..sL and outputs {list(self._outputs)}, "
-                             f"got inputs {sorted(inputs)} and outputs {outputs}")
+            raise ValueError(
+                f"{self.path or 'model'}: expected inputs x, t, s1..sL and outputs {list(self._outputs)}, "
+                f"got inputs {sorted(inputs)} and outputs {outputs}"
+            )
         self._s_names = [f"s{l}" for l in range(1, L + 1)]
         try:
             self.ranks = tuple(int(inputs[n][1]) for n in self._s_names)
         except (KeyError, TypeError, ValueError, IndexError):
-            raise ValueError(f"{self.path or 'model'}: inputs s1..s{L} must have a static rank dimension, got {inputs}") from None
+            raise ValueError(
+                f"{self.path or 'model'}: inputs s1..s{L} must have a static rank dimension, got {inputs}"
+            ) from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.width = int(meta.get("N", 1024))  # only used to size chunks
         self.n_outputs = len(self._outputs)

@@ -1,9 +1,10 @@
 """The data passed between the request checks and the solver: grids, jobs, pass results."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -84,10 +85,19 @@ class PassResult:
     started: float
     pass_rows: int
 
-    def split(self, sizes: Sequence[int]) -> list["PassResult"]:
+    def split(self, sizes: Sequence[int]) -> list[PassResult]:
         out, lo = [], 0
         for n in sizes:
-            out.append(PassResult([sl[lo:lo + n] for sl in self.s], self.u[lo:lo + n], self.rows[lo:lo + n],
-                                  self.estimate[lo:lo + n], self.timings, self.started, self.pass_rows))
+            out.append(
+                PassResult(
+                    [sl[lo : lo + n] for sl in self.s],
+                    self.u[lo : lo + n],
+                    self.rows[lo : lo + n],
+                    self.estimate[lo : lo + n],
+                    self.timings,
+                    self.started,
+                    self.pass_rows,
+                )
+            )
             lo += n
         return out

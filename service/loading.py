@@ -5,6 +5,7 @@ shows under ``unavailable`` is the file's name and the problem with every filesy
 path cut to its last component, so the endpoint never reveals where the server keeps
 its files. A directory without a manifest is skipped with a warning.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,8 +56,7 @@ def model_names(settings: ServiceSettings) -> list[str]:
             if (path / MANIFEST).is_file():
                 names.append(path.name)
             else:
-                log.warning("skipped %s: no %s (not an artifact)", path.name, MANIFEST,
-                            extra={"directory": str(path)})
+                log.warning("skipped %s: no %s (not an artifact)", path.name, MANIFEST, extra={"directory": str(path)})
     if settings.default_model in names:
         names.remove(settings.default_model)
     return [settings.default_model, *names]
@@ -71,11 +71,15 @@ def load_models(settings: ServiceSettings, field_threads: int = 1) -> LoadedMode
         try:
             runtime = _load_one(path, name, settings, field_threads)
         except ArtifactError as exc:
-            log.error("artifact refused: %s: %s", exc.path, exc.problem,
-                      extra={"model": name, "file": str(exc.path), "problem": exc.problem})
+            log.error(
+                "artifact refused: %s: %s",
+                exc.path,
+                exc.problem,
+                extra={"model": name, "file": str(exc.path), "problem": exc.problem},
+            )
             out.unavailable.append({"name": name, "error": redact_paths(f"{exc.path.name}: {exc.problem}")})
             continue
-        except Exception as exc:  # noqa: BLE001 - a model that cannot solve is not served
+        except Exception as exc:
             log.exception("model failed to load or warm", extra={"model": name, "file": str(path)})
             out.unavailable.append({"name": name, "error": f"failed to load or warm: {type(exc).__name__}"})
             continue
@@ -84,8 +88,9 @@ def load_models(settings: ServiceSettings, field_threads: int = 1) -> LoadedMode
         problem = next((u["error"] for u in out.unavailable if u["name"] == settings.default_model), "not loaded")
         for runtime in out.models.values():
             runtime.close()
-        raise StartupError(f"default model {settings.default_model!r} ({root / settings.default_model}) cannot be "
-                           f"served: {problem}")
+        raise StartupError(
+            f"default model {settings.default_model!r} ({root / settings.default_model}) cannot be served: {problem}"
+        )
     return out
 
 
@@ -95,12 +100,21 @@ def _load_one(path: Path, name: str, settings: ServiceSettings, field_threads: i
     runtime = ModelRuntime.load(path, onnx_threads=settings.onnx_threads, field_threads=field_threads)
     try:
         if runtime.name != name:
-            raise ArtifactError(path / MANIFEST, f"manifest names the model {runtime.name!r}, its directory is {name!r}")
+            raise ArtifactError(
+                path / MANIFEST, f"manifest names the model {runtime.name!r}, its directory is {name!r}"
+            )
         warm_s = runtime.warm() if settings.warmup else 0.0
     except BaseException:
         runtime.close()
         raise
-    log.info("model ready", extra={"model": name, "version": runtime.artifact.version,
-                                   "sha256": runtime.artifact.sha256, "backend": runtime.backend,
-                                   "warmup_ms": round(warm_s * 1e3, 2)})
+    log.info(
+        "model ready",
+        extra={
+            "model": name,
+            "version": runtime.artifact.version,
+            "sha256": runtime.artifact.sha256,
+            "backend": runtime.backend,
+            "warmup_ms": round(warm_s * 1e3, 2),
+        },
+    )
     return runtime

@@ -10,6 +10,7 @@ names the request it served. Two entry points:
 - :func:`configure_service_logger` — only the ``fastlrnr`` logger, run by the app's
   lifespan (an app embedded elsewhere, e.g. under a test client, leaves the rest alone).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -65,8 +66,12 @@ def logging_config(level: str = "INFO", json_lines: bool = True) -> dict:
 
     uvicorn's access log is off (the service writes its own access lines); Python warnings
     go through logging too (``py.warnings``), so nothing reaches stderr unformatted."""
-    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "service",
-               "filters": ["request_id"]}
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "service",
+        "filters": ["request_id"],
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,

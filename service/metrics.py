@@ -5,10 +5,20 @@ Names are the service's contract with dashboards: ``fastlrnr_*`` as listed in
 ``python_*`` (interpreter, garbage collector) series. ``_created`` series are off.
 The exposition follows the scrape's ``Accept`` header (Prometheus text or OpenMetrics).
 """
+
 from __future__ import annotations
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
-                               ProcessCollector, disable_created_metrics, exposition)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    exposition,
+)
 
 disable_created_metrics()
 
@@ -25,29 +35,58 @@ class Registry:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
-        self.requests = Counter("fastlrnr_http_requests", "HTTP requests by route and status code",
-                                ("method", "route", "status"), registry=r)
-        self.latency = Histogram("fastlrnr_http_request_duration_seconds", "HTTP request latency by route",
-                                 ("method", "route"), buckets=LATENCY_BUCKETS, registry=r)
-        self.stage = Histogram("fastlrnr_solve_stage_seconds", "time per solve stage (one observation per solver pass)",
-                               ("model", "stage"), buckets=STAGE_BUCKETS, registry=r)
-        self.fast_phase = Histogram("fastlrnr_fast_phase_seconds", "fast-phase wall time per solver pass",
-                                    ("model",), buckets=STAGE_BUCKETS, registry=r)
-        self.batch_rows = Histogram("fastlrnr_solver_batch_rows", "parameter sets per solver pass",
-                                    ("model",), buckets=BATCH_BUCKETS, registry=r)
-        self.solves = Counter("fastlrnr_solves", "parameter sets solved, by fast-phase outcome",
-                              ("model", "outcome"), registry=r)
+        self.requests = Counter(
+            "fastlrnr_http_requests",
+            "HTTP requests by route and status code",
+            ("method", "route", "status"),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "fastlrnr_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "fastlrnr_solve_stage_seconds",
+            "time per solve stage (one observation per solver pass)",
+            ("model", "stage"),
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.fast_phase = Histogram(
+            "fastlrnr_fast_phase_seconds",
+            "fast-phase wall time per solver pass",
+            ("model",),
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "fastlrnr_solver_batch_rows",
+            "parameter sets per solver pass",
+            ("model",),
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.solves = Counter(
+            "fastlrnr_solves", "parameter sets solved, by fast-phase outcome", ("model", "outcome"), registry=r
+        )
         self.queue_depth = Gauge("fastlrnr_solver_queue_depth", "solve jobs waiting for a worker thread", registry=r)
         self.in_flight = Gauge("fastlrnr_solver_in_flight", "solve jobs running on worker threads", registry=r)
-        self.open_requests = Gauge("fastlrnr_open_requests", "solve requests open (reading, parsing, waiting or "
-                                                             "solving)", registry=r)
-        self.rejected = Counter("fastlrnr_solver_rejected", "solve jobs refused because the queue was full",
-                                registry=r)
-        self.requests_rejected = Counter("fastlrnr_requests_rejected", "solve requests refused before their body "
-                                                                       "was read: max_requests open", registry=r)
+        self.open_requests = Gauge(
+            "fastlrnr_open_requests", "solve requests open (reading, parsing, waiting or solving)", registry=r
+        )
+        self.rejected = Counter("fastlrnr_solver_rejected", "solve jobs refused because the queue was full", registry=r)
+        self.requests_rejected = Counter(
+            "fastlrnr_requests_rejected",
+            "solve requests refused before their body was read: max_requests open",
+            registry=r,
+        )
         self.ready = Gauge("fastlrnr_ready", "1 when every model is loaded and warmed", registry=r)
-        self.models = Gauge("fastlrnr_model_info", "loaded models (value 1)", ("model", "version", "sha256"),
-                            registry=r)
+        self.models = Gauge(
+            "fastlrnr_model_info", "loaded models (value 1)", ("model", "version", "sha256"), registry=r
+        )
 
     def expose(self, accept: str | None = None) -> tuple[bytes, str]:
         """(body, content type) of a scrape, in the format the ``Accept`` header asks for."""

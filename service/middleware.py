@@ -8,12 +8,14 @@
 - :class:`BodyLimit` — the request body's size (declared and streamed; 413) and the
   time it may take to arrive (408, connection closed).
 """
+
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 from starlette.datastructures import MutableHeaders
@@ -102,9 +104,20 @@ class Observe:
             route = self.route_label(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
-            access_log.info("%s %s %s", method, scope.get("path"), status,
-                            extra={"method": method, "path": scope.get("path"), "route": route, "status": status,
-                                   "duration_ms": round(elapsed * 1e3, 3), "body_bytes": scope.get(_BODY_KEY, 0)})
+            access_log.info(
+                "%s %s %s",
+                method,
+                scope.get("path"),
+                status,
+                extra={
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1e3, 3),
+                    "body_bytes": scope.get(_BODY_KEY, 0),
+                },
+            )
 
 
 class CatchAll:
@@ -126,11 +139,12 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, send_tracked)
-        except Exception:  # noqa: BLE001 - nothing but a request id leaves the server
+        except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path")})
             if not started:
-                await error_response(500, "internal_error", "internal error; see the server log for this request "
-                                                            "id")(scope, receive, send)
+                await error_response(500, "internal_error", "internal error; see the server log for this request id")(
+                    scope, receive, send
+                )
 
 
 class BodyLimit:
@@ -158,8 +172,12 @@ class BodyLimit:
             with anyio.move_on_after(max(remaining, 0.0)):
                 message = await receive()
             if message is None:
-                raise ApiError(408, "body_timeout", f"the request body did not arrive within {self.timeout_s:g} s",
-                               headers={"Connection": "close"})
+                raise ApiError(
+                    408,
+                    "body_timeout",
+                    f"the request body did not arrive within {self.timeout_s:g} s",
+                    headers={"Connection": "close"},
+                )
             if message["type"] == "http.request":
                 scope[_BODY_KEY] += len(message.get("body", b""))
                 if scope[_BODY_KEY] > self.max_bytes:
@@ -172,8 +190,13 @@ class BodyLimit:
         return ApiError(413, "body_too_large", f"request body exceeds the limit of {self.max_bytes} bytes")
 
 
-def middleware_stack(metrics: Registry, settings: Any,
-                     routes: Callable[[], Sequence[BaseRoute]]) -> list[tuple[Callable, dict]]:
+def middleware_stack(
+    metrics: Registry, settings: Any, routes: Callable[[], Sequence[BaseRoute]]
+) -> list[tuple[Callable, dict]]:
     """(class, options) outermost first, for ``app.add_middleware`` in reverse order."""
-    return [(RequestId, {}), (Observe, {"metrics": metrics, "routes": routes}), (CatchAll, {}),
-            (BodyLimit, {"max_bytes": settings.max_body_bytes, "timeout_s": settings.body_timeout_s})]
+    return [
+        (RequestId, {}),
+        (Observe, {"metrics": metrics, "routes": routes}),
+        (CatchAll, {}),
+        (BodyLimit, {"max_bytes": settings.max_body_bytes, "timeout_s": settings.body_timeout_s}),
+    ]

@@ -17,11 +17,13 @@ idle server starts a lone request at once.
 Everything here runs on the event loop thread except the functions handed to the
 worker threads, so the counters need no locks.
 """
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -32,8 +34,14 @@ from service.errors import Overloaded
 class Gate:
     """At most ``limit`` holders; one more is refused at once (``Overloaded``)."""
 
-    def __init__(self, limit: int, retry_after_s: int, what: str,
-                 on_change: Callable[[int], None] = lambda n: None, on_reject: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        limit: int,
+        retry_after_s: int,
+        what: str,
+        on_change: Callable[[int], None] = lambda n: None,
+        on_reject: Callable[[], None] = lambda: None,
+    ):
         self.limit, self.retry_after_s, self.what = limit, retry_after_s, what
         self.held = 0
         self._on_change, self._on_reject = on_change, on_reject
@@ -75,8 +83,13 @@ class SolverPool:
         self.threads = threads
         self.metrics = metrics
         self.running = 0
-        self.gate = Gate(threads + capacity, retry_after_s, "the solver queue is full",
-                         on_change=lambda n: self._gauges(), on_reject=metrics.rejected.inc)
+        self.gate = Gate(
+            threads + capacity,
+            retry_after_s,
+            "the solver queue is full",
+            on_change=lambda n: self._gauges(),
+            on_reject=metrics.rejected.inc,
+        )
         self.limiter = anyio.CapacityLimiter(threads)
 
     @property
@@ -136,8 +149,9 @@ class MicroBatcher:
     whose caller gives up before its group starts is dropped from the group.
     """
 
-    def __init__(self, pool: SolverPool, window: float, max_jobs: int,
-                 solve_many: Callable[[Any, Sequence[Any]], list]):
+    def __init__(
+        self, pool: SolverPool, window: float, max_jobs: int, solve_many: Callable[[Any, Sequence[Any]], list]
+    ):
         self.pool, self.window, self.max_jobs, self.solve_many = pool, window, max_jobs, solve_many
         self._groups: dict[tuple, list[tuple[Any, asyncio.Future]]] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -178,7 +192,7 @@ class MicroBatcher:
                     return
                 jobs = [job for job, _ in group]
                 results = await self.pool.call(len(jobs), self.solve_many, runtime, jobs)
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+        except BaseException as exc:
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("solver shut down"))

@@ -14,6 +14,7 @@ lacks:
 
 The body's own deadline is the app's (``service.middleware.BodyLimit``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,10 +24,13 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-_BODY_408 = b'{"error":"request_timeout","message":"the request headers did not arrive in time","request_id":null,' \
-            b'"errors":[]}'
-TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-               b"content-length: " + str(len(_BODY_408)).encode() + b"\r\n\r\n" + _BODY_408)
+_BODY_408 = (
+    b'{"error":"request_timeout","message":"the request headers did not arrive in time","request_id":null,"errors":[]}'
+)
+TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: " + str(len(_BODY_408)).encode() + b"\r\n\r\n" + _BODY_408
+)
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -5,6 +5,7 @@ which carries the timings, the encoding's included — is written after and the 
 spliced in as pre-encoded fragments. Compression, when it applies, also runs on a
 worker thread (zlib releases the GIL); its time is reported in ``Server-Timing`` only.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,39 +34,64 @@ def wants_npy(fmt: str | None, accept: str | None) -> bool:
     return encoding.NPY_MEDIA_TYPE in (accept or "")
 
 
-async def solve_response(request: Request, state: ServiceState, runtime: ModelRuntime, job: Job, res: PassResult,
-                         npy: bool) -> Response:
+async def solve_response(
+    request: Request, state: ServiceState, runtime: ModelRuntime, job: Job, res: PassResult, npy: bool
+) -> Response:
     """The answer to one /solve."""
     arrays, encode_s = await _encode(state, {} if npy else {"x": job.grid.x, "t": job.grid.t, "u": res.u[0]})
     timings = _timings_ms(request, job, res, encode_s)
     diag = _row_diagnostics(job, res, 0, timings)
-    head = {"model": runtime.ref, "params": _params(job.mu[0]), "grid": job.grid.kind,
-            "coefficients": _coefficients(res, 0), **_trust(job, res, 0), "extrapolated": diag["extrapolated"],
-            "diagnostics": diag, "request_id": request_id_var.get()}
+    head = {
+        "model": runtime.ref,
+        "params": _params(job.mu[0]),
+        "grid": job.grid.kind,
+        "coefficients": _coefficients(res, 0),
+        **_trust(job, res, 0),
+        "extrapolated": diag["extrapolated"],
+        "diagnostics": diag,
+        "request_id": request_id_var.get(),
+    }
     if npy:
         return _npy_response(res.u[0], head, timings)
     return await _json_response(request, state, {**head, **arrays}, timings)
 
 
-async def batch_response(request: Request, state: ServiceState, runtime: ModelRuntime, job: Job, res: PassResult,
-                         npy: bool) -> Response:
+async def batch_response(
+    request: Request, state: ServiceState, runtime: ModelRuntime, job: Job, res: PassResult, npy: bool
+) -> Response:
     """The answer to one /solve/batch."""
     rows = len(job.mu)
     todo = {} if npy else {"x": job.grid.x, "t": job.grid.t, **{f"u{i}": res.u[i] for i in range(rows)}}
     arrays, encode_s = await _encode(state, todo)
     timings = _timings_ms(request, job, res, encode_s)
-    items = [{"params": _params(job.mu[i]), "coefficients": _coefficients(res, i), **_trust(job, res, i),
-              "extrapolated": bool(job.extrapolated[i]), "diagnostics": _row_diagnostics(job, res, i, timings)}
-             for i in range(rows)]
+    items = [
+        {
+            "params": _params(job.mu[i]),
+            "coefficients": _coefficients(res, i),
+            **_trust(job, res, i),
+            "extrapolated": bool(job.extrapolated[i]),
+            "diagnostics": _row_diagnostics(job, res, i, timings),
+        }
+        for i in range(rows)
+    ]
     head = {"model": runtime.ref, "grid": job.grid.kind, "timings_ms": timings, "request_id": request_id_var.get()}
     if npy:
-        slim = [{"params": it["params"], "extrapolated": it["extrapolated"], "error_estimate": it["error_estimate"],
-                 "within_tolerance": it["within_tolerance"], "flags": it["flags"],
-                 "fast_phase": it["diagnostics"]["fast_phase"]} for it in items]
+        slim = [
+            {
+                "params": it["params"],
+                "extrapolated": it["extrapolated"],
+                "error_estimate": it["error_estimate"],
+                "within_tolerance": it["within_tolerance"],
+                "flags": it["flags"],
+                "fast_phase": it["diagnostics"]["fast_phase"],
+            }
+            for it in items
+        ]
         return _npy_response(res.u, {**head, "results": slim}, timings)
     results = [{**it, "u": arrays[f"u{i}"]} for i, it in enumerate(items)]
-    return await _json_response(request, state, {**head, "x": arrays["x"], "t": arrays["t"], "results": results},
-                                timings)
+    return await _json_response(
+        request, state, {**head, "x": arrays["x"], "t": arrays["t"], "results": results}, timings
+    )
 
 
 # ---------------------------------------------------------------------- encoding
@@ -109,9 +135,13 @@ async def _json_response(request: Request, state: ServiceState, body: dict, timi
 
 
 def _npy_response(u: np.ndarray, head: dict, timings: dict) -> Response:
-    headers = {"Server-Timing": _server_timing(timings, None), "X-Solve-Diagnostics": encoding.header_json(head),
-               "X-Model": head["model"]["name"], "X-Model-Version": head["model"]["version"],
-               "X-Model-SHA256": head["model"]["sha256"]}
+    headers = {
+        "Server-Timing": _server_timing(timings, None),
+        "X-Solve-Diagnostics": encoding.header_json(head),
+        "X-Model": head["model"]["name"],
+        "X-Model-Version": head["model"]["version"],
+        "X-Model-SHA256": head["model"]["sha256"],
+    }
     return Response(encoding.npy_bytes(u), media_type=encoding.NPY_MEDIA_TYPE, headers=headers)
 
 
@@ -134,8 +164,12 @@ def _server_timing(timings_ms: dict[str, float], compress_s: float | None) -> st
 def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
     fp = dict(res.rows[row])
     fp["steps_requested"] = job.steps_requested
-    return {"timings_ms": timings_ms, "fast_phase": fp, "extrapolated": bool(job.extrapolated[row]),
-            "batch_size": res.pass_rows}
+    return {
+        "timings_ms": timings_ms,
+        "fast_phase": fp,
+        "extrapolated": bool(job.extrapolated[row]),
+        "batch_size": res.pass_rows,
+    }
 
 
 def _trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ when ``max_requests`` are open) → body read (413, 408) and parsed off the even
 (422) → the checks (``service.checks``: 404, 413, 422) → a place in the solver queue
 (503) and the solve → the answer encoded off the event loop.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -34,8 +35,11 @@ async def healthz() -> dict:
     return {"status": "alive"}
 
 
-@ops.get("/readyz", summary="readiness: every model loaded and warmed",
-         responses={503: {"description": "starting, draining or failed"}})
+@ops.get(
+    "/readyz",
+    summary="readiness: every model loaded and warmed",
+    responses={503: {"description": "starting, draining or failed"}},
+)
 async def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
     ready = state.status == "ready"
     return JSONResponse({"status": state.status, "models": sorted(state.models)}, status_code=200 if ready else 503)
@@ -44,24 +48,41 @@ async def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
 @api.get("/models", tags=["models"], response_model=ModelsResponse, responses=error_responses(401))
 async def models(state: ServiceState = Depends(get_state)) -> dict:
     default = state.settings.default_model
-    return {"default": default, "service_version": __version__,
-            "models": [rt.info(name == default) for name, rt in sorted(state.models.items())],
-            "unavailable": state.unavailable}
+    return {
+        "default": default,
+        "service_version": __version__,
+        "models": [rt.info(name == default) for name, rt in sorted(state.models.items())],
+        "unavailable": state.unavailable,
+    }
 
 
-@api.get("/metrics", tags=["ops"], response_class=Response, responses={
-    200: {"content": {"text/plain; version=0.0.4": {}, "application/openmetrics-text; version=1.0.0": {}},
-          "description": "Prometheus text, or OpenMetrics when the scrape's Accept header asks for it"},
-    **error_responses(401)})
+@api.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain; version=0.0.4": {}, "application/openmetrics-text; version=1.0.0": {}},
+            "description": "Prometheus text, or OpenMetrics when the scrape's Accept header asks for it",
+        },
+        **error_responses(401),
+    },
+)
 async def metrics(request: Request, state: ServiceState = Depends(get_state)) -> Response:
     body, content_type = state.metrics.expose(request.headers.get("accept"))
     return Response(body, media_type=content_type)
 
 
-@api.post("/solve", tags=["solve"], response_model=SolveResponse, responses={200: NPY_RESPONSE,
-          **error_responses(*SOLVE_ERRORS)}, openapi_extra=request_body(SolveRequest, SOLVE_EXAMPLES))
-async def solve(request: Request, state: ServiceState = Depends(get_state),
-                fmt: Literal["json", "npy"] | None = Format) -> Response:
+@api.post(
+    "/solve",
+    tags=["solve"],
+    response_model=SolveResponse,
+    responses={200: NPY_RESPONSE, **error_responses(*SOLVE_ERRORS)},
+    openapi_extra=request_body(SolveRequest, SOLVE_EXAMPLES),
+)
+async def solve(
+    request: Request, state: ServiceState = Depends(get_state), fmt: Literal["json", "npy"] | None = Format
+) -> Response:
     """One parameter set → the field on a grid."""
     async with state.requests.slot():
         body = await parse_body(request, SolveRequest, state)
@@ -71,10 +92,16 @@ async def solve(request: Request, state: ServiceState = Depends(get_state),
         return await solve_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
 
 
-@api.post("/solve/batch", tags=["solve"], response_model=BatchSolveResponse, responses={200: NPY_RESPONSE,
-          **error_responses(*SOLVE_ERRORS)}, openapi_extra=request_body(BatchSolveRequest, BATCH_EXAMPLES))
-async def solve_batch(request: Request, state: ServiceState = Depends(get_state),
-                      fmt: Literal["json", "npy"] | None = Format) -> Response:
+@api.post(
+    "/solve/batch",
+    tags=["solve"],
+    response_model=BatchSolveResponse,
+    responses={200: NPY_RESPONSE, **error_responses(*SOLVE_ERRORS)},
+    openapi_extra=request_body(BatchSolveRequest, BATCH_EXAMPLES),
+)
+async def solve_batch(
+    request: Request, state: ServiceState = Depends(get_state), fmt: Literal["json", "npy"] | None = Format
+) -> Response:
     """Many parameter sets on one grid, solved together in one vectorised pass."""
     async with state.requests.slot():
         body = await parse_body(request, BatchSolveRequest, state)

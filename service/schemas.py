@@ -7,6 +7,7 @@ size) live in ``service.checks``. Long lists stop at their first bad item (``fai
 so a large invalid body costs no more than a valid one. Responses are built as plain
 dicts for speed; the response classes below document their shape.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -39,8 +40,10 @@ class Params(_Strict):
 Positive = Annotated[int, Field(ge=1)]
 XAxis = Annotated[list[Finite], Field(min_length=1, fail_fast=True, description="radians, any finite value (periodic)")]
 TAxis = Annotated[list[TimeValue], Field(min_length=1, fail_fast=True, description="times in [0, 1]")]
-Points = Annotated[list[tuple[Finite, TimeValue]], Field(min_length=1, fail_fast=True,
-                                                          description="[[x, t], ...]: x in radians, t in [0, 1]")]
+Points = Annotated[
+    list[tuple[Finite, TimeValue]],
+    Field(min_length=1, fail_fast=True, description="[[x, t], ...]: x in radians, t in [0, 1]"),
+]
 
 
 # The three forms of a grid, as documented in the schema (``Grid`` validates them in one class:
@@ -75,8 +78,9 @@ def _grid_schema(schema: dict[str, Any], cls: type) -> None:
     """The schema of ``Grid``: exactly one of the three forms (``oneOf``)."""
     forms = [form.model_json_schema() for form in GRID_FORMS.values()]
     schema.clear()
-    schema.update({"title": "Grid", "description": "where to evaluate the solution: exactly one of three forms",
-                   "oneOf": forms})
+    schema.update(
+        {"title": "Grid", "description": "where to evaluate the solution: exactly one of three forms", "oneOf": forms}
+    )
 
 
 class Grid(_Strict):
@@ -90,14 +94,18 @@ class Grid(_Strict):
     model_config = ConfigDict(json_schema_extra=_grid_schema)
 
     @model_validator(mode="after")
-    def _one_form(self) -> "Grid":
-        given = [name for name, form in GRID_FORMS.items() if any(getattr(self, f) is not None for f in form.model_fields)]
+    def _one_form(self) -> Grid:
+        given = [
+            name for name, form in GRID_FORMS.items() if any(getattr(self, f) is not None for f in form.model_fields)
+        ]
         if len(given) != 1:
             raise ValueError("give exactly one of {nx, nt}, {x, t} or {points}")
         missing = [f for f in GRID_FORMS[given[0]].model_fields if getattr(self, f) is None]
         if missing:
-            raise ValueError(f"a {given[0]} grid needs {' and '.join(GRID_FORMS[given[0]].model_fields)}; "
-                             f"{', '.join(missing)} is missing")
+            raise ValueError(
+                f"a {given[0]} grid needs {' and '.join(GRID_FORMS[given[0]].model_fields)}; "
+                f"{', '.join(missing)} is missing"
+            )
         return self
 
     @property
@@ -124,19 +132,23 @@ class FastPhase(_Strict):
 
     enabled: bool = Field(True, description="false: use the hypernetwork's coefficients as they are")
     steps: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="optimiser steps (at most the server's max_steps); null: the model's default; "
-                          "0: no adaptation")
+        None,
+        description="optimiser steps (at most the server's max_steps); null: the model's default; 0: no adaptation",
+    )
     epochs: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="deprecated alias of `steps` (kept for one release)",
-        json_schema_extra={"deprecated": True})
+        None, description="deprecated alias of `steps` (kept for one release)", json_schema_extra={"deprecated": True}
+    )
     backend: Literal["exact", "reduced"] | None = Field(
-        None, description="exact: the full LRNR (cost ∝ width N); reduced: the FastLRNR (independent of N); "
-                          "null: the model's measured default (GET /models)")
+        None,
+        description="exact: the full LRNR (cost ∝ width N); reduced: the FastLRNR (independent of N); "
+        "null: the model's measured default (GET /models)",
+    )
     locality: Literal["auto"] | Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = Field(
-        "auto", description="weight of the locality term λ‖s − ŝ‖², or 'auto' for the model's default")
+        "auto", description="weight of the locality term λ‖s − ŝ‖², or 'auto' for the model's default"
+    )
 
     @model_validator(mode="after")
-    def _steps_or_epochs(self) -> "FastPhase":
+    def _steps_or_epochs(self) -> FastPhase:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps (epochs is its deprecated alias), not both")
         return self
@@ -151,30 +163,52 @@ class SolveRequest(_Strict):
     params: Params
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
-    allow_extrapolation: bool = Field(False, description="accept parameters outside the served domain; "
-                                                         "the answer is then flagged")
-    tolerance: Tolerance | None = Field(None, description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
-                                                          "an answer whose error estimate exceeds it is flagged")
+    allow_extrapolation: bool = Field(
+        False, description="accept parameters outside the served domain; the answer is then flagged"
+    )
+    tolerance: Tolerance | None = Field(
+        None,
+        description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
+        "an answer whose error estimate exceeds it is flagged",
+    )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"model": "cdr", "params": {"beta": 2.0, "nu": 1.0, "rho": 1.0}, "grid": {"nx": 256, "nt": 100},
-         "fast_phase": {"steps": 8, "backend": "exact"}, "tolerance": 0.02}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "cdr",
+                    "params": {"beta": 2.0, "nu": 1.0, "rho": 1.0},
+                    "grid": {"nx": 256, "nt": 100},
+                    "fast_phase": {"steps": 8, "backend": "exact"},
+                    "tolerance": 0.02,
+                }
+            ]
+        }
+    )
 
 
 class BatchSolveRequest(_Strict):
     """Many parameter sets on one grid, solved together (one vectorised pass)."""
 
     model: ModelName | None = Field(None, description="model name (GET /models); null: the server's default")
-    params: list[Params] = Field(min_length=1, fail_fast=True,
-                                 description="parameter sets (at most the server's max_batch_size)")
+    params: list[Params] = Field(
+        min_length=1, fail_fast=True, description="parameter sets (at most the server's max_batch_size)"
+    )
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
     allow_extrapolation: bool = Field(False, description="as for /solve, for every row")
     tolerance: Tolerance | None = Field(None, description="as for /solve, for every row")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"params": [{"beta": 1.5, "nu": 0.2, "rho": 0.3}, {"beta": 2.5, "nu": 1.0, "rho": 1.0}],
-         "grid": {"nx": 128, "nt": 50}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "params": [{"beta": 1.5, "nu": 0.2, "rho": 0.3}, {"beta": 2.5, "nu": 1.0, "rho": 1.0}],
+                    "grid": {"nx": 128, "nt": 50},
+                }
+            ]
+        }
+    )
 
 
 # ------------------------------------------------------------------ responses (documentation)
@@ -220,8 +254,10 @@ class SolveResponse(BaseModel):
     t: list[float] = Field(description="t axis (uniform/axes) or t of each point")
     u: list[list[float]] | list[float] = Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")
     coefficients: list[list[float]] = Field(description="s_l per hidden layer, as used for the field")
-    error_estimate: float = Field(description="estimated relative L2 error against the true solution, from the "
-                                              "a-posteriori residual (calibrated per model; GET /models)")
+    error_estimate: float = Field(
+        description="estimated relative L2 error against the true solution, from the "
+        "a-posteriori residual (calibrated per model; GET /models)"
+    )
     within_tolerance: bool | None = Field(description="error_estimate ≤ tolerance (null when none was given)")
     flags: list[Flag] = Field(description="why this answer may not be trusted (empty: no reason known)")
     extrapolated: bool
@@ -257,8 +293,9 @@ class ModelInfo(BaseModel):
     created: str
     default: bool
     domain: dict = Field(description="the parameter box the model was trained on")
-    served_domain: dict = Field(description="where it is served (meets its accuracy target); outside → 422 "
-                                            "unless allow_extrapolation")
+    served_domain: dict = Field(
+        description="where it is served (meets its accuracy target); outside → 422 unless allow_extrapolation"
+    )
     test_domain: dict
     dimensions: dict
     quality: dict

@@ -11,6 +11,7 @@ the solver queue); uvicorn's access log off (the service logs each request itsel
 every log line JSON (``service.logs``). The same settings as the app (``FASTLRNR_*``);
 a bad setting is reported in one JSON line naming it, never its value, and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,21 +45,34 @@ def server_config(settings: ServiceSettings, app: Any | None = None) -> ServerCo
     """The uvicorn configuration for ``settings`` (the app is built from them unless given)."""
     return ServerConfig(
         app if app is not None else create_app(settings),
-        host=settings.host, port=settings.port,
-        http=GuardedH11Protocol, h11_max_incomplete_event_size=settings.max_header_bytes,
-        max_connections=settings.max_connections, header_timeout_s=settings.header_timeout_s,
+        host=settings.host,
+        port=settings.port,
+        http=GuardedH11Protocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        max_connections=settings.max_connections,
+        header_timeout_s=settings.header_timeout_s,
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=max(settings.graceful_shutdown_s - DRAIN_RESERVE_S, 1.0),  # type: ignore[arg-type]
-        lifespan="on", ws="none", access_log=False, server_header=False, proxy_headers=False,
-        log_config=logging_config(settings.log_level, settings.log_json), log_level=settings.log_level.lower())
+        lifespan="on",
+        ws="none",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_config=logging_config(settings.log_level, settings.log_json),
+        log_level=settings.log_level.lower(),
+    )
 
 
 def settings_error(exc: ValidationError) -> str:
     """One JSON line naming each refused setting and why (the values are never shown)."""
-    problems = [{"setting": f"FASTLRNR_{str(e['loc'][0]).upper()}" if e["loc"] else "FASTLRNR_*", "problem": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)]
-    return json.dumps({"level": "CRITICAL", "logger": "fastlrnr.serve", "msg": "invalid settings",
-                       "problems": problems}, ensure_ascii=False)
+    problems = [
+        {"setting": f"FASTLRNR_{str(e['loc'][0]).upper()}" if e["loc"] else "FASTLRNR_*", "problem": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return json.dumps(
+        {"level": "CRITICAL", "logger": "fastlrnr.serve", "msg": "invalid settings", "problems": problems},
+        ensure_ascii=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,14 @@ with the fast phase off, the check residual of the hypernetwork's coefficients),
 batched field evaluation — split over ``field_workers`` threads when the caller says the
 server is otherwise idle — and the calibrated error estimate of every row.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,21 +45,29 @@ class ModelRuntime:
         path = artifact.onnx.get("lrnr.onnx")
         try:
             self.field = FieldEvaluator(path, threads=onnx_threads) if path else NumpyFieldEvaluator(artifact.lrnr)
-        except Exception as exc:  # onnxruntime raises its own exception types for a damaged graph
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a damaged graph
             raise ArtifactError(path, f"onnxruntime cannot load the graph: {exc}") from None
         if tuple(self.field.ranks) != tuple(artifact.lrnr.ranks):
-            raise ArtifactError(path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}")
+            raise ArtifactError(
+                path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}"
+            )
         self.backend = "onnxruntime" if path else "numpy"
         fp = artifact.manifest["fast_phase"]
         # the exact backend and the full-LRNR check run in float32: half the cost of float64
-        self.fast = FastPhaseModel(artifact.lrnr, artifact.reduced,
-                                   collocation=(fp["collocation"]["points"], fp["collocation"]["seed"]),
-                                   check=(fp["check"]["points"], fp["check"]["seed"]), dtype=np.float32)
+        self.fast = FastPhaseModel(
+            artifact.lrnr,
+            artifact.reduced,
+            collocation=(fp["collocation"]["points"], fp["collocation"]["seed"]),
+            check=(fp["check"]["points"], fp["check"]["seed"]),
+            dtype=np.float32,
+        )
         # Threads that share one field evaluation (the caller's thread is one of them).
         self.field_threads = max(1, int(field_threads))
-        self._field_pool = ThreadPoolExecutor(max_workers=self.field_threads - 1,
-                                              thread_name_prefix=f"field-{self.name}") \
-            if self.field_threads > 1 else None
+        self._field_pool = (
+            ThreadPoolExecutor(max_workers=self.field_threads - 1, thread_name_prefix=f"field-{self.name}")
+            if self.field_threads > 1
+            else None
+        )
         self.default_settings = artifact.fast_phase
         self.error_model = artifact.error_model
         self.served = artifact.served_domain
@@ -68,7 +77,7 @@ class ModelRuntime:
         self.extrapolation_high = hi + span
 
     @classmethod
-    def load(cls, directory: Path | str, onnx_threads: int = 1, field_threads: int = 1) -> "ModelRuntime":
+    def load(cls, directory: Path | str, onnx_threads: int = 1, field_threads: int = 1) -> ModelRuntime:
         """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
         return cls(load_artifact(directory), onnx_threads, field_threads)
 
@@ -84,15 +93,25 @@ class ModelRuntime:
 
     def info(self, default: bool) -> dict:
         m = self.artifact.manifest
-        return {**self.ref, "created": m["created"], "default": default, "domain": m["domain"],
-                "served_domain": m["served_domain"], "test_domain": m["test_domain"], "dimensions": m["dimensions"],
-                "quality": m["quality"], "fast_phase_defaults": self.default_settings.to_dict(),
-                "fast_phase_measured": m["fast_phase"].get("measured", {}), "error_estimate": m["error_estimate"],
-                "backend": self.backend}
+        return {
+            **self.ref,
+            "created": m["created"],
+            "default": default,
+            "domain": m["domain"],
+            "served_domain": m["served_domain"],
+            "test_domain": m["test_domain"],
+            "dimensions": m["dimensions"],
+            "quality": m["quality"],
+            "fast_phase_defaults": self.default_settings.to_dict(),
+            "fast_phase_measured": m["fast_phase"].get("measured", {}),
+            "error_estimate": m["error_estimate"],
+            "backend": self.backend,
+        }
 
     # ------------------------------------------------------------------ the solve (worker thread)
-    def solve(self, mu: np.ndarray, grid: GridArrays, settings: FastPhaseSettings | None,
-              field_workers: int = 1) -> PassResult:
+    def solve(
+        self, mu: np.ndarray, grid: GridArrays, settings: FastPhaseSettings | None, field_workers: int = 1
+    ) -> PassResult:
         """One pass over rows ``mu`` (R, 3): coefficients, fast phase (when ``settings``), field
         (on up to ``field_workers`` threads), error estimates."""
         started = time.perf_counter()
@@ -113,8 +132,9 @@ class ModelRuntime:
         if not np.all(np.isfinite(residual)):
             raise SolverError(f"model {self.name!r} produced a non-finite residual")
         estimate = self.error_model.predict(residual, mu)
-        return PassResult(s, u, rows, estimate, {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2},
-                          started, mu.shape[0])
+        return PassResult(
+            s, u, rows, estimate, {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2}, started, mu.shape[0]
+        )
 
     def _field(self, s: list[np.ndarray], grid: GridArrays, workers: int = 1) -> np.ndarray:
         """The full-LRNR field for rows of coefficients s (R, k_l): (R, nt, nx) or (R, P).
@@ -169,18 +189,38 @@ def _num(v) -> float | None:
 
 def _collect(results, layers: int) -> tuple[list[np.ndarray], list[dict]]:
     """list[FastPhaseResult] (one per row) → stacked coefficients (R, k_l) and per-row diagnostics."""
-    rows = [{"enabled": True, "backend": r.backend, "optimizer": r.optimizer, "steps_run": r.steps_run,
-             "locality": _num(r.locality), "accepted": r.accepted, "objective_before": _num(r.objective_before),
-             "objective_after": _num(r.objective_after), "residual_before": _num(r.residual_before),
-             "residual_after": _num(r.residual_after)} for r in results]
+    rows = [
+        {
+            "enabled": True,
+            "backend": r.backend,
+            "optimizer": r.optimizer,
+            "steps_run": r.steps_run,
+            "locality": _num(r.locality),
+            "accepted": r.accepted,
+            "objective_before": _num(r.objective_before),
+            "objective_after": _num(r.objective_after),
+            "residual_before": _num(r.residual_before),
+            "residual_after": _num(r.residual_after),
+        }
+        for r in results
+    ]
     s = [np.stack([np.asarray(r.s[l], np.float64).reshape(-1) for r in results]) for l in range(layers)]
     return s, rows
 
 
 def _skipped_row(residual: float) -> dict:
-    return {"enabled": False, "backend": None, "optimizer": None, "steps_run": 0, "locality": None,
-            "accepted": False, "objective_before": None, "objective_after": None,
-            "residual_before": _num(residual), "residual_after": _num(residual)}
+    return {
+        "enabled": False,
+        "backend": None,
+        "optimizer": None,
+        "steps_run": 0,
+        "locality": None,
+        "accepted": False,
+        "objective_before": None,
+        "objective_after": None,
+        "residual_before": _num(residual),
+        "residual_after": _num(residual),
+    }
 
 
 def answer_flags(job: Job, row: int, estimate: float) -> tuple[bool | None, list[dict]]:
@@ -191,7 +231,11 @@ def answer_flags(job: Job, row: int, estimate: float) -> tuple[bool | None, list
     if job.tolerance is not None:
         within = bool(estimate <= job.tolerance)
         if not within:
-            flags.append({"code": "estimate_above_tolerance",
-                          "message": f"the estimated relative L2 error {estimate:.3g} exceeds the requested "
-                                     f"tolerance {job.tolerance:g}"})
+            flags.append(
+                {
+                    "code": "estimate_above_tolerance",
+                    "message": f"the estimated relative L2 error {estimate:.3g} exceeds the requested "
+                    f"tolerance {job.tolerance:g}",
+                }
+            )
     return within, flags

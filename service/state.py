@@ -5,6 +5,7 @@ is the one place where a solve job takes its place in the solver queue and gives
 back; :attr:`ServiceState.requests` bounds the open solve requests before their bodies
 are read.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -34,14 +35,21 @@ class ServiceState:
         self.unavailable: list[dict] = []
         self.status: Literal["starting", "ready", "draining", "failed"] = "starting"
         self.pool = SolverPool(settings.solver_threads, settings.queue_capacity, settings.retry_after_s, self.metrics)
-        self.requests = Gate(settings.max_requests, settings.retry_after_s, "too many solve requests are open",
-                             on_change=self.metrics.open_requests.set,
-                             on_reject=self.metrics.requests_rejected.inc)
+        self.requests = Gate(
+            settings.max_requests,
+            settings.retry_after_s,
+            "too many solve requests are open",
+            on_change=self.metrics.open_requests.set,
+            on_reject=self.metrics.requests_rejected.inc,
+        )
         self.parse_small = anyio.CapacityLimiter(max(2, settings.solver_threads))
         self.parse_large = anyio.CapacityLimiter(1)
         self.encode_limiter = anyio.CapacityLimiter(max(2, settings.solver_threads))
-        self.batcher = (MicroBatcher(self.pool, settings.microbatch_window_ms / 1000.0, settings.microbatch_max,
-                                     self.run_pass) if settings.microbatch else None)
+        self.batcher = (
+            MicroBatcher(self.pool, settings.microbatch_window_ms / 1000.0, settings.microbatch_max, self.run_pass)
+            if settings.microbatch
+            else None
+        )
 
     # ---- start-up and shutdown (lifespan)
     def load(self) -> None:

@@ -1,6 +1,7 @@
 """The one version of this software: the installed package's, as ``pyproject.toml`` states it.
 
 Read by the app (OpenAPI, ``GET /models``), the client's user agent and the logs."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version

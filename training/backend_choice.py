@@ -8,6 +8,7 @@ worst ratio, and its wall time per query (one query at a time, as the service ru
 The default is the fastest candidate that meets all three accuracy targets, or else the
 candidate with the lowest median ratio.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,9 +21,9 @@ from core.lrnr import LRNRWeights
 from core.pde import Domain
 from training.sweep import fields, hyper_rows, reference_fields, relative_l2
 
-MEDIAN_RATIO = 0.65     # median error ratio fast / hypernetwork at most this
-IMPROVED = 0.80         # at least this share of queries improved
-WORST_RATIO = 1.05      # no query worse than this ratio
+MEDIAN_RATIO = 0.65  # median error ratio fast / hypernetwork at most this
+IMPROVED = 0.80  # at least this share of queries improved
+WORST_RATIO = 1.05  # no query worse than this ratio
 
 
 def hard_part(domain: Domain) -> tuple[Domain, str]:
@@ -50,8 +51,12 @@ def heldout_queries(domain: Domain, n_uniform: int = 16, n_hard: int = 8, seed: 
     return np.concatenate([uniform, hard_part(domain)[0].sample(n_hard, rng)])
 
 
-def measure(lrnr: LRNRWeights, hyper: HyperWeights, candidates: list[tuple[dict, FastPhaseModel, FastPhaseSettings]],
-            mus: np.ndarray) -> list[dict]:
+def measure(
+    lrnr: LRNRWeights,
+    hyper: HyperWeights,
+    candidates: list[tuple[dict, FastPhaseModel, FastPhaseSettings]],
+    mus: np.ndarray,
+) -> list[dict]:
     """One row per candidate ``(label, model, settings)``: accuracy against the hypernetwork
     and time per query on the queries ``mus``."""
     refs = reference_fields(mus)
@@ -62,16 +67,25 @@ def measure(lrnr: LRNRWeights, hyper: HyperWeights, candidates: list[tuple[dict,
         served, ms, accepted = [], [], []
         for b in range(len(mus)):
             t0 = time.perf_counter()
-            res = run_fast_phase(model, S_hat[b:b + 1], mus[b:b + 1], settings)[0]
+            res = run_fast_phase(model, S_hat[b : b + 1], mus[b : b + 1], settings)[0]
             ms.append(1e3 * (time.perf_counter() - t0))
             served.append(np.concatenate(res.s))
             accepted.append(res.accepted)
         ratio = relative_l2(fields(lrnr, np.array(served)), refs) / e_hat
-        rows.append({**label, "settings": settings.to_dict(), "median_ratio": float(np.median(ratio)),
-                     "improved": float(np.mean(ratio < 1.0)), "worst_ratio": float(ratio.max()),
-                     "accepted": float(np.mean(accepted)), "ms_median": float(np.median(ms)),
-                     "meets_targets": bool(np.median(ratio) <= MEDIAN_RATIO and np.mean(ratio < 1.0) >= IMPROVED
-                                           and ratio.max() <= WORST_RATIO)})
+        rows.append(
+            {
+                **label,
+                "settings": settings.to_dict(),
+                "median_ratio": float(np.median(ratio)),
+                "improved": float(np.mean(ratio < 1.0)),
+                "worst_ratio": float(ratio.max()),
+                "accepted": float(np.mean(accepted)),
+                "ms_median": float(np.median(ms)),
+                "meets_targets": bool(
+                    np.median(ratio) <= MEDIAN_RATIO and np.mean(ratio < 1.0) >= IMPROVED and ratio.max() <= WORST_RATIO
+                ),
+            }
+        )
     return rows
 
 

@@ -15,6 +15,7 @@ Steps (each reported):
      held-out random queries;
   6. ``core.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,8 @@ from training.onnx_export import lrnr_onnx
 from training.sweep import TARGET, hyper_rows, reference_fields, served_box, solve_rows, summary, sweep_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
-COLLOCATION = (256, 0)   # (points, seed) of the fast phase's collocation points
-CHECK = (256, 1)         # (points, seed) of the acceptance check points
+COLLOCATION = (256, 0)  # (points, seed) of the fast phase's collocation points
+CHECK = (256, 1)  # (points, seed) of the acceptance check points
 
 
 def per_axis_for(domain: Domain, total: int = 64) -> int:
@@ -46,6 +47,7 @@ def per_axis_for(domain: Domain, total: int = 64) -> int:
 def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path: Path, title: str) -> None:
     """Scatter of the FastLRNR's residual against the LRNR's at the collocation points."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -65,8 +67,16 @@ def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path:
     plt.close(fig)
 
 
-def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], steps: list[int], n_eval: int,
-          figure: Path | None) -> Path:
+def build(
+    run_dir: Path,
+    name: str,
+    out: Path,
+    version: str,
+    ranks: list[int],
+    steps: list[int],
+    n_eval: int,
+    figure: Path | None,
+) -> Path:
     t0 = time.perf_counter()
     lrnr, hyper, run = load_run(run_dir)
     domain = Domain.from_dict(run["domain"])
@@ -77,8 +87,12 @@ def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], s
     exact = FastPhaseModel(lrnr, None, COLLOCATION, CHECK)
     grid = domain.grid(per_axis_for(domain))
     S_grid = hyper_rows(hyper, grid)
-    S_lm = np.array([np.concatenate(r.s) for r in run_fast_phase(exact, S_grid, grid,
-                                                                 FastPhaseSettings(steps=max(steps), margin=0.0))])
+    S_lm = np.array(
+        [
+            np.concatenate(r.s)
+            for r in run_fast_phase(exact, S_grid, grid, FastPhaseSettings(steps=max(steps), margin=0.0))
+        ]
+    )
     mus_held = domain.sample(8, np.random.default_rng(11))
     S_held = hyper_rows(hyper, mus_held)
     reduced = {}
@@ -86,25 +100,35 @@ def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], s
         ops, quality = build_fastlrnr(lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held)
         reduced[n] = (ops, quality)
         errs = ", ".join(f"{q['eim_error_heldout']:.1e}" for q in quality["layers"])
-        print(f"[2/6] FastLRNR n={n} from {2 * len(grid)} coefficient sets at {x.size} points: "
-              f"held-out EIM error per layer {errs}")
+        print(
+            f"[2/6] FastLRNR n={n} from {2 * len(grid)} coefficient sets at {x.size} points: "
+            f"held-out EIM error per layer {errs}"
+        )
 
     queries = backend_choice.heldout_queries(domain)
     candidates = [({"backend": "exact", "n": None, "steps": k}, exact, FastPhaseSettings(steps=k)) for k in steps]
     for n, (ops, _) in reduced.items():
         model = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
-        candidates += [({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
-                       for k in steps]
+        candidates += [
+            ({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
+            for k in steps
+        ]
     rows = backend_choice.measure(lrnr, hyper, candidates, queries)
     chosen, reason = backend_choice.choose(rows)
     for row in rows:
-        print(f"[3/6] {row['backend']:>7} n={row['n']} steps={row['steps']}: median ratio {row['median_ratio']:.3f}, improved "
-              f"{100 * row['improved']:.0f}%, worst {row['worst_ratio']:.3f}, {row['ms_median']:.1f} ms/query"
-              f"{'  ← default' if row is rows[chosen] else ''}")
+        print(
+            f"[3/6] {row['backend']:>7} n={row['n']} steps={row['steps']}: "
+            f"median ratio {row['median_ratio']:.3f}, improved "
+            f"{100 * row['improved']:.0f}%, worst {row['worst_ratio']:.3f}, {row['ms_median']:.1f} ms/query"
+            f"{'  ← default' if row is rows[chosen] else ''}"
+        )
     # the reduced operators shipped: the chosen rank, or the best reduced candidate when exact is the default
     red_rows = [r for r in rows if r["backend"] == "reduced"]
-    ship_n = rows[chosen]["n"] if rows[chosen]["backend"] == "reduced" else \
-        min(red_rows, key=lambda r: r["median_ratio"])["n"]
+    ship_n = (
+        rows[chosen]["n"]
+        if rows[chosen]["backend"] == "reduced"
+        else min(red_rows, key=lambda r: r["median_ratio"])["n"]
+    )
     ops, eim_quality = reduced[ship_n]
     default = FastPhaseSettings.from_dict(rows[chosen]["settings"])
     fast = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
@@ -119,50 +143,113 @@ def build(run_dir: Path, name: str, out: Path, version: str, ranks: list[int], s
     # calibration: every swept answer served by default, plus the hypernetwork's answer where
     # the fast phase changed it (an answer the service gives with the fast phase off)
     changed = sweep["accepted"]
-    model = fit_error_model(np.concatenate([sweep["res_fast"], sweep["res_hyper"][changed]]),
-                            np.concatenate([mus, mus[changed]]),
-                            np.concatenate([sweep["err_fast"], sweep["err_hyper"][changed]]), domain)
+    model = fit_error_model(
+        np.concatenate([sweep["res_fast"], sweep["res_hyper"][changed]]),
+        np.concatenate([mus, mus[changed]]),
+        np.concatenate([sweep["err_fast"], sweep["err_hyper"][changed]]),
+        domain,
+    )
     validation_mus = served.sample(48, np.random.default_rng(23))
     val = solve_rows(lrnr, hyper, fast, default, validation_mus, reference_fields(validation_mus))
     estimate_sweep = estimate_quality(model.predict(sweep["res_fast"][inside], mus[inside]), sweep["err_fast"][inside])
     estimate_val = estimate_quality(model.predict(val["res_fast"], validation_mus), val["err_fast"])
-    print(f"[5/6] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
-          f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
-          f"{sweep['err_fast'].max():.4f}; served {served.bounds}; estimate: Spearman "
-          f"{estimate_val['spearman']:.2f}, within 1–5× {100 * estimate_val['within_1_to_5x']:.0f}% (validation)")
+    print(
+        f"[5/6] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
+        f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
+        f"{sweep['err_fast'].max():.4f}; served {served.bounds}; estimate: Spearman "
+        f"{estimate_val['spearman']:.2f}, within 1–5× {100 * estimate_val['within_1_to_5x']:.0f}% (validation)"
+    )
 
     hyper_rows_eval = hyper_only_errors(lrnr, hyper, test_parameters(domain, n_eval, seed=0))
     l2 = np.array([r["rel_l2"] for r in hyper_rows_eval])
-    hyper_eval = {"n": n_eval, "seed": 0, "grid": "standard 256x100", "test_domain": test_domain.name,
-                  "rel_l2_median": float(np.median(l2)), "rel_l2_mean": float(l2.mean()), "rel_l2_max": float(l2.max()),
-                  "rel_l1_median": float(np.median([r["rel_l1"] for r in hyper_rows_eval])), "rows": hyper_rows_eval}
-    training = {"config": run["config"], "steps_done": run["steps_done"], "train_time_s": run["train_time_s"],
-                "truncation": run["truncation"], "final_losses": run["final"], "torch": run.get("torch")}
-    fast_phase = {"collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
-                  "check": {"points": CHECK[0], "seed": CHECK[1]}, "default": default.to_dict(),
-                  "measured": {"queries": queries.tolist(), "candidates": rows, "chosen": chosen, "reason": reason,
-                               "targets": {"median_ratio": backend_choice.MEDIAN_RATIO,
-                                           "improved": backend_choice.IMPROVED,
-                                           "worst_ratio": backend_choice.WORST_RATIO}}}
-    error_estimate = {"model": model.to_dict(), "calibration": "whole-domain sweep: the default answers, and the "
-                      "hypernetwork's where the fast phase changed them", "quality_sweep": estimate_sweep,
-                      "quality_validation": estimate_val,
-                      "validation": {"queries": len(validation_mus), "seed": 23}}
-    quality = {"eim": eim_quality, "hyper_only": hyper_eval,
-               "sweep": {"per_axis": int(len(np.unique(mus[:, 0]))), "target": TARGET,
-                         "hyper": summary(sweep["err_hyper"]), "fast": summary(sweep["err_fast"]),
-                         "fast_served": summary(sweep["err_fast"][inside])}}
-    write_artifact(out, name=name, version=version, domain=domain, test_domain=test_domain, lrnr=lrnr, hyper=hyper,
-                   reduced_arrays=ops.to_arrays(), onnx_files=onnx_files, training=training,
-                   eim={"n": ship_n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks},
-                   quality=quality, fast_phase=fast_phase, served_domain=served, error_estimate=error_estimate,
-                   eim_rank=ship_n, k_max=run["config"]["rank"], overwrite=True)
+    hyper_eval = {
+        "n": n_eval,
+        "seed": 0,
+        "grid": "standard 256x100",
+        "test_domain": test_domain.name,
+        "rel_l2_median": float(np.median(l2)),
+        "rel_l2_mean": float(l2.mean()),
+        "rel_l2_max": float(l2.max()),
+        "rel_l1_median": float(np.median([r["rel_l1"] for r in hyper_rows_eval])),
+        "rows": hyper_rows_eval,
+    }
+    training = {
+        "config": run["config"],
+        "steps_done": run["steps_done"],
+        "train_time_s": run["train_time_s"],
+        "truncation": run["truncation"],
+        "final_losses": run["final"],
+        "torch": run.get("torch"),
+    }
+    fast_phase = {
+        "collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
+        "check": {"points": CHECK[0], "seed": CHECK[1]},
+        "default": default.to_dict(),
+        "measured": {
+            "queries": queries.tolist(),
+            "candidates": rows,
+            "chosen": chosen,
+            "reason": reason,
+            "targets": {
+                "median_ratio": backend_choice.MEDIAN_RATIO,
+                "improved": backend_choice.IMPROVED,
+                "worst_ratio": backend_choice.WORST_RATIO,
+            },
+        },
+    }
+    error_estimate = {
+        "model": model.to_dict(),
+        "calibration": "whole-domain sweep: the default answers, and the "
+        "hypernetwork's where the fast phase changed them",
+        "quality_sweep": estimate_sweep,
+        "quality_validation": estimate_val,
+        "validation": {"queries": len(validation_mus), "seed": 23},
+    }
+    quality = {
+        "eim": eim_quality,
+        "hyper_only": hyper_eval,
+        "sweep": {
+            "per_axis": int(len(np.unique(mus[:, 0]))),
+            "target": TARGET,
+            "hyper": summary(sweep["err_hyper"]),
+            "fast": summary(sweep["err_fast"]),
+            "fast_served": summary(sweep["err_fast"][inside]),
+        },
+    }
+    write_artifact(
+        out,
+        name=name,
+        version=version,
+        domain=domain,
+        test_domain=test_domain,
+        lrnr=lrnr,
+        hyper=hyper,
+        reduced_arrays=ops.to_arrays(),
+        onnx_files=onnx_files,
+        training=training,
+        eim={"n": ship_n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks},
+        quality=quality,
+        fast_phase=fast_phase,
+        served_domain=served,
+        error_estimate=error_estimate,
+        eim_rank=ship_n,
+        k_max=run["config"]["rank"],
+        overwrite=True,
+    )
     art = load_artifact(out)  # the verified loader is the judge
     size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"[6/6] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"[6/6] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     if figure is not None:
-        agreement_figure(fast, S_held, mus_held, figure, f"{name}: FastLRNR (n = {ship_n}) vs LRNR residual, "
-                         f"{len(mus_held)} held-out parameter sets")
+        agreement_figure(
+            fast,
+            S_held,
+            mus_held,
+            figure,
+            f"{name}: FastLRNR (n = {ship_n}) vs LRNR residual, {len(mus_held)} held-out parameter sets",
+        )
         print(f"      figure {figure}")
     return out
 

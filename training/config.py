@@ -1,4 +1,5 @@
 """Training settings, read from JSON config files (training/configs/*.json)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,42 +12,42 @@ from pathlib import Path
 class TrainConfig:
     """All settings of one meta-learning run. Units: steps are Adam steps."""
 
-    domain: str = "cdr"              # key of core.pde.DOMAINS
-    width: int = 256                 # N
-    rank: int = 24                   # K (maximum rank before truncation)
-    layers: int = 3                  # L
+    domain: str = "cdr"  # key of core.pde.DOMAINS
+    width: int = 256  # N
+    rank: int = 24  # K (maximum rank before truncation)
+    layers: int = 3  # L
     steps: int = 20000
-    batch_params: int = 16           # parameter sets μ per step (fresh each step)
-    batch_points: int = 128          # space-time points per μ (fresh each step)
+    batch_params: int = 16  # parameter sets μ per step (fresh each step)
+    batch_points: int = 128  # space-time points per μ (fresh each step)
     lr: float = 2e-3
-    lr_min: float = 2e-5             # cosine decay from lr to lr_min
+    lr_min: float = 2e-5  # cosine decay from lr to lr_min
     warmup: int = 200
-    gamma: float = 1.25              # sparsity decay ratio
-    lam_sparse: float = 1e-4         # λ of R_sparse
+    gamma: float = 1.25  # sparsity decay ratio
+    lam_sparse: float = 1e-4  # λ of R_sparse
     orth_weight: float = 1.0
-    curriculum: float = 0.3          # fraction of steps over which the sampled time horizon grows to 1
-    curriculum_start: float = 0.2    # initial time horizon
-    input_scale: float = 1.0         # std of the first-layer weights A
-    time_scale: float = 1.0          # extra factor on A's t column at initialisation (faster features in t)
+    curriculum: float = 0.3  # fraction of steps over which the sampled time horizon grows to 1
+    curriculum_start: float = 0.2  # initial time horizon
+    input_scale: float = 1.0  # std of the first-layer weights A
+    time_scale: float = 1.0  # extra factor on A's t column at initialisation (faster features in t)
     residual_scale_power: float = 1.0  # the PDE loss uses (R / (1 + β)^p)²
-    boundary_frac: float = 0.0       # share of μ per step snapped to faces/edges/corners (training/sampling.py)
-    adaptive_frac: float = 0.0       # share of μ per step drawn where the running loss is high
-    adaptive_bins: int = 8           # cells per active parameter of the residual-driven sampler
-    adaptive_power: float = 1.0      # cell probability ∝ (running loss)^power
-    time_bins: int = 1               # stratified time slices per row (causal weighting works per slice)
-    causal_eps: float = 0.0          # causal weights exp(−ε Σ_{earlier slices} loss); 0 = off
+    boundary_frac: float = 0.0  # share of μ per step snapped to faces/edges/corners (training/sampling.py)
+    adaptive_frac: float = 0.0  # share of μ per step drawn where the running loss is high
+    adaptive_bins: int = 8  # cells per active parameter of the residual-driven sampler
+    adaptive_power: float = 1.0  # cell probability ∝ (running loss)^power
+    time_bins: int = 1  # stratified time slices per row (causal weighting works per slice)
+    causal_eps: float = 0.0  # causal weights exp(−ε Σ_{earlier slices} loss); 0 = off
     seed: int = 0
-    threads: int = 0                 # torch intra-op threads on the CPU; 0 = leave torch's default
-    device: str = "auto"             # "auto" → cuda when available, else cpu
+    threads: int = 0  # torch intra-op threads on the CPU; 0 = leave torch's default
+    device: str = "auto"  # "auto" → cuda when available, else cpu
     log_every: int = 50
     ckpt_every: int = 1000
-    time_limit_min: float = 0.0      # stop early (and finish normally) after this many minutes; 0 = none
-    truncation_per_axis: int = 6     # grid over the active parameters for truncation
+    time_limit_min: float = 0.0  # stop early (and finish normally) after this many minutes; 0 = none
+    truncation_per_axis: int = 6  # grid over the active parameters for truncation
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> "TrainConfig":
+    def from_json(cls, path: str | Path, **overrides) -> TrainConfig:
         data = json.loads(Path(path).read_text())
         data.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in dataclasses.fields(cls)}

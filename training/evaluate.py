@@ -14,6 +14,7 @@ relative L2 / L1 errors against the reference solver on the standard 256×100 gr
 time per query, and the error after every step (the paper's Figure 3). Writes a markdown
 report, a JSON file and the figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ ADAM_STEPS = 400
 RECORD = 10  # steps between points of the Adam and fine-tuning error curves
 ADAM_LOCALITY = (1e-4, 1e-3, 1e-2)
 METHODS = ("hyper", "lm_exact", "lm_reduced", "adam", "finetune")
-LABELS = {"hyper": "hypernetwork only", "lm_exact": "LM, exact", "lm_reduced": "LM, reduced",
-          "adam": "Adam ℓ1 (paper), reduced", "finetune": "full fine-tuning"}
+LABELS = {
+    "hyper": "hypernetwork only",
+    "lm_exact": "LM, exact",
+    "lm_reduced": "LM, reduced",
+    "adam": "Adam ℓ1 (paper), reduced",
+    "finetune": "full fine-tuning",
+}
 
 
 def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -49,33 +55,48 @@ def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
     served = art.served_domain
     hard, label = hard_part(served)
     test = art.test_domain
-    test_in = Domain(test.name, {k: (max(lo, served.bounds[k][0]), min(hi, served.bounds[k][1]))
-                                 for k, (lo, hi) in test.bounds.items()})
-    return {"test": test_in.sample(n, np.random.default_rng(seed)),
-            f"hard: {label}": hard.sample(n, np.random.default_rng(seed + 1))}
+    test_in = Domain(
+        test.name,
+        {k: (max(lo, served.bounds[k][0]), min(hi, served.bounds[k][1])) for k, (lo, hi) in test.bounds.items()},
+    )
+    return {
+        "test": test_in.sample(n, np.random.default_rng(seed)),
+        f"hard: {label}": hard.sample(n, np.random.default_rng(seed + 1)),
+    }
 
 
 def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1) -> list[float]:
     """Relative L2 error after every ``every``-th step of (steps, P) iterates."""
-    picked = iterates[every - 1::every]
+    picked = iterates[every - 1 :: every]
     return [relative_errors(u, ref)[0] for u in fields(lrnr, picked)]
 
 
 def evaluate_model(name: str, n: int, seed: int) -> dict:
     art = load_artifact(ROOT / "artifacts" / name)
     fp = art.manifest["fast_phase"]
-    points = {"collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
-              "check": (fp["check"]["points"], fp["check"]["seed"])}
+    points = {
+        "collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
+        "check": (fp["check"]["points"], fp["check"]["seed"]),
+    }
     fast = FastPhaseModel(art.lrnr, art.reduced, **points)
     lm = art.fast_phase
-    settings = {"lm_exact": dataclasses.replace(lm, backend="exact"),
-                "lm_reduced": dataclasses.replace(lm, backend="reduced"),
-                "adam": FastPhaseSettings(backend="reduced", optimizer="adam", steps=ADAM_STEPS,
-                                          locality=ADAM_LOCALITY, margin=lm.margin)}
+    settings = {
+        "lm_exact": dataclasses.replace(lm, backend="exact"),
+        "lm_reduced": dataclasses.replace(lm, backend="reduced"),
+        "adam": FastPhaseSettings(
+            backend="reduced", optimizer="adam", steps=ADAM_STEPS, locality=ADAM_LOCALITY, margin=lm.margin
+        ),
+    }
     net = LRNR.from_weights(art.lrnr)
-    out = {"name": name, "settings": {k: v.to_dict() for k, v in settings.items()}, "sets": {},
-           "N": art.lrnr.width, "ranks": list(art.lrnr.ranks), "eim_rank": art.reduced.n,
-           "finetune": dataclasses.asdict(FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD))}
+    out = {
+        "name": name,
+        "settings": {k: v.to_dict() for k, v in settings.items()},
+        "sets": {},
+        "N": art.lrnr.width,
+        "ranks": list(art.lrnr.ranks),
+        "eim_rank": art.reduced.n,
+        "finetune": dataclasses.asdict(FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD)),
+    }
     for set_name, mus in query_sets(art, n, seed).items():
         refs = reference_fields(mus)
         S_hat = hyper_rows(art.hyper, mus)
@@ -87,22 +108,35 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
             row.update(hyper_l2=e_hat[0], hyper_l1=e_hat[1], hyper_ms=0.0)
             for method, st in settings.items():
                 t0 = time.perf_counter()
-                res = run_fast_phase(fast, S_hat[i:i + 1], mu[None], st, record=True)[0]
+                res = run_fast_phase(fast, S_hat[i : i + 1], mu[None], st, record=True)[0]
                 ms = 1e3 * (time.perf_counter() - t0)
                 err = relative_errors(fields(art.lrnr, np.concatenate(res.s))[0], ref)
                 every = 1 if st.optimizer == "lm" else RECORD
                 curves[method].append([e_hat[0]] + curve(art.lrnr, res.iterates, ref, every))
-                row.update({f"{method}_l2": err[0], f"{method}_l1": err[1], f"{method}_ms": ms,
-                            f"{method}_accepted": res.accepted, f"{method}_steps": res.steps_run})
+                row.update(
+                    {
+                        f"{method}_l2": err[0],
+                        f"{method}_l1": err[1],
+                        f"{method}_ms": ms,
+                        f"{method}_accepted": res.accepted,
+                        f"{method}_steps": res.steps_run,
+                    }
+                )
             s0 = [np.asarray(part) for part in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
-            ft = finetune(art.lrnr, s0, mu, FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD, seed=seed), net=net)
+            ft = finetune(
+                art.lrnr, s0, mu, FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD, seed=seed), net=net
+            )
             err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]))[0], ref)
-            curves["finetune"].append([e_hat[0]] + curve(art.lrnr, np.array([np.concatenate(s) for _, s in ft["history"]]),
-                                                         ref))
+            curves["finetune"].append(
+                [e_hat[0]] + curve(art.lrnr, np.array([np.concatenate(s) for _, s in ft["history"]]), ref)
+            )
             row.update(finetune_l2=err[0], finetune_l1=err[1], finetune_ms=1e3 * ft["time_s"])
             rows.append(row)
-            print(f"{name} [{set_name}] {i + 1}/{len(mus)} μ=({mu[0]:.2f}, {mu[1]:.2f}, {mu[2]:.2f}): "
-                  + ", ".join(f"{m} {row[m + '_l2']:.4f} ({row[m + '_ms']:.0f} ms)" for m in METHODS), flush=True)
+            print(
+                f"{name} [{set_name}] {i + 1}/{len(mus)} μ=({mu[0]:.2f}, {mu[1]:.2f}, {mu[2]:.2f}): "
+                + ", ".join(f"{m} {row[m + '_l2']:.4f} ({row[m + '_ms']:.0f} ms)" for m in METHODS),
+                flush=True,
+            )
         out["sets"][set_name] = {"rows": rows, "curves": curves}
     return out
 
@@ -114,15 +148,21 @@ def summarise(rows: list[dict]) -> dict:
     for m in METHODS[1:]:
         e = get(f"{m}_l2")
         ratio = e / hyper
-        s[m] = {"median_l2": float(np.median(e)), "worst_l2": float(e.max()), "median_ratio": float(np.median(ratio)),
-                "improved": float(np.mean(ratio < 1.0)), "worst_ratio": float(ratio.max()),
-                "halved_where_above_2pct": float(np.mean(ratio[hyper > 0.02] <= 0.5)) if np.any(hyper > 0.02) else None,
-                "median_ms": float(np.median(get(f"{m}_ms")))}
+        s[m] = {
+            "median_l2": float(np.median(e)),
+            "worst_l2": float(e.max()),
+            "median_ratio": float(np.median(ratio)),
+            "improved": float(np.mean(ratio < 1.0)),
+            "worst_ratio": float(ratio.max()),
+            "halved_where_above_2pct": float(np.mean(ratio[hyper > 0.02] <= 0.5)) if np.any(hyper > 0.02) else None,
+            "median_ms": float(np.median(get(f"{m}_ms"))),
+        }
     return s
 
 
 def figure(results: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -151,38 +191,62 @@ def figure(results: list[dict], path: Path) -> None:
 
 
 def report(results: list[dict], fig_path: Path, out: Path, command: str) -> str:
-    lines = ["# Evaluation: hypernetwork only vs the fast phase vs full fine-tuning", "",
-             f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine, 1 thread).",
-             "Errors are relative to the reference solver (`core/reference.py`) on the standard 256×100 grid; "
-             "times are wall time per query, one query at a time.", "",
-             f"![error per step]({fig_path.relative_to(out.parent).as_posix()})", "",
-             "Targets of the fast phase: median error ratio fast / hypernetwork ≤ 0.65; ≥ 80% of queries improved, "
-             "none worse by more than 5%; of the queries above 2% error, ≥ 80% at least halved. Analysis: "
-             "[fast_phase_analysis.md](fast_phase_analysis.md).", ""]
+    lines = [
+        "# Evaluation: hypernetwork only vs the fast phase vs full fine-tuning",
+        "",
+        f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine, 1 thread).",
+        "Errors are relative to the reference solver (`core/reference.py`) on the standard 256×100 grid; "
+        "times are wall time per query, one query at a time.",
+        "",
+        f"![error per step]({fig_path.relative_to(out.parent).as_posix()})",
+        "",
+        "Targets of the fast phase: median error ratio fast / hypernetwork ≤ 0.65; ≥ 80% of queries improved, "
+        "none worse by more than 5%; of the queries above 2% error, ≥ 80% at least halved. Analysis: "
+        "[fast_phase_analysis.md](fast_phase_analysis.md).",
+        "",
+    ]
     for res in results:
         st = res["settings"]
-        lines += [f"## {res['name']}", "",
-                  f"N = {res['N']}, ranks {res['ranks']}, FastLRNR rank n = {res['eim_rank']}. LM: {st['lm_exact']['steps']} "
-                  f"steps, locality {st['lm_exact']['locality']}; Adam: {ADAM_STEPS} steps, ℓ1, locality candidates "
-                  f"{list(ADAM_LOCALITY)}; full fine-tuning: {ADAM_STEPS} Adam steps (lr {res['finetune']['lr']}) on "
-                  f"{res['finetune']['interior']} interior points. Every fast-phase update is kept only when the full "
-                  f"LRNR's check residual falls by ≥ {100 * st['lm_exact']['margin']:.0f}%.", ""]
+        lines += [
+            f"## {res['name']}",
+            "",
+            f"N = {res['N']}, ranks {res['ranks']}, FastLRNR rank n = {res['eim_rank']}. LM: {st['lm_exact']['steps']} "
+            f"steps, locality {st['lm_exact']['locality']}; Adam: {ADAM_STEPS} steps, ℓ1, locality candidates "
+            f"{list(ADAM_LOCALITY)}; full fine-tuning: {ADAM_STEPS} Adam steps (lr {res['finetune']['lr']}) on "
+            f"{res['finetune']['interior']} interior points. Every fast-phase update is kept only when the full "
+            f"LRNR's check residual falls by ≥ {100 * st['lm_exact']['margin']:.0f}%.",
+            "",
+        ]
         for set_name, data in res["sets"].items():
             s = summarise(data["rows"])
-            lines += [f"### {set_name}", "",
-                      "| method | median L2 | worst L2 | median ratio to hyper | improved | worst ratio | "
-                      "> 2% halved | ms / query |", "|---|---|---|---|---|---|---|---|",
-                      f"| hypernetwork only | {s['median_hyper_l2']:.4f} | | 1 | | | | 0 |"]
+            lines += [
+                f"### {set_name}",
+                "",
+                "| method | median L2 | worst L2 | median ratio to hyper | improved | worst ratio | "
+                "> 2% halved | ms / query |",
+                "|---|---|---|---|---|---|---|---|",
+                f"| hypernetwork only | {s['median_hyper_l2']:.4f} | | 1 | | | | 0 |",
+            ]
             for m in METHODS[1:]:
                 v = s[m]
                 halved = "–" if v["halved_where_above_2pct"] is None else f"{100 * v['halved_where_above_2pct']:.0f}%"
-                lines.append(f"| {LABELS[m]} | {v['median_l2']:.4f} | {v['worst_l2']:.4f} | {v['median_ratio']:.2f} | "
-                             f"{100 * v['improved']:.0f}% | {v['worst_ratio']:.2f} | {halved} | {v['median_ms']:.0f} |")
-            lines += ["", "<details><summary>per query</summary>", "",
-                      "| β | ν | ρ | hyper | LM exact | LM reduced | Adam | full FT |", "|---|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {LABELS[m]} | {v['median_l2']:.4f} | {v['worst_l2']:.4f} | {v['median_ratio']:.2f} | "
+                    f"{100 * v['improved']:.0f}% | {v['worst_ratio']:.2f} | {halved} | {v['median_ms']:.0f} |"
+                )
+            lines += [
+                "",
+                "<details><summary>per query</summary>",
+                "",
+                "| β | ν | ρ | hyper | LM exact | LM reduced | Adam | full FT |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for r in data["rows"]:
-                lines.append(f"| {r['beta']:.2f} | {r['nu']:.2f} | {r['rho']:.2f} | "
-                             + " | ".join(f"{r[m + '_l2']:.4f}" for m in METHODS) + " |")
+                lines.append(
+                    f"| {r['beta']:.2f} | {r['nu']:.2f} | {r['rho']:.2f} | "
+                    + " | ".join(f"{r[m + '_l2']:.4f}" for m in METHODS)
+                    + " |"
+                )
             lines += ["", "</details>", ""]
     text = "\n".join(lines) + "\n"
     out.write_text(text)

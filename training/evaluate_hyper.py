@@ -6,6 +6,7 @@ Draws n seeded parameter sets from the domain's test range (core.pde.TEST_DOMAIN
 evaluates the truncated LRNR with s = s(μ) on the standard 256×100 grid and reports
 relative L2 and L1 errors against core.reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,9 @@ def hyper_only_errors(lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray) -
 
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| β | ν | ρ | rel. L2 | rel. L1 |", "|---|---|---|---|---|"]
-    lines += [f"| {r['beta']:.3f} | {r['nu']:.3f} | {r['rho']:.3f} | {r['rel_l2']:.4f} | {r['rel_l1']:.4f} |" for r in rows]
+    lines += [
+        f"| {r['beta']:.3f} | {r['nu']:.3f} | {r['rho']:.3f} | {r['rel_l2']:.4f} | {r['rel_l1']:.4f} |" for r in rows
+    ]
     l2 = np.array([r["rel_l2"] for r in rows])
     lines.append(f"| **median** | | | **{np.median(l2):.4f}** | **{np.median([r['rel_l1'] for r in rows]):.4f}** |")
     lines.append(f"| mean / max | | | {l2.mean():.4f} / {l2.max():.4f} | |")

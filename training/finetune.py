@@ -7,6 +7,7 @@ initial condition on t = 0 points + MSE of u(0, t) − u(2π, t) on boundary pai
 this project's ansatz the last two vanish identically; they are computed anyway so the
 baseline costs what the textbook one costs.)
 """
+
 from __future__ import annotations
 
 import time
@@ -23,12 +24,12 @@ from training.modules import LRNR
 @dataclass(frozen=True)
 class FinetuneSettings:
     epochs: int = 400
-    lr: float = 1e-3          # Adam, on the coefficients only
+    lr: float = 1e-3  # Adam, on the coefficients only
     interior: int = 1000
     initial: int = 256
     boundary: int = 100
     seed: int = 0
-    record_every: int = 0     # >0: keep the coefficients every this many epochs
+    record_every: int = 0  # >0: keep the coefficients every this many epochs
 
 
 def collocation(settings: FinetuneSettings) -> dict[str, torch.Tensor]:
@@ -36,12 +37,21 @@ def collocation(settings: FinetuneSettings) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(settings.seed)
     dt = torch.get_default_dtype()
     T = lambda a: torch.as_tensor(a, dtype=dt)[None, :]
-    return {"x": T(X_PERIOD * rng.random(settings.interior)), "t": T(rng.random(settings.interior)),
-            "x0": T(X_PERIOD * rng.random(settings.initial)), "tb": T(rng.random(settings.boundary))}
+    return {
+        "x": T(X_PERIOD * rng.random(settings.interior)),
+        "t": T(rng.random(settings.interior)),
+        "x0": T(X_PERIOD * rng.random(settings.initial)),
+        "tb": T(rng.random(settings.boundary)),
+    }
 
 
-def finetune(weights: LRNRWeights, s0: list[np.ndarray], mu: np.ndarray, settings: FinetuneSettings = FinetuneSettings(),
-             net: LRNR | None = None) -> dict:
+def finetune(
+    weights: LRNRWeights,
+    s0: list[np.ndarray],
+    mu: np.ndarray,
+    settings: FinetuneSettings = FinetuneSettings(),
+    net: LRNR | None = None,
+) -> dict:
     """Fine-tune s from s0 (list of (k_l,)) for one μ (3,). Returns {"s": list of (k_l,),
     "history": [(epoch, s list)] if record_every, "loss": [float per epoch], "time_s", "step_s"}."""
     net = net if net is not None else LRNR.from_weights(weights)
@@ -65,7 +75,9 @@ def finetune(weights: LRNRWeights, s0: list[np.ndarray], mu: np.ndarray, setting
         u0 = net(pts["x0"], zeros_x0, s)
         ub = net(torch.cat([zeros_b, zeros_b + X_PERIOD], 1), torch.cat([pts["tb"], pts["tb"]], 1), s)
         nb = pts["tb"].shape[1]
-        loss = (res**2).mean() + ((u0 - 1.0 - torch.sin(pts["x0"])) ** 2).mean() + ((ub[:, :nb] - ub[:, nb:]) ** 2).mean()
+        loss = (
+            (res**2).mean() + ((u0 - 1.0 - torch.sin(pts["x0"])) ** 2).mean() + ((ub[:, :nb] - ub[:, nb:]) ** 2).mean()
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -75,8 +87,13 @@ def finetune(weights: LRNRWeights, s0: list[np.ndarray], mu: np.ndarray, setting
         if settings.record_every and epoch % settings.record_every == 0:
             history.append((epoch, _unpad(s, ranks)))
     elapsed = time.perf_counter() - t0
-    return {"s": _unpad(s, ranks), "history": history, "loss": losses, "time_s": elapsed,
-            "step_s": elapsed / settings.epochs}
+    return {
+        "s": _unpad(s, ranks),
+        "history": history,
+        "loss": losses,
+        "time_s": elapsed,
+        "step_s": elapsed / settings.epochs,
+    }
 
 
 def _unpad(s: torch.Tensor, ranks: list[int]) -> list[np.ndarray]:

@@ -1,10 +1,12 @@
-"""Torch LRNR and hypernetwork (docs/method.md, “The LRNR”, “The hypernetwork”), mirroring core/lrnr.py and core/hypernet.py.
+"""Torch LRNR and hypernetwork (docs/method.md, “The LRNR”, “The hypernetwork”), mirroring
+core/lrnr.py and core/hypernet.py.
 
 Derivatives with respect to the inputs are propagated forward as jets
 (value, ∂x, ∂t, ∂xx) through every layer in one batched matmul per layer, so the
 PDE residual costs about 4 forward passes and one ordinary backward pass — no
 double backward through autograd.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,12 +29,13 @@ class LRNR(nn.Module):
 
     Coefficients ``s`` are (B, L, K); points x, t are (B, P)."""
 
-    def __init__(self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0,
-                 time_scale: float = 1.0):
+    def __init__(
+        self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0, time_scale: float = 1.0
+    ):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         A = input_scale * torch.randn(width, 3, generator=gen)
-        A[:, 2] *= time_scale          # faster features in t (high-β convection oscillates in t)
+        A[:, 2] *= time_scale  # faster features in t (high-β convection oscillates in t)
         self.A = nn.Parameter(A)
         self.a = nn.Parameter(0.5 * torch.randn(width, generator=gen))
         self.U = nn.Parameter(torch.stack([_orthonormal(width, rank, gen) for _ in range(layers)]))
@@ -42,7 +45,7 @@ class LRNR(nn.Module):
         self.c = nn.Parameter(torch.zeros(()))
 
     @classmethod
-    def from_weights(cls, weights: LRNRWeights) -> "LRNR":
+    def from_weights(cls, weights: LRNRWeights) -> LRNR:
         """Rebuild from numpy weights (e.g. truncated). Layers of rank k_l < K = max k_l are
         padded with zero columns of U and V, which leaves the function unchanged; the
         matching coefficients s[:, l, k_l:] have no effect and receive zero gradient."""
@@ -72,12 +75,12 @@ class LRNR(nn.Module):
         y_x = -sx[..., None] * A[:, 0] + cx[..., None] * A[:, 1]
         y_t = A[:, 2].expand_as(y)
         y_xx = -cx[..., None] * A[:, 0] - sx[..., None] * A[:, 1]
-        h = _tanh_jet(y, y_x, y_t, y_xx)                                   # (4, B, P, N)
+        h = _tanh_jet(y, y_x, y_t, y_xx)  # (4, B, P, N)
         for l in range(self.layers):
-            r = torch.matmul(h, self.U[l]) * s[:, l, None, :]              # (4, B, P, K)
-            lin = torch.matmul(r, self.V[l].T)                             # (4, B, P, N)
+            r = torch.matmul(h, self.U[l]) * s[:, l, None, :]  # (4, B, P, K)
+            lin = torch.matmul(r, self.V[l].T)  # (4, B, P, N)
             h = _tanh_jet(lin[0] + self.b[l], lin[1], lin[2], lin[3])
-        g = torch.matmul(h, self.w)                                        # (4, B, P)
+        g = torch.matmul(h, self.w)  # (4, B, P)
         g0 = g[0] + self.c
         u = 1.0 + sx + t * g0
         return u, cx + t * g[1], g0 + t * g[2], -sx + t * g[3]
@@ -102,9 +105,15 @@ class LRNR(nn.Module):
         d = lambda p: p.detach().cpu().double().numpy()
         U, V = d(self.U), d(self.V)
         keep = keep if keep is not None else [np.arange(U.shape[-1])] * self.layers
-        return LRNRWeights(d(self.A), d(self.a), tuple(U[l][:, keep[l]] for l in range(self.layers)),
-                           tuple(V[l][:, keep[l]] for l in range(self.layers)),
-                           tuple(d(self.b)[l] for l in range(self.layers)), d(self.w), float(d(self.c)))
+        return LRNRWeights(
+            d(self.A),
+            d(self.a),
+            tuple(U[l][:, keep[l]] for l in range(self.layers)),
+            tuple(V[l][:, keep[l]] for l in range(self.layers)),
+            tuple(d(self.b)[l] for l in range(self.layers)),
+            d(self.w),
+            float(d(self.c)),
+        )
 
 
 def _tanh_jet(y, y_x, y_t, y_xx) -> torch.Tensor:
@@ -122,7 +131,7 @@ class HyperNet(nn.Module):
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.get_default_dtype()))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.get_default_dtype()))
         self.body = nn.ModuleList([nn.Linear(3, rank), nn.Linear(rank, rank), nn.Linear(rank, rank)])
-        self.heads = nn.Linear(rank, layers * rank)   # all L heads in one matmul
+        self.heads = nn.Linear(rank, layers * rank)  # all L heads in one matmul
         self.layers, self.rank = layers, rank
         with torch.no_grad():  # start on the geometric decay the sparsity term asks for
             self.heads.weight.mul_(0.3)
@@ -131,8 +140,9 @@ class HyperNet(nn.Module):
     def normalise(self, mu: torch.Tensor) -> torch.Tensor:
         span = self.high - self.low
         active = span > 0
-        return torch.where(active, 2.0 * (mu - self.low) / torch.where(active, span, torch.ones_like(span)) - 1.0,
-                           torch.zeros_like(mu))
+        return torch.where(
+            active, 2.0 * (mu - self.low) / torch.where(active, span, torch.ones_like(span)) - 1.0, torch.zeros_like(mu)
+        )
 
     def forward(self, mu: torch.Tensor) -> torch.Tensor:
         m = self.normalise(mu)
@@ -145,9 +155,14 @@ class HyperNet(nn.Module):
         H = d(self.heads.weight).reshape(self.layers, self.rank, -1)
         e = d(self.heads.bias).reshape(self.layers, self.rank)
         keep = keep if keep is not None else [np.arange(self.rank)] * self.layers
-        return HyperWeights(tuple(d(l.weight) for l in self.body), tuple(d(l.bias) for l in self.body),
-                            tuple(H[l][keep[l]] for l in range(self.layers)),
-                            tuple(e[l][keep[l]] for l in range(self.layers)), d(self.low), d(self.high))
+        return HyperWeights(
+            tuple(d(l.weight) for l in self.body),
+            tuple(d(l.bias) for l in self.body),
+            tuple(H[l][keep[l]] for l in range(self.layers)),
+            tuple(e[l][keep[l]] for l in range(self.layers)),
+            d(self.low),
+            d(self.high),
+        )
 
 
 def sparsity(s: torch.Tensor, gamma: float) -> torch.Tensor:

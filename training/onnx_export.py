@@ -23,6 +23,7 @@ No N×N work, and no work per coefficient set that does not depend on it. The je
 graph carries (h, h_x, h_t, h_xx) as four tensors through the same GEMMs (the bias
 only on the value), with h' = (1 − h²) y' and h'' = (1 − h²)(y'' − 2 h y'²).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,41 +69,41 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
     s_names = [f"s{l}" for l in range(1, L + 1)]
     ax0, ax_m1, ax_m2 = (g.const(f"axes_{n}", [v], np.int64) for n, v in (("0", 0), ("m1", -1), ("m2", -2)))
     one = g.const("one", np.float32(1.0))
-    row = lambda v: g.op("Unsqueeze", v, ax0)                           # (P,) → (1, P)
+    row = lambda v: g.op("Unsqueeze", v, ax0)  # (P,) → (1, P)
 
     cos_x, sin_x = g.op("Cos", "x"), g.op("Sin", "x")
     ones = g.op("Add", g.op("Mul", "t", g.const("zero", np.float32(0.0))), one)
-    zT = g.op("Concat", row(cos_x), row(sin_x), row("t"), row(ones), axis=0)       # (4, P)
-    y0 = g.op("MatMul", g.const("Aa", np.hstack([w.A, w.a[:, None]])), zT)      # (N, P)
+    zT = g.op("Concat", row(cos_x), row(sin_x), row("t"), row(ones), axis=0)  # (4, P)
+    y0 = g.op("MatMul", g.const("Aa", np.hstack([w.A, w.a[:, None]])), zT)  # (N, P)
     # Coefficients with a trailing 1 for the bias column: (B, k) → (B, k + 1, 1).
     pad_k = g.const("pad_k", [0, 0, 0, 1], np.int64)
     s_aug = [g.op("Unsqueeze", g.op("Pad", s, pad_k, one), ax_m1) for s in s_names]
-    wT = g.const("w_row", w.w[None, :])                                 # (1, N)
+    wT = g.const("w_row", w.w[None, :])  # (1, N)
     c = g.const("c", np.float32(w.c))
     u0 = g.op("Add", one, sin_x)
 
     if not jets:
-        h = g.op("Tanh", y0)                                            # (N, P), then (B, N, P)
+        h = g.op("Tanh", y0)  # (N, P), then (B, N, P)
         for l in range(L):
-            r = g.op("MatMul", g.const(f"U{l + 1}_T", w.U[l].T), h)      # (k, P) or (B, k, P)
-            r = g.op("Unsqueeze", r, ax0) if l == 0 else r              # (1, k, P)
+            r = g.op("MatMul", g.const(f"U{l + 1}_T", w.U[l].T), h)  # (k, P) or (B, k, P)
+            r = g.op("Unsqueeze", r, ax0) if l == 0 else r  # (1, k, P)
             pad = g.const("pad_rows_3d", [0, 0, 0, 0, 1, 0], np.int64)
-            r = g.op("Mul", g.op("Pad", r, pad, one), s_aug[l])         # (B, k + 1, P), last row 1
+            r = g.op("Mul", g.op("Pad", r, pad, one), s_aug[l])  # (B, k + 1, P), last row 1
             Vb = g.const(f"V{l + 1}_b", np.hstack([w.V[l], w.b[l][:, None]]))  # (N, k + 1)
-            h = g.op("Tanh", g.op("MatMul", Vb, r))                     # (B, N, P)
-        gl = g.op("Add", g.op("Squeeze", g.op("MatMul", wT, h), ax_m2), c)    # (B, P)
+            h = g.op("Tanh", g.op("MatMul", Vb, r))  # (B, N, P)
+        gl = g.op("Add", g.op("Squeeze", g.op("MatMul", wT, h), ax_m2), c)  # (B, P)
         g.op("Add", u0, g.op("Mul", "t", gl), out="u")
         outputs = ["u"]
     else:
         zero_row = g.op("Mul", row("t"), g.const("zero", np.float32(0.0)))
         neg_sin, neg_cos = g.op("Neg", sin_x), g.op("Neg", cos_x)
-        AT = g.const("A", w.A)                                          # (N, 3)
-        z_x = g.op("Concat", row(neg_sin), row(cos_x), zero_row, axis=0)      # (3, P)
+        AT = g.const("A", w.A)  # (N, 3)
+        z_x = g.op("Concat", row(neg_sin), row(cos_x), zero_row, axis=0)  # (3, P)
         z_xx = g.op("Concat", row(neg_cos), row(neg_sin), zero_row, axis=0)
-        y_x, y_xx = g.op("MatMul", AT, z_x), g.op("MatMul", AT, z_xx)   # (N, P)
-        y_t = g.const("A_t", w.A[:, 2:3])                               # (N, 1), broadcasts
+        y_x, y_xx = g.op("MatMul", AT, z_x), g.op("MatMul", AT, z_xx)  # (N, P)
+        y_t = g.const("A_t", w.A[:, 2:3])  # (N, 1), broadcasts
         two = g.const("two", np.float32(2.0))
-        jet = _tanh_jet(g, y0, y_x, y_t, y_xx, one, two)                # 4 × (N, P)
+        jet = _tanh_jet(g, y0, y_x, y_t, y_xx, one, two)  # 4 × (N, P)
         # The four jets stay separate tensors (stacking and splitting (4, B, N, P) costs
         # two extra passes); the bias row is 1 for the value and 0 for the derivatives.
         pad3 = g.const("pad_rows_3d", [0, 0, 0, 0, 1, 0], np.int64)
@@ -112,12 +113,12 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
             Vb = g.const(f"V{l + 1}_b", np.hstack([w.V[l], w.b[l][:, None]]))
             lin = []
             for i, h in enumerate(jet):
-                r = g.op("MatMul", UT, h)                               # (k, P) or (B, k, P)
-                r = g.op("Unsqueeze", r, ax0) if l == 0 else r          # (1, k, P)
-                r = g.op("Mul", g.op("Pad", r, pad3, one if i == 0 else zero), s_aug[l])   # (B, k + 1, P)
-                lin.append(g.op("MatMul", Vb, r))                       # (B, N, P)
+                r = g.op("MatMul", UT, h)  # (k, P) or (B, k, P)
+                r = g.op("Unsqueeze", r, ax0) if l == 0 else r  # (1, k, P)
+                r = g.op("Mul", g.op("Pad", r, pad3, one if i == 0 else zero), s_aug[l])  # (B, k + 1, P)
+                lin.append(g.op("MatMul", Vb, r))  # (B, N, P)
             jet = _tanh_jet(g, *lin, one, two)
-        g0, g_x, g_t, g_xx = [g.op("Squeeze", g.op("MatMul", wT, h), ax_m2) for h in jet]   # (B, P)
+        g0, g_x, g_t, g_xx = [g.op("Squeeze", g.op("MatMul", wT, h), ax_m2) for h in jet]  # (B, P)
         g0 = g.op("Add", g0, c)
         g.op("Add", u0, g.op("Mul", "t", g0), out="u")
         g.op("Add", cos_x, g.op("Mul", "t", g_x), out="u_x")
@@ -129,14 +130,21 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
     inputs = [helper.make_tensor_value_info("x", f32, ["P"]), helper.make_tensor_value_info("t", f32, ["P"])]
     inputs += [helper.make_tensor_value_info(s, f32, ["B", k]) for s, k in zip(s_names, w.ranks)]
     outs = [helper.make_tensor_value_info(o, f32, ["B", "P"]) for o in outputs]
-    graph = helper.make_graph(g.nodes, "lrnr_jets" if jets else "lrnr", inputs, outs,
-                              initializer=list(g.inits.values()))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="fastlrnr-service.training.onnx_export", ir_version=IR_VERSION)
-    model.doc_string = ("LRNR field u(x, t; s)" + (" with exact jets u_x, u_t, u_xx" if jets else "")
-                        + "; ansatz: " + ANSATZ)
-    helper.set_model_props(model, {"ansatz": ANSATZ, "N": str(w.width),
-                                   "ranks": ",".join(map(str, w.ranks)), "jets": str(jets).lower()})
+    graph = helper.make_graph(
+        g.nodes, "lrnr_jets" if jets else "lrnr", inputs, outs, initializer=list(g.inits.values())
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="fastlrnr-service.training.onnx_export",
+        ir_version=IR_VERSION,
+    )
+    model.doc_string = (
+        "LRNR field u(x, t; s)" + (" with exact jets u_x, u_t, u_xx" if jets else "") + "; ansatz: " + ANSATZ
+    )
+    helper.set_model_props(
+        model, {"ansatz": ANSATZ, "N": str(w.width), "ranks": ",".join(map(str, w.ranks)), "jets": str(jets).lower()}
+    )
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
 

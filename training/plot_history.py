@@ -1,7 +1,8 @@
 """Plot loss curves of training runs.
 
-    python -m training.plot_history runs/cdr runs/convection --out docs/figures/training_loss.png
+python -m training.plot_history runs/cdr runs/convection --out docs/figures/training_loss.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

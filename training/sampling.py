@@ -19,6 +19,7 @@ can be computed per slice.
 All randomness comes from the generator passed in (seeded by (seed, rank, step) in
 ``training.train``); the sampler's running means are state, saved in checkpoints.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,16 @@ class MuSampler:
     is uniform); bins: cells per active parameter; power: exponent on the running means;
     ema: weight of a new observation in a cell's running mean."""
 
-    def __init__(self, domain: Domain, boundary_frac: float = 0.0, adaptive_frac: float = 0.0,
-                 bins: int = 8, power: float = 1.0, ema: float = 0.1):
-        if not (0 <= boundary_frac and 0 <= adaptive_frac and boundary_frac + adaptive_frac <= 1):
+    def __init__(
+        self,
+        domain: Domain,
+        boundary_frac: float = 0.0,
+        adaptive_frac: float = 0.0,
+        bins: int = 8,
+        power: float = 1.0,
+        ema: float = 0.1,
+    ):
+        if not (boundary_frac >= 0 and adaptive_frac >= 0 and boundary_frac + adaptive_frac <= 1):
             raise ValueError(f"sampling fractions must be ≥ 0 and sum to ≤ 1, got {boundary_frac}, {adaptive_frac}")
         if bins < 1 or power < 0 or not (0 < ema <= 1):
             raise ValueError(f"expected bins ≥ 1, power ≥ 0, ema in (0, 1]; got {bins}, {power}, {ema}")
@@ -56,16 +64,16 @@ class MuSampler:
         n_bd = int(n * self.boundary_frac)
         mu = self.domain.sample(n, rng)
         if n_ad:
-            p = self.table ** self.power
+            p = self.table**self.power
             cells = rng.choice(self.table.size, size=n_ad, p=p / p.sum())
-            idx = np.stack(np.unravel_index(cells, (self.bins,) * len(self.active)), axis=1)   # (n_ad, a)
+            idx = np.stack(np.unravel_index(cells, (self.bins,) * len(self.active)), axis=1)  # (n_ad, a)
             frac = (idx + rng.random(idx.shape)) / self.bins
             lo, hi = low[self.active], high[self.active]
             mu[:n_ad, self.active] = lo + (hi - lo) * frac
         if n_bd:
             snap = rng.random((n_bd, len(self.active))) < 0.5
             end = np.where(rng.random((n_bd, len(self.active))) < 0.5, low[self.active], high[self.active])
-            mu[n_ad:n_ad + n_bd, self.active] = np.where(snap, end, mu[n_ad:n_ad + n_bd][:, self.active])
+            mu[n_ad : n_ad + n_bd, self.active] = np.where(snap, end, mu[n_ad : n_ad + n_bd][:, self.active])
         return mu
 
     def cells(self, mu: np.ndarray) -> np.ndarray:
@@ -73,8 +81,11 @@ class MuSampler:
         low, high = self.domain.low[self.active], self.domain.high[self.active]
         frac = (mu[:, self.active] - low) / np.where(high > low, high - low, 1.0)
         idx = np.clip((frac * self.bins).astype(int), 0, self.bins - 1)
-        return np.ravel_multi_index(tuple(idx.T), (self.bins,) * len(self.active)) if len(self.active) else \
-            np.zeros(len(mu), dtype=int)
+        return (
+            np.ravel_multi_index(tuple(idx.T), (self.bins,) * len(self.active))
+            if len(self.active)
+            else np.zeros(len(mu), dtype=int)
+        )
 
     # ------------------------------------------------------------------ learning where it is hard
     def observe(self, sums: np.ndarray, counts: np.ndarray) -> None:
@@ -85,12 +96,15 @@ class MuSampler:
     def tally(self, mu: np.ndarray, row_loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-cell (sums, counts) of row losses (B,) for rows mu (B, 3)."""
         c = self.cells(mu)
-        return (np.bincount(c, weights=row_loss, minlength=self.table.size),
-                np.bincount(c, minlength=self.table.size).astype(np.float64))
+        return (
+            np.bincount(c, weights=row_loss, minlength=self.table.size),
+            np.bincount(c, minlength=self.table.size).astype(np.float64),
+        )
 
 
-def sample_points(n_rows: int, n_points: int, horizon: float, time_bins: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_points(
+    n_rows: int, n_points: int, horizon: float, time_bins: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """x, t (n_rows, n_points): x ~ U[0, 2π); t in [0, horizon], point p of a row in time
     slice p // (n_points / time_bins) (stratified when time_bins > 1)."""
     if n_points % time_bins:

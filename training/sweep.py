@@ -9,6 +9,7 @@ reference solver; the error estimate beside the true error.
 The grid is ``Domain.grid(per_axis)`` over the active parameters (ends included, so every
 face, edge and corner is on it). Errors are relative L2 on the standard 256×100 grid.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ from core.pde import PARAM_NAMES, Domain, standard_grid
 from core.reference import solve_reference_batch
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}   # points per active parameter, by number of active parameters
-TARGET = 0.02                              # the worst relative L2 error a served answer may have
+DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}  # points per active parameter, by number of active parameters
+TARGET = 0.02  # the worst relative L2 error a served answer may have
 
 
 def sweep_parameters(domain: Domain, per_axis: int | None = None) -> np.ndarray:
@@ -55,8 +56,8 @@ def fields(lrnr: LRNRWeights, S: np.ndarray, chunk: int = 16) -> np.ndarray:
     parts = np.cumsum(lrnr.ranks)[:-1]
     out = np.empty((S.shape[0],) + X.shape)
     for lo in range(0, len(out), chunk):
-        s = np.split(S[lo:lo + chunk], parts, axis=1)
-        out[lo:lo + chunk] = lrnr_forward(lrnr, s, X.ravel(), T.ravel()).reshape(-1, *X.shape)
+        s = np.split(S[lo : lo + chunk], parts, axis=1)
+        out[lo : lo + chunk] = lrnr_forward(lrnr, s, X.ravel(), T.ravel()).reshape(-1, *X.shape)
     return out
 
 
@@ -65,8 +66,15 @@ def hyper_rows(hyper: HyperWeights, mus: np.ndarray) -> np.ndarray:
     return np.concatenate(hyper_forward(hyper, mus), axis=1)
 
 
-def solve_rows(lrnr: LRNRWeights, hyper: HyperWeights, fast: FastPhaseModel, settings: FastPhaseSettings | None,
-               mus: np.ndarray, refs: np.ndarray, chunk: int = 8) -> dict:
+def solve_rows(
+    lrnr: LRNRWeights,
+    hyper: HyperWeights,
+    fast: FastPhaseModel,
+    settings: FastPhaseSettings | None,
+    mus: np.ndarray,
+    refs: np.ndarray,
+    chunk: int = 8,
+) -> dict:
     """Hypernetwork and fast-phase answers for parameter rows mus (G, 3) with reference fields
     refs: per row the errors, check residuals, acceptance and fast-phase wall time."""
     S_hat = hyper_rows(hyper, mus)
@@ -76,7 +84,7 @@ def solve_rows(lrnr: LRNRWeights, hyper: HyperWeights, fast: FastPhaseModel, set
     served, res_before, res_after, accepted, ms = [], [], [], [], []
     for lo in range(0, len(mus), chunk):
         t0 = time.perf_counter()
-        results = run_fast_phase(fast, S_hat[lo:lo + chunk], mus[lo:lo + chunk], settings)
+        results = run_fast_phase(fast, S_hat[lo : lo + chunk], mus[lo : lo + chunk], settings)
         per = 1e3 * (time.perf_counter() - t0) / len(results)
         for r in results:
             served.append(np.concatenate(r.s))
@@ -85,14 +93,27 @@ def solve_rows(lrnr: LRNRWeights, hyper: HyperWeights, fast: FastPhaseModel, set
             accepted.append(r.accepted)
             ms.append(per)
     S = np.array(served)
-    out.update({"S": S, "err_fast": relative_l2(fields(lrnr, S), refs), "res_hyper": np.array(res_before),
-                "res_fast": np.array(res_after), "accepted": np.array(accepted), "ms": np.array(ms)})
+    out.update(
+        {
+            "S": S,
+            "err_fast": relative_l2(fields(lrnr, S), refs),
+            "res_hyper": np.array(res_before),
+            "res_fast": np.array(res_after),
+            "accepted": np.array(accepted),
+            "ms": np.array(ms),
+        }
+    )
     return out
 
 
 def summary(err: np.ndarray, target: float = TARGET) -> dict:
-    return {"median": float(np.median(err)), "worst": float(err.max()), "mean": float(err.mean()),
-            f"frac_above_{100 * target:g}pct": float(np.mean(err > target)), "n": int(err.size)}
+    return {
+        "median": float(np.median(err)),
+        "worst": float(err.max()),
+        "mean": float(err.mean()),
+        f"frac_above_{100 * target:g}pct": float(np.mean(err > target)),
+        "n": int(err.size),
+    }
 
 
 def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float = TARGET) -> Domain:
@@ -106,8 +127,17 @@ def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float =
     lo = [0] * len(active)
     hi = [len(a) - 1 for a in axes]
     while True:
-        inside = np.all([(mus[:, i] >= axes[j][lo[j]] - 1e-12) & (mus[:, i] <= axes[j][hi[j]] + 1e-12)
-                         for j, i in enumerate(active)], axis=0) if active else np.ones(len(mus), bool)
+        inside = (
+            np.all(
+                [
+                    (mus[:, i] >= axes[j][lo[j]] - 1e-12) & (mus[:, i] <= axes[j][hi[j]] + 1e-12)
+                    for j, i in enumerate(active)
+                ],
+                axis=0,
+            )
+            if active
+            else np.ones(len(mus), bool)
+        )
         bad = inside & (err > target)
         if not bad.any():
             break
@@ -137,12 +167,15 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     """β × ν slices at every ρ of the sweep (3 active parameters), or the error over the one
     active parameter (convection), for the hypernetwork and after the fast phase."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
     mus = result["mu"]
-    rows = [("hypernetwork", result["err_hyper"])] + ([("fast phase", result["err_fast"])] if "err_fast" in result else [])
+    rows = [("hypernetwork", result["err_hyper"])] + (
+        [("fast phase", result["err_fast"])] if "err_fast" in result else []
+    )
     if len(domain.active) == 1:
         i = PARAM_NAMES.index(domain.active[0])
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -157,8 +190,9 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     else:
         rhos = np.unique(mus[:, 2])
         betas, nus = np.unique(mus[:, 0]), np.unique(mus[:, 1])
-        fig, axes = plt.subplots(len(rows), len(rhos), figsize=(2.6 * len(rhos) + 1, 2.5 * len(rows) + 0.6),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(rows), len(rhos), figsize=(2.6 * len(rhos) + 1, 2.5 * len(rows) + 0.6), squeeze=False
+        )
         norm = LogNorm(vmin=max(1e-4, min(e.min() for _, e in rows)), vmax=max(e.max() for _, e in rows))
         for r, (label, err) in enumerate(rows):
             for c, rho in enumerate(rhos):
@@ -166,8 +200,14 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
                 for k in np.flatnonzero(np.isclose(mus[:, 2], rho)):
                     grid[np.searchsorted(nus, mus[k, 1]), np.searchsorted(betas, mus[k, 0])] = err[k]
                 ax = axes[r, c]
-                im = ax.imshow(grid, origin="lower", aspect="auto", norm=norm, cmap="viridis",
-                               extent=(betas[0], betas[-1], nus[0], nus[-1]))
+                im = ax.imshow(
+                    grid,
+                    origin="lower",
+                    aspect="auto",
+                    norm=norm,
+                    cmap="viridis",
+                    extent=(betas[0], betas[-1], nus[0], nus[-1]),
+                )
                 ax.set_title(f"{label}, ρ = {rho:g}", fontsize=8)
                 ax.set_xlabel("β", fontsize=8)
                 ax.set_ylabel("ν", fontsize=8)
@@ -193,12 +233,19 @@ def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "
     estimate = model.predict(result["res_fast"], mus)
     served = Domain.from_dict(manifest["served_domain"])
     inside = served.contains(mus)
-    report = {"model": name, "settings": settings.to_dict(), "per_axis": per_axis or DEFAULT_PER_AXIS[len(art.domain.active)],
-              "hyper": summary(result["err_hyper"]), "fast": summary(result["err_fast"]),
-              "fast_served": summary(result["err_fast"][inside]), "served_domain": served.to_dict(),
-              "accepted": float(result["accepted"].mean()), "ms_median": float(np.median(result["ms"])),
-              "estimate": estimate_quality(estimate, result["err_fast"]),
-              "estimate_served": estimate_quality(estimate[inside], result["err_fast"][inside])}
+    report = {
+        "model": name,
+        "settings": settings.to_dict(),
+        "per_axis": per_axis or DEFAULT_PER_AXIS[len(art.domain.active)],
+        "hyper": summary(result["err_hyper"]),
+        "fast": summary(result["err_fast"]),
+        "fast_served": summary(result["err_fast"][inside]),
+        "served_domain": served.to_dict(),
+        "accepted": float(result["accepted"].mean()),
+        "ms_median": float(np.median(result["ms"])),
+        "estimate": estimate_quality(estimate, result["err_fast"]),
+        "estimate_served": estimate_quality(estimate[inside], result["err_fast"][inside]),
+    }
     result["estimate"] = estimate
     return result, report
 
@@ -209,16 +256,29 @@ def _changes(config: dict) -> str:
 
     base = TrainConfig(domain=config["domain"], steps=config["steps"]).to_dict()
     base.update(curriculum=0.3, curriculum_start=0.2)
-    keys = ("boundary_frac", "adaptive_frac", "adaptive_bins", "adaptive_power", "time_bins", "causal_eps",
-            "curriculum", "residual_scale_power", "time_scale", "width", "rank")
+    keys = (
+        "boundary_frac",
+        "adaptive_frac",
+        "adaptive_bins",
+        "adaptive_power",
+        "time_bins",
+        "causal_eps",
+        "curriculum",
+        "residual_scale_power",
+        "time_scale",
+        "width",
+        "rank",
+    )
     diff = [f"{k} {config.get(k)}" for k in keys if config.get(k, base[k]) != base[k]]
     return ", ".join(diff) or "none"
 
 
 def _points(manifest: dict) -> dict:
     fp = manifest["fast_phase"]
-    return {"collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
-            "check": (fp["check"]["points"], fp["check"]["seed"])}
+    return {
+        "collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
+        "check": (fp["check"]["points"], fp["check"]["seed"]),
+    }
 
 
 def markdown(result: dict, report: dict, figure: str) -> str:
@@ -227,25 +287,39 @@ def markdown(result: dict, report: dict, figure: str) -> str:
     key = f"frac_above_{100 * TARGET:g}pct"
     e, es = report["estimate"], report["estimate_served"]
     bounds = report["served_domain"]["bounds"]
-    lines = [f"## {report['model']}", "",
-             f"{len(mus)} parameter sets ({report['per_axis']} per active parameter, ends included); fast phase "
-             f"{report['settings']['backend']} backend, {report['settings']['optimizer']}, "
-             f"{report['settings']['steps']} steps, update kept in {100 * report['accepted']:.0f}% of sets, "
-             f"median {report['ms_median']:.0f} ms per set (batches of 8).", "",
-             "| | median | worst | > 2% |", "|---|---|---|---|",
-             f"| hypernetwork only | {100 * h['median']:.2f}% | {100 * h['worst']:.2f}% | {100 * h[key]:.0f}% |",
-             f"| after the fast phase | {100 * f['median']:.2f}% | {100 * f['worst']:.2f}% | {100 * f[key]:.0f}% |",
-             f"| after the fast phase, served domain | {100 * fs['median']:.2f}% | {100 * fs['worst']:.2f}% | "
-             f"{100 * fs[key]:.0f}% |", "",
-             "Served domain: " + ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in bounds.items()) + ".", "",
-             f"Error estimate vs true error (fast phase): Spearman {e['spearman']:.2f}, true ≤ estimate in "
-             f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
-             f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).", "",
-             f"![{report['model']} sweep]({figure})", "", "Worst sets:", "",
-             "| β | ν | ρ | hypernetwork | fast phase | estimate |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## {report['model']}",
+        "",
+        f"{len(mus)} parameter sets ({report['per_axis']} per active parameter, ends included); fast phase "
+        f"{report['settings']['backend']} backend, {report['settings']['optimizer']}, "
+        f"{report['settings']['steps']} steps, update kept in {100 * report['accepted']:.0f}% of sets, "
+        f"median {report['ms_median']:.0f} ms per set (batches of 8).",
+        "",
+        "| | median | worst | > 2% |",
+        "|---|---|---|---|",
+        f"| hypernetwork only | {100 * h['median']:.2f}% | {100 * h['worst']:.2f}% | {100 * h[key]:.0f}% |",
+        f"| after the fast phase | {100 * f['median']:.2f}% | {100 * f['worst']:.2f}% | {100 * f[key]:.0f}% |",
+        f"| after the fast phase, served domain | {100 * fs['median']:.2f}% | {100 * fs['worst']:.2f}% | "
+        f"{100 * fs[key]:.0f}% |",
+        "",
+        "Served domain: " + ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in bounds.items()) + ".",
+        "",
+        f"Error estimate vs true error (fast phase): Spearman {e['spearman']:.2f}, true ≤ estimate in "
+        f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
+        f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).",
+        "",
+        f"![{report['model']} sweep]({figure})",
+        "",
+        "Worst sets:",
+        "",
+        "| β | ν | ρ | hypernetwork | fast phase | estimate |",
+        "|---|---|---|---|---|---|",
+    ]
     for i in np.argsort(-result["err_fast"])[:8]:
-        lines.append(f"| {mus[i, 0]:.2f} | {mus[i, 1]:.2f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
-                     f"{100 * result['err_fast'][i]:.2f}% | {100 * result['estimate'][i]:.2f}% |")
+        lines.append(
+            f"| {mus[i, 0]:.2f} | {mus[i, 1]:.2f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
+            f"{100 * result['err_fast'][i]:.2f}% | {100 * result['estimate'][i]:.2f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -259,8 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "sweep.md")
     args = ap.parse_args(argv)
     if args.run:
-        table = ["| run | changes from the former default | steps | train time | median | worst | worst set |",
-                 "|---|---|---|---|---|---|---|"]
+        table = [
+            "| run | changes from the former default | steps | train time | median | worst | worst set |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for run in args.run:
             lrnr, hyper, settings = load_run(run)
             domain = Domain.from_dict(settings["domain"])
@@ -270,28 +346,43 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{run}: hypernetwork only over {s['n']} sets: median {s['median']:.4f}, worst {s['worst']:.4f}")
             for i in np.argsort(-err)[:5]:
                 print(f"   μ = ({mus[i, 0]:.2f}, {mus[i, 1]:.2f}, {mus[i, 2]:.2f}): {err[i]:.4f}")
-            (run / "sweep_hyper.json").write_text(json.dumps({"summary": s, "mu": mus.tolist(), "rel_l2": err.tolist()}))
+            (run / "sweep_hyper.json").write_text(
+                json.dumps({"summary": s, "mu": mus.tolist(), "rel_l2": err.tolist()})
+            )
             w = int(np.argmax(err))
-            table.append(f"| {run.name} | {_changes(settings['config'])} | {settings['steps_done']} | "
-                         f"{settings['train_time_s'] / 60:.0f} min | {100 * s['median']:.2f}% | {100 * s['worst']:.2f}% | "
-                         f"({mus[w, 0]:g}, {mus[w, 1]:g}, {mus[w, 2]:g}) |")
+            table.append(
+                f"| {run.name} | {_changes(settings['config'])} | {settings['steps_done']} | "
+                f"{settings['train_time_s'] / 60:.0f} min | {100 * s['median']:.2f}% | {100 * s['worst']:.2f}% | "
+                f"({mus[w, 0]:g}, {mus[w, 1]:g}, {mus[w, 2]:g}) |"
+            )
         print("\n".join(table))
         return
     command = "python -m training.sweep" + (f" --per-axis {args.per_axis}" if args.per_axis else "")
-    parts = ["# Whole-domain accuracy sweep", "",
-             f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine). Relative L2 "
-             "errors against the reference solver (`core/reference.py`) on the standard 256×100 grid, over a tensor "
-             "grid of each model's whole training domain: every face, edge and corner is on it.", ""]
+    parts = [
+        "# Whole-domain accuracy sweep",
+        "",
+        f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, this repository's CPU machine). Relative L2 "
+        "errors against the reference solver (`core/reference.py`) on the standard 256×100 grid, over a tensor "
+        "grid of each model's whole training domain: every face, edge and corner is on it.",
+        "",
+    ]
     reports = []
     for name in args.models:
         result, report = sweep_artifact(name, args.per_axis)
         fig = args.out.parent / "figures" / f"sweep_{name}.png"
-        heat_map(result, Domain.from_dict(json.loads((ROOT / "artifacts" / name / "manifest.json").read_text())["domain"]),
-                 fig, f"{name}: relative L2 error over the domain", result["estimate"])
+        heat_map(
+            result,
+            Domain.from_dict(json.loads((ROOT / "artifacts" / name / "manifest.json").read_text())["domain"]),
+            fig,
+            f"{name}: relative L2 error over the domain",
+            result["estimate"],
+        )
         parts.append(markdown(result, report, fig.relative_to(args.out.parent).as_posix()))
         reports.append(report)
-        print(f"{name}: hyper median {report['hyper']['median']:.4f} worst {report['hyper']['worst']:.4f}; "
-              f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}")
+        print(
+            f"{name}: hyper median {report['hyper']['median']:.4f} worst {report['hyper']['worst']:.4f}; "
+            f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}"
+        )
     args.out.write_text("\n".join(parts))
     args.out.with_suffix(".json").write_text(json.dumps(reports, indent=1))
 

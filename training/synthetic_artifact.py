@@ -5,10 +5,11 @@ points, ONNX graphs (``training.onnx_export``: onnx only, no torch) and a placeh
 model (estimate = check residual). The numbers mean nothing physically: they exercise the
 artifact format and the service contract, not accuracy.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,8 +23,9 @@ from core.pde import Domain, interior_points
 from core.random_model import random_model
 
 
-def synthetic_parts(lrnr: LRNRWeights, hyper: HyperWeights, domain: Domain, points: int = 32, rank: int = 4,
-                    steps: int = 3) -> dict:
+def synthetic_parts(
+    lrnr: LRNRWeights, hyper: HyperWeights, domain: Domain, points: int = 32, rank: int = 4, steps: int = 3
+) -> dict:
     """The keyword arguments of ``write_artifact`` that describe the fast phase: reduced
     operators at ``points`` collocation points (seed 0), fast_phase, served_domain,
     error_estimate."""
@@ -33,16 +35,33 @@ def synthetic_parts(lrnr: LRNRWeights, hyper: HyperWeights, domain: Domain, poin
     S = np.concatenate(hyper_forward(hyper, domain.grid(2)), axis=1)
     ops, _ = build_fastlrnr(lrnr, x, t, S, min(rank, lrnr.width))
     model = ErrorModel(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), 0.0, domain.low.copy(), domain.high.copy(), 0.95)
-    return {"reduced_arrays": ops,
-            "fast_phase": {"collocation": {"points": points, "seed": 0}, "check": {"points": points, "seed": 1},
-                           "default": FastPhaseSettings(steps=steps).to_dict(), "measured": {"synthetic": True}},
-            "served_domain": domain,
-            "error_estimate": {"model": model.to_dict(), "calibration": "none: synthetic model (estimate = residual)"}}
+    return {
+        "reduced_arrays": ops,
+        "fast_phase": {
+            "collocation": {"points": points, "seed": 0},
+            "check": {"points": points, "seed": 1},
+            "default": FastPhaseSettings(steps=steps).to_dict(),
+            "measured": {"synthetic": True},
+        },
+        "served_domain": domain,
+        "error_estimate": {"model": model.to_dict(), "calibration": "none: synthetic model (estimate = residual)"},
+    }
 
 
-def write_synthetic(directory: Path, name: str, domain: Domain, test_domain: Domain | None = None, seed: int = 0,
-                    width: int = 32, ranks: Sequence[int] = (4, 3), points: int = 32, rank: int = 4,
-                    steps: int = 3, onnx: bool = True, served_domain: Domain | None = None) -> Path:
+def write_synthetic(
+    directory: Path,
+    name: str,
+    domain: Domain,
+    test_domain: Domain | None = None,
+    seed: int = 0,
+    width: int = 32,
+    ranks: Sequence[int] = (4, 3),
+    points: int = 32,
+    rank: int = 4,
+    steps: int = 3,
+    onnx: bool = True,
+    served_domain: Domain | None = None,
+) -> Path:
     """Write a synthetic artifact to ``directory`` (replacing one there) and return its path."""
     from training.onnx_export import lrnr_onnx
 
@@ -52,7 +71,18 @@ def write_synthetic(directory: Path, name: str, domain: Domain, test_domain: Dom
         parts["served_domain"] = served_domain
     ops: ReducedOperators = parts["reduced_arrays"]
     files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)} if onnx else {}
-    return write_artifact(directory, name=name, version="0.0.1-test", domain=domain,
-                          test_domain=test_domain or domain, lrnr=lrnr, hyper=hyper, onnx_files=files,
-                          training={"synthetic": True, "seed": seed}, eim={"n": ops.n},
-                          quality={"note": "synthetic test model"}, overwrite=True, **parts)
+    return write_artifact(
+        directory,
+        name=name,
+        version="0.0.1-test",
+        domain=domain,
+        test_domain=test_domain or domain,
+        lrnr=lrnr,
+        hyper=hyper,
+        onnx_files=files,
+        training={"synthetic": True, "seed": seed},
+        eim={"n": ops.n},
+        quality={"note": "synthetic test model"},
+        overwrite=True,
+        **parts,
+    )

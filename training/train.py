@@ -10,6 +10,7 @@ Output (rank 0): checkpoint.{npz,json} during training; at the end the truncated
 ``lrnr.npz``, ``hyper.npz``, ``settings.json`` and ``history.json`` (the checkpoint
 contract of docs/architecture.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ class MetaNet(torch.nn.Module):
     def __init__(self, cfg: TrainConfig):
         super().__init__()
         dom = DOMAINS[cfg.domain]
-        self.lrnr = LRNR(cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale,
-                         time_scale=cfg.time_scale)
+        self.lrnr = LRNR(
+            cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale, time_scale=cfg.time_scale
+        )
         self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
         self.gamma = cfg.gamma
         self.scale_power, self.time_bins, self.causal_eps = cfg.residual_scale_power, cfg.time_bins, cfg.causal_eps
@@ -56,7 +58,7 @@ class MetaNet(torch.nn.Module):
         # Scale by 1/(1+β)^p: the residual of a fast convection grows with β, and unscaled
         # it would let the largest β of each batch dominate the loss.
         sq = (res / (1.0 + beta) ** self.scale_power) ** 2
-        slices = sq.view(sq.shape[0], self.time_bins, -1).mean(dim=-1)            # (B, slices)
+        slices = sq.view(sq.shape[0], self.time_bins, -1).mean(dim=-1)  # (B, slices)
         if self.causal_eps > 0:
             # Causal weighting: a slice counts only once the earlier ones are fitted.
             earlier = torch.cumsum(slices, dim=1) - slices
@@ -64,19 +66,24 @@ class MetaNet(torch.nn.Module):
             loss_pde = (weight * slices).mean()
         else:
             weight, loss_pde = None, slices.mean()
-        return {"loss_pde": loss_pde, "pde": slices.mean(), "rows": slices.detach().mean(dim=1),
-                "orth": self.lrnr.orthogonality(), "sparse": sparsity(s, self.gamma),
-                "alive": (s > 0).float().mean(),
-                "causal_min": weight[:, -1].mean() if weight is not None else torch.ones(())}
+        return {
+            "loss_pde": loss_pde,
+            "pde": slices.mean(),
+            "rows": slices.detach().mean(dim=1),
+            "orth": self.lrnr.orthogonality(),
+            "sparse": sparsity(s, self.gamma),
+            "alive": (s > 0).float().mean(),
+            "causal_min": weight[:, -1].mean() if weight is not None else torch.ones(()),
+        }
 
 
 def make_sampler(cfg: TrainConfig) -> MuSampler:
-    return MuSampler(DOMAINS[cfg.domain], cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins,
-                     cfg.adaptive_power)
+    return MuSampler(DOMAINS[cfg.domain], cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins, cfg.adaptive_power)
 
 
-def sample_batch(cfg: TrainConfig, rank: int, step: int, device,
-                 sampler: MuSampler | None = None) -> tuple[torch.Tensor, ...]:
+def sample_batch(
+    cfg: TrainConfig, rank: int, step: int, device, sampler: MuSampler | None = None
+) -> tuple[torch.Tensor, ...]:
     """Fresh μ (B, 3) and points x, t (B, P) for this (rank, step)."""
     rng = np.random.default_rng([cfg.seed, rank, step])
     sampler = sampler if sampler is not None else make_sampler(cfg)
@@ -104,7 +111,7 @@ class MetaTrainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
 
-    def fit(self, resume: bool = True) -> "MetaTrainer":
+    def fit(self, resume: bool = True) -> MetaTrainer:
         cfg = self.cfg
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if cfg.device == "auto":
@@ -132,6 +139,7 @@ class MetaTrainer:
         bar = None
         if self.progress and rank == 0:
             from tqdm import tqdm
+
             bar = tqdm(total=cfg.steps, initial=step, desc=f"meta {cfg.domain}", dynamic_ncols=True)
         t_start, window = time.perf_counter(), []
         elapsed_before = history[-1]["time_s"] if history else 0.0
@@ -151,18 +159,37 @@ class MetaTrainer:
                 m = np.mean(window, axis=0)
                 window = []
                 elapsed = elapsed_before + time.perf_counter() - t_start
-                history.append({"step": step, "pde": m[0], "orth": m[1], "sparse": m[2], "alive": m[3],
-                                "causal_min": m[4], "worst_cell": float(sampler.table.max()),
-                                "lr": lr_at(cfg, step - 1), "time_s": elapsed})
+                history.append(
+                    {
+                        "step": step,
+                        "pde": m[0],
+                        "orth": m[1],
+                        "sparse": m[2],
+                        "alive": m[3],
+                        "causal_min": m[4],
+                        "worst_cell": float(sampler.table.max()),
+                        "lr": lr_at(cfg, step - 1),
+                        "time_s": elapsed,
+                    }
+                )
                 if bar is not None:
-                    bar.set_postfix(pde=f"{m[0]:.2e}", orth=f"{m[1]:.1e}", sparse=f"{m[2]:.1e}", alive=f"{m[3]:.2f}",
-                                    causal=f"{m[4]:.2f}", worst=f"{sampler.table.max():.1e}")
+                    bar.set_postfix(
+                        pde=f"{m[0]:.2e}",
+                        orth=f"{m[1]:.1e}",
+                        sparse=f"{m[2]:.1e}",
+                        alive=f"{m[3]:.2f}",
+                        causal=f"{m[4]:.2f}",
+                        worst=f"{sampler.table.max():.1e}",
+                    )
             if bar is not None:
                 bar.update(1)
-            timed_out = cfg.time_limit_min > 0 and (elapsed_before + time.perf_counter() - t_start) > 60 * cfg.time_limit_min
+            timed_out = (
+                cfg.time_limit_min > 0 and (elapsed_before + time.perf_counter() - t_start) > 60 * cfg.time_limit_min
+            )
             if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or timed_out):
-                save_checkpoint(self.run_dir, modules, opt, step, cfg.to_dict(), history,
-                                extra={"sampler_table": sampler.table})
+                save_checkpoint(
+                    self.run_dir, modules, opt, step, cfg.to_dict(), history, extra={"sampler_table": sampler.table}
+                )
             if timed_out:
                 break
         if bar is not None:
@@ -196,12 +223,20 @@ class MetaTrainer:
         self.hyper_ = net.hyper.to_weights(keep)
         np.savez(self.run_dir / "lrnr.npz", **self.lrnr_.to_arrays())
         np.savez(self.run_dir / "hyper.npz", **self.hyper_.to_arrays())
-        report = {"rank_before": cfg.rank, "surviving": [int(len(k)) for k in keep],
-                  "grid": f"{cfg.truncation_per_axis} points per active parameter of {dom.name}"}
-        settings = {"config": cfg.to_dict(), "domain": dom.to_dict(), "steps_done": step,
-                    "train_time_s": history[-1]["time_s"] if history else 0.0,
-                    "truncation": report, "final": history[-1] if history else {},
-                    "torch": torch.__version__}
+        report = {
+            "rank_before": cfg.rank,
+            "surviving": [int(len(k)) for k in keep],
+            "grid": f"{cfg.truncation_per_axis} points per active parameter of {dom.name}",
+        }
+        settings = {
+            "config": cfg.to_dict(),
+            "domain": dom.to_dict(),
+            "steps_done": step,
+            "train_time_s": history[-1]["time_s"] if history else 0.0,
+            "truncation": report,
+            "final": history[-1] if history else {},
+            "torch": torch.__version__,
+        }
         (self.run_dir / "settings.json").write_text(json.dumps(settings, indent=1))
         (self.run_dir / "history.json").write_text(json.dumps(history))
         print(f"truncation: surviving coefficients per layer {report['surviving']} of {cfg.rank}")

@@ -1,4 +1,5 @@
 """Truncation (docs/method.md, “Truncation”): drop coefficient indices that are zero over the whole domain."""
+
 from __future__ import annotations
 
 import numpy as np

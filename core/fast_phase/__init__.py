@@ -10,10 +10,21 @@ the update only when the full LRNR confirms it.
 The backends are ``core.jet_chain.exact_chain`` (full LRNR) and the FastLRNR of
 ``core.fastlrnr`` — one ``JetChain`` class with two sets of operators.
 """
+
 from core.fast_phase.acceptance import check_residual, choose
 from core.fast_phase.objective import OBJECTIVES, objective_gradient, objective_value
-from core.fast_phase.run import (BACKENDS, OPTIMIZERS, FastPhaseModel, FastPhaseResult, FastPhaseSettings,
-                                 run_fast_phase)
+from core.fast_phase.run import BACKENDS, OPTIMIZERS, FastPhaseModel, FastPhaseResult, FastPhaseSettings, run_fast_phase
 
-__all__ = ["BACKENDS", "OBJECTIVES", "OPTIMIZERS", "FastPhaseModel", "FastPhaseResult", "FastPhaseSettings",
-           "check_residual", "choose", "objective_gradient", "objective_value", "run_fast_phase"]
+__all__ = [
+    "BACKENDS",
+    "OBJECTIVES",
+    "OPTIMIZERS",
+    "FastPhaseModel",
+    "FastPhaseResult",
+    "FastPhaseSettings",
+    "check_residual",
+    "choose",
+    "objective_gradient",
+    "objective_value",
+    "run_fast_phase",
+]

@@ -6,6 +6,7 @@ candidates (one per locality weight), the one with the smallest check residual i
 is at least ``margin`` (relative) below the hypernetwork's; otherwise ŝ is returned. So the
 served coefficients never have a higher check residual than ŝ, whatever the backend did.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,8 @@ def check_residual(check: JetChain, S: np.ndarray, mu: np.ndarray, chunk: int = 
     Non-finite values give inf."""
     rms = np.empty(len(S))
     for lo in range(0, len(S), chunk):
-        r = check.residual(S[lo:lo + chunk], mu[lo:lo + chunk])
-        rms[lo:lo + chunk] = np.sqrt(np.mean(r * r, axis=1))
+        r = check.residual(S[lo : lo + chunk], mu[lo : lo + chunk])
+        rms[lo : lo + chunk] = np.sqrt(np.mean(r * r, axis=1))
     return np.where(np.isfinite(rms), rms, np.inf)
 
 

@@ -8,6 +8,7 @@ with bias-corrected m̂, v̂ and a per-coefficient step ``scale`` (R, P) given b
 (the fast phase uses the largest coefficient of each layer of ŝ, so one learning rate fits
 models whose coefficient scales differ). One step costs one forward and one Jacobian pass.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,19 @@ from core.fast_phase.lm import Problem
 from core.fast_phase.objective import objective_gradient, objective_value
 
 
-def adam(problem: Problem, S0: np.ndarray, s_hat: np.ndarray, locality: np.ndarray, steps: int,
-         scale: np.ndarray, objective: str = "l1", lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999),
-         eps: float = 1e-8, record: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def adam(
+    problem: Problem,
+    S0: np.ndarray,
+    s_hat: np.ndarray,
+    locality: np.ndarray,
+    steps: int,
+    scale: np.ndarray,
+    objective: str = "l1",
+    lr: float = 1e-2,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    record: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Run ``steps`` projected Adam steps from S0 (R, P). Returns (S, F0, F, iterates): the
     final coefficients, the objective at S0 and at S (R,), and, when ``record``, S after
     every step (steps, R, P)."""
@@ -39,7 +50,7 @@ def adam(problem: Problem, S0: np.ndarray, s_hat: np.ndarray, locality: np.ndarr
         g = objective_gradient(objective, r, jac, S, s_hat, lam)
         m = b1 * m + (1.0 - b1) * g
         v = b2 * v + (1.0 - b2) * g * g
-        step = lr * scale * (m / (1.0 - b1 ** k)) / (np.sqrt(v / (1.0 - b2 ** k)) + eps)
+        step = lr * scale * (m / (1.0 - b1**k)) / (np.sqrt(v / (1.0 - b2**k)) + eps)
         S = np.maximum(S - step, 0.0)
         if record:
             iterates[k - 1] = S

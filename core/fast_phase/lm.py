@@ -16,6 +16,7 @@ tol · F.
 One iteration costs one forward pass of the backend, plus its Jacobian pass when the trial
 is taken (and not the last), so ``steps`` bounds the cost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,9 +52,17 @@ class LMTrace:
     iterates: np.ndarray | None
 
 
-def levenberg_marquardt(problem: Problem, S0: np.ndarray, s_hat: np.ndarray, locality: np.ndarray, steps: int,
-                        damping: float = 1e-3, max_step: float = 0.5, tol: float = 1e-3,
-                        record: bool = False) -> LMTrace:
+def levenberg_marquardt(
+    problem: Problem,
+    S0: np.ndarray,
+    s_hat: np.ndarray,
+    locality: np.ndarray,
+    steps: int,
+    damping: float = 1e-3,
+    max_step: float = 0.5,
+    tol: float = 1e-3,
+    record: bool = False,
+) -> LMTrace:
     """Minimise F from S0 (R, P) for every row at once; s_hat (R, P), locality (R,) ≥ 0."""
     S = np.array(S0, dtype=np.float64)
     R, P = S.shape
@@ -65,7 +74,7 @@ def levenberg_marquardt(problem: Problem, S0: np.ndarray, s_hat: np.ndarray, loc
     F = objective_value("lsq", r, S, s_hat, lam)
     F0 = F.copy()
     jac = problem.jacobian(state).astype(np.float64) if steps > 0 else None
-    d = np.full(R, float(damping))      # relative: the damping term is d · diag(JᵀJ/M)
+    d = np.full(R, float(damping))  # relative: the damping term is d · diag(JᵀJ/M)
     grow = np.full(R, 2.0)
     running = np.ones(R, dtype=bool)
     n_steps, taken = np.zeros(R, dtype=int), np.zeros(R, dtype=int)

@@ -10,6 +10,7 @@ points with residuals r = R[u](x_m, t_m) and Jacobian Jac = ∂r/∂s:
 
 λ is the locality weight. Shapes: r (R, M), Jac (R, M, P), s and ŝ (R, P), λ (R,) or scalar.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,9 @@ def objective_value(kind: str, r: np.ndarray, s: np.ndarray, s_hat: np.ndarray, 
     raise ValueError(f"unknown objective {kind!r}; expected one of {OBJECTIVES}")
 
 
-def objective_gradient(kind: str, r: np.ndarray, jac: np.ndarray, s: np.ndarray, s_hat: np.ndarray,
-                       locality) -> np.ndarray:
+def objective_gradient(
+    kind: str, r: np.ndarray, jac: np.ndarray, s: np.ndarray, s_hat: np.ndarray, locality
+) -> np.ndarray:
     """∂F/∂s (R, P) in float64."""
     M = r.shape[1]
     r = np.asarray(r, dtype=np.float64)

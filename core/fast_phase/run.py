@@ -5,12 +5,13 @@ together on the chosen backend at the model's collocation points, then every can
 and ŝ are judged by the full LRNR on the check points (``acceptance``); per query the
 best candidate is kept when it beats ŝ by the margin, else ŝ.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from core.pde import as_param_array, interior_points
 
 BACKENDS = ("exact", "reduced")
 OPTIMIZERS = ("lm", "adam")
-MAX_ROWS = 8   # rows optimised together: bounds the hidden-state memory (~8 MiB per array at N = M = 256)
+MAX_ROWS = 8  # rows optimised together: bounds the hidden-state memory (~8 MiB per array at N = M = 256)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class FastPhaseSettings:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FastPhaseSettings":
+    def from_dict(cls, d: dict) -> FastPhaseSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -129,8 +130,14 @@ class FastPhaseModel:
     FastLRNR for the collocation points (its points are used when given); collocation,
     check: (count, seed) of ``core.pde.interior_points``."""
 
-    def __init__(self, weights: LRNRWeights, reduced: ReducedOperators | None = None,
-                 collocation: tuple[int, int] = (256, 0), check: tuple[int, int] = (256, 1), dtype=np.float32):
+    def __init__(
+        self,
+        weights: LRNRWeights,
+        reduced: ReducedOperators | None = None,
+        collocation: tuple[int, int] = (256, 0),
+        check: tuple[int, int] = (256, 1),
+        dtype=np.float32,
+    ):
         if reduced is not None:
             if tuple(reduced.ranks) != tuple(weights.ranks):
                 raise ValueError(f"reduced operators have ranks {reduced.ranks}, the LRNR {weights.ranks}")
@@ -142,7 +149,7 @@ class FastPhaseModel:
         if reduced is not None:
             self.chains["reduced"] = reduced.chain(np.float64)
         self.check = exact_chain(weights, *interior_points(*check), dtype)
-        retain_freed_memory()   # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
+        retain_freed_memory()  # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -162,16 +169,35 @@ class _Rows:
         return self.chain.jacobian(state)
 
 
-def _optimise(chain: JetChain, S_hat: np.ndarray, mu: np.ndarray, lam: np.ndarray, ranks: Sequence[int],
-              settings: FastPhaseSettings, record: bool) -> tuple:
+def _optimise(
+    chain: JetChain,
+    S_hat: np.ndarray,
+    mu: np.ndarray,
+    lam: np.ndarray,
+    ranks: Sequence[int],
+    settings: FastPhaseSettings,
+    record: bool,
+) -> tuple:
     """(S, F0, F, steps_run, iterates) of the chosen optimiser for rows S_hat (R, P)."""
     problem = _Rows(chain, mu)
     if settings.optimizer == "lm":
-        tr = levenberg_marquardt(problem, S_hat, S_hat, lam, settings.steps, settings.damping, settings.max_step,
-                                 settings.tol, record)
+        tr = levenberg_marquardt(
+            problem, S_hat, S_hat, lam, settings.steps, settings.damping, settings.max_step, settings.tol, record
+        )
         return tr.S, tr.F0, tr.F, tr.steps, tr.iterates
-    S, F0, F, iterates = adam(problem, S_hat, S_hat, lam, settings.steps, step_scale(S_hat, ranks),
-                              settings.objective, settings.lr, settings.betas, settings.eps, record)
+    S, F0, F, iterates = adam(
+        problem,
+        S_hat,
+        S_hat,
+        lam,
+        settings.steps,
+        step_scale(S_hat, ranks),
+        settings.objective,
+        settings.lr,
+        settings.betas,
+        settings.eps,
+        record,
+    )
     return S, F0, F, np.full(len(S), settings.steps), iterates
 
 
@@ -183,13 +209,18 @@ def step_scale(S_hat: np.ndarray, ranks: Sequence[int], floor: float = 1e-2) -> 
     out = np.empty_like(S_hat)
     lo = 0
     for k in ranks:
-        out[:, lo:lo + k] = np.maximum(S_hat[:, lo:lo + k].max(axis=1, keepdims=True), floor * top)
+        out[:, lo : lo + k] = np.maximum(S_hat[:, lo : lo + k].max(axis=1, keepdims=True), floor * top)
         lo += k
     return out
 
 
-def run_fast_phase(model: FastPhaseModel, s_hat, mu: np.ndarray, settings: FastPhaseSettings = FastPhaseSettings(),
-                   record: bool = False) -> list[FastPhaseResult]:
+def run_fast_phase(
+    model: FastPhaseModel,
+    s_hat,
+    mu: np.ndarray,
+    settings: FastPhaseSettings = FastPhaseSettings(),
+    record: bool = False,
+) -> list[FastPhaseResult]:
     """The fast phase for B queries: s_hat as rows (B, P) or a per-layer list of (B, k_l)
     (or (k_l,) for one query), ≥ 0; mu (B, 3). Returns one result per query; with
     ``record`` each carries the kept candidate's iterates (for error-per-step curves)."""
@@ -204,14 +235,23 @@ def run_fast_phase(model: FastPhaseModel, s_hat, mu: np.ndarray, settings: FastP
         raise ValueError(f"backend {settings.backend!r} is not available for this model (has {model.backends})")
     chain = model.chains[settings.backend]
     C = len(settings.locality)
-    rows_hat = np.repeat(S_hat, C, axis=0)                 # row b·C + c
+    rows_hat = np.repeat(S_hat, C, axis=0)  # row b·C + c
     rows_mu = np.repeat(mu, C, axis=0)
     lam = np.tile(np.asarray(settings.locality), B)
 
-    problem = _Rows(chain, rows_mu)
     t0 = time.perf_counter()
-    parts = [_optimise(chain, rows_hat[lo:lo + MAX_ROWS], rows_mu[lo:lo + MAX_ROWS], lam[lo:lo + MAX_ROWS],
-                       model.ranks, settings, record) for lo in range(0, len(rows_hat), MAX_ROWS)]
+    parts = [
+        _optimise(
+            chain,
+            rows_hat[lo : lo + MAX_ROWS],
+            rows_mu[lo : lo + MAX_ROWS],
+            lam[lo : lo + MAX_ROWS],
+            model.ranks,
+            settings,
+            record,
+        )
+        for lo in range(0, len(rows_hat), MAX_ROWS)
+    ]
     S, F0, F, steps_run = (np.concatenate([p[i] for p in parts]) for i in range(4))
     iterates = np.concatenate([p[4] for p in parts], axis=1) if record else None
     optimise_ms = 1e3 * (time.perf_counter() - t0)
@@ -228,13 +268,22 @@ def run_fast_phase(model: FastPhaseModel, s_hat, mu: np.ndarray, settings: FastP
         i = b * C + int(best[b])
         ok = bool(accepted[b])
         s_row = S[i] if ok else S_hat[b]
-        results.append(FastPhaseResult(
-            s=[np.array(part) for part in np.split(s_row, ranks)], backend=settings.backend,
-            optimizer=settings.optimizer, accepted=ok, locality=float(lam[i]) if ok else None,
-            steps_run=int(steps_run[i]) if ok else 0, objective_before=float(F0[i]),
-            objective_after=float(F[i] if ok else F0[i]), residual_before=float(rms_hat[b]),
-            residual_after=float(rms_cand[b, best[b]] if ok else rms_hat[b]),
-            candidates=tuple((float(settings.locality[c]), float(rms_cand[b, c])) for c in range(C)),
-            optimise_ms=optimise_ms, check_ms=check_ms,
-            iterates=None if iterates is None else iterates[:, i].copy()))
+        results.append(
+            FastPhaseResult(
+                s=[np.array(part) for part in np.split(s_row, ranks)],
+                backend=settings.backend,
+                optimizer=settings.optimizer,
+                accepted=ok,
+                locality=float(lam[i]) if ok else None,
+                steps_run=int(steps_run[i]) if ok else 0,
+                objective_before=float(F0[i]),
+                objective_after=float(F[i] if ok else F0[i]),
+                residual_before=float(rms_hat[b]),
+                residual_after=float(rms_cand[b, best[b]] if ok else rms_hat[b]),
+                candidates=tuple((float(settings.locality[c]), float(rms_cand[b, c])) for c in range(C)),
+                optimise_ms=optimise_ms,
+                check_ms=check_ms,
+                iterates=None if iterates is None else iterates[:, i].copy(),
+            )
+        )
     return results

@@ -1,4 +1,5 @@
 """core/allocator.py: glibc keeps freed MiB-sized blocks for reuse once asked to."""
+
 import platform
 
 from core.allocator import retain_freed_memory

@@ -1,4 +1,5 @@
 """core/artifact.py: round trip, and a clear refusal for every kind of damage."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.artifact import SCHEMA_VERSION, ArtifactError, list_artifacts, load_artifact, verify_artifact, write_artifact
 from core.error_estimate import ErrorModel
 from core.fast_phase import FastPhaseSettings
-from core.artifact import (SCHEMA_VERSION, ArtifactError, list_artifacts, load_artifact, verify_artifact,
-                           write_artifact)
 from core.hypernet import HyperWeights, hyper_forward
 from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward
 from core.pde import CDR
@@ -23,17 +23,26 @@ N, RANKS, K = 32, (4, 3, 2), 8
 
 
 def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
-    return LRNRWeights(rng.normal(size=(N, 3)), rng.normal(size=N),
-                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-                       tuple(0.1 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / np.sqrt(N), 0.25)
+    return LRNRWeights(
+        rng.normal(size=(N, 3)),
+        rng.normal(size=N),
+        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+        tuple(0.1 * rng.normal(size=N) for _ in ranks),
+        rng.normal(size=N) / np.sqrt(N),
+        0.25,
+    )
 
 
 def random_hyper(rng: np.random.Generator, domain=CDR, K: int = K, ranks=RANKS) -> HyperWeights:
-    return HyperWeights((rng.normal(size=(K, 3)), rng.normal(size=(K, K)), rng.normal(size=(K, K))),
-                        tuple(rng.normal(size=K) for _ in range(3)),
-                        tuple(rng.normal(size=(k, K)) for k in ranks), tuple(rng.normal(size=k) for k in ranks),
-                        domain.low, domain.high)
+    return HyperWeights(
+        (rng.normal(size=(K, 3)), rng.normal(size=(K, K)), rng.normal(size=(K, K))),
+        tuple(rng.normal(size=K) for _ in range(3)),
+        tuple(rng.normal(size=(k, K)) for k in ranks),
+        tuple(rng.normal(size=k) for k in ranks),
+        domain.low,
+        domain.high,
+    )
 
 
 ONNX = {"lrnr.onnx": b"\x08\x08fake-onnx-bytes", "lrnr_jets.onnx": b"\x08\x08fake-jets"}
@@ -53,9 +62,20 @@ def weights():
 @pytest.fixture
 def art(tmp_path, weights) -> Path:
     lrnr, hyper = weights
-    return write_artifact(tmp_path / "cdr", name="cdr", version="0.1.0", domain=CDR, test_domain=CDR,
-                          lrnr=lrnr, hyper=hyper, onnx_files=ONNX, training={"epochs": 3, "lr": 1e-3},
-                          eim={"n": 3}, quality={"eim_error": [1e-3, 2e-3, 3e-3]}, **parts(lrnr, hyper))
+    return write_artifact(
+        tmp_path / "cdr",
+        name="cdr",
+        version="0.1.0",
+        domain=CDR,
+        test_domain=CDR,
+        lrnr=lrnr,
+        hyper=hyper,
+        onnx_files=ONNX,
+        training={"epochs": 3, "lr": 1e-3},
+        eim={"n": 3},
+        quality={"eim_error": [1e-3, 2e-3, 3e-3]},
+        **parts(lrnr, hyper),
+    )
 
 
 def rewrite_manifest(directory: Path, **changes) -> dict:
@@ -89,8 +109,14 @@ def test_round_trip(art, weights):
     assert (a.name, a.version, a.directory) == ("cdr", "0.1.0", art)
     assert a.domain == CDR and a.test_domain == CDR
     assert a.manifest["schema_version"] == SCHEMA_VERSION and a.manifest["ansatz"] == ANSATZ
-    assert a.manifest["dimensions"] == {"N": N, "L": 3, "ranks": list(RANKS), "K_max": K, "hyper_width": K,
-                                        "eim_rank": 3}
+    assert a.manifest["dimensions"] == {
+        "N": N,
+        "L": 3,
+        "ranks": list(RANKS),
+        "K_max": K,
+        "hyper_width": K,
+        "eim_rank": 3,
+    }
     assert a.sha256 == hashlib.sha256((art / "manifest.json").read_bytes()).hexdigest()
     assert set(a.manifest["files"]) == {"lrnr.npz", "hyper.npz", "fastlrnr.npz", "lrnr.onnx", "lrnr_jets.onnx"}
     assert a.lrnr.A.dtype == np.float64
@@ -107,8 +133,9 @@ def test_round_trip(art, weights):
     np.testing.assert_array_equal(a.error_model.coef, ErrorModel.from_dict(expected["error_estimate"]["model"]).coef)
     mu = np.array([2.0, 1.0, 0.5])
     x, t = np.linspace(0, 6, 7), np.linspace(0, 1, 7)
-    np.testing.assert_array_equal(lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t),
-                                  lrnr_forward(lrnr, hyper_forward(hyper, mu), x, t))
+    np.testing.assert_array_equal(
+        lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t), lrnr_forward(lrnr, hyper_forward(hyper, mu), x, t)
+    )
     assert verify_artifact(art) == a.manifest
     assert list_artifacts(art.parent) == [art]
     assert not any(p.name.startswith(".") for p in art.parent.iterdir())  # no temp dirs left
@@ -116,8 +143,18 @@ def test_round_trip(art, weights):
 
 def test_write_refuses_to_clobber_and_overwrites_on_request(art, weights):
     lrnr, hyper = weights
-    kw = dict(name="cdr", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, onnx_files={}, training={}, eim={},
-              quality={}, **parts(lrnr, hyper))
+    kw = dict(
+        name="cdr",
+        domain=CDR,
+        test_domain=CDR,
+        lrnr=lrnr,
+        hyper=hyper,
+        onnx_files={},
+        training={},
+        eim={},
+        quality={},
+        **parts(lrnr, hyper),
+    )
     with pytest.raises(FileExistsError):
         write_artifact(art, version="0.2.0", **kw)
     write_artifact(art, version="0.2.0", overwrite=True, **kw)
@@ -128,8 +165,19 @@ def test_write_refuses_to_clobber_and_overwrites_on_request(art, weights):
 
 def test_write_refuses_bad_inputs(tmp_path, weights):
     lrnr, hyper = weights
-    kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper,
-              onnx_files={}, training={}, eim={}, quality={}, **parts(lrnr, hyper))
+    kw = dict(
+        name="m",
+        version="1",
+        domain=CDR,
+        test_domain=CDR,
+        lrnr=lrnr,
+        hyper=hyper,
+        onnx_files={},
+        training={},
+        eim={},
+        quality={},
+        **parts(lrnr, hyper),
+    )
     with pytest.raises(ValueError, match="non-finite"):
         write_artifact(tmp_path / "a", **{**kw, "reduced_arrays": {"M": np.array([1.0, np.nan])}})
     with pytest.raises(ValueError, match="JSON"):
@@ -261,9 +309,21 @@ def test_missing_and_extra_arrays(art):
 def test_reduced_operators_must_build_and_agree(tmp_path, weights):
     lrnr, hyper = weights
     base = parts(lrnr, hyper)
-    kw = dict(name="m", version="1", domain=CDR, test_domain=CDR, lrnr=lrnr, hyper=hyper, onnx_files={},
-              training={}, eim={"n": 3}, quality={}, fast_phase=base["fast_phase"],
-              served_domain=base["served_domain"], error_estimate=base["error_estimate"])
+    kw = dict(
+        name="m",
+        version="1",
+        domain=CDR,
+        test_domain=CDR,
+        lrnr=lrnr,
+        hyper=hyper,
+        onnx_files={},
+        training={},
+        eim={"n": 3},
+        quality={},
+        fast_phase=base["fast_phase"],
+        served_domain=base["served_domain"],
+        error_estimate=base["error_estimate"],
+    )
     arrays = base["reduced_arrays"].to_arrays()
     write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in arrays.items() if k != "w"}, **kw)
     verify_artifact(tmp_path / "a")  # raw arrays pass; building the operators does not
@@ -284,8 +344,9 @@ def test_served_domain_error_model_and_fast_phase_are_checked(art):
     refused(art, "manifest.json", "served_domain", "not inside")
     rewrite_manifest(art, served_domain=m["served_domain"], error_estimate={"model": {"coef": [1, 2]}})
     refused(art, "manifest.json", "error_estimate.model")
-    rewrite_manifest(art, error_estimate=m["error_estimate"], fast_phase={**m["fast_phase"],
-                                                                        "default": {"backend": "gpu"}})
+    rewrite_manifest(
+        art, error_estimate=m["error_estimate"], fast_phase={**m["fast_phase"], "default": {"backend": "gpu"}}
+    )
     refused(art, "manifest.json", "fast_phase", "backend")
     rewrite_manifest(art, fast_phase={**m["fast_phase"], "check": {"points": 0, "seed": 1}})
     refused(art, "manifest.json", "fast_phase", "check")

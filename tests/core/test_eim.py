@@ -1,4 +1,5 @@
 """POD / DEIM / EIM error (core/eim.py)."""
+
 import numpy as np
 import pytest
 
@@ -45,7 +46,7 @@ def test_deim_picks_the_dominant_rows():
     rows = [7, 2, 11, 0, 5]
     Phi = 1e-2 * rng.normal(size=(13, len(rows)))
     for j, r in enumerate(rows):
-        Phi[r, j] = 10.0 - j       # column j peaks at row rows[j]
+        Phi[r, j] = 10.0 - j  # column j peaks at row rows[j]
     p = deim_indices(Phi)
     assert p.dtype.kind == "i" and p.tolist() == rows
 

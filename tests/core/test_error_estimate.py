@@ -1,4 +1,5 @@
 """core/error_estimate.py: the log-linear error model, its calibration and quality measures."""
+
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ def synthetic(n=400, seed=0, noise=0.2):
     mu = CDR.sample(n, rng)
     res = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), n))
     nu_scaled = 2 * (mu[:, 1] - 0.0) / 2.0 - 1
-    err = 0.3 * res ** 0.9 * np.exp(0.5 * nu_scaled + noise * rng.normal(size=n))
+    err = 0.3 * res**0.9 * np.exp(0.5 * nu_scaled + noise * rng.normal(size=n))
     return res, mu, err
 
 
@@ -46,7 +47,7 @@ def test_round_trip_and_validation():
 def test_spearman_and_quality_measures():
     assert spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, rel=1e-6)   # ties at average rank
+    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, rel=1e-6)  # ties at average rank
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
     q = estimate_quality(np.array([1.0, 4.0, 30.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0]))
     assert q["covered"] == 0.75 and q["within_1_to_5x"] == 0.5 and q["median_ratio"] == 1.5

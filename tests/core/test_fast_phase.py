@@ -1,9 +1,17 @@
 """The fast phase (core/fast_phase/): objectives, Levenberg–Marquardt, Adam, acceptance, backends."""
+
 import numpy as np
 import pytest
 
-from core.fast_phase import (FastPhaseModel, FastPhaseSettings, check_residual, choose, objective_gradient,
-                             objective_value, run_fast_phase)
+from core.fast_phase import (
+    FastPhaseModel,
+    FastPhaseSettings,
+    check_residual,
+    choose,
+    objective_gradient,
+    objective_value,
+    run_fast_phase,
+)
 from core.fast_phase.lm import levenberg_marquardt
 from core.fast_phase.run import _Rows
 from core.fastlrnr import build_fastlrnr, identity_operators
@@ -24,7 +32,7 @@ def model():
 
 def s_hat_of(hyper, mu):
     S = np.concatenate(hyper_forward(hyper, mu), axis=1)
-    S[:, [1, 7]] = 0.0      # coefficients at the bound, as the hypernetwork's ReLU gives
+    S[:, [1, 7]] = 0.0  # coefficients at the bound, as the hypernetwork's ReLU gives
     return S
 
 
@@ -38,7 +46,7 @@ def test_objective_gradient_matches_differences(model, kind):
     chain = exact_chain(w, *interior_points(30, 0), np.float64)
     rng = np.random.default_rng(0)
     S_hat = s_hat_of(hyper, MU)
-    S = S_hat + rng.uniform(0.05, 0.2, size=S_hat.shape)     # away from the ℓ1 kinks
+    S = S_hat + rng.uniform(0.05, 0.2, size=S_hat.shape)  # away from the ℓ1 kinks
     lam = np.array([1e-3, 0.1, 0.0, 2.0])
     F = lambda S_: objective_value(kind, chain.residual(S_, MU), S_, S_hat, lam)
     r, jac = chain.residual_and_jacobian(S, MU)
@@ -49,8 +57,11 @@ def test_objective_gradient_matches_differences(model, kind):
         Sp[:, p] += h
         Sm[:, p] -= h
         np.testing.assert_allclose(g[:, p], (F(Sp) - F(Sm)) / (2 * h), rtol=1e-5, atol=1e-8)
-    assert np.allclose(F(S), np.mean(r**2, 1) + lam * np.sum((S - S_hat) ** 2, 1)) if kind == "lsq" else \
-        np.allclose(F(S), np.mean(np.abs(r), 1) + lam * np.sum(np.abs(S - S_hat), 1))
+    assert (
+        np.allclose(F(S), np.mean(r**2, 1) + lam * np.sum((S - S_hat) ** 2, 1))
+        if kind == "lsq"
+        else np.allclose(F(S), np.mean(np.abs(r), 1) + lam * np.sum(np.abs(S - S_hat), 1))
+    )
 
 
 def test_lm_lowers_the_objective_monotonically_and_respects_the_bound(model):
@@ -92,9 +103,9 @@ def test_run_fast_phase_bookkeeping_and_acceptance(model):
     for b, res in enumerate(results):
         assert [sl.shape for sl in res.s] == [(k,) for k in RANKS]
         assert res.residual_before == pytest.approx(chk[b], rel=1e-12)
-        served = check_residual(fp.check, np.concatenate(res.s)[None], MU[b:b + 1])[0]
+        served = check_residual(fp.check, np.concatenate(res.s)[None], MU[b : b + 1])[0]
         assert res.residual_after == pytest.approx(served, rel=1e-12)
-        assert res.residual_after <= res.residual_before          # never worse than ŝ on the check
+        assert res.residual_after <= res.residual_before  # never worse than ŝ on the check
         assert len(res.candidates) == 2
         if res.accepted:
             assert res.residual_after <= 0.95 * res.residual_before
@@ -185,8 +196,19 @@ def test_backend_must_exist_and_inputs_are_checked(model):
         run_fast_phase(fp, S_hat, MU * np.nan)
 
 
-@pytest.mark.parametrize("bad", [dict(backend="gpu"), dict(optimizer="sgd"), dict(steps=-1), dict(locality=()),
-                                 dict(locality=(-1.0,)), dict(margin=1.0), dict(damping=0.0), dict(betas=(1.0, 0.9))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(backend="gpu"),
+        dict(optimizer="sgd"),
+        dict(steps=-1),
+        dict(locality=()),
+        dict(locality=(-1.0,)),
+        dict(margin=1.0),
+        dict(damping=0.0),
+        dict(betas=(1.0, 0.9)),
+    ],
+)
 def test_settings_are_validated(bad):
     with pytest.raises(ValueError):
         FastPhaseSettings(**bad)

@@ -1,4 +1,5 @@
 """FastLRNR for a set of collocation points: EIM/DEIM on layers 1..L, layer 0 exact (core/fastlrnr.py)."""
+
 import io
 import json
 
@@ -26,8 +27,15 @@ def lifted_lrnr(N=48, r=5, seed=0) -> LRNRWeights:
     E = np.eye(r)[np.arange(N) % r]
     small = random_lrnr(r, RANKS, seed)
     U = tuple(3 * rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS)
-    return LRNRWeights(E @ small.A, E @ small.a, U, tuple(E @ V for V in small.V), tuple(E @ b for b in small.b),
-                       E @ small.w / (N / r), 0.2)
+    return LRNRWeights(
+        E @ small.A,
+        E @ small.a,
+        U,
+        tuple(E @ V for V in small.V),
+        tuple(E @ b for b in small.b),
+        E @ small.w / (N / r),
+        0.2,
+    )
 
 
 def test_identity_operators_are_the_lrnr():

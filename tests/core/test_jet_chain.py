@@ -1,4 +1,5 @@
 """The LRNR at fixed points with jets and the per-point residual Jacobian (core/jet_chain.py)."""
+
 import numpy as np
 import pytest
 
@@ -60,7 +61,7 @@ def test_rows_are_independent(weights):
     S = rows(4, seed=4)
     r, jac = chain.residual_and_jacobian(S, MU)
     for i in range(4):
-        ri, ji = chain.residual_and_jacobian(S[i:i + 1], MU[i:i + 1])
+        ri, ji = chain.residual_and_jacobian(S[i : i + 1], MU[i : i + 1])
         np.testing.assert_allclose(ri[0], r[i], rtol=0, atol=1e-13)
         np.testing.assert_allclose(ji[0], jac[i], rtol=0, atol=1e-12)
 
@@ -71,8 +72,9 @@ def test_jacobian_of_a_row_subset_of_a_forward_state(weights):
     S = rows(4, seed=5)
     state = chain.forward(S, MU)
     keep = np.array([True, False, True, True])
-    np.testing.assert_allclose(chain.jacobian(state.rows(keep)), chain.residual_and_jacobian(S[keep], MU[keep])[1],
-                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        chain.jacobian(state.rows(keep)), chain.residual_and_jacobian(S[keep], MU[keep])[1], rtol=0, atol=1e-13
+    )
 
 
 def test_float32_chain_agrees_with_float64(weights):

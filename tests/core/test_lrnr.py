@@ -1,4 +1,5 @@
 """The numpy LRNR and hypernetwork: exact jets, batching, ansatz, serialisation, shapes."""
+
 from __future__ import annotations
 
 import io
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 from core.hypernet import HyperWeights, hyper_forward, normalise_params
-from core.lrnr import (ANSATZ, LRNRWeights, check_coefficients, lrnr_forward, lrnr_hidden_states,
-                       lrnr_jets)
+from core.lrnr import ANSATZ, LRNRWeights, check_coefficients, lrnr_forward, lrnr_hidden_states, lrnr_jets
 from core.pde import CDR
 
 N, RANKS, K_HYPER = 48, (5, 4, 3), 7
@@ -18,11 +18,14 @@ def make_weights(seed: int = 0) -> LRNRWeights:
     rng = np.random.default_rng(seed)
     gauss = lambda *shape, scale=1.0: scale * rng.standard_normal(shape)
     return LRNRWeights(
-        A=gauss(N, 3), a=gauss(N, scale=0.5),
-        U=tuple(gauss(N, k, scale=N ** -0.5) for k in RANKS),
+        A=gauss(N, 3),
+        a=gauss(N, scale=0.5),
+        U=tuple(gauss(N, k, scale=N**-0.5) for k in RANKS),
         V=tuple(gauss(N, k) for k in RANKS),
         b=tuple(gauss(N, scale=0.3) for _ in RANKS),
-        w=gauss(N, scale=N ** -0.5), c=0.2)
+        w=gauss(N, scale=N**-0.5),
+        c=0.2,
+    )
 
 
 def make_coefficients(rng: np.random.Generator, batch: tuple[int, ...] = ()) -> list[np.ndarray]:
@@ -32,10 +35,14 @@ def make_coefficients(rng: np.random.Generator, batch: tuple[int, ...] = ()) -> 
 def make_hyper(seed: int = 1) -> HyperWeights:
     rng = np.random.default_rng(seed)
     gauss = lambda *shape: rng.standard_normal(shape)
-    return HyperWeights(W=(gauss(K_HYPER, 3), gauss(K_HYPER, K_HYPER), gauss(K_HYPER, K_HYPER)),
-                        c=(gauss(K_HYPER), gauss(K_HYPER), gauss(K_HYPER)),
-                        H=tuple(gauss(k, K_HYPER) for k in RANKS), e=tuple(gauss(k) for k in RANKS),
-                        low=CDR.low, high=CDR.high)
+    return HyperWeights(
+        W=(gauss(K_HYPER, 3), gauss(K_HYPER, K_HYPER), gauss(K_HYPER, K_HYPER)),
+        c=(gauss(K_HYPER), gauss(K_HYPER), gauss(K_HYPER)),
+        H=tuple(gauss(k, K_HYPER) for k in RANKS),
+        e=tuple(gauss(k) for k in RANKS),
+        low=CDR.low,
+        high=CDR.high,
+    )
 
 
 @pytest.fixture
@@ -59,7 +66,7 @@ def test_jets_match_central_differences(weights, points):
     np.testing.assert_allclose(u_x, (f(x + h, t) - f(x - h, t)) / (2 * h), rtol=0, atol=1e-7)
     np.testing.assert_allclose(u_t, (f(x, t + h) - f(x, t - h)) / (2 * h), rtol=0, atol=1e-7)
     h = 1e-4
-    np.testing.assert_allclose(u_xx, (f(x + h, t) - 2 * u + f(x - h, t)) / h ** 2, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(u_xx, (f(x + h, t) - 2 * u + f(x - h, t)) / h**2, rtol=0, atol=1e-5)
     # the derivatives are not trivially small, so the comparison means something
     assert min(np.abs(v).max() for v in (u_x, u_t, u_xx)) > 0.1
 

@@ -1,12 +1,25 @@
 """The PDE family as data: domains, parameter validation, residual, grids."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.pde import (CDR, CONVECTION, DOMAINS, PARAM_NAMES, TEST_DOMAINS, Domain, ParameterError,
-                      as_param_array, initial_condition, params_to_array, residual, standard_grid,
-                      uniform_grid)
+from core.pde import (
+    CDR,
+    CONVECTION,
+    DOMAINS,
+    PARAM_NAMES,
+    TEST_DOMAINS,
+    Domain,
+    ParameterError,
+    as_param_array,
+    initial_condition,
+    params_to_array,
+    residual,
+    standard_grid,
+    uniform_grid,
+)
 
 
 def test_validate_accepts_points_inside_and_fills_missing_names_with_zero():
@@ -15,12 +28,15 @@ def test_validate_accepts_points_inside_and_fills_missing_names_with_zero():
     assert CDR.validate({"beta": 3.0, "nu": 0.0, "rho": 2.0}).dtype == np.float64
 
 
-@pytest.mark.parametrize("domain, params, param, allowed", [
-    (CONVECTION, {"beta": 25.0}, "beta", "∈ [1, 20]"),
-    (CONVECTION, {"beta": 5.0, "nu": 0.1}, "nu", "= 0"),
-    (CDR, {"beta": 2.0, "nu": 1.0, "rho": -0.5}, "rho", "∈ [0, 2]"),
-    (CDR, np.array([0.5, 1.0, 1.0]), "beta", "∈ [1, 3]"),
-])
+@pytest.mark.parametrize(
+    "domain, params, param, allowed",
+    [
+        (CONVECTION, {"beta": 25.0}, "beta", "∈ [1, 20]"),
+        (CONVECTION, {"beta": 5.0, "nu": 0.1}, "nu", "= 0"),
+        (CDR, {"beta": 2.0, "nu": 1.0, "rho": -0.5}, "rho", "∈ [0, 2]"),
+        (CDR, np.array([0.5, 1.0, 1.0]), "beta", "∈ [1, 3]"),
+    ],
+)
 def test_validate_names_the_parameter_and_the_range(domain, params, param, allowed):
     with pytest.raises(ParameterError) as info:
         domain.validate(params)
@@ -102,7 +118,6 @@ def test_standard_grid():
     assert x[0] == 0.0 and x[-1] < 2.0 * np.pi
     assert t[0] == 0.0 and t[-1] == 1.0
     np.testing.assert_allclose(np.diff(t), 1.0 / 99.0, rtol=1e-12)
-
 
 
 @pytest.mark.parametrize("nx, nt", [(1, 1), (3, 2), (256, 100), (7, 11)])

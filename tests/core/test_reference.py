@@ -1,4 +1,5 @@
 """The classical reference solver against closed forms, its own refinements and bad input."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 from core.pde import ParameterError, initial_condition, standard_grid
-from core.reference import (DEFAULT_SUBSTEPS, reference_on_standard_grid, solve_reference,
-                            solve_reference_batch)
+from core.reference import DEFAULT_SUBSTEPS, reference_on_standard_grid, solve_reference, solve_reference_batch
 
 X_GRID = 2.0 * np.pi * np.arange(256) / 256.0
 T_UNEVEN = np.array([0.0, 0.013, 0.2, 0.2, 0.21, 0.5, 0.77, 1.0])
@@ -78,11 +78,13 @@ def test_spectral_interpolation_matches_a_finer_grid():
     direct = solve_reference(mu, midpoints, t, substeps=400, nx_internal=512)
     np.testing.assert_allclose(interpolated, direct, rtol=0, atol=1e-12)
     # periodic in x, and the grid fast path agrees with the general evaluation
-    np.testing.assert_allclose(solve_reference(mu, midpoints + 2.0 * np.pi, t, substeps=400), interpolated,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        solve_reference(mu, midpoints + 2.0 * np.pi, t, substeps=400), interpolated, rtol=0, atol=1e-12
+    )
     on_grid = solve_reference(mu, X_GRID, t, substeps=400)
-    np.testing.assert_allclose(solve_reference(mu, X_GRID[:-1] + 0.0, t, substeps=400), on_grid[:, :-1],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        solve_reference(mu, X_GRID[:-1] + 0.0, t, substeps=400), on_grid[:, :-1], rtol=0, atol=1e-12
+    )
 
 
 def test_output_times_are_exact_and_t0_is_the_initial_condition():
@@ -113,32 +115,38 @@ def test_standard_grid_is_fast_and_shaped():
     assert elapsed < 2.0
 
 
-@pytest.mark.parametrize("mu, match", [
-    (np.zeros(2), r"expected shape \(3,\)"),
-    (np.zeros((1, 3)), r"expected shape \(3,\)"),
-    ([1.0, np.nan, 0.0], "nu must be a finite number"),
-    ([np.inf, 0.0, 0.0], "beta must be a finite number"),
-    ({"beta": 1.0, "gamma": 2.0}, "unknown parameter 'gamma'"),
-    ([1.0, -0.1, 0.0], "nu must be ≥ 0"),
-    ([1.0, 0.0, -1.0], "rho must be ≥ 0"),
-])
+@pytest.mark.parametrize(
+    "mu, match",
+    [
+        (np.zeros(2), r"expected shape \(3,\)"),
+        (np.zeros((1, 3)), r"expected shape \(3,\)"),
+        ([1.0, np.nan, 0.0], "nu must be a finite number"),
+        ([np.inf, 0.0, 0.0], "beta must be a finite number"),
+        ({"beta": 1.0, "gamma": 2.0}, "unknown parameter 'gamma'"),
+        ([1.0, -0.1, 0.0], "nu must be ≥ 0"),
+        ([1.0, 0.0, -1.0], "rho must be ≥ 0"),
+    ],
+)
 def test_bad_parameters_raise(mu, match):
     with pytest.raises(ParameterError, match=match):
         solve_reference(mu, X_ANY, T_UNEVEN, substeps=4)
 
 
-@pytest.mark.parametrize("x, t, kwargs, match", [
-    (np.zeros((2, 3)), T_UNEVEN, {}, r"expected shape \(nx,\)"),
-    (np.array([]), T_UNEVEN, {}, r"expected shape \(nx,\)"),
-    (X_ANY, np.array([[0.5]]), {}, r"expected shape \(nt,\)"),
-    (np.array([0.0, np.nan]), T_UNEVEN, {}, "x must be finite"),
-    (X_ANY, np.array([0.1, np.inf]), {}, "t must be finite"),
-    (X_ANY, np.array([-0.1, 0.5]), {}, "t must be ≥ 0"),
-    (X_ANY, np.array([0.5, 0.2]), {}, "t must be sorted"),
-    (X_ANY, T_UNEVEN, {"substeps": 0}, "substeps must be a positive integer"),
-    (X_ANY, T_UNEVEN, {"substeps": 2.5}, "substeps must be a positive integer"),
-    (X_ANY, T_UNEVEN, {"nx_internal": 255}, "nx_internal must be an even integer"),
-])
+@pytest.mark.parametrize(
+    "x, t, kwargs, match",
+    [
+        (np.zeros((2, 3)), T_UNEVEN, {}, r"expected shape \(nx,\)"),
+        (np.array([]), T_UNEVEN, {}, r"expected shape \(nx,\)"),
+        (X_ANY, np.array([[0.5]]), {}, r"expected shape \(nt,\)"),
+        (np.array([0.0, np.nan]), T_UNEVEN, {}, "x must be finite"),
+        (X_ANY, np.array([0.1, np.inf]), {}, "t must be finite"),
+        (X_ANY, np.array([-0.1, 0.5]), {}, "t must be ≥ 0"),
+        (X_ANY, np.array([0.5, 0.2]), {}, "t must be sorted"),
+        (X_ANY, T_UNEVEN, {"substeps": 0}, "substeps must be a positive integer"),
+        (X_ANY, T_UNEVEN, {"substeps": 2.5}, "substeps must be a positive integer"),
+        (X_ANY, T_UNEVEN, {"nx_internal": 255}, "nx_internal must be an even integer"),
+    ],
+)
 def test_bad_grids_and_settings_raise(x, t, kwargs, match):
     with pytest.raises(ValueError, match=match):
         solve_reference([1.0, 0.5, 0.5], x, t, **kwargs)

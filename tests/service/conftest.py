@@ -1,13 +1,14 @@
 """Fixtures for the service tests: synthetic artifacts written once per session (see service_testkit)."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
+from service_testkit import make_client, make_settings, write_synthetic
 
 from core.pde import CDR, CONVECTION, CONVECTION_TEST, Domain
-from service_testkit import make_client, make_settings, write_synthetic
 
 # convection is served on part of its trained range, as a model that misses its target at high β
 CONVECTION_SERVED = Domain("convection", {"beta": (1.0, 12.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)})
@@ -18,8 +19,9 @@ def artifact_root(tmp_path_factory) -> Path:
     """A directory with two good models, ``cdr`` (default) and ``convection`` (served for β ≤ 12)."""
     root = tmp_path_factory.mktemp("artifacts")
     write_synthetic(root / "cdr", "cdr", CDR, CDR, seed=3)
-    write_synthetic(root / "convection", "convection", CONVECTION, CONVECTION_TEST, seed=4,
-                    served_domain=CONVECTION_SERVED)
+    write_synthetic(
+        root / "convection", "convection", CONVECTION, CONVECTION_TEST, seed=4, served_domain=CONVECTION_SERVED
+    )
     return root
 
 

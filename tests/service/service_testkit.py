@@ -4,6 +4,7 @@ Synthetic artifacts come from ``training.synthetic_artifact`` (a random LRNR wit
 ranks (4, 3), its FastLRNR, ONNX graphs, a placeholder error model). The numbers mean
 nothing physically; the tests check the service contract, not accuracy.
 """
+
 from __future__ import annotations
 
 import warnings

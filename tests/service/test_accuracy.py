@@ -1,16 +1,17 @@
 """The bundled default model, served end to end, against the classical reference solver."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from service_testkit import make_client, make_settings
 
 from core.artifact import load_artifact
 from core.reference import solve_reference
 from service.app import create_app
 from service.settings import DEFAULT_ARTIFACT_DIR
-from service_testkit import make_client, make_settings
 
 # Relative L2 error on the 256×100 standard grid that the served solution must reach at every
 # test point of the served domain: the domain is where the build-time sweep measured ≤ 2% after

@@ -1,4 +1,5 @@
 """service/app.py: the HTTP contract (shapes, content, formats) on synthetic artifacts."""
+
 from __future__ import annotations
 
 import io
@@ -6,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from service_testkit import RANKS, TEST_STEPS
 
 from core.artifact import load_artifact
 from core.hypernet import hyper_forward
 from core.lrnr import lrnr_forward
 from core.pde import X_PERIOD
-from service_testkit import RANKS, TEST_STEPS
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 SMALL = {"nx": 16, "nt": 5}
@@ -99,8 +100,19 @@ def test_solve_default_grid_contract(client, artifact_root):
     fp = diag["fast_phase"]
     assert fp["enabled"] is True and fp["steps_requested"] == TEST_STEPS
     assert fp["backend"] == art.fast_phase.backend and fp["optimizer"] == "lm"
-    assert set(fp) == {"enabled", "backend", "optimizer", "steps_requested", "steps_run", "locality", "accepted",
-                       "objective_before", "objective_after", "residual_before", "residual_after"}
+    assert set(fp) == {
+        "enabled",
+        "backend",
+        "optimizer",
+        "steps_requested",
+        "steps_run",
+        "locality",
+        "accepted",
+        "objective_before",
+        "objective_after",
+        "residual_before",
+        "residual_after",
+    }
     if fp["accepted"]:
         assert fp["residual_after"] < fp["residual_before"] and 1 <= fp["steps_run"] <= TEST_STEPS
     else:
@@ -145,7 +157,9 @@ def test_backend_can_be_chosen_and_epochs_is_an_alias_of_steps(client):
     alias = solve(client, {"params": MU, "fast_phase": {"epochs": 2, "backend": "reduced"}}).json()
     assert exact["diagnostics"]["fast_phase"]["backend"] == "exact"
     assert reduced["diagnostics"]["fast_phase"]["backend"] == "reduced"
-    assert alias["coefficients"] == reduced["coefficients"] and alias["diagnostics"]["fast_phase"]["steps_requested"] == 2
+    assert (
+        alias["coefficients"] == reduced["coefficients"] and alias["diagnostics"]["fast_phase"]["steps_requested"] == 2
+    )
     r = solve(client, {"params": MU, "fast_phase": {"epochs": 2, "steps": 2}})
     assert r.status_code == 422 and "not both" in r.json()["message"]
 
@@ -159,7 +173,7 @@ def test_tolerance_flags_an_answer_whose_estimate_exceeds_it(client):
     assert tight["within_tolerance"] is False
     assert [f["code"] for f in tight["flags"]] == ["estimate_above_tolerance"]
     assert f"{est / 2:g}" in tight["flags"][0]["message"]
-    assert np.allclose(tight["u"], d["u"])           # flagged, never silently altered
+    assert np.allclose(tight["u"], d["u"])  # flagged, never silently altered
     for bad in (0, -0.1, 11, "1%", True):
         r = solve(client, {"params": MU, "tolerance": bad})
         assert r.status_code == 422 and r.json()["errors"][0]["loc"][:2] == ["body", "tolerance"], bad
@@ -202,11 +216,13 @@ def test_axes_and_points_grids_agree(client):
 def test_x_is_periodic(client):
     off = {"enabled": False}
     a = client.post("/solve", json={"params": MU, "grid": {"x": [1.0], "t": [0.5]}, "fast_phase": off}).json()
-    b = client.post("/solve", json={"params": MU, "grid": {"x": [1.0 + X_PERIOD], "t": [0.5]},
-                                    "fast_phase": off}).json()
+    b = client.post(
+        "/solve", json={"params": MU, "grid": {"x": [1.0 + X_PERIOD], "t": [0.5]}, "fast_phase": off}
+    ).json()
     np.testing.assert_allclose(a["u"], b["u"], rtol=1e-5)
-    huge = client.post("/solve", json={"params": MU, "grid": {"x": [1e300, -1e300, 3e38, 1e39], "t": [0.5]},
-                                       "fast_phase": off})
+    huge = client.post(
+        "/solve", json={"params": MU, "grid": {"x": [1e300, -1e300, 3e38, 1e39], "t": [0.5]}, "fast_phase": off}
+    )
     assert huge.status_code == 200 and np.all(np.isfinite(huge.json()["u"]))
     assert huge.json()["x"] == [1e300, -1e300, 3e38, 1e39]  # reported as asked
 
@@ -282,8 +298,10 @@ def test_batch_npy(client):
 
 
 def test_batch_points(client):
-    r = client.post("/solve/batch", json={"params": [MU, MU], "grid": {"points": [[0.0, 0.0], [1.0, 0.5]]},
-                                          "fast_phase": {"enabled": False}})
+    r = client.post(
+        "/solve/batch",
+        json={"params": [MU, MU], "grid": {"points": [[0.0, 0.0], [1.0, 0.5]]}, "fast_phase": {"enabled": False}},
+    )
     d = r.json()
     assert [len(it["u"]) for it in d["results"]] == [2, 2]
     assert d["results"][0]["u"] == d["results"][1]["u"]
@@ -292,8 +310,10 @@ def test_batch_points(client):
 # ------------------------------------------------------------------ transport: gzip, CORS, OpenAPI
 
 
-@pytest.mark.parametrize("accept, packed", [("gzip", True), ("gzip, deflate", True), ("*", True),
-                                            ("identity", False), ("gzip;q=0", False), ("br", False)])
+@pytest.mark.parametrize(
+    "accept, packed",
+    [("gzip", True), ("gzip, deflate", True), ("*", True), ("identity", False), ("gzip;q=0", False), ("br", False)],
+)
 def test_large_answers_are_gzipped_when_accepted(client, accept, packed):
     body = {"params": MU, "fast_phase": {"enabled": False}}  # 256 × 100: over the 64 KiB threshold
     r = client.post("/solve", json=body, headers={"Accept-Encoding": accept})
@@ -319,18 +339,29 @@ def test_cors_is_off_by_default(client):
 
 
 def test_cors_opt_in(artifact_root):
-    from service.app import create_app
     from service_testkit import make_client, make_settings
 
-    settings = make_settings(artifact_root, warmup=False, cors_origins="https://app.example.org",
-                             api_keys="key-one-123")
+    from service.app import create_app
+
+    settings = make_settings(
+        artifact_root, warmup=False, cors_origins="https://app.example.org", api_keys="key-one-123"
+    )
     with make_client(create_app(settings)) as c:
-        pre = c.options("/solve", headers={"Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
-                                           "Access-Control-Request-Headers": "authorization,content-type"})
+        pre = c.options(
+            "/solve",
+            headers={
+                "Origin": "https://app.example.org",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://app.example.org"
         assert "authorization" in pre.headers["access-control-allow-headers"].lower()
-        r = c.post("/solve", json={"params": MU, "grid": SMALL, "fast_phase": {"enabled": False}},
-                   headers={"Origin": "https://app.example.org", "Authorization": "Bearer key-one-123"})
+        r = c.post(
+            "/solve",
+            json={"params": MU, "grid": SMALL, "fast_phase": {"enabled": False}},
+            headers={"Origin": "https://app.example.org", "Authorization": "Bearer key-one-123"},
+        )
         assert r.headers["access-control-allow-origin"] == "https://app.example.org"
         assert "X-Request-ID" in r.headers["access-control-expose-headers"]
         other = c.options("/solve", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
@@ -345,7 +376,7 @@ def test_openapi_examples_for_every_request_and_error(client):
         op = spec["paths"][path]["post"]
         examples = op["requestBody"]["content"]["application/json"]["examples"]
         assert len(examples) >= 2
-        for name, ex in examples.items():
+        for ex in examples.values():
             model.model_validate_json(json.dumps(ex["value"]))  # every example is a valid request
         for status in ("401", "404", "408", "413", "422", "500", "503"):
             content = op["responses"][status]["content"]["application/json"]

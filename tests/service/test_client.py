@@ -1,4 +1,5 @@
 """service/client.py: typed results, both transports, retries with backoff, errors, readiness."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,15 +8,25 @@ import json
 import httpx
 import numpy as np
 import pytest
+from client_testkit import solve_body
+from service_testkit import RANKS, TEST_STEPS
 
 import service.client as client_module
 from core.pde import uniform_grid
-from service.client import (AsyncSolveClient, BatchItem, Diagnostics, FastPhaseDiagnostics, FastPhaseOptions, Flag,
-                            ModelRef, SolveClient, SolveError, SolveResult)
+from service.client import (
+    AsyncSolveClient,
+    BatchItem,
+    Diagnostics,
+    FastPhaseDiagnostics,
+    FastPhaseOptions,
+    Flag,
+    ModelRef,
+    SolveClient,
+    SolveError,
+    SolveResult,
+)
 from service.schemas import Grid
 from service.solver import grid_arrays
-from client_testkit import solve_body
-from service_testkit import RANKS, TEST_STEPS
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 FP = {"steps": TEST_STEPS}
@@ -96,8 +107,9 @@ def test_fast_phase_options(sc):
 
 @pytest.mark.parametrize("transport", ["json", "npy"])
 def test_solve_batch_is_typed(sc, transport):
-    res = sc.solve_batch([MU, (1.5, 0.0, 0.0)], grid={"nx": 8, "nt": 3}, fast_phase=FP, tolerance=1e-12,
-                         transport=transport)
+    res = sc.solve_batch(
+        [MU, (1.5, 0.0, 0.0)], grid={"nx": 8, "nt": 3}, fast_phase=FP, tolerance=1e-12, transport=transport
+    )
     assert res.u.shape == (2, 3, 8) and len(res) == len(res.results) == 2
     assert all(isinstance(r, BatchItem) for r in res.results)
     assert res.results[1].params == {"beta": 1.5, "nu": 0.0, "rho": 0.0}
@@ -143,8 +155,9 @@ def overloaded_then_ok(fail: int, retry_after: str | None = "0"):
         calls.append(request)
         if len(calls) <= fail:
             headers = {"Retry-After": retry_after} if retry_after is not None else {}
-            return httpx.Response(503, json={"error": "overloaded", "message": "full", "request_id": "x",
-                                             "errors": []}, headers=headers)
+            return httpx.Response(
+                503, json={"error": "overloaded", "message": "full", "request_id": "x", "errors": []}, headers=headers
+            )
         return httpx.Response(200, json=solve_body())
 
     return handler, calls
@@ -183,13 +196,15 @@ def test_retries_a_body_timeout_and_sends_integral_numbers_as_integers(monkeypat
     def handler(request):
         calls.append(json.loads(request.content))
         if len(calls) == 1:
-            return httpx.Response(408, json={"error": "body_timeout", "message": "slow body", "request_id": "t",
-                                             "errors": []})
+            return httpx.Response(
+                408, json={"error": "body_timeout", "message": "slow body", "request_id": "t", "errors": []}
+            )
         return httpx.Response(200, json=solve_body())
 
     http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
-    SolveClient("http://s", http_client=http, retries=2).solve(MU, grid={"nx": 8.0, "nt": 4.0},
-                                                                 fast_phase={"steps": 3.0})
+    SolveClient("http://s", http_client=http, retries=2).solve(
+        MU, grid={"nx": 8.0, "nt": 4.0}, fast_phase={"steps": 3.0}
+    )
     assert len(calls) == 2 and calls[1]["grid"] == {"nx": 8, "nt": 4} and calls[1]["fast_phase"] == {"steps": 3}
     assert isinstance(calls[1]["grid"]["nx"], int) and isinstance(calls[1]["fast_phase"]["steps"], int)
 
@@ -213,8 +228,15 @@ def test_no_retry_on_client_errors(monkeypatch):
 
     def handler(request):
         calls.append(1)
-        return httpx.Response(422, json={"error": "validation_error", "message": "bad", "request_id": "q",
-                                         "errors": [{"loc": ["body"], "msg": "bad", "type": "x"}]})
+        return httpx.Response(
+            422,
+            json={
+                "error": "validation_error",
+                "message": "bad",
+                "request_id": "q",
+                "errors": [{"loc": ["body"], "msg": "bad", "type": "x"}],
+            },
+        )
 
     http = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
     with pytest.raises(SolveError, match="422 validation_error") as info:
@@ -239,8 +261,12 @@ def test_async_client_retries(monkeypatch):
 
     res = asyncio.run(main())
     assert res.u.shape == (1, 1) and len(calls) == 2 and sleeps == [1.0]
-    assert json.loads(calls[0].content) == {"params": MU, "grid": {"nx": 1, "nt": 1}, "allow_extrapolation": True,
-                                            "tolerance": 0.5}
+    assert json.loads(calls[0].content) == {
+        "params": MU,
+        "grid": {"nx": 1, "nt": 1},
+        "allow_extrapolation": True,
+        "tolerance": 0.5,
+    }
     assert res.diagnostics.fast_phase.steps_run == 3
 
 
@@ -275,7 +301,7 @@ def test_wait_ready_polls_until_ready():
     c = SolveClient("http://s", http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler)))
     c.wait_ready(timeout=5, interval=0.001)
     assert calls == ["/readyz"] * 4
-    never, _ = readyz_after(10 ** 6)
+    never, _ = readyz_after(10**6)
     c = SolveClient("http://s", http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(never)))
     with pytest.raises(TimeoutError, match="not ready after"):
         c.wait_ready(timeout=0.05, interval=0.01)
@@ -290,7 +316,7 @@ def test_async_wait_ready_polls_until_ready():
     handler, calls = readyz_after(3, connect_errors=1)
     asyncio.run(main(handler, 5))
     assert calls == ["/readyz"] * 5
-    never, calls = readyz_after(10 ** 6)
+    never, calls = readyz_after(10**6)
     with pytest.raises(TimeoutError, match="not ready after"):
         asyncio.run(main(never, 0.05))
     assert len(calls) >= 2

@@ -1,4 +1,5 @@
 """service/client.py: batches split to the server's limits, and bounded-concurrency solve_many."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,10 @@ import time
 import httpx
 import numpy as np
 import pytest
-
-from service.client import AsyncSolveClient, BatchResult, SolveClient, SolveError, SolveResult
 from client_testkit import solve_body
 from service_testkit import TEST_STEPS, make_client, make_settings
+
+from service.client import AsyncSolveClient, BatchResult, SolveClient, SolveError, SolveResult
 
 GRID = {"nx": 8, "nt": 4}  # 32 values per row
 FP = {"steps": TEST_STEPS}
@@ -25,8 +26,13 @@ def forwarding(app_client, log: list):
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
-        r = app_client.request(request.method, request.url.path, params=request.url.params,
-                               content=request.content, headers=dict(request.headers))
+        r = app_client.request(
+            request.method,
+            request.url.path,
+            params=request.url.params,
+            content=request.content,
+            headers=dict(request.headers),
+        )
         log.append((len(body["params"]) if isinstance(body.get("params"), list) else 1, r.status_code))
         return httpx.Response(r.status_code, headers=r.headers, content=r.content)
 
@@ -53,15 +59,15 @@ def test_batch_split_by_the_clients_limit_keeps_order_and_types(client, transpor
     whole = sync_client(client, log).solve_batch(ROWS, grid=GRID, fast_phase=FP, transport=transport)
     assert log == [(5, 200)]
     log.clear()
-    split = sync_client(client, log, max_batch_size=2).solve_batch(ROWS, grid=GRID, fast_phase=FP,
-                                                                  transport=transport)
+    split = sync_client(client, log, max_batch_size=2).solve_batch(ROWS, grid=GRID, fast_phase=FP, transport=transport)
     assert log == [(2, 200), (2, 200), (1, 200)]
     assert isinstance(split, BatchResult) and split.u.shape == (5, 4, 8) and len(split) == 5
     assert [r.params for r in split.results] == ROWS
     np.testing.assert_allclose(split.u, whole.u, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(split.x, whole.x)
-    assert [r.error_estimate for r in split.results] == pytest.approx([r.error_estimate for r in whole.results],
-                                                                      rel=1e-5)
+    assert [r.error_estimate for r in split.results] == pytest.approx(
+        [r.error_estimate for r in whole.results], rel=1e-5
+    )
     assert len(split.request_ids) == len(set(split.request_ids)) == 3 and len(split.timings_ms) == 3
     assert [r.request_id for r in split.results] == [split.request_ids[i] for i in (0, 0, 1, 1, 2)]
     assert [r.diagnostics.batch_size for r in split.results] == [2, 2, 2, 2, 1]
@@ -108,25 +114,69 @@ def batch_server(accept: int, log: list, *, message: str = "too many", sha=lambd
         rows = json.loads(request.content)["params"]
         log.append(len(rows))
         if len(rows) > accept:
-            return httpx.Response(413, json={"error": "batch_too_large", "message": message, "request_id": "q",
-                                             "errors": [{"loc": ["body"], "msg": message, "type": "too_large"}]})
-        fp = {"enabled": False, "backend": None, "optimizer": None, "steps_requested": 0, "steps_run": 0,
-              "locality": None, "accepted": False, "objective_before": None, "objective_after": None,
-              "residual_before": 0.1, "residual_after": 0.1}
-        items = [{"params": r, "u": [[r["beta"]]], "coefficients": [[1.0]], "error_estimate": 0.1,
-                  "within_tolerance": None, "flags": [], "extrapolated": False,
-                  "diagnostics": {"timings_ms": {"total": 1.0}, "fast_phase": fp, "extrapolated": False,
-                                  "batch_size": len(rows)}} for r in rows]
-        return httpx.Response(200, json={"model": {"name": "m", "version": "1", "sha256": sha(len(log))},
-                                         "grid": "uniform", "x": [0.0], "t": [0.0], "results": items,
-                                         "timings_ms": {"total": 1.0}, "request_id": f"r{len(log)}"})
+            return httpx.Response(
+                413,
+                json={
+                    "error": "batch_too_large",
+                    "message": message,
+                    "request_id": "q",
+                    "errors": [{"loc": ["body"], "msg": message, "type": "too_large"}],
+                },
+            )
+        fp = {
+            "enabled": False,
+            "backend": None,
+            "optimizer": None,
+            "steps_requested": 0,
+            "steps_run": 0,
+            "locality": None,
+            "accepted": False,
+            "objective_before": None,
+            "objective_after": None,
+            "residual_before": 0.1,
+            "residual_after": 0.1,
+        }
+        items = [
+            {
+                "params": r,
+                "u": [[r["beta"]]],
+                "coefficients": [[1.0]],
+                "error_estimate": 0.1,
+                "within_tolerance": None,
+                "flags": [],
+                "extrapolated": False,
+                "diagnostics": {
+                    "timings_ms": {"total": 1.0},
+                    "fast_phase": fp,
+                    "extrapolated": False,
+                    "batch_size": len(rows),
+                },
+            }
+            for r in rows
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "model": {"name": "m", "version": "1", "sha256": sha(len(log))},
+                "grid": "uniform",
+                "x": [0.0],
+                "t": [0.0],
+                "results": items,
+                "timings_ms": {"total": 1.0},
+                "request_id": f"r{len(log)}",
+            },
+        )
 
     return handler
 
 
 def mock_client(handler, **kw) -> SolveClient:
-    return SolveClient("http://s", http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler)),
-                       retries=0, **kw)
+    return SolveClient(
+        "http://s",
+        http_client=httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler)),
+        retries=0,
+        **kw,
+    )
 
 
 def test_batch_halves_on_a_413_that_names_no_limit():
@@ -183,8 +233,10 @@ class SlowSolves:
         with self.lock:
             self.in_flight -= 1
         if params["beta"] in self.refuse:
-            return httpx.Response(422, json={"error": "out_of_domain", "message": f"beta = {params['beta']}",
-                                             "request_id": "q", "errors": []})
+            return httpx.Response(
+                422,
+                json={"error": "out_of_domain", "message": f"beta = {params['beta']}", "request_id": "q", "errors": []},
+            )
         return httpx.Response(200, json=solve_body(params))
 
     def sync(self, request):

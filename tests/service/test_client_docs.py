@@ -1,5 +1,6 @@
 """The client examples in README.md and docs/service.md run as written (against the app, with
 the clients' HTTP connections routed to it in-process)."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,13 @@ def routed(client, monkeypatch):
 
     def handler(request: httpx.Request) -> httpx.Response:
         urls.append(f"{request.url.scheme}://{request.url.host}:{request.url.port}{request.url.path}")
-        r = client.request(request.method, request.url.path, params=request.url.params, content=request.content,
-                           headers=dict(request.headers))
+        r = client.request(
+            request.method,
+            request.url.path,
+            params=request.url.params,
+            content=request.content,
+            headers=dict(request.headers),
+        )
         # r.content is already decoded: pass the headers on without the encoding and length
         headers = {k: v for k, v in r.headers.items() if k.lower() not in ("content-encoding", "content-length")}
         return httpx.Response(r.status_code, headers=headers, content=r.content)
@@ -48,7 +54,7 @@ def test_readme_client_example(routed, capsys):
 
 def test_service_doc_client_examples(routed):
     doc = (REPO / "docs" / "service.md").read_text()
-    section = doc[doc.index("## Python client"):doc.index("## Load test")]
+    section = doc[doc.index("## Python client") : doc.index("## Load test")]
     sync_block, async_block = python_blocks(section)
     ns: dict = {}
     exec(compile(sync_block, "docs/service.md", "exec"), ns)
@@ -59,6 +65,8 @@ def test_service_doc_client_examples(routed):
     assert [r.params["beta"] for r in many] == [1.0 + 0.1 * i for i in range(20)]
     ns = {}
     exec(compile(async_block, "docs/service.md", "exec"), ns)
-    assert [r.params for r in ns["results"]] == [{"beta": 1.5, "nu": 0.2, "rho": 0.3},
-                                                 {"beta": 2.5, "nu": 1.0, "rho": 1.0}]
+    assert [r.params for r in ns["results"]] == [
+        {"beta": 1.5, "nu": 0.2, "rho": 0.3},
+        {"beta": 2.5, "nu": 1.0, "rho": 1.0},
+    ]
     assert routed.count("http://127.0.0.1:8000/readyz") == 2

@@ -1,4 +1,5 @@
 """The client stands alone: ``pip install ".[client]"`` (httpx + numpy) is all it needs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +9,17 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SERVER_ONLY = ("fastapi", "starlette", "pydantic", "pydantic_core", "pydantic_settings", "uvicorn", "onnxruntime",
-               "onnx", "torch")
+SERVER_ONLY = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "uvicorn",
+    "onnxruntime",
+    "onnx",
+    "torch",
+)
 
 # Makes every server-only package unimportable, then drives the client through both transports
 # against a mock server (so that any import done lazily, on first use, is caught too).
@@ -52,9 +62,14 @@ SCRIPT = textwrap.dedent("""
 
 
 def run(mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", SCRIPT, ",".join(SERVER_ONLY), mode], cwd=REPO, text=True,
-                          capture_output=True, timeout=120,
-                          env={"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'service'}", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, ",".join(SERVER_ONLY), mode],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={"PYTHONPATH": f"{REPO}:{REPO / 'tests' / 'service'}", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_client_imports_and_works_without_server_packages():

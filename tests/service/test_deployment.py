@@ -1,4 +1,5 @@
 """The deployment files agree with the code: lock file, Dockerfile, compose, env example, Makefile."""
+
 from __future__ import annotations
 
 import re
@@ -64,8 +65,9 @@ def test_env_example_lists_every_setting_with_its_default():
     image_defaults = {"ARTIFACT_DIR": "/app/artifacts", "HOST": "0.0.0.0"}
     for name, field in fields.items():
         default = field.default_factory() if field.default_factory else field.default
-        want = image_defaults.get(name.upper(), "" if default == [] else str(default).lower()
-                                  if isinstance(default, bool) else str(default))
+        want = image_defaults.get(
+            name.upper(), "" if default == [] else str(default).lower() if isinstance(default, bool) else str(default)
+        )
         assert listed[name.upper()] == want, name
     assert "fastlrnr.env" in (REPO / ".gitignore").read_text().split()
 

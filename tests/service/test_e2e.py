@@ -1,5 +1,6 @@
 """End to end: the deployed server (python -m service.serve) in a subprocess on a free loopback
 port, driven by the Python clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,9 @@ def start_server(root: Path, log: Path, **env) -> tuple[subprocess.Popen, str]:
     port = free_port()
     environ = {**os.environ, "FASTLRNR_ARTIFACT_DIR": str(root), "FASTLRNR_PORT": str(port), **env}
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=REPO, env=environ,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.serve"], cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=err
+        )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -59,8 +61,12 @@ def test_serve_solve_and_graceful_shutdown(artifact_root, tmp_path):
 
             async def many():
                 async with AsyncSolveClient(url, timeout=60) as ac:
-                    return await asyncio.gather(*[ac.solve({"beta": 1.0 + 0.25 * i}, grid={"nx": 16, "nt": 4},
-                                                           fast_phase={"steps": 20}) for i in range(6)])
+                    return await asyncio.gather(
+                        *[
+                            ac.solve({"beta": 1.0 + 0.25 * i}, grid={"nx": 16, "nt": 4}, fast_phase={"steps": 20})
+                            for i in range(6)
+                        ]
+                    )
 
             results = asyncio.run(many())
             assert [r.params["beta"] for r in results] == [1.0 + 0.25 * i for i in range(6)]
@@ -69,8 +75,11 @@ def test_serve_solve_and_graceful_shutdown(artifact_root, tmp_path):
             # SIGTERM while a solve runs: it finishes, then the process exits cleanly. (The largest
             # batch the limits allow: 64 rows × 32768 values, long enough to catch in flight.)
             slow: list = []
-            th = threading.Thread(target=lambda: slow.append(
-                c.solve_batch([MU] * 64, grid={"nx": 256, "nt": 128}, fast_phase={"steps": 50})))
+            th = threading.Thread(
+                target=lambda: slow.append(
+                    c.solve_batch([MU] * 64, grid={"nx": 256, "nt": 128}, fast_phase={"steps": 50})
+                )
+            )
             th.start()
             deadline = time.monotonic() + 30
             while "fastlrnr_solver_in_flight 1.0" not in httpx.get(f"{url}/metrics").text:

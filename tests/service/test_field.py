@@ -1,4 +1,5 @@
 """service/field.py: onnxruntime evaluators against the numpy fallback; shapes, chunks, refusals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,15 @@ N, RANKS = 48, (5, 4, 3)
 @pytest.fixture(scope="module")
 def weights() -> LRNRWeights:
     rng = np.random.default_rng(11)
-    return LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N),
-                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
-                       tuple(rng.normal(size=(N, k)) for k in RANKS),
-                       tuple(0.3 * rng.normal(size=N) for _ in RANKS), rng.normal(size=N) / np.sqrt(N), 0.1)
+    return LRNRWeights(
+        rng.normal(size=(N, 3)),
+        0.5 * rng.normal(size=N),
+        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
+        tuple(rng.normal(size=(N, k)) for k in RANKS),
+        tuple(0.3 * rng.normal(size=N) for _ in RANKS),
+        rng.normal(size=N) / np.sqrt(N),
+        0.1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +93,16 @@ def test_wrong_graph_for_the_evaluator(paths):
         JetsEvaluator(paths[0])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda s: s[:2], "list of 3"),
-    (lambda s: [s[0], s[1][:, :2], s[2]], r"layer 2: expected coefficients of shape \(2, 4\)"),
-    (lambda s: [s[0], s[1][0], s[2]], "layer 2"),
-    (lambda s: [s[0][None], s[1], s[2]], "layer 1"),
-    (lambda s: [s[0], s[1], np.full_like(s[2], np.nan)], "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda s: s[:2], "list of 3"),
+        (lambda s: [s[0], s[1][:, :2], s[2]], r"layer 2: expected coefficients of shape \(2, 4\)"),
+        (lambda s: [s[0], s[1][0], s[2]], "layer 2"),
+        (lambda s: [s[0][None], s[1], s[2]], "layer 1"),
+        (lambda s: [s[0], s[1], np.full_like(s[2], np.nan)], "finite"),
+    ],
+)
 def test_bad_coefficients_are_refused(weights, paths, bad, match):
     s = coeffs(2)
     for ev in (FieldEvaluator(paths[0]), NumpyFieldEvaluator(weights)):

@@ -1,4 +1,5 @@
 """Hypothesis fuzz of /solve and /solve/batch bodies: no input may cause a 5xx or leak a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -8,58 +9,109 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from service.app import create_app
 from service_testkit import make_client, make_settings
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=True)
+from service.app import create_app
 
-numbers = st.one_of(st.integers(-10 ** 20, 10 ** 20), st.floats(allow_nan=True, allow_infinity=True),
-                    st.floats(-5, 5), st.sampled_from([0, 1, 2, 0.5, -0.0, 1e-300, 1e308]))
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+numbers = st.one_of(
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-5, 5),
+    st.sampled_from([0, 1, 2, 0.5, -0.0, 1e-300, 1e308]),
+)
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=8))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                            st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-                           max_leaves=12)
-maybe = lambda s: st.one_of(s, json_values)  # noqa: E731
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=12,
+)
+maybe = lambda s: st.one_of(s, json_values)
 
 params = maybe(st.dictionaries(st.sampled_from(["beta", "nu", "rho", "gamma"]), maybe(numbers), max_size=4))
 small_int = st.integers(-3, 70)
-grid = maybe(st.one_of(
-    st.fixed_dictionaries({}, optional={"nx": maybe(small_int), "nt": maybe(small_int)}),
-    st.fixed_dictionaries({"nx": st.integers(-1, 10 ** 7), "nt": st.integers(-1, 10 ** 7)}),
-    st.fixed_dictionaries({}, optional={"x": maybe(st.lists(numbers, max_size=8)),
-                                        "t": maybe(st.lists(st.floats(-0.5, 1.5), max_size=8))}),
-    st.fixed_dictionaries({"points": maybe(st.lists(st.lists(numbers, min_size=1, max_size=3), max_size=8))}),
-))
-fast_phase = maybe(st.fixed_dictionaries({}, optional={
-    "steps": maybe(st.integers(-5, 40)), "locality": maybe(st.one_of(st.just("auto"), numbers)),
-    "enabled": maybe(st.booleans())}))
-body = st.fixed_dictionaries({}, optional={
-    "model": maybe(st.sampled_from(["cdr", "convection", "nope", ""])), "params": params, "grid": grid,
-    "fast_phase": fast_phase, "allow_extrapolation": maybe(st.booleans()), "extra": json_values})
+grid = maybe(
+    st.one_of(
+        st.fixed_dictionaries({}, optional={"nx": maybe(small_int), "nt": maybe(small_int)}),
+        st.fixed_dictionaries({"nx": st.integers(-1, 10**7), "nt": st.integers(-1, 10**7)}),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "x": maybe(st.lists(numbers, max_size=8)),
+                "t": maybe(st.lists(st.floats(-0.5, 1.5), max_size=8)),
+            },
+        ),
+        st.fixed_dictionaries({"points": maybe(st.lists(st.lists(numbers, min_size=1, max_size=3), max_size=8))}),
+    )
+)
+fast_phase = maybe(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "steps": maybe(st.integers(-5, 40)),
+            "locality": maybe(st.one_of(st.just("auto"), numbers)),
+            "enabled": maybe(st.booleans()),
+        },
+    )
+)
+body = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": maybe(st.sampled_from(["cdr", "convection", "nope", ""])),
+        "params": params,
+        "grid": grid,
+        "fast_phase": fast_phase,
+        "allow_extrapolation": maybe(st.booleans()),
+        "extra": json_values,
+    },
+)
 
 # Near-valid bodies, so that the fuzz also reaches the solver (edges of domains, grids, options).
-good_params = st.fixed_dictionaries({"beta": st.floats(0.5, 4.5)}, optional={"nu": st.floats(0.0, 2.5),
-                                                                             "rho": st.floats(0.0, 2.5)})
+good_params = st.fixed_dictionaries(
+    {"beta": st.floats(0.5, 4.5)}, optional={"nu": st.floats(0.0, 2.5), "rho": st.floats(0.0, 2.5)}
+)
 good_grid = st.one_of(
     st.fixed_dictionaries({"nx": st.integers(1, 24), "nt": st.integers(1, 6)}),
-    st.fixed_dictionaries({"x": st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=6),
-                           "t": st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4)}),
-    st.fixed_dictionaries({"points": st.lists(st.tuples(st.floats(-1e300, 1e300), st.floats(0.0, 1.0)),
-                                              min_size=1, max_size=6)}))
-good_fp = st.fixed_dictionaries({}, optional={"steps": st.integers(0, 30), "enabled": st.booleans(),
-                                              "locality": st.one_of(st.just("auto"), st.floats(0.0, 1e6))})
-near_valid = st.fixed_dictionaries({"params": good_params, "grid": good_grid, "fast_phase": good_fp},
-                                   optional={"model": st.sampled_from(["cdr", "convection"]),
-                                             "allow_extrapolation": st.booleans()})
+    st.fixed_dictionaries(
+        {
+            "x": st.lists(st.floats(-1e300, 1e300), min_size=1, max_size=6),
+            "t": st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"points": st.lists(st.tuples(st.floats(-1e300, 1e300), st.floats(0.0, 1.0)), min_size=1, max_size=6)}
+    ),
+)
+good_fp = st.fixed_dictionaries(
+    {},
+    optional={
+        "steps": st.integers(0, 30),
+        "enabled": st.booleans(),
+        "locality": st.one_of(st.just("auto"), st.floats(0.0, 1e6)),
+    },
+)
+near_valid = st.fixed_dictionaries(
+    {"params": good_params, "grid": good_grid, "fast_phase": good_fp},
+    optional={"model": st.sampled_from(["cdr", "convection"]), "allow_extrapolation": st.booleans()},
+)
 body = st.one_of(near_valid, near_valid, body)
 batch_body = st.one_of(
-    st.fixed_dictionaries({"params": st.lists(good_params, min_size=1, max_size=9), "grid": good_grid,
-                           "fast_phase": good_fp}, optional={"allow_extrapolation": st.booleans()}),
-    st.fixed_dictionaries({}, optional={
-        "model": maybe(st.sampled_from(["cdr", "convection"])), "params": maybe(st.lists(params, max_size=10)),
-        "grid": grid, "fast_phase": fast_phase, "allow_extrapolation": maybe(st.booleans())}))
+    st.fixed_dictionaries(
+        {"params": st.lists(good_params, min_size=1, max_size=9), "grid": good_grid, "fast_phase": good_fp},
+        optional={"allow_extrapolation": st.booleans()},
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "model": maybe(st.sampled_from(["cdr", "convection"])),
+            "params": maybe(st.lists(params, max_size=10)),
+            "grid": grid,
+            "fast_phase": fast_phase,
+            "allow_extrapolation": maybe(st.booleans()),
+        },
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +140,9 @@ def raw(obj) -> bytes:
 @FUZZ
 @given(body=body, npy=st.booleans())
 def test_fuzz_solve(fuzz_client, body, npy):
-    r = fuzz_client.post("/solve" + ("?format=npy" if npy else ""), content=raw(body),
-                         headers={"content-type": "application/json"})
+    r = fuzz_client.post(
+        "/solve" + ("?format=npy" if npy else ""), content=raw(body), headers={"content-type": "application/json"}
+    )
     check(r)
 
 

@@ -3,6 +3,7 @@
 D1 body parsing stalled the event loop; D5 a bad key setting echoed every key; D6 GET /models
 showed server paths; D7 the contract drifted from the schema and the docs.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,10 @@ import time
 
 import pytest
 from pydantic import ValidationError
+from service_testkit import make_client, make_settings
+from test_errors import assert_error
+from test_pool import Blocker, wait_queued
+from test_startup import rewrite_with_checksum
 
 import service.bodies as bodies
 from service.app import create_app
@@ -18,10 +23,6 @@ from service.bodies import LARGE_BODY_PAUSE
 from service.loading import redact_paths
 from service.settings import ServiceSettings
 from service.state import LARGE_BODY_BYTES
-from service_testkit import make_client, make_settings
-from test_errors import assert_error
-from test_pool import Blocker, wait_queued
-from test_startup import rewrite_with_checksum
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 SMALL = {"nx": 8, "nt": 4}
@@ -61,8 +62,9 @@ def test_d1_bodies_are_parsed_on_worker_threads(artifact_root, monkeypatch):
     with make_client(app) as c:
         loop_thread = c.portal.call(lambda: threading.current_thread())
         assert c.post("/solve", json={"params": MU, "grid": SMALL, "fast_phase": OFF}).status_code == 200
-        assert_error(c.post("/solve", content=large_body(), headers={"content-type": "application/json"}), 422,
-                     "out_of_domain")
+        assert_error(
+            c.post("/solve", content=large_body(), headers={"content-type": "application/json"}), 422, "out_of_domain"
+        )
     assert len(spy.calls) == 2 and all(th is not loop_thread for th, *_ in spy.calls)
     state = app.state.service
     assert state.parse_large.total_tokens == 1 and state.parse_small.total_tokens >= 1
@@ -79,8 +81,14 @@ def test_d1_large_bodies_are_paced_while_solves_run(artifact_root, monkeypatch):
         solving.start()
         assert blocker.entered.wait(20)
         out: list = []
-        posts = [threading.Thread(target=lambda: out.append(c.post("/solve", content=large_body(), headers={
-            "content-type": "application/json"}))) for _ in range(2)]
+        posts = [
+            threading.Thread(
+                target=lambda: out.append(
+                    c.post("/solve", content=large_body(), headers={"content-type": "application/json"})
+                )
+            )
+            for _ in range(2)
+        ]
         for th in posts:
             th.start()
         for th in posts:
@@ -110,8 +118,9 @@ def test_d1_too_many_open_requests_is_503_before_the_body_is_read(artifact_root,
     app = create_app(make_settings(artifact_root, warmup=False, solver_threads=1, max_requests=2, retry_after_s=2))
     with make_client(app) as c:
         blocker = Blocker(app.state.service.models["cdr"])
-        threads = [threading.Thread(target=lambda: c.post("/solve", json={"params": MU, "grid": SMALL}))
-                   for _ in range(2)]
+        threads = [
+            threading.Thread(target=lambda: c.post("/solve", json={"params": MU, "grid": SMALL})) for _ in range(2)
+        ]
         for th in threads:
             th.start()
         try:
@@ -131,12 +140,20 @@ def test_d1_too_many_open_requests_is_503_before_the_body_is_read(artifact_root,
 def test_d1_a_body_with_many_errors_costs_one_short_answer(client):
     """60 000 unknown keys: 422 naming the first, counting the rest, listing at most 20."""
     body = json.dumps({"params": MU, **{f"k{i}": i for i in range(60_000)}}).encode()
-    d = assert_error(client.post("/solve", content=body, headers={"content-type": "application/json"}), 422,
-                     "validation_error", ["body", "k0"])
+    d = assert_error(
+        client.post("/solve", content=body, headers={"content-type": "application/json"}),
+        422,
+        "validation_error",
+        ["body", "k0"],
+    )
     assert "(and 59999 more errors)" in d["message"] and len(d["errors"]) == 20
     many = json.dumps({"params": MU, "grid": {"points": [["a", "b"]] * 50_000}}).encode()
-    d = assert_error(client.post("/solve", content=many, headers={"content-type": "application/json"}), 422,
-                     "validation_error", ["body", "grid", "points", 0])
+    d = assert_error(
+        client.post("/solve", content=many, headers={"content-type": "application/json"}),
+        422,
+        "validation_error",
+        ["body", "grid", "points", 0],
+    )
     assert len(d["errors"]) <= 2  # a list stops at its first bad item
 
 
@@ -168,40 +185,48 @@ def test_d6_unavailable_models_show_no_paths(fresh_root):
 
 
 def test_d6_redaction_keeps_file_names_and_ratios():
-    assert redact_paths("Load model from /srv/models/cdr/lrnr.onnx failed: bad") == \
-        "Load model from lrnr.onnx failed: bad"
+    assert (
+        redact_paths("Load model from /srv/models/cdr/lrnr.onnx failed: bad") == "Load model from lrnr.onnx failed: bad"
+    )
     assert redact_paths("file '/a/b/c.npz' and J_before/J_after 1/2") == "file 'c.npz' and J_before/J_after 1/2"
 
 
 # ------------------------------------------------------------------ D7: the contract as documented
 
 
-@pytest.mark.parametrize("body, loc", [
-    ({"params": MU, "allow_extrapolation": 0}, ["body", "allow_extrapolation"]),
-    ({"params": MU, "allow_extrapolation": "true"}, ["body", "allow_extrapolation"]),
-    ({"params": MU, "grid": {"nx": True, "nt": 4}}, ["body", "grid", "nx"]),
-    ({"params": MU, "grid": {"nx": 8.0, "nt": 4}}, ["body", "grid", "nx"]),
-    ({"params": MU, "grid": {"nx": "8", "nt": 4}}, ["body", "grid", "nx"]),
-    ({"params": {"beta": True}}, ["body", "params", "beta"]),
-    ({"params": {"beta": "2"}}, ["body", "params", "beta"]),
-    ({"params": MU, "fast_phase": {"enabled": 1}}, ["body", "fast_phase", "enabled"]),
-    ({"params": MU, "fast_phase": {"steps": True}}, ["body", "fast_phase", "steps"]),
-    ({"params": MU, "tolerance": "0.1"}, ["body", "tolerance"]),
-])
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({"params": MU, "allow_extrapolation": 0}, ["body", "allow_extrapolation"]),
+        ({"params": MU, "allow_extrapolation": "true"}, ["body", "allow_extrapolation"]),
+        ({"params": MU, "grid": {"nx": True, "nt": 4}}, ["body", "grid", "nx"]),
+        ({"params": MU, "grid": {"nx": 8.0, "nt": 4}}, ["body", "grid", "nx"]),
+        ({"params": MU, "grid": {"nx": "8", "nt": 4}}, ["body", "grid", "nx"]),
+        ({"params": {"beta": True}}, ["body", "params", "beta"]),
+        ({"params": {"beta": "2"}}, ["body", "params", "beta"]),
+        ({"params": MU, "fast_phase": {"enabled": 1}}, ["body", "fast_phase", "enabled"]),
+        ({"params": MU, "fast_phase": {"steps": True}}, ["body", "fast_phase", "steps"]),
+        ({"params": MU, "tolerance": "0.1"}, ["body", "tolerance"]),
+    ],
+)
 def test_d7_types_are_strict(client, body, loc):
     assert_error(client.post("/solve", json=body), 422, "validation_error", loc)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"params": {"beta": 2}, "model": "\xff\xfe"}',                     # invalid UTF-8
-    b'{"params": {"beta": ' + b"9" * 4301 + b"}}",                         # an integer of 4301 digits
-    b'{"params": {"beta": 2}, "grid": {"nx": 1' + b"0" * 5000 + b', "nt": 2}}',
-    b'{"params": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",                 # 10 000 levels of nesting
-    b'{"params": {"beta": 2}, "x": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_000 + b"}",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"params": {"beta": 2}, "model": "\xff\xfe"}',  # invalid UTF-8
+        b'{"params": {"beta": ' + b"9" * 4301 + b"}}",  # an integer of 4301 digits
+        b'{"params": {"beta": 2}, "grid": {"nx": 1' + b"0" * 5000 + b', "nt": 2}}',
+        b'{"params": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",  # 10 000 levels of nesting
+        b'{"params": {"beta": 2}, "x": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_000 + b"}",
+    ],
+)
 def test_d7_json_errors_are_422_not_400(client, raw):
-    d = assert_error(client.post("/solve", content=raw, headers={"content-type": "application/json"}), 422,
-                     "invalid_json")
+    d = assert_error(
+        client.post("/solve", content=raw, headers={"content-type": "application/json"}), 422, "invalid_json"
+    )
     assert d["errors"][0]["type"] == "json_invalid"
 
 

@@ -1,14 +1,15 @@
 """service/pool.py: micro-batching of queued /solve requests, the field split when idle (graceful
 shutdown: test_e2e.py, test_server.py)."""
+
 from __future__ import annotations
 
 import threading
 import time
 
 import numpy as np
+from service_testkit import TEST_STEPS, make_client, make_settings
 
 from service.app import create_app
-from service_testkit import TEST_STEPS, make_client, make_settings
 
 GRID = {"nx": 8, "nt": 4}
 PARAMS = [{"beta": 1.0 + 0.5 * i, "nu": 0.1 * i, "rho": 0.2 * i} for i in range(4)]
@@ -107,7 +108,6 @@ def test_microbatching_off_runs_one_pass_per_request(artifact_root):
         for th in first + rest:
             th.join(20)
         assert blocker.rows == [1, 1, 1, 1]
-
 
 
 def test_field_uses_both_threads_only_when_the_server_is_otherwise_idle(artifact_root):

@@ -1,7 +1,9 @@
 """The deployed server (``python -m service.serve``) in a subprocess: defects D2, D3, D4 of the
 black-box probe, the request-body deadline, gzip over the wire and JSON-only logs."""
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,14 +34,20 @@ class Served:
     def __init__(self, root: Path, log: Path, **settings: object):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FASTLRNR_ARTIFACT_DIR": str(root), "FASTLRNR_PORT": str(self.port),
-               "FASTLRNR_WARMUP": "false", **{f"FASTLRNR_{k.upper()}": str(v) for k, v in settings.items()}}
+        env = {
+            **os.environ,
+            "FASTLRNR_ARTIFACT_DIR": str(root),
+            "FASTLRNR_PORT": str(self.port),
+            "FASTLRNR_WARMUP": "false",
+            **{f"FASTLRNR_{k.upper()}": str(v) for k, v in settings.items()},
+        }
         self.log = log
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=REPO, env=env,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.serve"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err
+            )
 
-    def __enter__(self) -> "Served":
+    def __enter__(self) -> Served:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
@@ -99,15 +107,11 @@ def test_d2_huge_header_is_cut_off_early_and_health_stays_fast(artifact_root, tm
             with connect(srv.port) as s:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
                 chunk = b"a" * (64 * 1024)
-                try:
+                with contextlib.suppress(OSError):  # the server closes the connection mid-header
                     while sent < 64 * MIB:
                         sent += s.send(chunk)
-                except OSError:
-                    pass
-                try:
+                with contextlib.suppress(OSError):
                     reply = s.recv(100)
-                except OSError:
-                    pass
             time.sleep(0.3)
         finally:
             poller.stop.set()
@@ -192,7 +196,9 @@ def test_d4_sigterm_exits_within_the_grace_period_despite_a_trickling_client(art
 def test_body_deadline_answers_408_and_closes(artifact_root, tmp_path):
     with Served(artifact_root, tmp_path / "server.log", body_timeout_s=1) as srv:
         with connect(srv.port) as s:
-            s.sendall(b"POST /solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(
+                b"POST /solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
             t0 = time.perf_counter()
             reply = b""
             while True:

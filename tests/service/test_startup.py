@@ -1,4 +1,5 @@
 """Start-up: settings, lazy module-level app, and that a bad artifact is never served."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from service_testkit import make_client, make_settings
 
 import service.app as app_module
 from service.app import StartupError, create_app
 from service.settings import ServiceSettings
-from service_testkit import make_client, make_settings
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 
@@ -38,9 +39,8 @@ def start(root: Path, **overrides):
 
 def test_corrupt_default_model_fails_startup_naming_the_file(fresh_root, capfd):
     flip_byte(fresh_root / "cdr" / "lrnr.npz")
-    with pytest.raises(StartupError, match="default model 'cdr'.*lrnr.npz: sha256 mismatch"):
-        with start(fresh_root):
-            pass
+    with pytest.raises(StartupError, match="default model 'cdr'.*lrnr.npz: sha256 mismatch"), start(fresh_root):
+        pass
     err = capfd.readouterr().err
     line = next(json.loads(ln) for ln in err.splitlines() if '"artifact refused' in ln)
     assert line["level"] == "ERROR" and line["file"].endswith("cdr/lrnr.npz") and "sha256" in line["problem"]
@@ -61,18 +61,15 @@ def test_every_kind_of_damage_to_the_default_fails_startup(fresh_root, damage):
         m = json.loads((d / "manifest.json").read_text())
         m["name"] = "other"
         (d / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(StartupError):
-        with start(fresh_root):
-            pass
+    with pytest.raises(StartupError), start(fresh_root):
+        pass
 
 
 def test_missing_default_model_fails_startup(tmp_path, artifact_root):
-    with pytest.raises(StartupError, match="default model 'cdr'.*missing"):
-        with start(tmp_path):
-            pass
-    with pytest.raises(StartupError, match="default model 'heat'"):
-        with start(artifact_root, default_model="heat"):
-            pass
+    with pytest.raises(StartupError, match="default model 'cdr'.*missing"), start(tmp_path):
+        pass
+    with pytest.raises(StartupError, match="default model 'heat'"), start(artifact_root, default_model="heat"):
+        pass
 
 
 def test_corrupt_other_model_is_not_served(fresh_root):
@@ -135,8 +132,12 @@ def test_module_level_app_is_lazy(monkeypatch, artifact_root):
     assert state.models == {} and state.status == "starting"  # nothing loaded until the lifespan runs
     assert state.settings.artifact_dir == artifact_root
     with make_client(built) as c:
-        assert c.post("/solve", json={"params": MU, "grid": {"nx": 4, "nt": 2},
-                                      "fast_phase": {"enabled": False}}).status_code == 200
+        assert (
+            c.post(
+                "/solve", json={"params": MU, "grid": {"nx": 4, "nt": 2}, "fast_phase": {"enabled": False}}
+            ).status_code
+            == 200
+        )
     with pytest.raises(AttributeError):
         app_module.no_such_thing  # noqa: B018
 
@@ -144,7 +145,7 @@ def test_module_level_app_is_lazy(monkeypatch, artifact_root):
 def test_default_artifact_dir_is_the_bundled_one():
     from service.settings import DEFAULT_ARTIFACT_DIR
 
-    assert DEFAULT_ARTIFACT_DIR == Path(app_module.__file__).resolve().parent.parent / "artifacts"
+    assert Path(app_module.__file__).resolve().parent.parent / "artifacts" == DEFAULT_ARTIFACT_DIR
 
 
 def test_serving_never_imports_torch(artifact_root):
@@ -163,8 +164,13 @@ with TestClient(app) as c:
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "training"))
 assert not bad, bad
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -186,8 +192,13 @@ with TestClient(create_app(ServiceSettings(artifact_dir=Path({str(artifact_root)
                                            numpy_threads=want))):
     assert blas() == {{want}}, (before, blas())
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -196,14 +207,21 @@ def test_bad_settings_stop_the_server_naming_the_setting_never_the_keys(tmp_path
     keys = "first-secret-key-1,second-secret-key-2,short"
     env = {**os.environ, "FASTLRNR_API_KEYS": keys, "FASTLRNR_PORT": "0"}
     repo = Path(__file__).resolve().parents[2]
-    serve = subprocess.run([sys.executable, "-m", "service.serve"], cwd=repo, env=env, capture_output=True,
-                           text=True, timeout=60)
+    serve = subprocess.run(
+        [sys.executable, "-m", "service.serve"], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
     assert serve.returncode == 2 and serve.stdout == ""
     (line,) = serve.stderr.splitlines()
     record = json.loads(line)
     assert record["problems"][0]["setting"] == "FASTLRNR_API_KEYS" and "key 3 of 3" in record["problems"][0]["problem"]
-    plain = subprocess.run([sys.executable, "-m", "uvicorn", "service.app:app", "--port", "0"], cwd=repo, env=env,
-                           capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "service.app:app", "--port", "0"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plain.returncode != 0 and "API key 3 of 3" in plain.stderr
     for out in (serve.stderr, plain.stderr):
         assert not any(k in out for k in keys.split(","))

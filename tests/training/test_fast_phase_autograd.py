@@ -1,15 +1,16 @@
 """The fast phase's per-point residual Jacobian (core.jet_chain) against torch autograd of the
 same residual, written plainly: the torch LRNR's forward, input derivatives by autograd (not
 jets), float64."""
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.jet_chain import exact_chain  # noqa: E402
-from core.pde import interior_points  # noqa: E402
-from core.random_model import random_lrnr  # noqa: E402
-from training.modules import LRNR  # noqa: E402
+from core.jet_chain import exact_chain
+from core.pde import interior_points
+from core.random_model import random_lrnr
+from training.modules import LRNR
 
 RANKS = (6, 5, 4)
 
@@ -18,7 +19,9 @@ def torch_residual(net: LRNR, s_flat: torch.Tensor, mu, x: np.ndarray, t: np.nda
     """R[u] at the points for one coefficient row, by autograd through ``LRNR.forward``."""
     K = net.U.shape[-1]
     off = np.concatenate([[0], np.cumsum(RANKS)])
-    s = torch.stack([torch.nn.functional.pad(s_flat[off[l]:off[l + 1]], (0, K - RANKS[l])) for l in range(len(RANKS))])
+    s = torch.stack(
+        [torch.nn.functional.pad(s_flat[off[l] : off[l + 1]], (0, K - RANKS[l])) for l in range(len(RANKS))]
+    )
     xt = torch.as_tensor(x, dtype=torch.float64).requires_grad_(True)
     tt = torch.as_tensor(t, dtype=torch.float64).requires_grad_(True)
     u = net(xt[None], tt[None], s[None])[0]

@@ -1,4 +1,5 @@
 """The full fine-tuning baseline: rebuilding a truncated LRNR in torch, and the loss falling."""
+
 import numpy as np
 import torch
 
@@ -8,10 +9,15 @@ from training.modules import LRNR
 
 
 def _weights(rng, N=24, ranks=(5, 3, 4)):
-    return LRNRWeights(rng.normal(size=(N, 3)), 0.3 * rng.normal(size=N),
-                       tuple(np.linalg.qr(rng.normal(size=(N, k)))[0] for k in ranks),
-                       tuple(np.linalg.qr(rng.normal(size=(N, k)))[0] for k in ranks),
-                       tuple(0.1 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / 5, 0.2)
+    return LRNRWeights(
+        rng.normal(size=(N, 3)),
+        0.3 * rng.normal(size=N),
+        tuple(np.linalg.qr(rng.normal(size=(N, k)))[0] for k in ranks),
+        tuple(np.linalg.qr(rng.normal(size=(N, k)))[0] for k in ranks),
+        tuple(0.1 * rng.normal(size=N) for _ in ranks),
+        rng.normal(size=N) / 5,
+        0.2,
+    )
 
 
 def test_from_weights_pads_truncated_layers_exactly():

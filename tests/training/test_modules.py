@@ -1,4 +1,5 @@
 """The torch LRNR/hypernetwork against the numpy copies in core/, and their jets against autograd."""
+
 import numpy as np
 import pytest
 import torch
@@ -36,8 +37,9 @@ def test_torch_jets_match_numpy_core():
     for a, b in zip(tj, nj):
         np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-12, atol=1e-12)
     u = net(torch.as_tensor(x).expand(2, 9), torch.as_tensor(t).expand(2, 9), torch.as_tensor(s))
-    np.testing.assert_allclose(u.detach().numpy(), lrnr_forward(net.to_weights(), [s[:, l] for l in range(3)], x, t),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        u.detach().numpy(), lrnr_forward(net.to_weights(), [s[:, l] for l in range(3)], x, t), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_forward_jets_match_autograd():
@@ -71,7 +73,7 @@ def test_hypernet_matches_numpy_and_truncation_keeps_outputs():
 
 def test_sparsity_is_along_the_coefficient_axis():
     gamma = 1.25
-    decaying = torch.tensor([[[1.0, 0.7, 0.5, 0.0]]])          # s_{i+1} <= s_i / γ
+    decaying = torch.tensor([[[1.0, 0.7, 0.5, 0.0]]])  # s_{i+1} <= s_i / γ
     assert float(sparsity(decaying, gamma)) == 0.0
     growing = torch.tensor([[[0.1, 1.0, 0.0, 0.0]]])
     assert float(sparsity(growing, gamma)) == pytest.approx(gamma * 1.0 - 0.1)
@@ -103,8 +105,11 @@ def test_torch_lrnr_matches_onnx_graph_in_float32():
     sess = ort.InferenceSession(lrnr_onnx(w, jets=True), providers=["CPUExecutionProvider"])
     feeds = {"x": x, "t": t, **{f"s{l + 1}": s[:, l] for l in range(3)}}
     onnx_out = sess.run(None, feeds)
-    torch_out = net.jets(torch.as_tensor(x, dtype=torch.float64).expand(3, 50),
-                         torch.as_tensor(t, dtype=torch.float64).expand(3, 50), torch.as_tensor(s, dtype=torch.float64))
+    torch_out = net.jets(
+        torch.as_tensor(x, dtype=torch.float64).expand(3, 50),
+        torch.as_tensor(t, dtype=torch.float64).expand(3, 50),
+        torch.as_tensor(s, dtype=torch.float64),
+    )
     for a, b in zip(onnx_out, torch_out):
         b = b.detach().numpy()
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * max(1.0, np.abs(b).max()))

@@ -1,4 +1,5 @@
 """training/onnx_export.py: the exported graphs agree with core.lrnr (float64) to float32 accuracy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,15 @@ N, RANKS, B, P = 32, (4, 3, 2), 3, 64
 
 
 def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
-    return LRNRWeights(rng.normal(size=(N, 3)), 0.5 * rng.normal(size=N),
-                       tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-                       tuple(rng.normal(size=(N, k)) for k in ranks),
-                       tuple(0.3 * rng.normal(size=N) for _ in ranks), rng.normal(size=N) / np.sqrt(N), -0.3)
+    return LRNRWeights(
+        rng.normal(size=(N, 3)),
+        0.5 * rng.normal(size=N),
+        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
+        tuple(rng.normal(size=(N, k)) for k in ranks),
+        tuple(0.3 * rng.normal(size=N) for _ in ranks),
+        rng.normal(size=N) / np.sqrt(N),
+        -0.3,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The tiny training config end to end: loss falls, outputs reload, resume is exact, DDP runs."""
+
 import json
 import os
 import subprocess
@@ -6,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from training.config import TrainConfig
 from training.evaluate_hyper import load_run
@@ -43,8 +43,22 @@ def test_resume_is_bitwise_with_same_schedule(tmp_path):
 
 def test_ddp_smoke_two_processes_gloo(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "training.train", "--config", str(TINY), "--out", str(tmp_path), "--steps", "20", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "training.train",
+        "--config",
+        str(TINY),
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "20",
+        "--no-progress",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     settings = json.loads((tmp_path / "settings.json").read_text())

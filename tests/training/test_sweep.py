@@ -1,5 +1,6 @@
 """The whole-domain sweep (training/sweep.py), the served domain and the backend choice, on
 tiny synthetic models."""
+
 import json
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_served_box_keeps_everything_when_all_points_meet_the_target():
 
 def test_served_box_drops_the_failing_face_only():
     mus = sweep_parameters(CDR, 4)
-    err = np.where(mus[:, 1] == 0.0, 0.05, 0.01)              # the ν = 0 face fails
+    err = np.where(mus[:, 1] == 0.0, 0.05, 0.01)  # the ν = 0 face fails
     box = served_box(CDR, mus, err)
     assert box.bounds["beta"] == (1.0, 3.0) and box.bounds["rho"] == (0.0, 2.0)
     assert box.bounds["nu"] == (pytest.approx(2 / 3), 2.0)
@@ -27,9 +28,9 @@ def test_served_box_drops_the_failing_face_only():
 
 def test_served_box_on_one_axis_and_when_nothing_meets_the_target():
     mus = sweep_parameters(CONVECTION, 20)
-    err = 0.001 * mus[:, 0] ** 2                                # grows with β, 2% at β ≈ 4.5
+    err = 0.001 * mus[:, 0] ** 2  # grows with β, 2% at β ≈ 4.5
     box = served_box(CONVECTION, mus, err)
-    assert box.bounds["beta"] == (1.0, 4.0)                      # the grid points are β = 1, 2, …, 20
+    assert box.bounds["beta"] == (1.0, 4.0)  # the grid points are β = 1, 2, …, 20
     with pytest.raises(ValueError, match="no point"):
         served_box(CONVECTION, mus, np.full(len(mus), 0.5))
 
@@ -40,7 +41,7 @@ def test_tiny_sweep_of_a_synthetic_model(tmp_path):
     assert result["mu"].shape == (8, 3) and report["hyper"]["n"] == 8
     for key in ("err_hyper", "err_fast", "res_hyper", "res_fast", "estimate"):
         assert np.all(np.isfinite(result[key])) and np.all(result[key] > 0), key
-    assert np.all(result["res_fast"] <= result["res_hyper"])           # acceptance never worsens the check
+    assert np.all(result["res_fast"] <= result["res_hyper"])  # acceptance never worsens the check
     json.dumps(report, allow_nan=False)
     heat_map(result, CDR, tmp_path / "map.png", "tiny", result["estimate"])
     assert (tmp_path / "map.png").stat().st_size > 1000
@@ -49,9 +50,11 @@ def test_tiny_sweep_of_a_synthetic_model(tmp_path):
 
 
 def test_backend_choice_prefers_the_fastest_candidate_meeting_the_targets():
-    rows = [{"median_ratio": 0.5, "improved": 0.9, "worst_ratio": 1.0, "ms_median": 20.0, "meets_targets": True},
-            {"median_ratio": 0.6, "improved": 0.85, "worst_ratio": 1.02, "ms_median": 8.0, "meets_targets": True},
-            {"median_ratio": 0.4, "improved": 0.5, "worst_ratio": 1.3, "ms_median": 2.0, "meets_targets": False}]
+    rows = [
+        {"median_ratio": 0.5, "improved": 0.9, "worst_ratio": 1.0, "ms_median": 20.0, "meets_targets": True},
+        {"median_ratio": 0.6, "improved": 0.85, "worst_ratio": 1.02, "ms_median": 8.0, "meets_targets": True},
+        {"median_ratio": 0.4, "improved": 0.5, "worst_ratio": 1.3, "ms_median": 2.0, "meets_targets": False},
+    ]
     assert backend_choice.choose(rows)[0] == 1
     assert backend_choice.choose([dict(r, meets_targets=False) for r in rows])[0] == 2
 
