@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         ts = []
         for i in range(min(3, len(mus))):
             s0 = [np.asarray(p) for p in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
-            ts.append(finetune(art.lrnr, s0, mus[i], FinetuneSettings(epochs=400), net=net)["time_s"])
+            ts.append(finetune(art.lrnr, s0, mus[i], FinetuneSettings(steps=400), net=net)["time_s"])
         times["full fine-tuning, 400 steps"] = 1e3 * float(np.median(ts))
         base = times[f"LM {default.backend} (default)"]
         for label, ms in times.items():

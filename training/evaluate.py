@@ -95,7 +95,7 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
         "N": art.lrnr.width,
         "ranks": list(art.lrnr.ranks),
         "eim_rank": art.reduced.n,
-        "finetune": dataclasses.asdict(FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD)),
+        "finetune": dataclasses.asdict(FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD)),
     }
     for set_name, mus in query_sets(art, n, seed).items():
         refs = reference_fields(mus)
@@ -124,7 +124,7 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                 )
             s0 = [np.asarray(part) for part in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
             ft = finetune(
-                art.lrnr, s0, mu, FinetuneSettings(epochs=ADAM_STEPS, record_every=RECORD, seed=seed), net=net
+                art.lrnr, s0, mu, FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed), net=net
             )
             err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]))[0], ref)
             curves["finetune"].append(

@@ -23,13 +23,13 @@ from training.modules import LRNR
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    epochs: int = 400
+    steps: int = 400  # Adam steps
     lr: float = 1e-3  # Adam, on the coefficients only
     interior: int = 1000
     initial: int = 256
     boundary: int = 100
     seed: int = 0
-    record_every: int = 0  # >0: keep the coefficients every this many epochs
+    record_every: int = 0  # >0: keep the coefficients every this many steps
 
 
 def collocation(settings: FinetuneSettings) -> dict[str, torch.Tensor]:
@@ -53,7 +53,7 @@ def finetune(
     net: LRNR | None = None,
 ) -> dict:
     """Fine-tune s from s0 (list of (k_l,)) for one μ (3,). Returns {"s": list of (k_l,),
-    "history": [(epoch, s list)] if record_every, "loss": [float per epoch], "time_s", "step_s"}."""
+    "history": [(step, s list)] if record_every, "loss": [float per step], "time_s", "step_s"}."""
     net = net if net is not None else LRNR.from_weights(weights)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -69,7 +69,7 @@ def finetune(
     zeros_x0, zeros_b = torch.zeros_like(pts["x0"]), torch.zeros_like(pts["tb"])
     losses, history = [], []
     t0 = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    for step in range(1, settings.steps + 1):
         u, u_x, u_t, u_xx = net.jets(pts["x"], pts["t"], s)
         res = u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
         u0 = net(pts["x0"], zeros_x0, s)
@@ -84,15 +84,15 @@ def finetune(
         with torch.no_grad():
             s.clamp_(min=0.0)  # s = ReLU(·) in the model
         losses.append(float(loss.detach()))
-        if settings.record_every and epoch % settings.record_every == 0:
-            history.append((epoch, _unpad(s, ranks)))
+        if settings.record_every and step % settings.record_every == 0:
+            history.append((step, _unpad(s, ranks)))
     elapsed = time.perf_counter() - t0
     return {
         "s": _unpad(s, ranks),
         "history": history,
         "loss": losses,
         "time_s": elapsed,
-        "step_s": elapsed / settings.epochs,
+        "step_s": elapsed / settings.steps,
     }
 
 

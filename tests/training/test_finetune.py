@@ -42,7 +42,7 @@ def test_finetune_lowers_the_pinn_loss_and_keeps_s_nonnegative():
     rng = np.random.default_rng(1)
     w = _weights(rng)
     s0 = [rng.random(k) for k in w.ranks]
-    out = finetune(w, s0, np.array([2.0, 0.5, 1.0]), FinetuneSettings(epochs=60, lr=5e-2, record_every=20))
+    out = finetune(w, s0, np.array([2.0, 0.5, 1.0]), FinetuneSettings(steps=60, lr=5e-2, record_every=20))
     assert out["loss"][-1] < 0.9 * out["loss"][0]
     assert [len(v) for v in out["s"]] == list(w.ranks)
     assert all((v >= 0).all() for v in out["s"])
