@@ -1,1 +1,67 @@
-"""Shared numerics of the FastLRNR solve service (numpy only, no torch)."""
+"""Shared numerics of the FastLRNR solve service (numpy only, no torch).
+
+The public API, by topic (the math of each is in docs/method.md):
+
+- the PDE family: ``Domain``, ``DOMAINS``, ``TEST_DOMAINS``, ``residual``, ``interior_points``,
+  ``uniform_grid``, ``standard_grid``, ``ParameterError``; the reference solver
+  ``solve_reference``, ``solve_reference_batch``;
+- the model: ``LRNRWeights``, ``lrnr_forward``, ``lrnr_jets``, ``HyperWeights``, ``hyper_forward``;
+- the fast phase: ``FastPhaseModel``, ``FastPhaseSettings``, ``FastPhaseResult``,
+  ``run_fast_phase`` (over ``JetChain``: ``exact_chain`` or a FastLRNR ``ReducedOperators``,
+  built by ``build_fastlrnr``);
+- trust: ``ErrorModel``, ``fit_error_model``;
+- artifacts: ``load_artifact``, ``write_artifact``, ``Artifact``, ``ArtifactError``.
+
+Everything else in the package is an implementation detail that may change.
+"""
+
+from core.artifact import Artifact, ArtifactError, load_artifact, write_artifact
+from core.error_estimate import ErrorModel, fit_error_model
+from core.fast_phase import FastPhaseModel, FastPhaseResult, FastPhaseSettings, run_fast_phase
+from core.fastlrnr import ReducedOperators, build_fastlrnr
+from core.hypernet import HyperWeights, hyper_forward
+from core.jet_chain import JetChain, exact_chain
+from core.lrnr import LRNRWeights, lrnr_forward, lrnr_jets
+from core.pde import (
+    DOMAINS,
+    TEST_DOMAINS,
+    Domain,
+    ParameterError,
+    interior_points,
+    residual,
+    standard_grid,
+    uniform_grid,
+)
+from core.reference import solve_reference, solve_reference_batch
+
+__all__ = [
+    "DOMAINS",
+    "TEST_DOMAINS",
+    "Artifact",
+    "ArtifactError",
+    "Domain",
+    "ErrorModel",
+    "FastPhaseModel",
+    "FastPhaseResult",
+    "FastPhaseSettings",
+    "HyperWeights",
+    "JetChain",
+    "LRNRWeights",
+    "ParameterError",
+    "ReducedOperators",
+    "build_fastlrnr",
+    "exact_chain",
+    "fit_error_model",
+    "hyper_forward",
+    "interior_points",
+    "load_artifact",
+    "lrnr_forward",
+    "lrnr_jets",
+    "residual",
+    "run_fast_phase",
+    "solve_reference",
+    "solve_reference_batch",
+    "standard_grid",
+    "uniform_grid",
+    "write_artifact",
+]

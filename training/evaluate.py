@@ -123,9 +123,7 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                     }
                 )
             s0 = [np.asarray(part) for part in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
-            ft = finetune(
-                art.lrnr, s0, mu, FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed), net=net
-            )
+            ft = finetune(art.lrnr, s0, mu, FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed), net=net)
             err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]))[0], ref)
             curves["finetune"].append(
                 [e_hat[0]] + curve(art.lrnr, np.array([np.concatenate(s) for _, s in ft["history"]]), ref)
