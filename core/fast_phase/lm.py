@@ -58,12 +58,16 @@ def levenberg_marquardt(
     s_hat: np.ndarray,
     locality: np.ndarray,
     steps: int,
-    damping: float = 1e-3,
+    damping: float = 1e-2,
     max_step: float = 0.5,
     tol: float = 1e-3,
     record: bool = False,
+    hold_bound: bool = True,
 ) -> LMTrace:
-    """Minimise F from S0 (R, P) for every row at once; s_hat (R, P), locality (R,) ≥ 0."""
+    """Minimise F from S0 (R, P) for every row at once; s_hat (R, P), locality (R,) ≥ 0.
+
+    hold_bound=False solves for every coefficient and only clips the trial at 0 (the plain
+    projection, kept to measure why the bound-constrained step is needed)."""
     S = np.array(S0, dtype=np.float64)
     R, P = S.shape
     lam = np.broadcast_to(np.asarray(locality, dtype=np.float64), (R,))
@@ -91,7 +95,7 @@ def levenberg_marquardt(
         A = np.einsum("rmp,rmq->rpq", Jk, Jk) / M
         g = np.einsum("rmp,rm->rp", Jk, r[idx]) / M + lam[idx, None] * (S[idx] - s_hat[idx])
         # bound-constrained: a coefficient at 0 whose gradient points below 0 stays fixed
-        free = (S[idx] > 0) | (g < 0)
+        free = (S[idx] > 0) | (g < 0) | (not hold_bound)
         A *= free[:, :, None] & free[:, None, :]
         g = np.where(free, g, 0.0)
         diag = np.einsum("rpp->rp", A)
