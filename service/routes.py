@@ -48,9 +48,17 @@ async def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
 @api.get("/models", tags=["models"], response_model=ModelsResponse, responses=error_responses(401))
 async def models(state: ServiceState = Depends(get_state)) -> dict:
     default = state.settings.default_model
+    s = state.settings
     return {
         "default": default,
         "service_version": __version__,
+        "limits": {
+            "max_grid_points": s.max_grid_points,
+            "max_steps": s.max_steps,
+            "max_batch_size": s.max_batch_size,
+            "max_batch_values": s.max_batch_values,
+            "max_body_bytes": s.max_body_bytes,
+        },
         "models": [rt.info(name == default) for name, rt in sorted(state.models.items())],
         "unavailable": state.unavailable,
     }

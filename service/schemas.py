@@ -305,9 +305,18 @@ class ModelInfo(BaseModel):
     backend: str = Field(description="field evaluation back-end: onnxruntime, or numpy without a graph")
 
 
+class Limits(BaseModel):
+    max_grid_points: int = Field(description="most field values per solution")
+    max_steps: int = Field(description="most fast-phase steps a request may ask for")
+    max_batch_size: int = Field(description="most parameter sets in one /solve/batch request")
+    max_batch_values: int = Field(description="most field values in one /solve/batch answer")
+    max_body_bytes: int = Field(description="largest request body")
+
+
 class ModelsResponse(BaseModel):
     default: str
     service_version: str = Field(description="the version of this service (the package's)")
+    limits: Limits = Field(description="this server's request limits (a client may split work to fit)")
     models: list[ModelInfo]
     unavailable: list[dict] = Field(description="artifacts found but refused at start-up: {name, error}")
 

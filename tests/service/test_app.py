@@ -43,6 +43,13 @@ def test_health_and_ready(client):
 def test_models_lists_manifests(client, artifact_root):
     data = client.get("/models").json()
     assert data["default"] == "cdr" and data["unavailable"] == []
+    assert data["limits"] == {
+        "max_grid_points": 262_144,
+        "max_steps": 50,
+        "max_batch_size": 64,
+        "max_batch_values": 2_097_152,
+        "max_body_bytes": 1 << 20,
+    }
     by_name = {m["name"]: m for m in data["models"]}
     assert set(by_name) == {"cdr", "convection"}
     cdr = by_name["cdr"]
