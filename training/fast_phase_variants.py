@@ -8,8 +8,8 @@ variant: median error ratio to the hypernetwork, share improved, worst ratio, an
 of queries whose error got worse than ŝ's *before* the check (what the check prevents).
 
 Variants: the default; fewer / more LM steps; the plain projection (clip at 0 after an
-unconstrained step) instead of the bound-constrained step; 64 instead of 256 collocation
-points; larger locality weights; no acceptance check (margin 0, and the candidate always
+unconstrained step) instead of the bound-constrained step; 128 or 64 instead of 256
+collocation points; larger locality weights; no acceptance check (margin 0, and the candidate always
 kept); the reduced backend at the shipped rank.
 """
 
@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
         "check": (fp["check"]["points"], fp["check"]["seed"]),
     }
     fast = FastPhaseModel(art.lrnr, art.reduced, **points)
-    sparse = FastPhaseModel(art.lrnr, None, collocation=(64, fp["collocation"]["seed"]), check=points["check"])
+    fewer = {
+        m: FastPhaseModel(art.lrnr, None, collocation=(m, fp["collocation"]["seed"]), check=points["check"])
+        for m in (64, 128)
+    }
     d = art.fast_phase
     lam0 = d.locality[0]
     variants = {
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             d.margin,
             False,
         ),
-        "64 collocation points (exact)": (sparse, "exact", d.steps, lam0, d.margin, True),
+        "128 collocation points (exact)": (fewer[128], "exact", d.steps, lam0, d.margin, True),
+        "64 collocation points (exact)": (fewer[64], "exact", d.steps, lam0, d.margin, True),
         "locality λ = 1e-3": (fast, d.backend, d.steps, 1e-3, d.margin, True),
         "locality λ = 1e-1": (fast, d.backend, d.steps, 1e-1, d.margin, True),
         "exact backend": (fast, "exact", d.steps, lam0, d.margin, True),

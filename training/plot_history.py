@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         axes[0].plot(step, [h["pde"] for h in hist], label=run.name)
         axes[1].plot(step, [h["sparse"] for h in hist], label=run.name)
         axes[2].plot(step, [h["alive"] for h in hist], label=run.name)
-    for ax, title in zip(axes, ("PDE residual loss (scaled by 1/(1+β))", "R_sparse", "fraction of coefficients > 0")):
+    for ax, title in zip(axes, ("PDE loss, mean of (R / (1+β)^p)²", "R_sparse", "fraction of coefficients > 0")):
         ax.set_title(title)
         ax.set_xlabel("Adam step")
         ax.legend()
