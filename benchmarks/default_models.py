@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import list_artifacts, load_artifact
-from core.fast_phase import FastPhaseModel, run_fast_phase
+from core.fast_phase import run_fast_phase
 from core.hypernet import hyper_forward
 from core.pde import standard_grid
 from service.field import FieldEvaluator
@@ -56,13 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         art = load_artifact(path)
         mu = art.test_domain.low + 0.5 * (art.test_domain.high - art.test_domain.low)
         s_hat = hyper_forward(art.hyper, mu[None])
-        fp = art.manifest["fast_phase"]
-        model = FastPhaseModel(
-            art.lrnr,
-            art.reduced,
-            (fp["collocation"]["points"], fp["collocation"]["seed"]),
-            (fp["check"]["points"], fp["check"]["seed"]),
-        )
+        model = art.fast_phase_model()
         hyp, _ = timed(lambda: hyper_forward(art.hyper, mu[None]), args.repeats)
         fast, fast_med = timed(lambda: run_fast_phase(model, s_hat, mu[None], art.fast_phase), args.repeats)
         ev = FieldEvaluator(art.onnx["lrnr.onnx"], threads=1)

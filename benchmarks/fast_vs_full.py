@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import load_artifact
-from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.hypernet import hyper_forward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,13 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'model':>11} {'method':>30} {'ms / query':>11} {'× default':>10}")
     for name in args.models:
         art = load_artifact(ROOT / "artifacts" / name)
-        fp = art.manifest["fast_phase"]
-        fast = FastPhaseModel(
-            art.lrnr,
-            art.reduced,
-            (fp["collocation"]["points"], fp["collocation"]["seed"]),
-            (fp["check"]["points"], fp["check"]["seed"]),
-        )
+        fast = art.fast_phase_model()
         default = art.fast_phase
         other = "reduced" if default.backend == "exact" else "exact"
         methods = {

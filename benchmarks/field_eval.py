@@ -44,8 +44,8 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) -> list[dict]:
     import numpy as np
 
-    from core.lrnr import LRNRWeights
     from core.pde import standard_grid
+    from core.random_model import random_lrnr
     from service.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator
     from training.onnx_export import lrnr_onnx
 
@@ -58,16 +58,8 @@ def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) ->
     P = x_axis.size * t_axis.size
     with tempfile.TemporaryDirectory() as tmp:
         for N in widths:
+            w = random_lrnr(N, RANKS, seed=N)
             rng = np.random.default_rng(N)
-            w = LRNRWeights(
-                rng.normal(size=(N, 3)),
-                0.3 * rng.normal(size=N),
-                tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
-                tuple(rng.normal(size=(N, k)) for k in RANKS),
-                tuple(0.3 * rng.normal(size=N) for _ in RANKS),
-                rng.normal(size=N) / np.sqrt(N),
-                0.1,
-            )
             path, jets_path = Path(tmp) / f"lrnr{N}.onnx", Path(tmp) / f"jets{N}.onnx"
             path.write_bytes(lrnr_onnx(w))
             jets_path.write_bytes(lrnr_onnx(w, jets=True))

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from core.error_estimate import ErrorModel
-from core.fast_phase import FastPhaseSettings
+from core.fast_phase import FastPhaseModel, FastPhaseSettings
 from core.fastlrnr import ReducedOperators
 from core.hypernet import HyperWeights
 from core.lrnr import ANSATZ, LRNRWeights
@@ -111,6 +111,16 @@ class Artifact:
     @property
     def dimensions(self) -> dict:
         return self.manifest["dimensions"]
+
+    def fast_phase_model(self, dtype=np.float32, collocation: int | None = None) -> FastPhaseModel:
+        """The fast phase's per-model state at the manifest's collocation and check points
+        (``collocation``: another number of collocation points, exact backend only)."""
+        fp = self.manifest["fast_phase"]
+        seed = fp["collocation"]["seed"]
+        check = (fp["check"]["points"], fp["check"]["seed"])
+        if collocation is not None:
+            return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype)
+        return FastPhaseModel(self.lrnr, self.reduced, (fp["collocation"]["points"], seed), check, dtype)
 
 
 # --------------------------------------------------------------------------- writing

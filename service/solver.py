@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import Artifact, ArtifactError, load_artifact
-from core.fast_phase import FastPhaseModel, FastPhaseSettings, check_residual, run_fast_phase
+from core.fast_phase import FastPhaseSettings, check_residual, run_fast_phase
 from core.hypernet import hyper_forward
 from service.errors import SolverError
 from service.jobs import GridArrays, Job, PassResult, grid_arrays
@@ -52,15 +52,8 @@ class ModelRuntime:
                 path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}"
             )
         self.backend = "onnxruntime" if path else "numpy"
-        fp = artifact.manifest["fast_phase"]
         # the exact backend and the full-LRNR check run in float32: half the cost of float64
-        self.fast = FastPhaseModel(
-            artifact.lrnr,
-            artifact.reduced,
-            collocation=(fp["collocation"]["points"], fp["collocation"]["seed"]),
-            check=(fp["check"]["points"], fp["check"]["seed"]),
-            dtype=np.float32,
-        )
+        self.fast = artifact.fast_phase_model(np.float32)
         # Threads that share one field evaluation (the caller's thread is one of them).
         self.field_threads = max(1, int(field_threads))
         self._field_pool = (

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from core.artifact import load_artifact
-from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.pde import Domain
 from training.backend_choice import hard_part
 from training.evaluate_hyper import relative_errors
@@ -73,12 +73,7 @@ def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1) -> list[f
 
 def evaluate_model(name: str, n: int, seed: int) -> dict:
     art = load_artifact(ROOT / "artifacts" / name)
-    fp = art.manifest["fast_phase"]
-    points = {
-        "collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
-        "check": (fp["check"]["points"], fp["check"]["seed"]),
-    }
-    fast = FastPhaseModel(art.lrnr, art.reduced, **points)
+    fast = art.fast_phase_model()
     lm = art.fast_phase
     settings = {
         "lm_exact": dataclasses.replace(lm, backend="exact"),

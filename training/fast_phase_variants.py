@@ -49,16 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     art = load_artifact(ROOT / "artifacts" / args.model)
-    fp = art.manifest["fast_phase"]
-    points = {
-        "collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
-        "check": (fp["check"]["points"], fp["check"]["seed"]),
-    }
-    fast = FastPhaseModel(art.lrnr, art.reduced, **points)
-    fewer = {
-        m: FastPhaseModel(art.lrnr, None, collocation=(m, fp["collocation"]["seed"]), check=points["check"])
-        for m in (64, 128)
-    }
+    fast = art.fast_phase_model()
+    fewer = {m: art.fast_phase_model(collocation=m) for m in (64, 128)}
     d = art.fast_phase
     lam0 = d.locality[0]
     variants = {

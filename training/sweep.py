@@ -226,7 +226,7 @@ def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "
     art = load_artifact(root / name)
     manifest = art.manifest
     settings = FastPhaseSettings.from_dict(manifest["fast_phase"]["default"])
-    fast = FastPhaseModel(art.lrnr, art.reduced, **_points(manifest))
+    fast = art.fast_phase_model()
     mus = sweep_parameters(art.domain, per_axis)
     result = solve_rows(art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus))
     model = ErrorModel.from_dict(manifest["error_estimate"]["model"])
@@ -271,14 +271,6 @@ def _changes(config: dict) -> str:
     )
     diff = [f"{k} {config.get(k)}" for k in keys if config.get(k, base[k]) != base[k]]
     return ", ".join(diff) or "none"
-
-
-def _points(manifest: dict) -> dict:
-    fp = manifest["fast_phase"]
-    return {
-        "collocation": (fp["collocation"]["points"], fp["collocation"]["seed"]),
-        "check": (fp["check"]["points"], fp["check"]["seed"]),
-    }
 
 
 def markdown(result: dict, report: dict, figure: str) -> str:

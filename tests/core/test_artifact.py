@@ -14,35 +14,13 @@ import pytest
 from core.artifact import SCHEMA_VERSION, ArtifactError, list_artifacts, load_artifact, verify_artifact, write_artifact
 from core.error_estimate import ErrorModel
 from core.fast_phase import FastPhaseSettings
-from core.hypernet import HyperWeights, hyper_forward
-from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward
+from core.hypernet import hyper_forward
+from core.lrnr import ANSATZ, lrnr_forward
 from core.pde import CDR
+from core.random_model import random_hyper, random_lrnr
 from training.synthetic_artifact import synthetic_parts
 
 N, RANKS, K = 32, (4, 3, 2), 8
-
-
-def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
-    return LRNRWeights(
-        rng.normal(size=(N, 3)),
-        rng.normal(size=N),
-        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-        tuple(0.1 * rng.normal(size=N) for _ in ranks),
-        rng.normal(size=N) / np.sqrt(N),
-        0.25,
-    )
-
-
-def random_hyper(rng: np.random.Generator, domain=CDR, K: int = K, ranks=RANKS) -> HyperWeights:
-    return HyperWeights(
-        (rng.normal(size=(K, 3)), rng.normal(size=(K, K)), rng.normal(size=(K, K))),
-        tuple(rng.normal(size=K) for _ in range(3)),
-        tuple(rng.normal(size=(k, K)) for k in ranks),
-        tuple(rng.normal(size=k) for k in ranks),
-        domain.low,
-        domain.high,
-    )
 
 
 ONNX = {"lrnr.onnx": b"\x08\x08fake-onnx-bytes", "lrnr_jets.onnx": b"\x08\x08fake-jets"}
@@ -55,8 +33,7 @@ def parts(lrnr, hyper, points=16, rank=3) -> dict:
 
 @pytest.fixture
 def weights():
-    rng = np.random.default_rng(7)
-    return random_lrnr(rng), random_hyper(rng)
+    return random_lrnr(N, RANKS, seed=7), random_hyper(RANKS, CDR, width=K, seed=7)
 
 
 @pytest.fixture
@@ -183,7 +160,7 @@ def test_write_refuses_bad_inputs(tmp_path, weights):
     with pytest.raises(ValueError, match="JSON"):
         write_artifact(tmp_path / "b", **{**kw, "quality": {"err": float("nan")}})
     with pytest.raises(ValueError, match="heads"):
-        write_artifact(tmp_path / "c", **{**kw, "lrnr": random_lrnr(np.random.default_rng(1), ranks=(4, 3))})
+        write_artifact(tmp_path / "c", **{**kw, "lrnr": random_lrnr(N, (4, 3), seed=1)})
     with pytest.raises(ValueError, match=".onnx"):
         write_artifact(tmp_path / "d", **{**kw, "onnx_files": {"../evil.onnx": b"x"}})
     assert list(tmp_path.iterdir()) == []

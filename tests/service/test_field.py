@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.lrnr import LRNRWeights, lrnr_forward
+from core.random_model import random_lrnr
 from service.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator, NumpyJetsEvaluator
 from training.onnx_export import lrnr_onnx
 
@@ -14,16 +15,7 @@ N, RANKS = 48, (5, 4, 3)
 
 @pytest.fixture(scope="module")
 def weights() -> LRNRWeights:
-    rng = np.random.default_rng(11)
-    return LRNRWeights(
-        rng.normal(size=(N, 3)),
-        0.5 * rng.normal(size=N),
-        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in RANKS),
-        tuple(rng.normal(size=(N, k)) for k in RANKS),
-        tuple(0.3 * rng.normal(size=N) for _ in RANKS),
-        rng.normal(size=N) / np.sqrt(N),
-        0.1,
-    )
+    return random_lrnr(N, RANKS, seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -7,28 +7,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from core.lrnr import ANSATZ, LRNRWeights, lrnr_forward, lrnr_jets
+from core.lrnr import ANSATZ, lrnr_forward, lrnr_jets
+from core.random_model import random_lrnr
 from training.onnx_export import OPSET, lrnr_onnx
 
 N, RANKS, B, P = 32, (4, 3, 2), 3, 64
 
 
-def random_lrnr(rng: np.random.Generator, N: int = N, ranks=RANKS) -> LRNRWeights:
-    return LRNRWeights(
-        rng.normal(size=(N, 3)),
-        0.5 * rng.normal(size=N),
-        tuple(rng.normal(size=(N, k)) / np.sqrt(N) for k in ranks),
-        tuple(rng.normal(size=(N, k)) for k in ranks),
-        tuple(0.3 * rng.normal(size=N) for _ in ranks),
-        rng.normal(size=N) / np.sqrt(N),
-        -0.3,
-    )
-
-
 @pytest.fixture(scope="module")
 def case():
     rng = np.random.default_rng(3)
-    w = random_lrnr(rng)
+    w = random_lrnr(N, RANKS, seed=3)
     x = rng.uniform(0.0, 2 * np.pi, P)
     t = rng.uniform(0.0, 1.0, P)
     s = [rng.uniform(0.0, 2.0, (B, k)) for k in RANKS]
