@@ -3,10 +3,11 @@
     python benchmarks/default_models.py [--repeats 7]
 
 For each artifact in artifacts/: the hypernetwork, the whole fast phase (``run_fast_phase``
-with the model's default settings, check included), and the full-field
-evaluation on the 256×100 grid through the ONNX graph (``service.field.FieldEvaluator``),
-the last as achieved GFLOP/s (matmul flops 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's
-numpy float32 matmul rate measured in the same process. Minimum over repeats (median beside).
+with the model's default settings, check included), the linearised correction (both grids,
+interpolated to the 256×100 grid), and the full-field evaluation on the 256×100 grid through
+the ONNX graph (``service.field.FieldEvaluator``), the last as achieved GFLOP/s (matmul flops
+2·P·(3N + Σ_l 2·N·k_l)) beside this machine's numpy float32 matmul rate measured in the same
+process. Minimum over repeats (median beside).
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     mm_gflops = 2 * 2048**3 / (mm * 1e6)
     print(f"numpy float32 matmul 2048³, 1 thread: {mm_gflops:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
     x, t = standard_grid()
-    print(f"{'model':>11} {'hyper µs':>9} {'fast phase ms':>14} {'field ms':>9} {'GFLOP/s':>8} {'of matmul':>9}")
+    print(
+        f"{'model':>11} {'hyper µs':>9} {'fast phase ms':>14} {'correction ms':>14} {'field ms':>9} "
+        f"{'GFLOP/s':>8} {'of matmul':>9}"
+    )
     for path in list_artifacts(ROOT / "artifacts"):
         art = load_artifact(path)
         mu = art.test_domain.low + 0.5 * (art.test_domain.high - art.test_domain.low)
@@ -59,13 +63,17 @@ def main(argv: list[str] | None = None) -> None:
         model = art.fast_phase_model()
         hyp, _ = timed(lambda: hyper_forward(art.hyper, mu[None]), args.repeats)
         fast, fast_med = timed(lambda: run_fast_phase(model, s_hat, mu[None], art.fast_phase), args.repeats)
+        corr_model = art.correction_model()
+        S = np.concatenate(s_hat, axis=1)
+        corr, corr_med = timed(lambda: corr_model(S, mu[None])[0].on_axes(x, t), args.repeats)
         ev = FieldEvaluator(art.onnx["lrnr.onnx"], threads=1)
         s1 = [sl[0].astype(np.float32) for sl in s_hat]
         field, field_med = timed(lambda: ev.evaluate_grid(s1, x, t), args.repeats)
         N, P = art.lrnr.width, x.size * t.size
         gflops = 2 * P * (3 * N + sum(2 * N * k for k in art.lrnr.ranks)) / (field * 1e6)
         print(
-            f"{art.name:>11} {1e3 * hyp:>9.0f} {fast:>8.1f} ({fast_med:.1f}) {field:>5.1f} ({field_med:.1f}) "
+            f"{art.name:>11} {1e3 * hyp:>9.0f} {fast:>8.1f} ({fast_med:.1f}) {corr:>8.1f} ({corr_med:.1f}) "
+            f"{field:>5.1f} ({field_med:.1f}) "
             f"{gflops:>8.1f} {gflops / mm_gflops:>8.0%}"
         )
 

@@ -9,7 +9,8 @@ The public API, by topic (the math of each is in docs/method.md):
 - the fast phase: ``FastPhaseModel``, ``FastPhaseSettings``, ``FastPhaseResult``,
   ``run_fast_phase`` (over ``JetChain``: ``exact_chain`` or a FastLRNR ``ReducedOperators``,
   built by ``build_fastlrnr``);
-- trust: ``ErrorModel``, ``fit_error_model``;
+- trust: ``ErrorProxy``, ``linearised_error`` (the error a residual implies), ``ErrorModel``,
+  ``fit_error_model`` (its calibration into an estimate);
 - artifacts: ``load_artifact``, ``write_artifact``, ``Artifact``, ``ArtifactError``.
 
 Everything else in the package is an implementation detail that may change.
@@ -17,6 +18,7 @@ Everything else in the package is an implementation detail that may change.
 
 from core.artifact import Artifact, ArtifactError, load_artifact, write_artifact
 from core.error_estimate import ErrorModel, fit_error_model
+from core.error_proxy import ErrorProxy, linearised_error
 from core.fast_phase import FastPhaseModel, FastPhaseResult, FastPhaseSettings, run_fast_phase
 from core.fastlrnr import ReducedOperators, build_fastlrnr
 from core.hypernet import HyperWeights, hyper_forward
@@ -41,6 +43,7 @@ __all__ = [
     "ArtifactError",
     "Domain",
     "ErrorModel",
+    "ErrorProxy",
     "FastPhaseModel",
     "FastPhaseResult",
     "FastPhaseSettings",
@@ -54,6 +57,7 @@ __all__ = [
     "fit_error_model",
     "hyper_forward",
     "interior_points",
+    "linearised_error",
     "load_artifact",
     "lrnr_forward",
     "lrnr_jets",

@@ -12,10 +12,12 @@ Layout (every file except the manifest is listed in it with its sha256 and size)
 
 ``dimensions`` = {N, L, ranks: [k_1..k_L], K_max, hyper_width, eim_rank}.
 ``served_domain``: the box (inside ``domain``) where the model meets its accuracy target.
-``fast_phase`` = {collocation: {points, seed}, check: {points, seed}, default: the
+``fast_phase`` = {collocation: {points, seed}, check: {nx, nt} (the error proxy's grid), default: the
 FastPhaseSettings the model serves by default, measured: how they were chosen}.
 ``error_estimate`` = {model: the ErrorModel (core.error_estimate), how it was calibrated and
 its measured quality}.
+``correction`` = {nx, nt, coarse: {nx, nt}, default, error_model, ...}: the linearised
+correction (core.correction) and the calibration of its two-grid difference.
 
 Nothing is ever unpickled: npz files are parsed with ``allow_pickle=False`` from the
 same bytes whose checksum was verified, and only files listed in the manifest are read.
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.correction import CorrectionSpec, LinearisedCorrection
 from core.error_estimate import ErrorModel
 from core.fast_phase import FastPhaseModel, FastPhaseSettings
 from core.fastlrnr import ReducedOperators
@@ -51,7 +54,7 @@ from core.hypernet import HyperWeights
 from core.lrnr import ANSATZ, LRNRWeights
 from core.pde import Domain, interior_points
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 PDE = "u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], u(x, 0) = 1 + sin(x)"
 NPZ_FILES = ("lrnr.npz", "hyper.npz", "fastlrnr.npz")
@@ -73,6 +76,7 @@ _REQUIRED_KEYS = (
     "eim",
     "fast_phase",
     "error_estimate",
+    "correction",
     "quality",
     "files",
 )
@@ -91,7 +95,9 @@ class ArtifactError(ValueError):
 class Artifact:
     """A loaded, verified artifact. ``lrnr`` is float64; ``onnx`` maps file name → path;
     ``reduced`` the FastLRNR; ``fast_phase`` the default settings; ``error_model`` the
-    calibrated error estimate; ``served_domain`` where the model meets its target."""
+    calibrated error estimate of uncorrected answers, ``correction`` the linearised
+    correction (grids, default, its own error model); ``served_domain`` where the model
+    meets its target."""
 
     name: str
     version: str
@@ -104,6 +110,7 @@ class Artifact:
     reduced: ReducedOperators
     fast_phase: FastPhaseSettings
     error_model: ErrorModel
+    correction: CorrectionSpec
     onnx: dict[str, Path]
     sha256: str
     directory: Path
@@ -112,12 +119,16 @@ class Artifact:
     def dimensions(self) -> dict:
         return self.manifest["dimensions"]
 
+    def correction_model(self, dtype=np.float32) -> LinearisedCorrection:
+        """The linearised correction at the manifest's grids."""
+        return self.correction.model(self.lrnr, dtype)
+
     def fast_phase_model(self, dtype=np.float32, collocation: int | None = None) -> FastPhaseModel:
-        """The fast phase's per-model state at the manifest's collocation and check points
-        (``collocation``: another number of collocation points, exact backend only)."""
+        """The fast phase's per-model state at the manifest's collocation points and check
+        grid (``collocation``: another number of collocation points, exact backend only)."""
         fp = self.manifest["fast_phase"]
         seed = fp["collocation"]["seed"]
-        check = (fp["check"]["points"], fp["check"]["seed"])
+        check = (fp["check"]["nx"], fp["check"]["nt"])
         if collocation is not None:
             return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype)
         return FastPhaseModel(self.lrnr, self.reduced, (fp["collocation"]["points"], seed), check, dtype)
@@ -143,6 +154,7 @@ def write_artifact(
     fast_phase: dict,
     served_domain: Domain,
     error_estimate: dict,
+    correction: dict,
     eim_rank: int | None = None,
     k_max: int | None = None,
     created: str | None = None,
@@ -155,7 +167,8 @@ def write_artifact(
     ``reduced_arrays`` is a flat {name: ndarray} (e.g. ``ReducedOperators.to_arrays()``;
     an object with ``to_arrays()`` is accepted too). ``eim_rank`` defaults to
     ``eim["n"]``; ``k_max`` (the rank before truncation) to the hypernetwork width.
-    ``fast_phase`` = {collocation, check, default, ...} and ``error_estimate`` = {model, ...}
+    ``fast_phase`` = {collocation, check, default, ...}, ``error_estimate`` = {model, ...} and
+    ``correction`` = {nx, nt, coarse, default, error_model, ...}
     as described in the module docstring; ``served_domain`` must lie inside ``domain``.
     ``training``, ``eim`` and ``quality`` must be JSON-serialisable. With ``overwrite``
     an existing artifact at ``directory`` is replaced; otherwise FileExistsError.
@@ -206,6 +219,7 @@ def write_artifact(
         "eim": eim,
         "fast_phase": fast_phase,
         "error_estimate": error_estimate,
+        "correction": correction,
         "quality": quality,
         "files": {f: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for f, b in sorted(payload.items())},
     }
@@ -277,6 +291,7 @@ class _Verified:
     served_domain: Domain
     fast_phase: FastPhaseSettings
     error_model: ErrorModel
+    correction: CorrectionSpec
     arrays: dict[str, dict[str, np.ndarray]]  # npz file name → arrays
     onnx: dict[str, Path]
 
@@ -321,6 +336,7 @@ def load_artifact(directory: Path | str) -> Artifact:
         reduced=reduced,
         fast_phase=v.fast_phase,
         error_model=v.error_model,
+        correction=v.correction,
         onnx=v.onnx,
         sha256=v.sha256,
         directory=directory,
@@ -381,7 +397,7 @@ def _read_verified(directory: Path) -> _Verified:
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise ArtifactError(mpath, f"{key} must be a non-empty string, got {manifest[key]!r}")
-    for key in ("training", "eim", "quality", "fast_phase", "error_estimate"):
+    for key in ("training", "eim", "quality", "fast_phase", "error_estimate", "correction"):
         if not isinstance(manifest[key], dict):
             raise ArtifactError(mpath, f"{key} must be an object, got {type(manifest[key]).__name__}")
     domains = []
@@ -398,6 +414,10 @@ def _read_verified(directory: Path) -> _Verified:
         error_model = ErrorModel.from_dict(manifest["error_estimate"]["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(mpath, f"error_estimate.model is malformed: {exc!r}") from None
+    try:
+        correction = CorrectionSpec.from_dict(manifest["correction"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(mpath, f"correction is malformed: {exc!r}") from None
     dims = _check_dimensions(mpath, manifest["dimensions"])
     listed = _check_file_list(mpath, manifest["files"])
 
@@ -422,17 +442,34 @@ def _read_verified(directory: Path) -> _Verified:
     _check_hyper_arrays(directory / "hyper.npz", arrays["hyper.npz"], dims, domains[0])
     onnx = {f: directory / f for f in listed if f.endswith(".onnx")}
     return _Verified(
-        manifest, hashlib.sha256(raw).hexdigest(), domains[0], domains[1], served, fast_phase, error_model, arrays, onnx
+        manifest,
+        hashlib.sha256(raw).hexdigest(),
+        domains[0],
+        domains[1],
+        served,
+        fast_phase,
+        error_model,
+        correction,
+        arrays,
+        onnx,
     )
 
 
+def _integral(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _fast_phase_settings(mpath: Path, fp: dict) -> FastPhaseSettings:
-    """fast_phase.default as settings; collocation and check point counts and seeds."""
+    """fast_phase.default as settings; the collocation points' count and seed and the check
+    grid's size are validated."""
     try:
-        for key in ("collocation", "check"):
-            points, seed = fp[key]["points"], fp[key]["seed"]
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (points, seed)) or points < 1:
-                raise ValueError(f"{key} needs integer points ≥ 1 and seed ≥ 0, got {fp[key]!r}")
+        colloc, check = fp.get("collocation"), fp.get("check")
+        points, seed = (colloc.get("points"), colloc.get("seed")) if isinstance(colloc, dict) else (None, None)
+        if not (_integral(points) and _integral(seed) and points >= 1 and seed >= 0):
+            raise ValueError(f"collocation needs integer points ≥ 1 and seed ≥ 0, got {colloc!r}")
+        nx, nt = (check.get("nx"), check.get("nt")) if isinstance(check, dict) else (None, None)
+        if not (_integral(nx) and _integral(nt) and 4 <= nx <= 1024 and 2 <= nt <= 1024):
+            raise ValueError(f"check needs an integer grid 4 ≤ nx ≤ 1024, 2 ≤ nt ≤ 1024, got {check!r}")
         return FastPhaseSettings.from_dict(fp["default"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(mpath, f"fast_phase is malformed: {exc!r}") from None

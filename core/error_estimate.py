@@ -1,15 +1,16 @@
-"""An estimate of an answer's relative L2 error from its a-posteriori PDE residual.
+"""An estimate of an answer's relative L2 error from its a-posteriori residual.
 
-For the served coefficients the full LRNR's RMS residual ``res`` on the check points is
-known (``core.fast_phase``). A per-model log-linear model, fitted at build time on a sweep
-of the served domain against the reference solver, turns it into an error estimate:
+For the served coefficients the full LRNR's linearised-error proxy ê on the check grid is
+known (``core.error_proxy``, computed by the fast phase's acceptance). ê is already close
+to the true error; a per-model log-linear model, fitted at build time on a sweep of the
+served domain against the reference solver, calibrates it into an error estimate:
 
-    log e_est = c_0 + c_1 log res + Σ_i c_{1+i} μ̃_i + q
+    log e_est = c_0 + c_1 log ê + Σ_i c_{1+i} μ̃_i + q
 
-with μ̃ the parameters scaled to [−1, 1] over the model's domain (0 for fixed ones): the
-same residual means a different error under strong diffusion than under pure convection.
-The offset q is the ``coverage`` quantile of the fit's log-residuals, so that on the
-calibration sweep the estimate is at least the true error for that fraction of answers.
+with μ̃ the parameters scaled to [−1, 1] over the model's domain (0 for fixed ones): what
+the coarse grid misses depends on the regime. The offset q is the ``coverage`` quantile of
+the fit's log-residuals, so that on the calibration sweep the estimate is at least the true
+error for that fraction of answers.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ class ErrorModel:
     high: np.ndarray
     coverage: float
 
-    def predict(self, residual: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """Estimated relative L2 errors (B,) for check residuals (B,) (RMS, > 0) and mu (B, 3)."""
-        X = _features(np.asarray(residual, dtype=np.float64), as_param_array(mu), self.low, self.high)
+    def predict(self, proxy: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """Estimated relative L2 errors (B,) for error proxies ê (B,) (> 0) and mu (B, 3)."""
+        X = _features(np.asarray(proxy, dtype=np.float64), as_param_array(mu), self.low, self.high)
         return np.exp(X @ self.coef + self.offset)
 
     def to_dict(self) -> dict:
         return {
-            "form": "log e = c0 + c1 log(residual) + c·mu_scaled + offset",
+            "form": "log e = c0 + c1 log(proxy) + c·mu_scaled + offset",
             "coef": [float(c) for c in self.coef],
             "offset": float(self.offset),
             "low": self.low.tolist(),
@@ -62,21 +63,21 @@ class ErrorModel:
         )
 
 
-def _features(residual: np.ndarray, mu: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    if residual.shape != (mu.shape[0],):
-        raise ValueError(f"expected one residual per parameter row, got {residual.shape} and {mu.shape}")
-    logr = np.log(np.maximum(residual, 1e-300))
+def _features(proxy: np.ndarray, mu: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    if proxy.shape != (mu.shape[0],):
+        raise ValueError(f"expected one proxy value per parameter row, got {proxy.shape} and {mu.shape}")
+    logr = np.log(np.maximum(proxy, 1e-300))
     return np.column_stack([np.ones_like(logr), logr, normalise_params(mu, low, high)])
 
 
 def fit_error_model(
-    residual: np.ndarray, mu: np.ndarray, error: np.ndarray, domain: Domain, coverage: float = 0.95
+    proxy: np.ndarray, mu: np.ndarray, error: np.ndarray, domain: Domain, coverage: float = 0.95
 ) -> ErrorModel:
     """Least-squares fit of log error on the features, then the offset at ``coverage``."""
     if not (0 < coverage < 1):
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
     mu = as_param_array(mu)
-    X = _features(np.asarray(residual, dtype=np.float64), mu, domain.low, domain.high)
+    X = _features(np.asarray(proxy, dtype=np.float64), mu, domain.low, domain.high)
     y = np.log(np.asarray(error, dtype=np.float64))
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     offset = float(np.quantile(y - X @ coef, coverage))

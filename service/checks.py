@@ -37,16 +37,7 @@ def find_model(models: Mapping[str, ModelRuntime], name: str | None, default: st
 
 def solve_job(runtime: ModelRuntime, body: SolveRequest, limits: ServiceSettings) -> Job:
     """The job of one ``POST /solve``."""
-    return _job(
-        runtime,
-        [body.params],
-        body.grid,
-        body.fast_phase,
-        body.allow_extrapolation,
-        body.tolerance,
-        limits,
-        single=True,
-    )
+    return _job(runtime, body, [body.params], limits, single=True)
 
 
 def batch_job(runtime: ModelRuntime, body: BatchSolveRequest, limits: ServiceSettings) -> Job:
@@ -73,26 +64,22 @@ def batch_job(runtime: ModelRuntime, body: BatchSolveRequest, limits: ServiceSet
                 }
             ],
         )
-    return _job(
-        runtime, body.params, body.grid, body.fast_phase, body.allow_extrapolation, body.tolerance, limits, single=False
-    )
+    return _job(runtime, body, body.params, limits, single=False)
 
 
 def _job(
     runtime: ModelRuntime,
+    body: SolveRequest | BatchSolveRequest,
     params: Sequence[Params],
-    grid: Grid,
-    fast_phase: FastPhase,
-    allow_extrapolation: bool,
-    tolerance: float | None,
     limits: ServiceSettings,
     single: bool,
 ) -> Job:
-    check_grid(grid, limits.max_grid_points)
-    settings, steps = fast_phase_settings(runtime, fast_phase, limits.max_steps)
+    check_grid(body.grid, limits.max_grid_points)
+    settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps)
     mu = np.array([p.as_tuple() for p in params], dtype=np.float64).reshape(-1, 3)
-    inside, outside = check_domain(runtime, mu, allow_extrapolation, single)
-    return Job(mu, ~inside, grid_arrays(grid), settings, steps, tolerance, outside)
+    inside, outside = check_domain(runtime, mu, body.allow_extrapolation, single)
+    correct = runtime.correction_default if body.correction is None else body.correction
+    return Job(mu, ~inside, grid_arrays(body.grid), settings, steps, body.tolerance, outside, correct=correct)
 
 
 def check_grid(grid: Grid, max_points: int) -> None:

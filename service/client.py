@@ -112,7 +112,8 @@ class FastPhaseDiagnostics:
 
     ``accepted``: the update was kept (else the hypernetwork's coefficients were returned);
     objectives are the optimiser's, residuals the RMS PDE residual of the full LRNR on the
-    check points (``residual_after`` is what the error estimate uses)."""
+    check grid; error proxies the linearised error that residual implies (``error_proxy_after``
+    is what acceptance compares and the error estimate calibrates)."""
 
     enabled: bool
     backend: str | None
@@ -125,6 +126,8 @@ class FastPhaseDiagnostics:
     objective_after: float | None
     residual_before: float | None
     residual_after: float | None
+    error_proxy_before: float | None = None
+    error_proxy_after: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping) -> FastPhaseDiagnostics:
@@ -140,26 +143,35 @@ class FastPhaseDiagnostics:
             objective_after=_opt_float(d.get("objective_after")),
             residual_before=_opt_float(d.get("residual_before")),
             residual_after=_opt_float(d.get("residual_after")),
+            error_proxy_before=_opt_float(d.get("error_proxy_before")),
+            error_proxy_after=_opt_float(d.get("error_proxy_after")),
         )
 
 
 @dataclass
 class Diagnostics:
-    """Timings in ms (queue, hypernet, fast_phase, field, encode, total), the fast phase, and
-    ``batch_size``: the rows solved in the same server pass."""
+    """Timings in ms (queue, hypernet, fast_phase, field, correction, encode, total), the fast
+    phase, ``batch_size``: the rows solved in the same server pass, and ``correction``:
+    whether the linearised correction was added (``correction_applied``) and the two-grid
+    difference its estimate calibrates (``two_grid_difference``)."""
 
     timings_ms: dict[str, float]
     fast_phase: FastPhaseDiagnostics
     extrapolated: bool
     batch_size: int
+    correction_applied: bool = False
+    two_grid_difference: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Diagnostics:
+        corr = d.get("correction") or {}
         return cls(
             timings_ms={str(k): float(v) for k, v in d["timings_ms"].items()},
             fast_phase=FastPhaseDiagnostics.from_dict(d["fast_phase"]),
             extrapolated=bool(d["extrapolated"]),
             batch_size=int(d["batch_size"]),
+            correction_applied=bool(corr.get("applied", False)),
+            two_grid_difference=_opt_float(corr.get("two_grid_difference")),
         )
 
 
@@ -323,7 +335,9 @@ class _Base:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
     # ---- request bodies
-    def _body(self, params, grid, model, fast_phase, tolerance, allow_extrapolation, batch: bool) -> dict:
+    def _body(
+        self, params, grid, model, fast_phase, tolerance, allow_extrapolation, batch: bool, correction=None
+    ) -> dict:
         body: dict[str, Any] = {"params": [params_dict(p) for p in params] if batch else params_dict(params)}
         if model or self.model:
             body["model"] = model or self.model
@@ -338,6 +352,8 @@ class _Base:
             body["allow_extrapolation"] = True
         if tolerance is not None:
             body["tolerance"] = float(tolerance)
+        if correction is not None:
+            body["correction"] = bool(correction)
         return body
 
     def _accept(self, transport: str | None) -> dict:
@@ -598,10 +614,14 @@ class SolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> SolveResult:
-        """Solve for one parameter set ({beta, nu, rho} or (beta, nu, rho))."""
-        body = self._body(params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False)
+        """Solve for one parameter set ({beta, nu, rho} or (beta, nu, rho)); ``correction``:
+        add the linearised correction (None: the model's default, see ``models()``)."""
+        body = self._body(
+            params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False, correction=correction
+        )
         response = self._request("POST", "/solve", json=body, headers=self._accept(transport))
         return self._solve_result(response, body)
 
@@ -614,6 +634,7 @@ class SolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> BatchResult:
         """Solve many parameter sets on one grid: one vectorised pass per request, as many
@@ -621,7 +642,16 @@ class SolveClient(_Base):
         rows, parts = self._batch_rows(params), []
         size, lo = self._chunk_size(grid), 0
         while lo < len(rows):
-            body = self._body(rows[lo : lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
+            body = self._body(
+                rows[lo : lo + size],
+                grid,
+                model,
+                fast_phase,
+                tolerance,
+                allow_extrapolation,
+                batch=True,
+                correction=correction,
+            )
             response = self._request("POST", "/solve/batch", json=body, headers=self._accept(transport))
             smaller = self._smaller_chunk(response, len(body["params"]), grid)
             if smaller is not None:
@@ -642,6 +672,7 @@ class SolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> list:
         """One ``solve`` per parameter set, at most ``concurrency`` in flight (threads sharing
@@ -660,6 +691,7 @@ class SolveClient(_Base):
             fast_phase=fast_phase,
             tolerance=tolerance,
             allow_extrapolation=allow_extrapolation,
+            correction=correction,
             transport=transport,
         )
         stop = threading.Event()  # set by the first failure when it is to be raised: send nothing more
@@ -756,9 +788,12 @@ class AsyncSolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> SolveResult:
-        body = self._body(params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False)
+        body = self._body(
+            params, grid, model, fast_phase, tolerance, allow_extrapolation, batch=False, correction=correction
+        )
         response = await self._request("POST", "/solve", json=body, headers=self._accept(transport))
         return self._solve_result(response, body)
 
@@ -771,12 +806,22 @@ class AsyncSolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> BatchResult:
         rows, parts = self._batch_rows(params), []
         size, lo = self._chunk_size(grid), 0
         while lo < len(rows):
-            body = self._body(rows[lo : lo + size], grid, model, fast_phase, tolerance, allow_extrapolation, batch=True)
+            body = self._body(
+                rows[lo : lo + size],
+                grid,
+                model,
+                fast_phase,
+                tolerance,
+                allow_extrapolation,
+                batch=True,
+                correction=correction,
+            )
             response = await self._request("POST", "/solve/batch", json=body, headers=self._accept(transport))
             smaller = self._smaller_chunk(response, len(body["params"]), grid)
             if smaller is not None:
@@ -797,6 +842,7 @@ class AsyncSolveClient(_Base):
         fast_phase: FastPhaseOptions | Mapping | None = None,
         tolerance: float | None = None,
         allow_extrapolation: bool = False,
+        correction: bool | None = None,
         transport: str | None = None,
     ) -> list:
         """As :meth:`SolveClient.solve_many`, on ``concurrency`` tasks; with
@@ -811,6 +857,7 @@ class AsyncSolveClient(_Base):
             fast_phase=fast_phase,
             tolerance=tolerance,
             allow_extrapolation=allow_extrapolation,
+            correction=correction,
             transport=transport,
         )
 

@@ -51,7 +51,8 @@ class Job:
     """Checked work for one request: ``mu`` (B, 3) rows on one grid with one fast-phase setting.
 
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
-    it breaks, as flags; tolerance: the request's, or None."""
+    it breaks, as flags; tolerance: the request's, or None; correct: add the linearised
+    correction."""
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool
@@ -61,11 +62,12 @@ class Job:
     tolerance: float | None = None
     outside: list[list[dict]] = field(default_factory=list)
     enqueued: float = field(default_factory=time.perf_counter)
+    correct: bool = False
 
     @property
     def key(self) -> tuple:
         """Jobs with equal keys may share one solver pass."""
-        return (self.grid.key, self.settings)
+        return (self.grid.key, self.settings, self.correct)
 
 
 @dataclass

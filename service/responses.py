@@ -163,10 +163,12 @@ def _server_timing(timings_ms: dict[str, float], compress_s: float | None) -> st
 
 def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
     fp = dict(res.rows[row])
+    correction = fp.pop("correction")
     fp["steps_requested"] = job.steps_requested
     return {
         "timings_ms": timings_ms,
         "fast_phase": fp,
+        "correction": correction,
         "extrapolated": bool(job.extrapolated[row]),
         "batch_size": res.pass_rows,
     }

@@ -166,6 +166,11 @@ class SolveRequest(_Strict):
     allow_extrapolation: bool = Field(
         False, description="accept parameters outside the served domain; the answer is then flagged"
     )
+    correction: bool | None = Field(
+        None,
+        description="add the linearised correction (the first-order error the LRNR's residual implies, "
+        "solved on a coarse grid) to the answer; null: the model's default (GET /models)",
+    )
     tolerance: Tolerance | None = Field(
         None,
         description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
@@ -197,6 +202,7 @@ class BatchSolveRequest(_Strict):
     grid: Grid = Field(default_factory=default_grid)
     fast_phase: FastPhase = Field(default_factory=FastPhase)
     allow_extrapolation: bool = Field(False, description="as for /solve, for every row")
+    correction: bool | None = Field(None, description="as for /solve, for every row")
     tolerance: Tolerance | None = Field(None, description="as for /solve, for every row")
 
     model_config = ConfigDict(
@@ -230,8 +236,14 @@ class FastPhaseDiagnostics(BaseModel):
     accepted: bool = Field(description="whether the update was kept (else the hypernetwork's coefficients)")
     objective_before: float | None = Field(description="optimiser objective at the hypernetwork's coefficients")
     objective_after: float | None = Field(description="optimiser objective at the returned coefficients")
-    residual_before: float = Field(description="RMS PDE residual of the full LRNR on the check points, hypernetwork")
-    residual_after: float = Field(description="the same for the returned coefficients (what the estimate uses)")
+    residual_before: float = Field(description="RMS PDE residual of the full LRNR on the check grid, hypernetwork")
+    residual_after: float = Field(description="the same for the returned coefficients")
+    error_proxy_before: float = Field(
+        description="the linearised error the hypernetwork's residual implies (relative L2, uncalibrated)"
+    )
+    error_proxy_after: float = Field(
+        description="the same for the returned coefficients: what acceptance compares and the estimate calibrates"
+    )
 
 
 class Flag(BaseModel):
@@ -239,9 +251,17 @@ class Flag(BaseModel):
     message: str
 
 
+class CorrectionDiagnostics(BaseModel):
+    applied: bool = Field(description="whether the linearised correction was added to the LRNR's field")
+    two_grid_difference: float | None = Field(
+        description="what the estimate of a corrected answer calibrates: the correction's change from a coarser grid"
+    )
+
+
 class Diagnostics(BaseModel):
-    timings_ms: dict[str, float] = Field(description="queue, hypernet, fast_phase, field, encode, total")
+    timings_ms: dict[str, float] = Field(description="queue, hypernet, fast_phase, field, correction, encode, total")
     fast_phase: FastPhaseDiagnostics
+    correction: CorrectionDiagnostics
     extrapolated: bool
     batch_size: int = Field(description="rows solved together in the pass that produced this result")
 
@@ -301,7 +321,13 @@ class ModelInfo(BaseModel):
     quality: dict
     fast_phase_defaults: dict = Field(description="the fast-phase settings used when a request gives none")
     fast_phase_measured: dict = Field(description="how the defaults were chosen: every backend measured at build time")
-    error_estimate: dict = Field(description="the calibrated error model and its measured coverage")
+    error_estimate: dict = Field(
+        description="the calibrated error model of uncorrected answers and its measured coverage"
+    )
+    correction: dict = Field(
+        description="the linearised correction: its grids, whether answers are corrected by default, "
+        "the calibrated error model of corrected answers and its measured coverage"
+    )
     backend: str = Field(description="field evaluation back-end: onnxruntime, or numpy without a graph")
 
 

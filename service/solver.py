@@ -1,12 +1,13 @@
-"""The solve path: hypernetwork → fast phase → full-LRNR field and error estimate, vectorised
-over parameter sets.
+"""The solve path: hypernetwork → fast phase → full-LRNR field → linearised correction and
+error estimate, vectorised over parameter sets.
 
 One :class:`ModelRuntime` per loaded artifact. :meth:`ModelRuntime.solve_jobs` runs one or
 more compatible jobs (``service.checks`` made them) as a single pass (CPU work, on a worker
 thread): one hypernetwork call for every row, one ``run_fast_phase`` over every row (or,
-with the fast phase off, the check residual of the hypernetwork's coefficients), one
+with the fast phase off, the error proxy of the hypernetwork's coefficients), one
 batched field evaluation — split over ``field_workers`` threads when the caller says the
-server is otherwise idle — and the calibrated error estimate of every row.
+server is otherwise idle — the linearised correction of every row when the job asks for it
+(``core.correction``), and the calibrated error estimate of every answer as served.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import Artifact, ArtifactError, load_artifact
-from core.fast_phase import FastPhaseSettings, check_residual, run_fast_phase
+from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.hypernet import hyper_forward
 from service.errors import SolverError
 from service.jobs import GridArrays, Job, PassResult, grid_arrays
@@ -63,6 +64,9 @@ class ModelRuntime:
         )
         self.default_settings = artifact.fast_phase
         self.error_model = artifact.error_model
+        self.correction = artifact.correction_model(np.float32)
+        self.correction_default = artifact.correction.default
+        self.corrected_error_model = artifact.correction.error_model
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
         span = np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN)
@@ -98,15 +102,23 @@ class ModelRuntime:
             "fast_phase_defaults": self.default_settings.to_dict(),
             "fast_phase_measured": m["fast_phase"].get("measured", {}),
             "error_estimate": m["error_estimate"],
+            "correction": m["correction"],
             "backend": self.backend,
         }
 
     # ------------------------------------------------------------------ the solve (worker thread)
     def solve(
-        self, mu: np.ndarray, grid: GridArrays, settings: FastPhaseSettings | None, field_workers: int = 1
+        self,
+        mu: np.ndarray,
+        grid: GridArrays,
+        settings: FastPhaseSettings | None,
+        field_workers: int = 1,
+        correct: bool | None = None,
     ) -> PassResult:
         """One pass over rows ``mu`` (R, 3): coefficients, fast phase (when ``settings``), field
-        (on up to ``field_workers`` threads), error estimates."""
+        (on up to ``field_workers`` threads), the linearised correction (when ``correct``;
+        None: the model's default), error estimates (of the answers as served)."""
+        correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
         t0 = started
         s_hat = [np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)]
@@ -114,20 +126,32 @@ class ModelRuntime:
         if settings is not None:
             s, rows = _collect(run_fast_phase(self.fast, s_hat, mu, settings), len(s_hat))
         else:
-            residual = check_residual(self.fast.check, np.concatenate(s_hat, axis=1), mu)
-            s, rows = s_hat, [_skipped_row(r) for r in residual]
+            proxy, residual = self.fast.check(np.concatenate(s_hat, axis=1), mu)
+            s, rows = s_hat, [_skipped_row(p, r) for p, r in zip(proxy, residual)]
         t2 = time.perf_counter()
         u = self._field(s, grid, field_workers)
         t3 = time.perf_counter()
         if not np.all(np.isfinite(u)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")
-        residual = np.array([np.nan if r["residual_after"] is None else r["residual_after"] for r in rows])
-        if not np.all(np.isfinite(residual)):
+        proxy = np.array([np.nan if r["error_proxy_after"] is None else r["error_proxy_after"] for r in rows])
+        if not np.all(np.isfinite(proxy)):
             raise SolverError(f"model {self.name!r} produced a non-finite residual")
-        estimate = self.error_model.predict(residual, mu)
-        return PassResult(
-            s, u, rows, estimate, {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2}, started, mu.shape[0]
-        )
+        if correct:
+            e, d = self.correction(np.concatenate(s, axis=1), mu)
+            if not np.all(np.isfinite(d)):
+                raise SolverError(f"model {self.name!r} produced a non-finite correction")
+            sites = (grid.x_eval, grid.t)
+            u = (u + (e.at_points(*sites) if grid.kind == "points" else e.on_axes(*sites))).astype(u.dtype)
+            estimate = self.corrected_error_model.predict(d, mu)
+            for row, d_row in zip(rows, d):
+                row["correction"] = {"applied": True, "two_grid_difference": _num(d_row)}
+        else:
+            estimate = self.error_model.predict(proxy, mu)
+            for row in rows:
+                row["correction"] = {"applied": False, "two_grid_difference": None}
+        t4 = time.perf_counter()
+        timings = {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
+        return PassResult(s, u, rows, estimate, timings, started, mu.shape[0])
 
     def _field(self, s: list[np.ndarray], grid: GridArrays, workers: int = 1) -> np.ndarray:
         """The full-LRNR field for rows of coefficients s (R, k_l): (R, nt, nx) or (R, P).
@@ -158,7 +182,7 @@ class ModelRuntime:
     def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1) -> list[PassResult]:
         """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
         mu = np.concatenate([j.mu for j in jobs]) if len(jobs) > 1 else jobs[0].mu
-        result = self.solve(mu, jobs[0].grid, jobs[0].settings, field_workers)
+        result = self.solve(mu, jobs[0].grid, jobs[0].settings, field_workers, jobs[0].correct)
         return result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
 
     def warm(self) -> float:
@@ -194,6 +218,8 @@ def _collect(results, layers: int) -> tuple[list[np.ndarray], list[dict]]:
             "objective_after": _num(r.objective_after),
             "residual_before": _num(r.residual_before),
             "residual_after": _num(r.residual_after),
+            "error_proxy_before": _num(r.proxy_before),
+            "error_proxy_after": _num(r.proxy_after),
         }
         for r in results
     ]
@@ -201,7 +227,7 @@ def _collect(results, layers: int) -> tuple[list[np.ndarray], list[dict]]:
     return s, rows
 
 
-def _skipped_row(residual: float) -> dict:
+def _skipped_row(proxy: float, residual: float) -> dict:
     return {
         "enabled": False,
         "backend": None,
@@ -213,6 +239,8 @@ def _skipped_row(residual: float) -> dict:
         "objective_after": None,
         "residual_before": _num(residual),
         "residual_after": _num(residual),
+        "error_proxy_before": _num(proxy),
+        "error_proxy_after": _num(proxy),
     }
 
 

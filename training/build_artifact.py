@@ -3,16 +3,19 @@
     python -m training.build_artifact runs/cdr --name cdr [--out artifacts/cdr] [--version 2.0.0]
 
 Steps (each reported):
-  1. load the run (arrays + JSON, no pickle);
+  1. load the run (arrays + JSON, no pickle); choose the error proxy's check grid (the
+     cheapest whose proxy ranks the hypernetwork's true errors on a parameter grid with
+     Spearman ≥ 0.98, ``core.error_proxy``);
   2. FastLRNRs for the collocation points: snapshots of the state jets of layers 1..L for
      the hypernetwork's coefficients over a parameter grid and for where the exact
      Levenberg–Marquardt fast phase takes them; POD + DEIM at each candidate rank n;
   3. measure every backend candidate on held-out queries and choose the model's default
      fast phase (``training.backend_choice``);
   4. ONNX graphs of the full LRNR (u, and u with its jets);
-  5. the whole-domain sweep with the default fast phase: the served domain (where every
-     swept error is ≤ the target) and the error-estimate calibration, checked on
-     held-out random queries;
+  5. the whole-domain sweep with the default fast phase, with and without the linearised
+     correction (``core.correction``): whether answers are corrected by default, the served
+     domain (where every swept error of the default answer is ≤ the target) and the
+     calibration of both error estimates, checked on held-out random queries;
   6. ``core.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR.
 """
 
@@ -25,18 +28,32 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import load_artifact, write_artifact
-from core.error_estimate import estimate_quality, fit_error_model
+from core.correction import LinearisedCorrection
+from core.error_estimate import estimate_quality, fit_error_model, spearman
+from core.error_proxy import ErrorProxy
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.fastlrnr import build_fastlrnr
 from core.pde import TEST_DOMAINS, Domain, interior_points
 from training import backend_choice
 from training.evaluate_hyper import hyper_only_errors, load_run, test_parameters
 from training.onnx_export import lrnr_onnx
-from training.sweep import TARGET, hyper_rows, reference_fields, served_box, solve_rows, summary, sweep_parameters
+from training.sweep import (
+    TARGET,
+    fields,
+    hyper_rows,
+    reference_fields,
+    relative_l2,
+    served_box,
+    solve_rows,
+    summary,
+    sweep_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLOCATION = (256, 0)  # (points, seed) of the fast phase's collocation points
-CHECK = (256, 1)  # (points, seed) of the acceptance check points
+CHECK_GRIDS = ((16, 17), (16, 33), (32, 33), (32, 65))  # (nx, nt) of the error proxy, cheapest first
+CHECK_SPEARMAN = 0.98  # the cheapest grid whose proxy ranks the true errors this well is shipped
+CORRECTION_GRID, CORRECTION_COARSE = (32, 33), (16, 17)  # (nx, nt) of the linearised correction
 
 
 def per_axis_for(domain: Domain, total: int = 64) -> int:
@@ -67,6 +84,29 @@ def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path:
     plt.close(fig)
 
 
+def choose_check_grid(lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray) -> tuple[tuple[int, int], list[dict]]:
+    """The error proxy's grid: the cheapest of CHECK_GRIDS whose proxy has Spearman ≥
+    CHECK_SPEARMAN against the true errors of coefficient rows S (G, P) at mus (G, 3) (else
+    the best one); returns (nx, nt) and the measurements."""
+    err = relative_l2(fields(lrnr, S), refs)
+    rows = []
+    for nx, nt in CHECK_GRIDS:
+        proxy, _ = ErrorProxy(lrnr, nx, nt)(S, mus)
+        ratio = err / proxy
+        rows.append(
+            {
+                "nx": nx,
+                "nt": nt,
+                "spearman": spearman(proxy, err),
+                "ratio_median": float(np.median(ratio)),
+                "ratio_p90_over_p10": float(np.quantile(ratio, 0.9) / np.quantile(ratio, 0.1)),
+            }
+        )
+    good = [r for r in rows if r["spearman"] >= CHECK_SPEARMAN]
+    pick = good[0] if good else max(rows, key=lambda r: r["spearman"])
+    return (pick["nx"], pick["nt"]), rows
+
+
 def build(
     run_dir: Path,
     name: str,
@@ -84,9 +124,16 @@ def build(
     print(f"[1/6] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
 
     x, t = interior_points(*COLLOCATION)
-    exact = FastPhaseModel(lrnr, None, COLLOCATION, CHECK)
     grid = domain.grid(per_axis_for(domain))
     S_grid = hyper_rows(hyper, grid)
+    check, check_rows = choose_check_grid(lrnr, S_grid, grid, reference_fields(grid))
+    for r in check_rows:
+        mark = "  ← shipped" if (r["nx"], r["nt"]) == check else ""
+        print(
+            f"[1/6] error proxy {r['nx']}×{r['nt']}: Spearman {r['spearman']:.3f}, error/proxy median "
+            f"{r['ratio_median']:.2f} (p90/p10 {r['ratio_p90_over_p10']:.2f}){mark}"
+        )
+    exact = FastPhaseModel(lrnr, None, COLLOCATION, check)
     S_lm = np.array(
         [
             np.concatenate(r.s)
@@ -108,7 +155,7 @@ def build(
     queries = backend_choice.heldout_queries(domain)
     candidates = [({"backend": "exact", "n": None, "steps": k}, exact, FastPhaseSettings(steps=k)) for k in steps]
     for n, (ops, _) in reduced.items():
-        model = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
+        model = FastPhaseModel(lrnr, ops, COLLOCATION, check)
         candidates += [
             ({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
             for k in steps
@@ -131,33 +178,56 @@ def build(
     )
     ops, eim_quality = reduced[ship_n]
     default = FastPhaseSettings.from_dict(rows[chosen]["settings"])
-    fast = FastPhaseModel(lrnr, ops, COLLOCATION, CHECK)
+    fast = FastPhaseModel(lrnr, ops, COLLOCATION, check)
 
     onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)}
     print(f"[4/6] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
 
     mus = sweep_parameters(domain)
-    sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus))
-    served = served_box(domain, mus, sweep["err_fast"], TARGET)
+    correction = LinearisedCorrection(lrnr, CORRECTION_GRID, CORRECTION_COARSE)
+    sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus), correction=correction)
+    # correct by default when the correction helps on the whole-domain sweep: the median falls
+    # and no more than 5% of the sets get more than 5% worse
+    worse = float(np.mean(sweep["err_corrected"] > 1.05 * sweep["err_fast"]))
+    correct = bool(np.median(sweep["err_corrected"]) < np.median(sweep["err_fast"]) and worse <= 0.05)
+    served_err = sweep["err_corrected"] if correct else sweep["err_fast"]
+    served = served_box(domain, mus, served_err, TARGET)
     inside = served.contains(mus)
     # calibration: every swept answer served by default, plus the hypernetwork's answer where
     # the fast phase changed it (an answer the service gives with the fast phase off)
     changed = sweep["accepted"]
     model = fit_error_model(
-        np.concatenate([sweep["res_fast"], sweep["res_hyper"][changed]]),
+        np.concatenate([sweep["proxy_fast"], sweep["proxy_hyper"][changed]]),
         np.concatenate([mus, mus[changed]]),
         np.concatenate([sweep["err_fast"], sweep["err_hyper"][changed]]),
         domain,
     )
+    corrected_model = fit_error_model(
+        np.concatenate([sweep["d_fast"], sweep["d_hyper"][changed]]),
+        np.concatenate([mus, mus[changed]]),
+        np.concatenate([sweep["err_corrected"], sweep["err_hyper_corrected"][changed]]),
+        domain,
+    )
     validation_mus = served.sample(48, np.random.default_rng(23))
-    val = solve_rows(lrnr, hyper, fast, default, validation_mus, reference_fields(validation_mus))
-    estimate_sweep = estimate_quality(model.predict(sweep["res_fast"][inside], mus[inside]), sweep["err_fast"][inside])
-    estimate_val = estimate_quality(model.predict(val["res_fast"], validation_mus), val["err_fast"])
+    val = solve_rows(
+        lrnr, hyper, fast, default, validation_mus, reference_fields(validation_mus), correction=correction
+    )
+    estimate_sweep = estimate_quality(
+        model.predict(sweep["proxy_fast"][inside], mus[inside]), sweep["err_fast"][inside]
+    )
+    estimate_val = estimate_quality(model.predict(val["proxy_fast"], validation_mus), val["err_fast"])
+    corrected_sweep = estimate_quality(
+        corrected_model.predict(sweep["d_fast"][inside], mus[inside]), sweep["err_corrected"][inside]
+    )
+    corrected_val = estimate_quality(corrected_model.predict(val["d_fast"], validation_mus), val["err_corrected"])
     print(
         f"[5/6] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
         f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
-        f"{sweep['err_fast'].max():.4f}; served {served.bounds}; estimate: Spearman "
-        f"{estimate_val['spearman']:.2f}, within 1–5× {100 * estimate_val['within_1_to_5x']:.0f}% (validation)"
+        f"{sweep['err_fast'].max():.4f}; + correction median {np.median(sweep['err_corrected']):.5f} worst "
+        f"{sweep['err_corrected'].max():.5f} ({100 * worse:.0f}% > 5% worse; default {correct}); served "
+        f"{served.bounds}; estimate (validation): uncorrected Spearman {estimate_val['spearman']:.2f}, within 1–5× "
+        f"{100 * estimate_val['within_1_to_5x']:.0f}%; corrected Spearman {corrected_val['spearman']:.2f}, "
+        f"within 1–5× {100 * corrected_val['within_1_to_5x']:.0f}%"
     )
 
     hyper_rows_eval = hyper_only_errors(lrnr, hyper, test_parameters(domain, n_eval, seed=0))
@@ -183,7 +253,7 @@ def build(
     }
     fast_phase = {
         "collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
-        "check": {"points": CHECK[0], "seed": CHECK[1]},
+        "check": {"nx": check[0], "nt": check[1], "measured": check_rows},
         "default": default.to_dict(),
         "measured": {
             "queries": queries.tolist(),
@@ -196,6 +266,17 @@ def build(
                 "worst_ratio": backend_choice.WORST_RATIO,
             },
         },
+    }
+    correction_section = {
+        **correction.to_dict(),
+        "default": correct,
+        "error_model": corrected_model.to_dict(),
+        "calibration": "whole-domain sweep: the two-grid difference d and the true error of the corrected "
+        "default answers, and of the corrected hypernetwork answers where the fast phase changed them",
+        "quality_sweep": corrected_sweep,
+        "quality_validation": corrected_val,
+        "sweep_sets_worse_by_5pct": worse,
+        "rule": "default when the sweep's median error falls and at most 5% of the sets get > 5% worse",
     }
     error_estimate = {
         "model": model.to_dict(),
@@ -214,6 +295,9 @@ def build(
             "hyper": summary(sweep["err_hyper"]),
             "fast": summary(sweep["err_fast"]),
             "fast_served": summary(sweep["err_fast"][inside]),
+            "hyper_corrected": summary(sweep["err_hyper_corrected"]),
+            "corrected": summary(sweep["err_corrected"]),
+            "served_answer_in_served_domain": summary(served_err[inside]),
         },
     }
     write_artifact(
@@ -232,6 +316,7 @@ def build(
         fast_phase=fast_phase,
         served_domain=served,
         error_estimate=error_estimate,
+        correction=correction_section,
         eim_rank=ship_n,
         k_max=run["config"]["rank"],
         overwrite=True,

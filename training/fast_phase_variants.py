@@ -3,7 +3,7 @@
     python -m training.fast_phase_variants [--model cdr] [--n 12] [--out docs/fast_phase_variants.json]
 
 On the evaluation's two query sets (``training.evaluate.query_sets``), every variant starts
-from ŝ and is judged like the default (check on held-out points, 5% margin); reported per
+from ŝ and is judged like the default (check by the error proxy on a held-out grid, 5% margin); reported per
 variant: median error ratio to the hypernetwork, share improved, worst ratio, and the share
 of queries whose error got worse than ŝ's *before* the check (what the check prevents).
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import load_artifact
-from core.fast_phase import FastPhaseModel, check_residual, choose
+from core.fast_phase import FastPhaseModel, choose
 from core.fast_phase.lm import levenberg_marquardt
 from core.fast_phase.run import _Rows
 from training.evaluate import query_sets
@@ -36,8 +36,8 @@ def run_variant(fast: FastPhaseModel, backend: str, S_hat, mus, steps, locality,
     """(served rows, optimised rows) for one variant, judged like run_fast_phase."""
     problem = _Rows(fast.chains[backend], mus)
     tr = levenberg_marquardt(problem, S_hat, S_hat, np.full(len(mus), locality), steps, hold_bound=hold_bound)
-    rms = check_residual(fast.check, np.concatenate([S_hat, tr.S]), np.concatenate([mus, mus]))
-    _, accepted = choose(rms[: len(mus)], rms[len(mus) :, None], margin)
+    proxy, _ = fast.check(np.concatenate([S_hat, tr.S]), np.concatenate([mus, mus]))
+    _, accepted = choose(proxy[: len(mus)], proxy[len(mus) :, None], margin)
     return np.where(accepted[:, None], tr.S, S_hat), tr.S
 
 

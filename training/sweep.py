@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.correction import LinearisedCorrection
 from core.error_estimate import ErrorModel, estimate_quality
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.hypernet import HyperWeights, hyper_forward
@@ -74,11 +75,17 @@ def solve_rows(
     mus: np.ndarray,
     refs: np.ndarray,
     chunk: int = 8,
+    correction: LinearisedCorrection | None = None,
 ) -> dict:
     """Hypernetwork and fast-phase answers for parameter rows mus (G, 3) with reference fields
-    refs: per row the errors, check residuals, acceptance and fast-phase wall time."""
+    refs: per row the errors, error proxies (``core.error_proxy``), acceptance and fast-phase
+    wall time; with ``correction`` also the errors of the corrected answers (``core.correction``)
+    and their two-grid differences, for the hypernetwork's and the fast phase's coefficients."""
     S_hat = hyper_rows(hyper, mus)
-    out = {"mu": mus, "err_hyper": relative_l2(fields(lrnr, S_hat), refs)}
+    u_hat = fields(lrnr, S_hat)
+    out = {"mu": mus, "err_hyper": relative_l2(u_hat, refs)}
+    if correction is not None:
+        out["err_hyper_corrected"], out["d_hyper"] = corrected_errors(correction, S_hat, mus, u_hat, refs)
     if settings is None:
         return out
     served, res_before, res_after, accepted, ms = [], [], [], [], []
@@ -88,22 +95,38 @@ def solve_rows(
         per = 1e3 * (time.perf_counter() - t0) / len(results)
         for r in results:
             served.append(np.concatenate(r.s))
-            res_before.append(r.residual_before)
-            res_after.append(r.residual_after)
+            res_before.append(r.proxy_before)
+            res_after.append(r.proxy_after)
             accepted.append(r.accepted)
             ms.append(per)
     S = np.array(served)
+    u = fields(lrnr, S)
+    if correction is not None:
+        out["err_corrected"], out["d_fast"] = corrected_errors(correction, S, mus, u, refs)
     out.update(
         {
             "S": S,
-            "err_fast": relative_l2(fields(lrnr, S), refs),
-            "res_hyper": np.array(res_before),
-            "res_fast": np.array(res_after),
+            "err_fast": relative_l2(u, refs),
+            "proxy_hyper": np.array(res_before),
+            "proxy_fast": np.array(res_after),
             "accepted": np.array(accepted),
             "ms": np.array(ms),
         }
     )
     return out
+
+
+def corrected_errors(
+    correction: LinearisedCorrection, S: np.ndarray, mus: np.ndarray, u: np.ndarray, refs: np.ndarray, chunk: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """(relative L2 errors (G,) of the corrected fields u + e on the standard grid, two-grid
+    differences d (G,)) for coefficient rows S (G, P), fields u (G, nt, nx) and refs."""
+    x, t = standard_grid()
+    err, d = np.empty(len(S)), np.empty(len(S))
+    for lo in range(0, len(S), chunk):
+        e, d[lo : lo + chunk] = correction(S[lo : lo + chunk], mus[lo : lo + chunk])
+        err[lo : lo + chunk] = relative_l2(u[lo : lo + chunk] + e.on_axes(x, t), refs[lo : lo + chunk])
+    return err, d
 
 
 def summary(err: np.ndarray, target: float = TARGET) -> dict:
@@ -165,7 +188,8 @@ def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float =
 
 def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.ndarray | None = None) -> None:
     """β × ν slices at every ρ of the sweep (3 active parameters), or the error over the one
-    active parameter (convection), for the hypernetwork and after the fast phase."""
+    active parameter (convection), for the hypernetwork, after the fast phase and after the
+    correction (when swept)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,8 +197,10 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     from matplotlib.colors import LogNorm
 
     mus = result["mu"]
-    rows = [("hypernetwork", result["err_hyper"])] + (
-        [("fast phase", result["err_fast"])] if "err_fast" in result else []
+    rows = (
+        [("hypernetwork", result["err_hyper"])]
+        + ([("fast phase", result["err_fast"])] if "err_fast" in result else [])
+        + ([("fast phase + correction", result["err_corrected"])] if "err_corrected" in result else [])
     )
     if len(domain.active) == 1:
         i = PARAM_NAMES.index(domain.active[0])
@@ -193,7 +219,7 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
         fig, axes = plt.subplots(
             len(rows), len(rhos), figsize=(2.6 * len(rhos) + 1, 2.5 * len(rows) + 0.6), squeeze=False
         )
-        norm = LogNorm(vmin=max(1e-4, min(e.min() for _, e in rows)), vmax=max(e.max() for _, e in rows))
+        norm = LogNorm(vmin=max(1e-5, min(e.min() for _, e in rows)), vmax=max(e.max() for _, e in rows))
         for r, (label, err) in enumerate(rows):
             for c, rho in enumerate(rhos):
                 grid = np.full((len(nus), len(betas)), np.nan)
@@ -228,23 +254,32 @@ def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "
     settings = FastPhaseSettings.from_dict(manifest["fast_phase"]["default"])
     fast = art.fast_phase_model()
     mus = sweep_parameters(art.domain, per_axis)
-    result = solve_rows(art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus))
-    model = ErrorModel.from_dict(manifest["error_estimate"]["model"])
-    estimate = model.predict(result["res_fast"], mus)
+    result = solve_rows(
+        art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus), correction=art.correction_model()
+    )
+    corrected = art.correction.default
+    served_err = result["err_corrected"] if corrected else result["err_fast"]
+    if corrected:
+        estimate = art.correction.error_model.predict(result["d_fast"], mus)
+    else:
+        estimate = ErrorModel.from_dict(manifest["error_estimate"]["model"]).predict(result["proxy_fast"], mus)
     served = Domain.from_dict(manifest["served_domain"])
     inside = served.contains(mus)
     report = {
         "model": name,
         "settings": settings.to_dict(),
+        "corrected": corrected,
         "per_axis": per_axis or DEFAULT_PER_AXIS[len(art.domain.active)],
         "hyper": summary(result["err_hyper"]),
         "fast": summary(result["err_fast"]),
-        "fast_served": summary(result["err_fast"][inside]),
+        "corrected_errors": summary(result["err_corrected"]),
+        "served_answer": summary(served_err),
+        "served_answer_in_served_domain": summary(served_err[inside]),
         "served_domain": served.to_dict(),
         "accepted": float(result["accepted"].mean()),
         "ms_median": float(np.median(result["ms"])),
-        "estimate": estimate_quality(estimate, result["err_fast"]),
-        "estimate_served": estimate_quality(estimate[inside], result["err_fast"][inside]),
+        "estimate": estimate_quality(estimate, served_err),
+        "estimate_served": estimate_quality(estimate[inside], served_err[inside]),
     }
     result["estimate"] = estimate
     return result, report
@@ -275,42 +310,49 @@ def _changes(config: dict) -> str:
 
 def markdown(result: dict, report: dict, figure: str) -> str:
     mus = result["mu"]
-    h, f, fs = report["hyper"], report["fast"], report["fast_served"]
+    h, f, c, fs = report["hyper"], report["fast"], report["corrected_errors"], report["served_answer_in_served_domain"]
     key = f"frac_above_{100 * TARGET:g}pct"
     e, es = report["estimate"], report["estimate_served"]
     bounds = report["served_domain"]["bounds"]
+    served_label = "fast phase + correction" if report["corrected"] else "fast phase"
+
+    def row(label: str, d: dict) -> str:
+        return f"| {label} | {100 * d['median']:.3f}% | {100 * d['worst']:.3f}% | {100 * d[key]:.0f}% |"
+
     lines = [
         f"## {report['model']}",
         "",
         f"{len(mus)} parameter sets ({report['per_axis']} per active parameter, ends included); fast phase "
         f"{report['settings']['backend']} backend, {report['settings']['optimizer']}, "
         f"{report['settings']['steps']} steps, update kept in {100 * report['accepted']:.0f}% of sets, "
-        f"median {report['ms_median']:.0f} ms per set (batches of 8).",
+        f"median {report['ms_median']:.0f} ms per set (batches of 8). The served answer is the "
+        f"{served_label} ({'the model corrects by default' if report['corrected'] else 'no correction by default'}).",
         "",
         "| | median | worst | > 2% |",
         "|---|---|---|---|",
-        f"| hypernetwork only | {100 * h['median']:.2f}% | {100 * h['worst']:.2f}% | {100 * h[key]:.0f}% |",
-        f"| after the fast phase | {100 * f['median']:.2f}% | {100 * f['worst']:.2f}% | {100 * f[key]:.0f}% |",
-        f"| after the fast phase, served domain | {100 * fs['median']:.2f}% | {100 * fs['worst']:.2f}% | "
-        f"{100 * fs[key]:.0f}% |",
+        row("hypernetwork only", h),
+        row("after the fast phase", f),
+        row("after the fast phase and the linearised correction", c),
+        row(f"served answer ({served_label}), served domain", fs),
         "",
         "Served domain: " + ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in bounds.items()) + ".",
         "",
-        f"Error estimate vs true error (fast phase): Spearman {e['spearman']:.2f}, true ≤ estimate in "
+        f"Error estimate vs true error of the served answer: Spearman {e['spearman']:.2f}, true ≤ estimate in "
         f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
         f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).",
         "",
         f"![{report['model']} sweep]({figure})",
         "",
-        "Worst sets:",
+        "Worst sets (by the hypernetwork's error):",
         "",
-        "| β | ν | ρ | hypernetwork | fast phase | estimate |",
-        "|---|---|---|---|---|---|",
+        "| β | ν | ρ | hypernetwork | fast phase | + correction | estimate (served answer) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for i in np.argsort(-result["err_fast"])[:8]:
+    for i in np.argsort(-result["err_hyper"])[:8]:
         lines.append(
             f"| {mus[i, 0]:.2f} | {mus[i, 1]:.2f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
-            f"{100 * result['err_fast'][i]:.2f}% | {100 * result['estimate'][i]:.2f}% |"
+            f"{100 * result['err_fast'][i]:.2f}% | {100 * result['err_corrected'][i]:.3f}% | "
+            f"{100 * result['estimate'][i]:.3f}% |"
         )
     return "\n".join(lines) + "\n"
 
@@ -373,7 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         reports.append(report)
         print(
             f"{name}: hyper median {report['hyper']['median']:.4f} worst {report['hyper']['worst']:.4f}; "
-            f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}"
+            f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}; corrected median "
+            f"{report['corrected_errors']['median']:.5f} worst {report['corrected_errors']['worst']:.5f}"
         )
     args.out.write_text("\n".join(parts))
     args.out.with_suffix(".json").write_text(json.dumps(reports, indent=1))

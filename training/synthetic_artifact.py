@@ -28,7 +28,7 @@ def synthetic_parts(
 ) -> dict:
     """The keyword arguments of ``write_artifact`` that describe the fast phase: reduced
     operators at ``points`` collocation points (seed 0), fast_phase, served_domain,
-    error_estimate."""
+    error_estimate, correction."""
     from core.hypernet import hyper_forward
 
     x, t = interior_points(points, 0)
@@ -39,12 +39,20 @@ def synthetic_parts(
         "reduced_arrays": ops,
         "fast_phase": {
             "collocation": {"points": points, "seed": 0},
-            "check": {"points": points, "seed": 1},
+            "check": {"nx": 8, "nt": 5},
             "default": FastPhaseSettings(steps=steps).to_dict(),
             "measured": {"synthetic": True},
         },
         "served_domain": domain,
-        "error_estimate": {"model": model.to_dict(), "calibration": "none: synthetic model (estimate = residual)"},
+        "error_estimate": {"model": model.to_dict(), "calibration": "none: synthetic model (estimate = error proxy)"},
+        "correction": {
+            "nx": 16,
+            "nt": 9,
+            "coarse": {"nx": 8, "nt": 5},
+            "default": True,
+            "error_model": model.to_dict(),
+            "calibration": "none: synthetic model (estimate = two-grid difference)",
+        },
     }
 
 

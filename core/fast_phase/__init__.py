@@ -5,13 +5,13 @@ the update only when the full LRNR confirms it.
 - ``objective``: the least-squares and ℓ1 objectives from residuals and their Jacobian;
 - ``lm``: projected Levenberg–Marquardt (the default optimiser);
 - ``adam``: projected Adam (the paper's optimiser, for its experiment);
-- ``acceptance``: the check on held-out points that decides what is served.
+- ``acceptance``: the check on a held-out grid (the error proxy) that decides what is served.
 
 The backends are ``core.jet_chain.exact_chain`` (full LRNR) and the FastLRNR of
 ``core.fastlrnr`` — one ``JetChain`` class with two sets of operators.
 """
 
-from core.fast_phase.acceptance import check_residual, choose
+from core.fast_phase.acceptance import choose
 from core.fast_phase.objective import OBJECTIVES, objective_gradient, objective_value
 from core.fast_phase.run import BACKENDS, OPTIMIZERS, FastPhaseModel, FastPhaseResult, FastPhaseSettings, run_fast_phase
 
@@ -22,7 +22,6 @@ __all__ = [
     "FastPhaseModel",
     "FastPhaseResult",
     "FastPhaseSettings",
-    "check_residual",
     "choose",
     "objective_gradient",
     "objective_value",

@@ -2,8 +2,9 @@
 
 For B queries (μ_b, ŝ_b = s(μ_b)) and C locality weights, the B·C rows are optimised
 together on the chosen backend at the model's collocation points, then every candidate
-and ŝ are judged by the full LRNR on the check points (``acceptance``); per query the
-best candidate is kept when it beats ŝ by the margin, else ŝ.
+and ŝ are judged by the full LRNR's linearised-error proxy on the check grid
+(``core.error_proxy``, ``acceptance``); per query the best candidate is kept when its proxy
+beats ŝ's by the margin, else ŝ.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.allocator import retain_freed_memory
-from core.fast_phase.acceptance import check_residual, choose
+from core.error_proxy import ErrorProxy
+from core.fast_phase.acceptance import choose
 from core.fast_phase.adam import adam
 from core.fast_phase.lm import levenberg_marquardt
 from core.fastlrnr import ReducedOperators, check_coefficient_rows
@@ -39,7 +41,7 @@ class FastPhaseSettings:
         (the paper's: Adam on the ℓ1 objective).
     steps: optimiser iterations; each costs one backend evaluation.
     locality: the locality weights λ tried per query (each one row; the check picks).
-    margin: a candidate is kept only if its check residual is ≥ this fraction below ŝ's.
+    margin: a candidate is kept only if its error proxy is ≥ this fraction below ŝ's.
     damping, max_step, tol: LM's initial relative damping, step limit (relative to ‖ŝ‖)
         and early-stop threshold (``core.fast_phase.lm``).
     lr, betas, eps: Adam's relative step size and moments (``core.fast_phase.adam``).
@@ -100,8 +102,9 @@ class FastPhaseResult:
     locality: the weight of the kept candidate (None when ŝ was kept); steps_run: iterations
     the kept candidate ran (0 when ŝ was kept); objective_before/after: the optimiser's
     objective at ŝ and at the kept candidate (equal when ŝ was kept); residual_before/after:
-    the full LRNR's RMS residual on the check points for ŝ and for the served s;
-    candidates: (locality, check residual) per candidate; optimise_ms, check_ms: wall time
+    the full LRNR's RMS residual on the check grid for ŝ and for the served s;
+    proxy_before/after: the linearised-error proxy ê (``core.error_proxy``) of ŝ and of the
+    served s, what acceptance compares; candidates: (locality, ê) per candidate; optimise_ms, check_ms: wall time
     of the batched optimisation and check (shared by all queries of one call); iterates:
     the kept row's coefficient rows after every step (steps, P), or None unless recorded."""
 
@@ -115,6 +118,8 @@ class FastPhaseResult:
     objective_after: float
     residual_before: float
     residual_after: float
+    proxy_before: float
+    proxy_after: float
     candidates: tuple[tuple[float, float], ...]
     optimise_ms: float
     check_ms: float
@@ -123,19 +128,19 @@ class FastPhaseResult:
 
 class FastPhaseModel:
     """What the fast phase needs of one model, built once: the exact chain at the collocation
-    points, the reduced one (when the model has reduced operators), and the full LRNR at the
-    check points.
+    points, the reduced one (when the model has reduced operators), and the full LRNR's
+    linearised-error proxy on the check grid.
 
     weights: the LRNR (cast to ``dtype`` for the exact chain and the check); reduced: the
-    FastLRNR for the collocation points (its points are used when given); collocation,
-    check: (count, seed) of ``core.pde.interior_points``."""
+    FastLRNR for the collocation points (its points are used when given); collocation:
+    (count, seed) of ``core.pde.interior_points``; check: (nx, nt) of the proxy's grid."""
 
     def __init__(
         self,
         weights: LRNRWeights,
         reduced: ReducedOperators | None = None,
         collocation: tuple[int, int] = (256, 0),
-        check: tuple[int, int] = (256, 1),
+        check: tuple[int, int] = (32, 17),
         dtype=np.float32,
     ):
         if reduced is not None:
@@ -148,7 +153,7 @@ class FastPhaseModel:
         self.chains: dict[str, JetChain] = {"exact": exact_chain(weights, x, t, dtype)}
         if reduced is not None:
             self.chains["reduced"] = reduced.chain(np.float64)
-        self.check = exact_chain(weights, *interior_points(*check), dtype)
+        self.check = ErrorProxy(weights, *check, dtype=dtype)
         retain_freed_memory()  # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
 
     @property
@@ -257,10 +262,11 @@ def run_fast_phase(
     optimise_ms = 1e3 * (time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    rms = check_residual(model.check, np.concatenate([S_hat, S]), np.concatenate([mu, rows_mu]))
+    proxy, rms = model.check(np.concatenate([S_hat, S]), np.concatenate([mu, rows_mu]))
     check_ms = 1e3 * (time.perf_counter() - t0)
+    proxy_hat, proxy_cand = proxy[:B], proxy[B:].reshape(B, C)
     rms_hat, rms_cand = rms[:B], rms[B:].reshape(B, C)
-    best, accepted = choose(rms_hat, rms_cand, settings.margin)
+    best, accepted = choose(proxy_hat, proxy_cand, settings.margin)
 
     ranks = np.cumsum(model.ranks)[:-1]
     results = []
@@ -280,7 +286,9 @@ def run_fast_phase(
                 objective_after=float(F[i] if ok else F0[i]),
                 residual_before=float(rms_hat[b]),
                 residual_after=float(rms_cand[b, best[b]] if ok else rms_hat[b]),
-                candidates=tuple((float(settings.locality[c]), float(rms_cand[b, c])) for c in range(C)),
+                proxy_before=float(proxy_hat[b]),
+                proxy_after=float(proxy_cand[b, best[b]] if ok else proxy_hat[b]),
+                candidates=tuple((float(settings.locality[c]), float(proxy_cand[b, c])) for c in range(C)),
                 optimise_ms=optimise_ms,
                 check_ms=check_ms,
                 iterates=None if iterates is None else iterates[:, i].copy(),

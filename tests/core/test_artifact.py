@@ -300,6 +300,7 @@ def test_reduced_operators_must_build_and_agree(tmp_path, weights):
         fast_phase=base["fast_phase"],
         served_domain=base["served_domain"],
         error_estimate=base["error_estimate"],
+        correction=base["correction"],
     )
     arrays = base["reduced_arrays"].to_arrays()
     write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in arrays.items() if k != "w"}, **kw)
@@ -325,8 +326,20 @@ def test_served_domain_error_model_and_fast_phase_are_checked(art):
         art, error_estimate=m["error_estimate"], fast_phase={**m["fast_phase"], "default": {"backend": "gpu"}}
     )
     refused(art, "manifest.json", "fast_phase", "backend")
-    rewrite_manifest(art, fast_phase={**m["fast_phase"], "check": {"points": 0, "seed": 1}})
-    refused(art, "manifest.json", "fast_phase", "check")
+    for bad in ({"points": 256, "seed": 1}, {"nx": 2, "nt": 17}, {"nx": 16.0, "nt": 17}):
+        rewrite_manifest(art, fast_phase={**m["fast_phase"], "check": bad})
+        refused(art, "manifest.json", "fast_phase", "check")
+    rewrite_manifest(art, fast_phase=m["fast_phase"])
+    c = m["correction"]
+    for bad in (
+        {**c, "coarse": {"nx": 16, "nt": 9}},  # not coarser
+        {**c, "default": 1},
+        {**c, "nx": 4000},
+        {**c, "error_model": {"coef": [1.0]}},
+        {k: v for k, v in c.items() if k != "coarse"},
+    ):
+        rewrite_manifest(art, correction=bad)
+        refused(art, "manifest.json", "correction")
 
 
 def test_non_finite_values(art):

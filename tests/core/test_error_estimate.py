@@ -38,7 +38,7 @@ def test_round_trip_and_validation():
     np.testing.assert_array_equal(back.predict(res, mu), model.predict(res, mu))
     with pytest.raises(ValueError, match="coefficients"):
         ErrorModel.from_dict({**model.to_dict(), "coef": [1.0, 2.0]})
-    with pytest.raises(ValueError, match="one residual per parameter row"):
+    with pytest.raises(ValueError, match="one proxy value per parameter row"):
         model.predict(res[:3], mu[:4])
     with pytest.raises(ValueError, match="coverage"):
         fit_error_model(res, mu, err, CDR, coverage=1.0)

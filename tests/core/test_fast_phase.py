@@ -6,7 +6,6 @@ import pytest
 from core.fast_phase import (
     FastPhaseModel,
     FastPhaseSettings,
-    check_residual,
     choose,
     objective_gradient,
     objective_value,
@@ -37,7 +36,7 @@ def s_hat_of(hyper, mu):
 
 
 def small_model(w, reduced=None, points=64):
-    return FastPhaseModel(w, reduced, collocation=(points, 0), check=(points, 1), dtype=np.float64)
+    return FastPhaseModel(w, reduced, collocation=(points, 0), check=(16, 9), dtype=np.float64)
 
 
 @pytest.mark.parametrize("kind", ["lsq", "l1"])
@@ -99,16 +98,18 @@ def test_run_fast_phase_bookkeeping_and_acceptance(model):
     S_hat = s_hat_of(hyper, MU)
     results = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(steps=6, locality=(1e-5, 1e-2)))
     assert len(results) == len(MU)
-    chk = check_residual(fp.check, S_hat, MU)
+    proxy, rms = fp.check(S_hat, MU)
     for b, res in enumerate(results):
         assert [sl.shape for sl in res.s] == [(k,) for k in RANKS]
-        assert res.residual_before == pytest.approx(chk[b], rel=1e-12)
-        served = check_residual(fp.check, np.concatenate(res.s)[None], MU[b : b + 1])[0]
-        assert res.residual_after == pytest.approx(served, rel=1e-12)
-        assert res.residual_after <= res.residual_before  # never worse than ŝ on the check
+        assert res.proxy_before == pytest.approx(proxy[b], rel=1e-12)
+        assert res.residual_before == pytest.approx(rms[b], rel=1e-12)
+        served_proxy, served_rms = fp.check(np.concatenate(res.s)[None], MU[b : b + 1])
+        assert res.proxy_after == pytest.approx(served_proxy[0], rel=1e-12)
+        assert res.residual_after == pytest.approx(served_rms[0], rel=1e-12)
+        assert res.proxy_after <= res.proxy_before  # never worse than ŝ on the check
         assert len(res.candidates) == 2
         if res.accepted:
-            assert res.residual_after <= 0.95 * res.residual_before
+            assert res.proxy_after <= 0.95 * res.proxy_before
             assert res.locality in (1e-5, 1e-2) and res.steps_run >= 1
             assert res.objective_after < res.objective_before
         else:
@@ -124,7 +125,7 @@ def test_nothing_accepted_when_the_margin_cannot_be_met(model):
     for b, res in enumerate(results):
         assert not res.accepted
         np.testing.assert_array_equal(np.concatenate(res.s), S_hat[b])
-        assert res.residual_after == res.residual_before
+        assert res.residual_after == res.residual_before and res.proxy_after == res.proxy_before
 
 
 def test_choose_keeps_the_best_candidate_only_beyond_the_margin():
@@ -142,7 +143,7 @@ def test_runs_are_deterministic(model):
     a = run_fast_phase(fp, S_hat, MU, FastPhaseSettings(steps=4))
     b = run_fast_phase(small_model(w), S_hat, MU, FastPhaseSettings(steps=4))
     for ra, rb in zip(a, b):
-        assert ra.accepted == rb.accepted and ra.residual_after == rb.residual_after
+        assert ra.accepted == rb.accepted and ra.proxy_after == rb.proxy_after
         for sa, sb in zip(ra.s, rb.s):
             np.testing.assert_array_equal(sa, sb)
 
@@ -166,7 +167,7 @@ def test_reduced_backend_with_a_built_fastlrnr_improves_the_check(model):
     snapshots = s_hat_of(hyper, CDR.grid(3))
     ops, _ = build_fastlrnr(w, x, t, snapshots, rank=30)
     results = run_fast_phase(small_model(w, reduced=ops), S_hat, MU, FastPhaseSettings(backend="reduced", steps=6))
-    assert all(r.backend == "reduced" and r.residual_after <= r.residual_before for r in results)
+    assert all(r.backend == "reduced" and r.proxy_after <= r.proxy_before for r in results)
     assert any(r.accepted for r in results)
 
 

@@ -19,6 +19,8 @@ def solve_body(params=MU, **changes) -> dict:
         "objective_after": 1.0,
         "residual_before": 0.5,
         "residual_after": 0.25,
+        "error_proxy_before": 0.04,
+        "error_proxy_after": 0.02,
     }
     body = {
         "model": {"name": "m", "version": "1", "sha256": "0" * 64},

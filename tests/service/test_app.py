@@ -102,7 +102,7 @@ def test_solve_default_grid_contract(client, artifact_root):
     art = load_artifact(artifact_root / "cdr")
     assert d["model"] == {"name": "cdr", "version": art.version, "sha256": art.sha256}
     diag = d["diagnostics"]
-    assert set(diag["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "encode", "total"}
+    assert set(diag["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "correction", "encode", "total"}
     assert all(v >= 0 for v in diag["timings_ms"].values())
     fp = diag["fast_phase"]
     assert fp["enabled"] is True and fp["steps_requested"] == TEST_STEPS
@@ -119,23 +119,48 @@ def test_solve_default_grid_contract(client, artifact_root):
         "objective_after",
         "residual_before",
         "residual_after",
+        "error_proxy_before",
+        "error_proxy_after",
     }
     if fp["accepted"]:
-        assert fp["residual_after"] < fp["residual_before"] and 1 <= fp["steps_run"] <= TEST_STEPS
+        assert fp["error_proxy_after"] < fp["error_proxy_before"] and 1 <= fp["steps_run"] <= TEST_STEPS
     else:
-        assert fp["residual_after"] == fp["residual_before"] and fp["locality"] is None
-    # the estimate is the model's calibrated function of the served coefficients' check residual
-    want = art.error_model.predict(np.array([fp["residual_after"]]), np.array([[2.0, 0.5, 1.0]]))[0]
-    assert d["error_estimate"] == pytest.approx(want, rel=1e-12)
+        assert fp["error_proxy_after"] == fp["error_proxy_before"] and fp["locality"] is None
+    # corrected by default: the estimate is the model's calibrated function of the two-grid difference
+    corr = diag["correction"]
+    assert corr["applied"] is True and corr["two_grid_difference"] > 0
+    want = art.correction.error_model.predict(np.array([corr["two_grid_difference"]]), np.array([[2.0, 0.5, 1.0]]))
+    assert d["error_estimate"] == pytest.approx(want[0], rel=1e-12)
     assert d["within_tolerance"] is None and d["flags"] == []
     assert diag["batch_size"] == 1 and d["request_id"] == r.headers["x-request-id"]
     assert "fast_phase;dur=" in r.headers["server-timing"]
 
 
 def test_field_is_the_full_lrnr_at_the_returned_coefficients(client, artifact_root):
-    d = solve(client, {"params": MU}).json()
+    d = solve(client, {"params": MU, "correction": False}).json()
     want = field_from(artifact_root, d["coefficients"], d["x"], d["t"])
     np.testing.assert_allclose(np.asarray(d["u"]), want, rtol=2e-5, atol=2e-5)
+    assert d["diagnostics"]["correction"] == {"applied": False, "two_grid_difference": None}
+    # uncorrected: the estimate is the calibrated function of the served coefficients' error proxy
+    art = load_artifact(artifact_root / "cdr")
+    fp = d["diagnostics"]["fast_phase"]
+    want_est = art.error_model.predict(np.array([fp["error_proxy_after"]]), np.array([[2.0, 0.5, 1.0]]))[0]
+    assert d["error_estimate"] == pytest.approx(want_est, rel=1e-12)
+
+
+@pytest.mark.parametrize("grid", ["axes", "points"])
+def test_corrected_field_is_the_lrnr_plus_the_linearised_correction(client, artifact_root, grid):
+    x, t = [0.0, 1.0, 2.5, 6.0, 9.0], [0.0, 0.3, 1.0]
+    body_grid = {"x": x, "t": t} if grid == "axes" else {"points": [[xi, ti] for ti in t for xi in x]}
+    d = solve(client, {"params": MU, "grid": body_grid}).json()
+    assert d["diagnostics"]["correction"]["applied"] is True
+    art = load_artifact(artifact_root / "cdr")
+    S = np.concatenate([np.asarray(c) for c in d["coefficients"]])[None]
+    e, _ = art.correction_model(np.float64)(S, np.array([[2.0, 0.5, 1.0]]))
+    want = field_from(artifact_root, d["coefficients"], x, t) + e.on_axes(np.mod(x, 2 * np.pi), np.asarray(t))[0]
+    got = np.asarray(d["u"]).reshape(len(t), len(x))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert np.abs(want - field_from(artifact_root, d["coefficients"], x, t)).max() > 1e-4  # it did change u
 
 
 def test_fast_phase_off_returns_hypernetwork_coefficients(client, artifact_root):
@@ -147,6 +172,7 @@ def test_fast_phase_off_returns_hypernetwork_coefficients(client, artifact_root)
     fp = d["diagnostics"]["fast_phase"]
     assert fp["enabled"] is False and fp["steps_run"] == 0 and fp["objective_before"] is None
     assert fp["residual_after"] == fp["residual_before"] > 0 and d["error_estimate"] > 0
+    assert fp["error_proxy_after"] == fp["error_proxy_before"] > 0
     # steps = 0 is the same as switching the adaptation off
     d0 = solve(client, {"params": MU, "fast_phase": {"steps": 0}}).json()
     assert d0["coefficients"] == d["coefficients"] and d0["diagnostics"]["fast_phase"]["enabled"] is False
@@ -284,7 +310,7 @@ def test_batch_matches_single_solves(client):
     assert r.status_code == 200
     d = r.json()
     assert len(d["results"]) == 3 and len(d["x"]) == 16 and len(d["t"]) == 5
-    assert set(d["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "encode", "total"}
+    assert set(d["timings_ms"]) == {"queue", "hypernet", "fast_phase", "field", "correction", "encode", "total"}
     for p, item in zip(params, d["results"]):
         single = solve(client, {"params": p}).json()
         assert item["params"] == {"beta": 0.0, "nu": 0.0, "rho": 0.0} | p

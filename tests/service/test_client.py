@@ -61,6 +61,7 @@ def test_solve_returns_typed_arrays(sc, transport):
     assert fp.enabled and fp.steps_requested == TEST_STEPS and 0 <= fp.steps_run <= TEST_STEPS
     assert fp.backend in ("exact", "reduced") and fp.optimizer is not None
     assert isinstance(fp.accepted, bool) and fp.residual_after is not None and fp.residual_before is not None
+    assert fp.error_proxy_after is not None and fp.error_proxy_after <= fp.error_proxy_before
 
 
 def test_transports_agree(sc):

@@ -135,6 +135,8 @@ def batch_server(accept: int, log: list, *, message: str = "too many", sha=lambd
             "objective_after": None,
             "residual_before": 0.1,
             "residual_after": 0.1,
+            "error_proxy_before": 0.01,
+            "error_proxy_after": 0.01,
         }
         items = [
             {

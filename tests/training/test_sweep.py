@@ -39,14 +39,16 @@ def test_tiny_sweep_of_a_synthetic_model(tmp_path):
     write_synthetic(tmp_path / "cdr", "cdr", CDR, seed=1, steps=2)
     result, report = sweep_artifact("cdr", per_axis=2, root=tmp_path)
     assert result["mu"].shape == (8, 3) and report["hyper"]["n"] == 8
-    for key in ("err_hyper", "err_fast", "res_hyper", "res_fast", "estimate"):
+    keys = ("err_hyper", "err_fast", "proxy_hyper", "proxy_fast", "err_corrected", "d_fast", "estimate")
+    for key in keys:
         assert np.all(np.isfinite(result[key])) and np.all(result[key] > 0), key
-    assert np.all(result["res_fast"] <= result["res_hyper"])  # acceptance never worsens the check
+    assert np.all(result["proxy_fast"] <= result["proxy_hyper"])  # acceptance never worsens the check
+    assert report["corrected"] is True  # the synthetic manifest corrects by default
     json.dumps(report, allow_nan=False)
     heat_map(result, CDR, tmp_path / "map.png", "tiny", result["estimate"])
     assert (tmp_path / "map.png").stat().st_size > 1000
     text = markdown(result, report, "map.png")
-    assert "| hypernetwork only |" in text and "Served domain:" in text
+    assert "| hypernetwork only |" in text and "Served domain:" in text and "linearised correction" in text
 
 
 def test_backend_choice_prefers_the_fastest_candidate_meeting_the_targets():

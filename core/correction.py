@@ -1,0 +1,139 @@
+"""The linearised correction: serve u + e instead of u, with e the linearised error.
+
+``core.error_proxy`` solves the error equation e_t + βe_x − νe_xx − ρ(1 − 2u)e = −r on a
+coarse regular grid to *measure* how far the LRNR's field u is from the true solution. The
+same e, added to u, removes that first-order error — one Newton step of the PDE, taken with
+a coarse spectral solver from the LRNR's own residual. What remains is second order in e
+plus the coarse grid's discretisation error.
+
+``LinearisedCorrection`` computes e on a *correction grid* (nx × nt) and, for the estimate of
+what remains, the two-grid difference
+
+    d = ‖e − I e_c‖ / ‖u‖   (over the correction grid's times t_1..t_{nt−1})
+
+with e_c the same equation solved on a coarser grid and I its interpolation (trigonometric in
+x, linear in t). ``core.error_estimate.ErrorModel`` calibrates d into an estimate per model.
+
+The correction is interpolated to any requested sites: trigonometric interpolation in x (the
+problem is periodic and e is band-limited on its grid), linear in t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.error_estimate import ErrorModel
+from core.error_proxy import ErrorProxy
+from core.lrnr import LRNRWeights
+from core.pde import X_PERIOD, uniform_grid
+
+
+def _trig_matrix(nx: int, x: np.ndarray) -> np.ndarray:
+    """(nx, len(x)) real matrix A with f(x) = Σ_j f_j A[j, :] the trigonometric interpolant of
+    periodic samples f_j at x_j = 2πj/nx (for even nx the Nyquist mode as a cosine)."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.arange(nx // 2 + 1)
+    w = np.full(k.size, 2.0)
+    w[0] = 1.0
+    if nx % 2 == 0:
+        w[-1] = 1.0
+    phase = np.exp(1j * np.outer(k, 2.0 * np.pi * x / X_PERIOD))  # (modes, P)
+    # f(x) = Re Σ_k w_k F_k e^{ikx} / nx with F = rfft(f): linear in f through the DFT matrix
+    xj = np.arange(nx)
+    dft = np.exp(-2j * np.pi * np.outer(xj, k) / nx)  # (nx, modes): F_k = Σ_j f_j dft[j, k]
+    return np.real(dft @ (w[:, None] * phase)) / nx
+
+
+def _time_matrix(t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(len(t), len(t_grid)) linear-interpolation weights (t clamped to the grid's range)."""
+    t = np.clip(np.asarray(t, dtype=np.float64), t_grid[0], t_grid[-1])
+    j = np.clip(np.searchsorted(t_grid, t, side="right") - 1, 0, len(t_grid) - 2)
+    w = (t - t_grid[j]) / (t_grid[j + 1] - t_grid[j])
+    out = np.zeros((t.size, t_grid.size))
+    out[np.arange(t.size), j] = 1.0 - w
+    out[np.arange(t.size), j + 1] = w
+    return out
+
+
+@dataclass(frozen=True)
+class ErrorField:
+    """e (R, nt, nx) on ``uniform_grid(nx, nt)`` (t in [0, t_end]); interpolates to any sites."""
+
+    e: np.ndarray
+    t_end: float
+
+    @property
+    def t_grid(self) -> np.ndarray:
+        return np.linspace(0.0, self.t_end, self.e.shape[1])
+
+    def on_axes(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """(R, len(t), len(x)) on the tensor grid of axes x, t."""
+        A = _trig_matrix(self.e.shape[2], x)
+        B = _time_matrix(self.t_grid, t)
+        return np.einsum("sn,rnj,jp->rsp", B, self.e, A, optimize=True)
+
+    def at_points(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """(R, P) at the points (x_p, t_p)."""
+        A = _trig_matrix(self.e.shape[2], x)  # (nx, P)
+        B = _time_matrix(self.t_grid, t)  # (P, nt)
+        return np.einsum("pn,rnj,jp->rp", B, self.e, A, optimize=True)
+
+
+class LinearisedCorrection:
+    """The linearised error of the full LRNR on an nx × nt correction grid, with the two-grid
+    difference against a coarse (nx_c × nt_c) grid as the measure of what the correction
+    leaves. ``__call__(S, mu)`` → (ErrorField (R, nt, nx), d (R,)) for rows S (R, P)."""
+
+    def __init__(self, weights: LRNRWeights, grid: tuple[int, int], coarse: tuple[int, int], dtype=np.float32):
+        if not (grid[0] > coarse[0] and grid[1] > coarse[1]):
+            raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse} on both axes")
+        self.grid, self.coarse = (int(grid[0]), int(grid[1])), (int(coarse[0]), int(coarse[1]))
+        self.fine_proxy = ErrorProxy(weights, *self.grid, dtype=dtype)
+        self.coarse_proxy = ErrorProxy(weights, *self.coarse, dtype=dtype)
+        self._x, self._t = uniform_grid(*self.grid)
+
+    def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[ErrorField, np.ndarray]:
+        e, u = self.fine_proxy.error_field(S, mu)
+        e_c, _ = self.coarse_proxy.error_field(S, mu)
+        fine = ErrorField(e, self.fine_proxy.t_end)
+        coarse_here = ErrorField(e_c, self.coarse_proxy.t_end).on_axes(self._x, self._t)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            d = np.sqrt(np.sum((e - coarse_here)[:, 1:] ** 2, axis=(1, 2)) / np.sum(u[:, 1:] ** 2, axis=(1, 2)))
+        return fine, np.where(np.isfinite(d), d, np.inf)
+
+    def to_dict(self) -> dict:
+        return {"nx": self.grid[0], "nt": self.grid[1], "coarse": {"nx": self.coarse[0], "nt": self.coarse[1]}}
+
+
+@dataclass(frozen=True)
+class CorrectionSpec:
+    """A model's correction as its manifest states it: the correction and coarse grids
+    (nx, nt), whether answers are corrected by default, and the ErrorModel that turns the
+    two-grid difference d into an estimate of a corrected answer's relative L2 error."""
+
+    grid: tuple[int, int]
+    coarse: tuple[int, int]
+    default: bool
+    error_model: ErrorModel
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CorrectionSpec:
+        grid, coarse = _grid(d, "correction"), _grid(d["coarse"], "correction.coarse")
+        if not (grid[0] > coarse[0] and grid[1] > coarse[1]):
+            raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
+        if not isinstance(d["default"], bool):
+            raise ValueError(f"correction.default must be true or false, got {d['default']!r}")
+        return cls(grid, coarse, d["default"], ErrorModel.from_dict(d["error_model"]))
+
+    def model(self, weights: LRNRWeights, dtype=np.float32) -> LinearisedCorrection:
+        return LinearisedCorrection(weights, self.grid, self.coarse, dtype)
+
+
+def _grid(d: dict, what: str) -> tuple[int, int]:
+    nx, nt = d["nx"], d["nt"]
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (nx, nt))
+    if not (ok and 4 <= nx <= 1024 and 2 <= nt <= 1024):
+        raise ValueError(f"{what} needs an integer grid 4 ≤ nx ≤ 1024, 2 ≤ nt ≤ 1024, got {d!r}")
+    return nx, nt
