@@ -33,7 +33,7 @@ def test_bundled_model_matches_reference(name):
     hypernetwork's, and its error estimate is of the right size."""
     served = load_artifact(DEFAULT_ARTIFACT_DIR / name).served_domain
     mus = np.vstack([served.sample(4, np.random.default_rng(2024)), 0.5 * (served.low + served.high)])
-    with make_client(create_app(make_settings(Path(DEFAULT_ARTIFACT_DIR), models=name))) as c:
+    with make_client(create_app(make_settings(Path(DEFAULT_ARTIFACT_DIR), models=name, default_model=name))) as c:
         for mu in mus:
             params = dict(zip(("beta", "nu", "rho"), map(float, mu)))
             answer = c.post("/solve", json={"model": name, "params": params}).json()
