@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.error_estimate import ErrorModel
-from core.error_proxy import ErrorProxy
+from core.error_proxy import ErrorProxy, error_field
 from core.lrnr import LRNRWeights
 from core.pde import X_PERIOD, uniform_grid
 
@@ -91,17 +91,27 @@ class LinearisedCorrection:
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse} on both axes")
         self.grid, self.coarse = (int(grid[0]), int(grid[1])), (int(coarse[0]), int(coarse[1]))
         self.fine_proxy = ErrorProxy(weights, *self.grid, dtype=dtype)
-        self.coarse_proxy = ErrorProxy(weights, *self.coarse, dtype=dtype)
+        # a coarse grid whose points are fine-grid points reuses the fine residual (no second LRNR pass)
+        sx, rx = divmod(self.grid[0], self.coarse[0])
+        st, rt = divmod(self.grid[1] - 1, self.coarse[1] - 1)
+        self._stride = (st, sx) if rx == 0 and rt == 0 else None
+        self.coarse_proxy = None if self._stride else ErrorProxy(weights, *self.coarse, dtype=dtype)
         self._x, self._t = uniform_grid(*self.grid)
 
     def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[ErrorField, np.ndarray]:
-        e, u = self.fine_proxy.error_field(S, mu)
-        e_c, _ = self.coarse_proxy.error_field(S, mu)
-        fine = ErrorField(e, self.fine_proxy.t_end)
-        coarse_here = ErrorField(e_c, self.coarse_proxy.t_end).on_axes(self._x, self._t)
+        mu = np.asarray(mu, dtype=np.float64)
+        r, u = self.fine_proxy.residual_and_field(S, mu)
+        t_end = self.fine_proxy.t_end
+        e = error_field(r, u, mu, t_end)
+        if self._stride is not None:
+            st, sx = self._stride
+            e_c = error_field(r[:, ::st, ::sx], u[:, ::st, ::sx], mu, t_end)
+        else:
+            e_c, _ = self.coarse_proxy.error_field(S, mu)
+        coarse_here = ErrorField(e_c, t_end).on_axes(self._x, self._t)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             d = np.sqrt(np.sum((e - coarse_here)[:, 1:] ** 2, axis=(1, 2)) / np.sum(u[:, 1:] ** 2, axis=(1, 2)))
-        return fine, np.where(np.isfinite(d), d, np.inf)
+        return ErrorField(e, t_end), np.where(np.isfinite(d), d, np.inf)
 
     def to_dict(self) -> dict:
         return {"nx": self.grid[0], "nt": self.grid[1], "coarse": {"nx": self.coarse[0], "nt": self.coarse[1]}}

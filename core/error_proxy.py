@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.allocator import retain_freed_memory
 from core.jet_chain import JetChain, exact_chain
 from core.lrnr import LRNRWeights
 from core.pde import X_PERIOD, uniform_grid
@@ -85,6 +86,7 @@ class ErrorProxy:
         X, T = np.meshgrid(x, t)  # (nt, nx)
         self.nx, self.nt, self.t_end, self.chunk = int(nx), int(nt), float(t[-1]), int(chunk)
         self.chain: JetChain = exact_chain(weights, X.ravel(), T.ravel(), dtype)
+        retain_freed_memory()  # a pass allocates MiB-sized jets: reuse them (core/allocator.py)
 
     def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         S = np.asarray(S)
@@ -98,18 +100,22 @@ class ErrorProxy:
             rms[lo : lo + self.chunk] = np.sqrt(np.mean(r.reshape(len(r), -1) ** 2, axis=1))
         return proxy, np.where(np.isfinite(rms), rms, np.inf)
 
-    def error_field(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(e, u), both (R, nt, nx) float64: the linearised error and the LRNR's field on the grid."""
+    def residual_and_field(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(r, u), both (R, nt, nx) float64: the LRNR's residual and field on the grid."""
         S = np.asarray(S)
         mu = np.asarray(mu, dtype=np.float64)
-        e = np.empty((len(S), self.nt, self.nx))
-        u = np.empty_like(e)
+        r = np.empty((len(S), self.nt, self.nx))
+        u = np.empty_like(r)
         for lo in range(0, len(S), self.chunk):
             state = self.chain.forward(S[lo : lo + self.chunk], mu[lo : lo + self.chunk])
-            shape = (-1, self.nt, self.nx)
-            u[lo : lo + self.chunk] = state.u.reshape(shape)
-            e[lo : lo + self.chunk] = error_field(state.r.reshape(shape), u[lo : lo + self.chunk], state.mu, self.t_end)
-        return e, u
+            r[lo : lo + self.chunk] = state.r.reshape(-1, self.nt, self.nx)
+            u[lo : lo + self.chunk] = state.u.reshape(-1, self.nt, self.nx)
+        return r, u
+
+    def error_field(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(e, u), both (R, nt, nx) float64: the linearised error and the LRNR's field on the grid."""
+        r, u = self.residual_and_field(S, mu)
+        return error_field(r, u, np.asarray(mu, dtype=np.float64), self.t_end), u
 
     def to_dict(self) -> dict:
         return {"nx": self.nx, "nt": self.nt}

@@ -77,3 +77,19 @@ def test_correction_cuts_the_shipped_models_errors_on_faces_and_corners(name):
     assert np.median(corrected) < np.median(err) / 5
     assert spearman(d, corrected) > 0.8
     assert corrected.max() < 0.02  # the 2% target everywhere on the sweep of faces and corners
+
+
+def test_a_nested_coarse_grid_reuses_the_fine_residual():
+    """16×17 inside 32×33: the coarse error comes from the fine residual's every other point,
+    and equals a separate coarse pass; a non-nested coarse grid takes its own pass."""
+    w, _ = random_model(24, (4, 3), CDR, seed=6)
+    S = np.abs(np.random.default_rng(3).normal(size=(2, 7)))
+    mu = np.array([[1.5, 0.3, 1.0], [2.5, 1.0, 0.0]])
+    nested = LinearisedCorrection(w, (32, 33), (16, 17), dtype=np.float64)
+    assert nested.coarse_proxy is None
+    separate = LinearisedCorrection(w, (32, 33), (16, 17), dtype=np.float64)
+    separate._stride, separate.coarse_proxy = None, ErrorProxy(w, 16, 17, dtype=np.float64)
+    (e1, d1), (e2, d2) = nested(S, mu), separate(S, mu)
+    np.testing.assert_allclose(e1.e, e2.e, rtol=1e-12)
+    np.testing.assert_allclose(d1, d2, rtol=1e-9)
+    assert LinearisedCorrection(w, (32, 33), (12, 17)).coarse_proxy is not None
