@@ -2,7 +2,7 @@
 
 A random LRNR and hypernetwork (``core.random_model``), its FastLRNR at a few collocation
 points, ONNX graphs (``training.onnx_export``: onnx only, no torch) and a placeholder error
-model (estimate = check residual). The numbers mean nothing physically: they exercise the
+model (estimate = error proxy). The numbers mean nothing physically: they exercise the
 artifact format and the service contract, not accuracy.
 """
 
