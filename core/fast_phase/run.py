@@ -104,8 +104,9 @@ class FastPhaseResult:
     objective at ŝ and at the kept candidate (equal when ŝ was kept); residual_before/after:
     the full LRNR's RMS residual on the check grid for ŝ and for the served s;
     proxy_before/after: the linearised-error proxy ê (``core.error_proxy``) of ŝ and of the
-    served s, what acceptance compares; candidates: (locality, ê) per candidate; optimise_ms, check_ms: wall time
-    of the batched optimisation and check (shared by all queries of one call); iterates:
+    served s, what acceptance compares; candidates: (locality, ê) per candidate;
+    optimise_ms, check_ms: wall time of the batched optimisation and check (shared by all
+    queries of one call); iterates:
     the kept row's coefficient rows after every step (steps, P), or None unless recorded."""
 
     s: list[np.ndarray]
@@ -140,7 +141,7 @@ class FastPhaseModel:
         weights: LRNRWeights,
         reduced: ReducedOperators | None = None,
         collocation: tuple[int, int] = (256, 0),
-        check: tuple[int, int] = (32, 17),
+        check: tuple[int, int] = (16, 17),
         dtype=np.float32,
     ):
         if reduced is not None:
