@@ -200,7 +200,7 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     rows = (
         [("hypernetwork", result["err_hyper"])]
         + ([("fast phase", result["err_fast"])] if "err_fast" in result else [])
-        + ([("fast phase + correction", result["err_corrected"])] if "err_corrected" in result else [])
+        + ([("fast phase + corr.", result["err_corrected"])] if "err_corrected" in result else [])
     )
     if len(domain.active) == 1:
         i = PARAM_NAMES.index(domain.active[0])
