@@ -29,6 +29,8 @@ from core.error_proxy import ErrorProxy, error_field
 from core.lrnr import LRNRWeights
 from core.pde import X_PERIOD, uniform_grid
 
+SITES_CHUNK = 8192  # requested sites interpolated at once (bounds the interpolation matrices' memory)
+
 
 def _trig_matrix(nx: int, x: np.ndarray) -> np.ndarray:
     """(nx, len(x)) real matrix A with f(x) = Σ_j f_j A[j, :] the trigonometric interpolant of
@@ -39,21 +41,31 @@ def _trig_matrix(nx: int, x: np.ndarray) -> np.ndarray:
     w[0] = 1.0
     if nx % 2 == 0:
         w[-1] = 1.0
-    phase = np.exp(1j * np.outer(k, 2.0 * np.pi * x / X_PERIOD))  # (modes, P)
+    z = np.exp(2j * np.pi * x / X_PERIOD)
+    phase = np.empty((k.size, x.size), dtype=np.complex128)  # (modes, P): e^{ikx} by recurrence
+    phase[0] = 1.0
+    for m in range(1, k.size):
+        phase[m] = phase[m - 1] * z
     # f(x) = Re Σ_k w_k F_k e^{ikx} / nx with F = rfft(f): linear in f through the DFT matrix
     xj = np.arange(nx)
     dft = np.exp(-2j * np.pi * np.outer(xj, k) / nx)  # (nx, modes): F_k = Σ_j f_j dft[j, k]
     return np.real(dft @ (w[:, None] * phase)) / nx
 
 
-def _time_matrix(t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(len(t), len(t_grid)) linear-interpolation weights (t clamped to the grid's range)."""
+def _time_weights(t_grid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(j, w): t lies between t_grid[j] and t_grid[j + 1] with weight w on the latter
+    (t clamped to the grid's range)."""
     t = np.clip(np.asarray(t, dtype=np.float64), t_grid[0], t_grid[-1])
     j = np.clip(np.searchsorted(t_grid, t, side="right") - 1, 0, len(t_grid) - 2)
-    w = (t - t_grid[j]) / (t_grid[j + 1] - t_grid[j])
-    out = np.zeros((t.size, t_grid.size))
-    out[np.arange(t.size), j] = 1.0 - w
-    out[np.arange(t.size), j + 1] = w
+    return j, (t - t_grid[j]) / (t_grid[j + 1] - t_grid[j])
+
+
+def _time_matrix(t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(len(t), len(t_grid)) linear-interpolation weights (t clamped to the grid's range)."""
+    j, w = _time_weights(t_grid, t)
+    out = np.zeros((j.size, t_grid.size))
+    out[np.arange(j.size), j] = 1.0 - w
+    out[np.arange(j.size), j + 1] = w
     return out
 
 
@@ -70,15 +82,25 @@ class ErrorField:
 
     def on_axes(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, len(t), len(x)) on the tensor grid of axes x, t."""
-        A = _trig_matrix(self.e.shape[2], x)
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         B = _time_matrix(self.t_grid, t)
-        return np.einsum("sn,rnj,jp->rsp", B, self.e, A, optimize=True)
+        eB = np.einsum("sn,rnj->rsj", B, self.e)  # (R, len(t), nx): in time first
+        out = np.empty(eB.shape[:2] + (x.size,))
+        for lo in range(0, x.size, SITES_CHUNK):  # bounded memory for long axes
+            out[..., lo : lo + SITES_CHUNK] = eB @ _trig_matrix(self.e.shape[2], x[lo : lo + SITES_CHUNK])
+        return out
 
     def at_points(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, P) at the points (x_p, t_p)."""
-        A = _trig_matrix(self.e.shape[2], x)  # (nx, P)
-        B = _time_matrix(self.t_grid, t)  # (P, nt)
-        return np.einsum("pn,rnj,jp->rp", B, self.e, A, optimize=True)
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        out = np.empty((self.e.shape[0], x.size))
+        for lo in range(0, x.size, SITES_CHUNK):  # bounded memory for many points
+            M = self.e @ _trig_matrix(self.e.shape[2], x[lo : lo + SITES_CHUNK])  # (R, nt, p): in x first
+            j, w = _time_weights(self.t_grid, t[lo : lo + SITES_CHUNK])
+            p = np.arange(j.size)
+            out[:, lo : lo + SITES_CHUNK] = (1.0 - w) * M[:, j, p] + w * M[:, j + 1, p]
+        return out
 
 
 class LinearisedCorrection:

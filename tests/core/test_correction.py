@@ -93,3 +93,16 @@ def test_a_nested_coarse_grid_reuses_the_fine_residual():
     np.testing.assert_allclose(e1.e, e2.e, rtol=1e-12)
     np.testing.assert_allclose(d1, d2, rtol=1e-9)
     assert LinearisedCorrection(w, (32, 33), (12, 17)).coarse_proxy is not None
+
+
+def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
+    import core.correction as correction
+
+    e = np.random.default_rng(4).normal(size=(2, 5, 8))
+    field = ErrorField(e, 1.0)
+    x = np.linspace(0, 7, 23)
+    t = np.linspace(0, 1, 23)
+    whole_axes, whole_points = field.on_axes(x, t[:3]), field.at_points(x, t)
+    monkeypatch.setattr(correction, "SITES_CHUNK", 5)
+    np.testing.assert_allclose(field.on_axes(x, t[:3]), whole_axes, atol=1e-13)
+    np.testing.assert_allclose(field.at_points(x, t), whole_points, atol=1e-13)
