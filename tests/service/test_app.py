@@ -433,3 +433,24 @@ def test_openapi_examples_are_served(client):
             body.setdefault("grid", SMALL)
             r = client.post(path, json=body)
             assert r.status_code == 200, (name, r.text)
+
+
+def test_batch_without_correction_and_jobs_that_differ_in_it_are_not_merged(client, artifact_root):
+    from service.jobs import Job, grid_arrays
+    from service.schemas import Grid
+
+    params = [MU, {"beta": 1.0, "nu": 0.0, "rho": 2.0}]
+    d = client.post(
+        "/solve/batch", json={"params": params, "grid": SMALL, "fast_phase": FP, "correction": False}
+    ).json()
+    for item in d["results"]:
+        assert item["diagnostics"]["correction"] == {"applied": False, "two_grid_difference": None}
+        want = field_from(artifact_root, item["coefficients"], d["x"], d["t"])
+        np.testing.assert_allclose(np.asarray(item["u"]), want, rtol=2e-5, atol=2e-5)
+    corrected = client.post("/solve/batch", json={"params": params, "grid": SMALL, "fast_phase": FP}).json()
+    assert all(r["diagnostics"]["correction"]["applied"] for r in corrected["results"])
+    u_on = np.asarray([r["u"] for r in corrected["results"]])
+    assert not np.allclose(u_on, np.asarray([r["u"] for r in d["results"]]), atol=1e-6)
+    grid = grid_arrays(Grid(nx=8, nt=3))
+    mu, flags = np.array([[2.0, 0.5, 1.0]]), np.array([False])
+    assert Job(mu, flags, grid, None, 0, correct=True).key != Job(mu, flags, grid, None, 0, correct=False).key
