@@ -14,8 +14,9 @@ what remains, the two-grid difference
 with e_c the same equation solved on a coarser grid and I its interpolation (trigonometric in
 x, linear in t). ``core.error_estimate.ErrorModel`` calibrates d into an estimate per model.
 
-The correction is interpolated to any requested sites: trigonometric interpolation in x (the
-problem is periodic and e is band-limited on its grid), linear in t.
+The correction is interpolated to any requested sites: trigonometric interpolation in x
+(``core.spectral``, as the reference solver does; the problem is periodic and e is
+band-limited on its grid), linear in t.
 """
 
 from __future__ import annotations
@@ -27,29 +28,8 @@ import numpy as np
 from core.error_estimate import ErrorModel
 from core.error_proxy import ErrorProxy, error_field
 from core.lrnr import LRNRWeights
-from core.pde import X_PERIOD, uniform_grid
-
-SITES_CHUNK = 8192  # requested sites interpolated at once (bounds the interpolation matrices' memory)
-
-
-def _trig_matrix(nx: int, x: np.ndarray) -> np.ndarray:
-    """(nx, len(x)) real matrix A with f(x) = Σ_j f_j A[j, :] the trigonometric interpolant of
-    periodic samples f_j at x_j = 2πj/nx (for even nx the Nyquist mode as a cosine)."""
-    x = np.asarray(x, dtype=np.float64)
-    k = np.arange(nx // 2 + 1)
-    w = np.full(k.size, 2.0)
-    w[0] = 1.0
-    if nx % 2 == 0:
-        w[-1] = 1.0
-    z = np.exp(2j * np.pi * x / X_PERIOD)
-    phase = np.empty((k.size, x.size), dtype=np.complex128)  # (modes, P): e^{ikx} by recurrence
-    phase[0] = 1.0
-    for m in range(1, k.size):
-        phase[m] = phase[m - 1] * z
-    # f(x) = Re Σ_k w_k F_k e^{ikx} / nx with F = rfft(f): linear in f through the DFT matrix
-    xj = np.arange(nx)
-    dft = np.exp(-2j * np.pi * np.outer(xj, k) / nx)  # (nx, modes): F_k = Σ_j f_j dft[j, k]
-    return np.real(dft @ (w[:, None] * phase)) / nx
+from core.pde import uniform_grid
+from core.spectral import SITES_CHUNK, trig_interpolate
 
 
 def _time_weights(t_grid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +62,8 @@ class ErrorField:
 
     def on_axes(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, len(t), len(x)) on the tensor grid of axes x, t."""
-        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         B = _time_matrix(self.t_grid, t)
-        eB = np.einsum("sn,rnj->rsj", B, self.e)  # (R, len(t), nx): in time first
-        out = np.empty(eB.shape[:2] + (x.size,))
-        for lo in range(0, x.size, SITES_CHUNK):  # bounded memory for long axes
-            out[..., lo : lo + SITES_CHUNK] = eB @ _trig_matrix(self.e.shape[2], x[lo : lo + SITES_CHUNK])
-        return out
+        return trig_interpolate(np.einsum("sn,rnj->rsj", B, self.e), x)  # in time first, then in x
 
     def at_points(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, P) at the points (x_p, t_p)."""
@@ -96,7 +71,7 @@ class ErrorField:
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         out = np.empty((self.e.shape[0], x.size))
         for lo in range(0, x.size, SITES_CHUNK):  # bounded memory for many points
-            M = self.e @ _trig_matrix(self.e.shape[2], x[lo : lo + SITES_CHUNK])  # (R, nt, p): in x first
+            M = trig_interpolate(self.e, x[lo : lo + SITES_CHUNK])  # (R, nt, p): in x first
             j, w = _time_weights(self.t_grid, t[lo : lo + SITES_CHUNK])
             p = np.arange(j.size)
             out[:, lo : lo + SITES_CHUNK] = (1.0 - w) * M[:, j, p] + w * M[:, j + 1, p]

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from core.pde import PARAM_NAMES, X_PERIOD, ParameterError, initial_condition, params_to_array, standard_grid
+from core.spectral import trig_interpolate
 
 NX_INTERNAL: int = 256
 """Default number of internal grid points in x (even)."""
@@ -96,7 +97,7 @@ def solve_reference_batch(
     grid = X_PERIOD * np.arange(nx_internal) / nx_internal
     if x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13):
         return states
-    return _interpolate(states, x)
+    return trig_interpolate(states, x)
 
 
 def _check_params(mu) -> np.ndarray:
@@ -160,15 +161,3 @@ def _react(u: np.ndarray, factors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Exact flow of u' = ρ u (1 − u) over one step (ρ = 0 gives the identity)."""
     grow, grow_m1 = factors
     return u * grow / (1.0 + u * grow_m1)
-
-
-def _interpolate(values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Trigonometric interpolant of uniform-grid values (..., n) evaluated at x (m,) → (..., m)."""
-    n = values.shape[-1]
-    coef = np.fft.rfft(values, axis=-1) / n  # (..., n/2 + 1)
-    weight = np.full(coef.shape[-1], 2.0)
-    weight[0] = 1.0
-    weight[-1] = 1.0  # the Nyquist mode (n even) enters once, as a cosine
-    coef[..., -1] = coef[..., -1].real
-    basis = np.exp(1j * np.outer(np.arange(coef.shape[-1]), x))  # (n/2 + 1, m)
-    return ((coef * weight) @ basis).real

@@ -7,23 +7,29 @@ import numpy as np
 import pytest
 
 from core.artifact import load_artifact
-from core.correction import ErrorField, LinearisedCorrection, _time_matrix, _trig_matrix
+from core.correction import ErrorField, LinearisedCorrection, _time_matrix
 from core.error_estimate import spearman
 from core.error_proxy import ErrorProxy
 from core.pde import CDR, uniform_grid
 from core.random_model import random_model
+from core.spectral import trig_interpolate
 from training.sweep import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("nx", [15, 16])
-def test_trigonometric_interpolation_is_exact_for_resolved_modes(nx):
+def test_trigonometric_interpolation_is_exact_for_resolved_modes(nx, monkeypatch):
+    import core.spectral
+
     f = lambda x: 0.5 + np.sin(2 * x) - 0.3 * np.cos(7 * x) + 0.2 * np.sin(5 * x - 1)  # degree 7 < nx / 2
     xj, _ = uniform_grid(nx, 2)
     x = np.random.default_rng(0).uniform(-3, 10, 50)
-    np.testing.assert_allclose(f(xj) @ _trig_matrix(nx, x), f(x), atol=1e-12)
-    np.testing.assert_allclose(f(xj) @ _trig_matrix(nx, xj), f(xj), atol=1e-12)  # nodes reproduced
+    values = np.stack([f(xj), 2 * f(xj)])
+    np.testing.assert_allclose(trig_interpolate(values, x), np.stack([f(x), 2 * f(x)]), atol=1e-12)
+    np.testing.assert_allclose(trig_interpolate(f(xj), xj), f(xj), atol=1e-12)  # nodes reproduced
+    monkeypatch.setattr(core.spectral, "SITES_CHUNK", 7)  # chunked: the same values
+    np.testing.assert_allclose(trig_interpolate(f(xj), x), f(x), atol=1e-12)
 
 
 def test_time_interpolation_is_linear_and_clamped():
@@ -97,6 +103,7 @@ def test_a_nested_coarse_grid_reuses_the_fine_residual():
 
 def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
     import core.correction as correction
+    import core.spectral
 
     e = np.random.default_rng(4).normal(size=(2, 5, 8))
     field = ErrorField(e, 1.0)
@@ -104,5 +111,6 @@ def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
     t = np.linspace(0, 1, 23)
     whole_axes, whole_points = field.on_axes(x, t[:3]), field.at_points(x, t)
     monkeypatch.setattr(correction, "SITES_CHUNK", 5)
+    monkeypatch.setattr(core.spectral, "SITES_CHUNK", 5)
     np.testing.assert_allclose(field.on_axes(x, t[:3]), whole_axes, atol=1e-13)
     np.testing.assert_allclose(field.at_points(x, t), whole_points, atol=1e-13)
