@@ -8,6 +8,11 @@ interpolated to the 256×100 grid), and the full-field evaluation on the 256×10
 the ONNX graph (``service.field.FieldEvaluator``), the last as achieved GFLOP/s (matmul flops
 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's numpy float32 matmul rate measured in the same
 process. Minimum over repeats (median beside).
+
+Then, over ``--queries`` seeded queries from each model's served domain, one at a time: the
+fast phase split into its optimisation and its acceptance check (``FastPhaseResult``), and a
+whole solve pass (``service.solver.ModelRuntime.solve``, 256×100, one field thread, corrected
+answers) with the fast phase on and off — what skipping the fast phase saves. Medians.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from core.fast_phase import run_fast_phase
 from core.hypernet import hyper_forward
 from core.pde import standard_grid
 from service.field import FieldEvaluator
+from service.jobs import grid_arrays
+from service.schemas import Grid
+from service.solver import ModelRuntime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +54,7 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--queries", type=int, default=10)
     args = ap.parse_args(argv)
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     mm, _ = timed(lambda: a @ a, 3)
@@ -76,6 +85,36 @@ def main(argv: list[str] | None = None) -> None:
             f"{field:>5.1f} ({field_med:.1f}) "
             f"{gflops:>8.1f} {gflops / mm_gflops:>8.0%}"
         )
+    print(f"\nmedians over {args.queries} served-domain queries (seed 9), one at a time")
+    print(f"{'model':>11} {'optimise ms':>12} {'check ms':>9} {'solve, fast phase on':>21} {'off':>7} {'saved':>6}")
+    for path in list_artifacts(ROOT / "artifacts"):
+        served_domain_rows(path, args.queries)
+
+
+def served_domain_rows(path: Path, queries: int) -> None:
+    """The fast phase's two parts and a whole solve pass with the fast phase on and off."""
+    runtime = ModelRuntime.load(path, onnx_threads=1, field_threads=1)
+    try:
+        art = runtime.artifact
+        mus = runtime.served.sample(queries, np.random.default_rng(9))
+        grid = grid_arrays(Grid(nx=256, nt=100))
+        parts, passes = [], {True: [], False: []}
+        for mu in mus:
+            s_hat = hyper_forward(art.hyper, mu[None])
+            run_fast_phase(runtime.fast, s_hat, mu[None], art.fast_phase)  # warm
+            r = run_fast_phase(runtime.fast, s_hat, mu[None], art.fast_phase)[0]
+            parts.append((r.optimise_ms, r.check_ms))
+            for on in (True, False):
+                settings = art.fast_phase if on else None
+                runtime.solve(mu[None], grid, settings, correct=True)
+                t0 = time.perf_counter()
+                runtime.solve(mu[None], grid, settings, correct=True)
+                passes[on].append(1e3 * (time.perf_counter() - t0))
+        opt, chk = np.median(parts, axis=0)
+        on, off = np.median(passes[True]), np.median(passes[False])
+        print(f"{art.name:>11} {opt:>12.1f} {chk:>9.1f} {on:>18.1f} ms {off:>7.1f} {on - off:>6.1f}")
+    finally:
+        runtime.close()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.correction import LinearisedCorrection
-from core.error_estimate import ErrorModel, estimate_quality
+from core.error_estimate import ErrorModel, estimate_quality, spearman
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.hypernet import HyperWeights, hyper_forward
 from core.lrnr import LRNRWeights, lrnr_forward
@@ -88,7 +88,7 @@ def solve_rows(
         out["err_hyper_corrected"], out["d_hyper"] = corrected_errors(correction, S_hat, mus, u_hat, refs)
     if settings is None:
         return out
-    served, res_before, res_after, accepted, ms = [], [], [], [], []
+    served, res_before, res_after, rms_after, accepted, ms = [], [], [], [], [], []
     for lo in range(0, len(mus), chunk):
         t0 = time.perf_counter()
         results = run_fast_phase(fast, S_hat[lo : lo + chunk], mus[lo : lo + chunk], settings)
@@ -97,6 +97,7 @@ def solve_rows(
             served.append(np.concatenate(r.s))
             res_before.append(r.proxy_before)
             res_after.append(r.proxy_after)
+            rms_after.append(r.residual_after)
             accepted.append(r.accepted)
             ms.append(per)
     S = np.array(served)
@@ -109,6 +110,7 @@ def solve_rows(
             "err_fast": relative_l2(u, refs),
             "proxy_hyper": np.array(res_before),
             "proxy_fast": np.array(res_after),
+            "rms_fast": np.array(rms_after),
             "accepted": np.array(accepted),
             "ms": np.array(ms),
         }
@@ -279,6 +281,10 @@ def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "
         "accepted": float(result["accepted"].mean()),
         "ms_median": float(np.median(result["ms"])),
         "estimate": estimate_quality(estimate, served_err),
+        "ranking_uncorrected": {  # how well each check quantity ranks the fast phase's true errors
+            "error_proxy_spearman": spearman(result["proxy_fast"], result["err_fast"]),
+            "rms_residual_spearman": spearman(result["rms_fast"], result["err_fast"]),
+        },
         "estimate_served": estimate_quality(estimate[inside], served_err[inside]),
     }
     result["estimate"] = estimate
@@ -340,6 +346,10 @@ def markdown(result: dict, report: dict, figure: str) -> str:
         f"Error estimate vs true error of the served answer: Spearman {e['spearman']:.2f}, true ≤ estimate in "
         f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
         f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).",
+        "",
+        f"How well the acceptance check's quantities rank the true errors after the fast phase (Spearman): the "
+        f"error proxy {report['ranking_uncorrected']['error_proxy_spearman']:.3f}, the RMS residual on the same "
+        f"grid {report['ranking_uncorrected']['rms_residual_spearman']:.3f}.",
         "",
         f"![{report['model']} sweep]({figure})",
         "",

@@ -60,7 +60,11 @@ def test_correction_of_a_random_model_is_its_fine_error_field():
     field, d = corr(S, mu)
     e, _ = ErrorProxy(w, 16, 9, dtype=np.float64).error_field(S, mu)
     np.testing.assert_allclose(field.e, e, rtol=1e-12)
-    assert np.all(np.isfinite(d) & (d >= 0))
+    assert np.all(np.isfinite(d) & (d > 0))
+    # the two-grid difference measures discretisation: it shrinks as both grids are refined
+    _, d_finer = LinearisedCorrection(w, (32, 17), (16, 9), dtype=np.float64)(S, mu)
+    _, d_finest = LinearisedCorrection(w, (64, 33), (32, 17), dtype=np.float64)(S, mu)
+    assert np.all(d_finer < 0.6 * d) and np.all(d_finest < 0.6 * d_finer), (d, d_finer, d_finest)
     assert corr.to_dict() == {"nx": 16, "nt": 9, "coarse": {"nx": 8, "nt": 5}}
     with pytest.raises(ValueError, match="finer"):
         LinearisedCorrection(w, (16, 9), (16, 5))
