@@ -25,7 +25,9 @@ from service.errors import install_error_handlers
 from service.loading import StartupError
 from service.logs import configure_service_logger, get_logger
 from service.middleware import middleware_stack
+from service.oip import router as oip
 from service.openapi import build_openapi
+from service.reload import router as reload
 from service.routes import api, ops
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -115,6 +117,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops)
     app.include_router(api)
+    app.include_router(oip)  # the Open Inference Protocol under /v2 (service.oip)
+    app.include_router(reload)  # its lifespan reloads changed artifacts (service.reload)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -41,9 +41,9 @@ class LoadedModels:
     unavailable: list[dict] = field(default_factory=list)
 
 
-def model_names(settings: ServiceSettings) -> list[str]:
+def model_names(settings: ServiceSettings, quiet: bool = False) -> list[str]:
     """The models to load: the ``models`` setting, else every directory with a manifest (the others are
-    skipped with a warning); the default model always comes first."""
+    skipped with a warning, unless ``quiet``); the default model always comes first."""
     root = settings.artifact_dir
     if settings.models:
         names = list(settings.models)
@@ -55,7 +55,7 @@ def model_names(settings: ServiceSettings) -> list[str]:
                 continue
             if (path / MANIFEST).is_file():
                 names.append(path.name)
-            else:
+            elif not quiet:
                 log.warning("skipped %s: no %s (not an artifact)", path.name, MANIFEST, extra={"directory": str(path)})
     if settings.default_model in names:
         names.remove(settings.default_model)
@@ -67,23 +67,11 @@ def load_models(settings: ServiceSettings, field_threads: int = 1) -> LoadedMode
     out = LoadedModels()
     root = settings.artifact_dir
     for name in model_names(settings):
-        path = root / name
-        try:
-            runtime = _load_one(path, name, settings, field_threads)
-        except ArtifactError as exc:
-            log.error(
-                "artifact refused: %s: %s",
-                exc.path,
-                exc.problem,
-                extra={"model": name, "file": str(exc.path), "problem": exc.problem},
-            )
-            out.unavailable.append({"name": name, "error": redact_paths(f"{exc.path.name}: {exc.problem}")})
-            continue
-        except Exception as exc:
-            log.exception("model failed to load or warm", extra={"model": name, "file": str(path)})
-            out.unavailable.append({"name": name, "error": f"failed to load or warm: {type(exc).__name__}"})
-            continue
-        out.models[name] = runtime
+        runtime, refusal = load_model(name, settings, field_threads)
+        if runtime is None:
+            out.unavailable.append(refusal)
+        else:
+            out.models[name] = runtime
     if settings.default_model not in out.models:
         problem = next((u["error"] for u in out.unavailable if u["name"] == settings.default_model), "not loaded")
         for runtime in out.models.values():
@@ -92,6 +80,25 @@ def load_models(settings: ServiceSettings, field_threads: int = 1) -> LoadedMode
             f"default model {settings.default_model!r} ({root / settings.default_model}) cannot be served: {problem}"
         )
     return out
+
+
+def load_model(name: str, settings: ServiceSettings, field_threads: int = 1) -> tuple[ModelRuntime | None, dict]:
+    """Load, verify and warm one model (worker thread): (runtime, {}) or (None, its ``unavailable``
+    entry), the refusal logged in full. Start-up and ``service.reload`` both load through here."""
+    path = settings.artifact_dir / name
+    try:
+        return _load_one(path, name, settings, field_threads), {}
+    except ArtifactError as exc:
+        log.error(
+            "artifact refused: %s: %s",
+            exc.path,
+            exc.problem,
+            extra={"model": name, "file": str(exc.path), "problem": exc.problem},
+        )
+        return None, {"name": name, "error": redact_paths(f"{exc.path.name}: {exc.problem}")}
+    except Exception as exc:
+        log.exception("model failed to load or warm", extra={"model": name, "file": str(path)})
+        return None, {"name": name, "error": f"failed to load or warm: {type(exc).__name__}"}
 
 
 def _load_one(path: Path, name: str, settings: ServiceSettings, field_threads: int) -> ModelRuntime:

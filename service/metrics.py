@@ -87,6 +87,19 @@ class Registry:
         self.models = Gauge(
             "fastlrnr_model_info", "loaded models (value 1)", ("model", "version", "sha256"), registry=r
         )
+        # artifact reloads (service.reload)
+        self.reloads = Counter(
+            "fastlrnr_model_reloads",
+            "artifact changes acted on: loaded (new model), replaced, removed, refused (the old one serves on)",
+            ("model", "outcome"),
+            registry=r,
+        )
+        self.reload_refused = Gauge(
+            "fastlrnr_model_reload_refused",
+            "1 while the artifact on disk is refused (the version before it, if any, serves on)",
+            ("model",),
+            registry=r,
+        )
 
     def expose(self, accept: str | None = None) -> tuple[bytes, str]:
         """(body, content type) of a scrape, in the format the ``Accept`` header asks for."""

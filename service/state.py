@@ -3,7 +3,8 @@
 Route handlers get the state through ``Depends(get_state)``. :meth:`ServiceState.execute`
 is the one place where a solve job takes its place in the solver queue and gives it
 back; :attr:`ServiceState.requests` bounds the open solve requests before their bodies
-are read.
+are read. :meth:`ServiceState.replace_model` swaps a model's runtime (``service.reload``):
+requests that found the old one finish on it, and it is closed when the last of them is done.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ServiceState:
         self.settings = settings
         self.metrics = Registry()
         self.models: dict[str, ModelRuntime] = {}
+        self._in_use: dict[int, int] = {}  # id(runtime) → jobs running on it (event loop only)
+        self._retired: dict[int, ModelRuntime] = {}  # replaced runtimes still in use
         self.unavailable: list[dict] = []
         self.status: Literal["starting", "ready", "draining", "failed"] = "starting"
         self.pool = SolverPool(settings.solver_threads, settings.queue_capacity, settings.retry_after_s, self.metrics)
@@ -60,8 +63,44 @@ class ServiceState:
             self.metrics.models.labels(name, runtime.artifact.version, runtime.artifact.sha256).set(1)
 
     def close(self) -> None:
-        for runtime in self.models.values():
+        for runtime in [*self.models.values(), *self._retired.values()]:
             runtime.close()
+        self._retired.clear()
+
+    # ---- reload (event loop thread)
+    def replace_model(self, name: str, runtime: ModelRuntime | None) -> ModelRuntime | None:
+        """Serve ``runtime`` under ``name`` (None: stop serving it); returns the runtime replaced.
+
+        The new mapping is swapped in whole, so a request sees either the old or the new
+        model; the old runtime is closed once no job runs on it any more."""
+        models = dict(self.models)
+        old = models.pop(name, None)
+        if runtime is not None:
+            models[name] = runtime
+        self.models = models
+        if old is not None:
+            self.metrics.models.remove(name, old.artifact.version, old.artifact.sha256)
+            self._retire(old)
+        if runtime is not None:
+            self.metrics.models.labels(name, runtime.artifact.version, runtime.artifact.sha256).set(1)
+        return old
+
+    def _retire(self, runtime: ModelRuntime) -> None:
+        if self._in_use.get(id(runtime), 0) > 0:
+            self._retired[id(runtime)] = runtime
+        else:
+            runtime.close()
+
+    def _hold(self, runtime: ModelRuntime, delta: int) -> None:
+        key = id(runtime)
+        n = self._in_use.get(key, 0) + delta
+        if n > 0:
+            self._in_use[key] = n
+            return
+        self._in_use.pop(key, None)
+        retired = self._retired.pop(key, None)
+        if retired is not None:
+            retired.close()
 
     # ---- solving
     def run_pass(self, runtime: ModelRuntime, jobs: list[Job]) -> list[PassResult]:
@@ -83,11 +122,19 @@ class ServiceState:
         return results
 
     async def execute(self, runtime: ModelRuntime, job: Job, batchable: bool) -> PassResult:
-        """Admit the job to the solver queue (503 when full), run it, give the place back."""
-        async with self.pool.slot():
-            if batchable and self.batcher is not None:
-                return await self.batcher.submit(runtime, job.key, job)
-            return (await self.pool.run(self.run_pass, runtime, [job]))[0]
+        """Admit the job to the solver queue (503 when full), run it, give the place back.
+
+        The runtime is held from the first statement (no await between the handler's model
+        look-up and here), so a reload cannot close it under the job."""
+        self._hold(runtime, +1)
+        try:
+            async with self.pool.slot():
+                if batchable and self.batcher is not None:
+                    # id(runtime): jobs for two versions of one model never share a pass
+                    return await self.batcher.submit(runtime, (id(runtime), job.key), job)
+                return (await self.pool.run(self.run_pass, runtime, [job]))[0]
+        finally:
+            self._hold(runtime, -1)
 
 
 def get_state(request: Request) -> ServiceState:
