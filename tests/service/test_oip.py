@@ -152,6 +152,19 @@ def test_infer_options_map_to_the_batch_fields(client):
     assert [f["code"] for f in diag["flags"]] == ["outside_served_domain"]
 
 
+def test_nested_json_data_and_fp32_inputs(client):
+    flat = client.post("/v2/models/cdr/infer", json=infer_body(ROWS[:2], **SMALL))
+    nested = {**infer_body(ROWS[:2], **SMALL), "inputs": [{**tensor("params", ROWS[:2]), "data": ROWS[:2]}]}
+    r = client.post("/v2/models/cdr/infer", json=nested)
+    assert r.status_code == flat.status_code == 200
+    np.testing.assert_array_equal(outputs(r)["u"], outputs(flat)["u"])
+    fp32 = {**infer_body([[2.1, 0.3, 1.7]], **SMALL), "inputs": [tensor("params", [[2.1, 0.3, 1.7]], "FP32")]}
+    r = client.post("/v2/models/cdr/infer", json=fp32)
+    widened = [float(np.float32(v)) for v in (2.1, 0.3, 1.7)]  # what FP32 can hold, exactly
+    b = client.post("/solve/batch", json=batch_body([widened], grid=SMALL)).json()
+    np.testing.assert_array_equal(outputs(r)["u"][0], np.asarray(b["results"][0]["u"], np.float32))
+
+
 def test_infer_binary_tensors_both_ways(client):
     """The binary tensor data extension, framed by hand: inputs and outputs as raw bytes."""
     params = np.asarray(ROWS[:2], np.float64)
