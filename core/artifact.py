@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.correction import CorrectionSpec, LinearisedCorrection
-from core.error_estimate import ErrorModel
+from core.correction import CorrectionSpec, ErrorCorrection
+from core.error_estimate import AprioriMap, ErrorModel
 from core.fast_phase import FastPhaseModel, FastPhaseSettings
 from core.fastlrnr import ReducedOperators
 from core.hypernet import HyperWeights
@@ -114,12 +114,13 @@ class Artifact:
     onnx: dict[str, Path]
     sha256: str
     directory: Path
+    a_priori: AprioriMap | None = None  # the hypernetwork's a-priori error map (schema 3 artifacts may lack it)
 
     @property
     def dimensions(self) -> dict:
         return self.manifest["dimensions"]
 
-    def correction_model(self, dtype=np.float32) -> LinearisedCorrection:
+    def correction_model(self, dtype=np.float32) -> ErrorCorrection:
         """The linearised correction at the manifest's grids."""
         return self.correction.model(self.lrnr, dtype)
 
@@ -294,6 +295,7 @@ class _Verified:
     correction: CorrectionSpec
     arrays: dict[str, dict[str, np.ndarray]]  # npz file name → arrays
     onnx: dict[str, Path]
+    a_priori: AprioriMap | None
 
 
 def verify_artifact(directory: Path | str) -> dict:
@@ -340,6 +342,7 @@ def load_artifact(directory: Path | str) -> Artifact:
         onnx=v.onnx,
         sha256=v.sha256,
         directory=directory,
+        a_priori=v.a_priori,
     )
 
 
@@ -418,6 +421,11 @@ def _read_verified(directory: Path) -> _Verified:
         correction = CorrectionSpec.from_dict(manifest["correction"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(mpath, f"correction is malformed: {exc!r}") from None
+    try:
+        a_priori = manifest["error_estimate"].get("a_priori")
+        a_priori = None if a_priori is None else AprioriMap.from_dict(a_priori)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(mpath, f"error_estimate.a_priori is malformed: {exc!r}") from None
     dims = _check_dimensions(mpath, manifest["dimensions"])
     listed = _check_file_list(mpath, manifest["files"])
 
@@ -452,6 +460,7 @@ def _read_verified(directory: Path) -> _Verified:
         correction,
         arrays,
         onnx,
+        a_priori,
     )
 
 

@@ -1,22 +1,33 @@
-"""The linearised correction: serve u + e instead of u, with e the linearised error.
+"""The correction: serve u + e instead of u, with e the LRNR's error solved from its residual.
 
-``core.error_proxy`` solves the error equation e_t + βe_x − νe_xx − ρ(1 − 2u)e = −r on a
-coarse regular grid to *measure* how far the LRNR's field u is from the true solution. The
-same e, added to u, removes that first-order error — one Newton step of the PDE, taken with
-a coarse spectral solver from the LRNR's own residual. What remains is second order in e
-plus the coarse grid's discretisation error.
+If the LRNR's field u leaves the residual r = R[u], the error e = ū − u against the true
+solution ū solves *exactly* (the PDE's only nonlinearity is ρu²)
 
-``LinearisedCorrection`` computes e on a *correction grid* (nx × nt) and, for the estimate of
-what remains, the two-grid difference
+    L_u e + ρ e² = −r,    L_u e = e_t + βe_x − νe_xx − ρ(1 − 2u) e,    e(x, 0) = 0.
 
-    d = ‖e − I e_c‖ / ‖u‖   (over the correction grid's times t_1..t_{nt−1})
+``core.error_proxy.error_field`` integrates the linear part on a regular grid (Fourier ETD in
+x, Strang splitting of the reaction). The first iterate is the linearised error (one Newton
+step of the PDE from u); Newton's iteration on the nonlinear equation reuses the same solver,
 
-with e_c the same equation solved on a coarser grid and I its interpolation (trigonometric in
-x, linear in t). ``core.error_estimate.ErrorModel`` calibrates d into an estimate per model.
+    e_{k+1} = error_field(r − ρ e_k², u + e_k)     (L_{u+e_k} e_{k+1} = −r + ρ e_k²),
 
-The correction is interpolated to any requested sites: trigonometric interpolation in x
-(``core.spectral``, as the reference solver does; the problem is periodic and e is
-band-limited on its grid), linear in t.
+with no new LRNR pass: it converges in two or three iterations where e is large (the
+low-viscosity, high-reaction corners) and changes nothing where ρe² is negligible.
+
+``ErrorCorrection`` evaluates the LRNR's residual on a *correction grid* (nx × nt) once,
+interpolates r and u cubically in time onto ``substeps`` steps per grid interval (the error
+equation's time step, not the LRNR's sampling, limits the accuracy elsewhere: halving it
+divides what remains by about four), iterates, and measures what the correction leaves by the
+two-grid difference
+
+    d = ‖e − I e_c‖ / ‖u‖   (over the integration times t > 0)
+
+with e_c the same equation solved on a coarser grid and I its interpolation.
+``core.error_estimate.ErrorModel`` calibrates d into an estimate per model and substep count.
+
+The correction reaches any requested sites by trigonometric interpolation in x
+(``core.spectral``; the problem is periodic and e is band-limited on its grid) and cubic
+interpolation in t.
 """
 
 from __future__ import annotations
@@ -29,29 +40,64 @@ from core.error_estimate import ErrorModel
 from core.error_proxy import ErrorProxy, error_field
 from core.lrnr import LRNRWeights
 from core.pde import uniform_grid
-from core.spectral import SITES_CHUNK, trig_interpolate
+from core.spectral import SITES_CHUNK, cubic_in_time, trig_interpolate
+
+MAX_CHUNK_VALUES = 1 << 21  # rows × times × sites interpolated at once in ``at_points`` (16 MiB)
 
 
-def _time_weights(t_grid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(j, w): t lies between t_grid[j] and t_grid[j + 1] with weight w on the latter
-    (t clamped to the grid's range)."""
-    t = np.clip(np.asarray(t, dtype=np.float64), t_grid[0], t_grid[-1])
-    j = np.clip(np.searchsorted(t_grid, t, side="right") - 1, 0, len(t_grid) - 2)
-    return j, (t - t_grid[j]) / (t_grid[j + 1] - t_grid[j])
+def _relative_norm(e: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """‖e‖ / ‖u‖ (R,) over the times t > 0 (axis 1 from index 1); inf where not finite."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = np.sqrt(np.sum(e[:, 1:] ** 2, axis=(1, 2)) / np.sum(u[:, 1:] ** 2, axis=(1, 2)))
+    return np.where(np.isfinite(out), out, np.inf)
 
 
-def _time_matrix(t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(len(t), len(t_grid)) linear-interpolation weights (t clamped to the grid's range)."""
-    j, w = _time_weights(t_grid, t)
-    out = np.zeros((j.size, t_grid.size))
-    out[np.arange(j.size), j] = 1.0 - w
-    out[np.arange(j.size), j + 1] = w
-    return out
+def newton_error_field(
+    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, iterations: int, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The error e (R, nt, nx) of fields u with residuals r (R, nt, nx) on ``uniform_grid``
+    scaled to [0, t_end], parameters mu (R, 3): the linearised error, then up to
+    ``iterations`` Newton steps per row, a row stopping once its increment ‖Δe‖/‖u‖ ≤ tol.
+
+    Returns (e, e_linearised, steps (R,) int: Newton steps taken after the linearised solve,
+    increment (R,): the last ‖Δe‖/‖u‖, NaN when no Newton step ran)."""
+    mu = np.asarray(mu, dtype=np.float64)
+    e_lin = error_field(r, u, mu, t_end)
+    e = e_lin.copy()
+    R = len(e)
+    steps = np.zeros(R, dtype=int)
+    increment = np.full(R, np.nan)
+    rho = mu[:, 2, None, None]
+    active = np.flatnonzero(rho[:, 0, 0] > 0) if iterations > 0 else np.array([], dtype=int)
+    increment[rho[:, 0, 0] == 0] = 0.0  # the equation is linear: the first solve is exact
+    for _ in range(iterations):
+        if active.size == 0:
+            break
+        ea = e[active]
+        with np.errstate(over="ignore", invalid="ignore"):
+            new = error_field(r[active] - rho[active] * ea * ea, u[active] + ea, mu[active], t_end)
+        inc = _relative_norm(new - ea, u[active])
+        e[active] = new
+        steps[active] += 1
+        increment[active] = inc
+        active = active[~(inc <= tol)]
+    return e, e_lin, steps, increment
+
+
+def on_substeps(values: np.ndarray, substeps: int) -> np.ndarray:
+    """values (R, nt, ...) on nt uniform times → (R, substeps·(nt − 1) + 1, ...) on the
+    refined times, by cubic interpolation (the input itself when substeps is 1)."""
+    if substeps == 1:
+        return np.asarray(values, dtype=np.float64)
+    nt = values.shape[1]
+    grid = np.linspace(0.0, 1.0, nt)
+    return cubic_in_time(values, grid, np.linspace(0.0, 1.0, substeps * (nt - 1) + 1))
 
 
 @dataclass(frozen=True)
 class ErrorField:
-    """e (R, nt, nx) on ``uniform_grid(nx, nt)`` (t in [0, t_end]); interpolates to any sites."""
+    """e (R, nt, nx) on ``uniform_grid(nx, nt)`` (t in [0, t_end]); interpolates to any sites
+    (trigonometric in x, cubic in t)."""
 
     e: np.ndarray
     t_end: float
@@ -62,68 +108,180 @@ class ErrorField:
 
     def on_axes(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, len(t), len(x)) on the tensor grid of axes x, t."""
-        B = _time_matrix(self.t_grid, t)
-        return trig_interpolate(np.einsum("sn,rnj->rsj", B, self.e), x)  # in time first, then in x
+        return trig_interpolate(cubic_in_time(self.e, self.t_grid, t), x)  # in time first, then in x
 
     def at_points(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(R, P) at the points (x_p, t_p)."""
         x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-        out = np.empty((self.e.shape[0], x.size))
-        for lo in range(0, x.size, SITES_CHUNK):  # bounded memory for many points
-            M = trig_interpolate(self.e, x[lo : lo + SITES_CHUNK])  # (R, nt, p): in x first
-            j, w = _time_weights(self.t_grid, t[lo : lo + SITES_CHUNK])
+        R, n = self.e.shape[:2]
+        out = np.empty((R, x.size))
+        chunk = max(64, min(SITES_CHUNK, MAX_CHUNK_VALUES // max(1, R * n)))
+        h = self.t_end / (n - 1)
+        for lo in range(0, x.size, chunk):
+            M = trig_interpolate(self.e, x[lo : lo + chunk])  # (R, nt, p): in x first
+            tp = np.clip(t[lo : lo + chunk], 0.0, self.t_end)
+            j = np.clip(np.floor(tp / h).astype(int), 0, n - 2)
+            s = tp / h - j
             p = np.arange(j.size)
-            out[:, lo : lo + SITES_CHUNK] = (1.0 - w) * M[:, j, p] + w * M[:, j + 1, p]
+            first = 3.0 * M[:, 0] - 3.0 * M[:, 1] + M[:, 2]
+            last = 3.0 * M[:, -1] - 3.0 * M[:, -2] + M[:, -3]
+            padded = np.concatenate([first[:, None], M, last[:, None]], axis=1)
+            p0, p1, p2, p3 = (padded[:, j + k, p] for k in range(4))
+            out[:, lo : lo + chunk] = p1 + 0.5 * s * (
+                (p2 - p0) + s * ((2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) + s * (3.0 * (p1 - p2) + p3 - p0))
+            )
         return out
 
 
-class LinearisedCorrection:
-    """The linearised error of the full LRNR on an nx × nt correction grid, with the two-grid
-    difference against a coarse (nx_c × nt_c) grid as the measure of what the correction
-    leaves. ``__call__(S, mu)`` → (ErrorField (R, nt, nx), d (R,)) for rows S (R, P)."""
+@dataclass(frozen=True)
+class CorrectionPass:
+    """The LRNR's residual r and field u (R, nt, nx) on the correction grid, and on the
+    coarse grid (None when the coarse grid is nested in it), for parameters mu (R, 3)."""
 
-    def __init__(self, weights: LRNRWeights, grid: tuple[int, int], coarse: tuple[int, int], dtype=np.float32):
+    r: np.ndarray
+    u: np.ndarray
+    mu: np.ndarray
+    coarse: tuple[np.ndarray, np.ndarray] | None
+
+    def take(self, rows: np.ndarray) -> CorrectionPass:
+        """The pass restricted to ``rows`` (indices)."""
+        coarse = None if self.coarse is None else (self.coarse[0][rows], self.coarse[1][rows])
+        return CorrectionPass(self.r[rows], self.u[rows], self.mu[rows], coarse)
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    """What one correction solve gives, per row: ``field`` the error e to add; ``d`` the
+    two-grid difference (what the estimate calibrates); ``proxy`` the linearised error
+    ‖e_lin‖/‖u‖ of the uncorrected field (what the fast phase's acceptance compares);
+    ``rms`` the RMS residual on the grid; ``newton_steps`` and ``increment`` the iteration's
+    steps and last ‖Δe‖/‖u‖; ``substeps`` the integration steps per grid interval."""
+
+    field: ErrorField
+    d: np.ndarray
+    proxy: np.ndarray
+    rms: np.ndarray
+    newton_steps: np.ndarray
+    increment: np.ndarray
+    substeps: int
+
+
+class ErrorCorrection:
+    """The LRNR's error on an nx × nt correction grid (``substeps`` integration steps per grid
+    interval, up to ``iterations`` Newton steps to ``tol``), with the two-grid difference
+    against a coarse (nx_c × nt_c) grid as the measure of what the correction leaves.
+
+    ``evaluate(S, mu)`` is the one LRNR pass; ``solve(pass, substeps)`` the error equation on
+    it (cheap: FFTs of length nx), so several substep counts share one pass.
+    ``__call__(S, mu)`` → (ErrorField, d (R,)) at the default substeps."""
+
+    def __init__(
+        self,
+        weights: LRNRWeights,
+        grid: tuple[int, int],
+        coarse: tuple[int, int],
+        dtype=np.float32,
+        substeps: int = 1,
+        iterations: int = 0,
+        tol: float = 1e-9,
+    ):
         if not (grid[0] > coarse[0] and grid[1] > coarse[1]):
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse} on both axes")
+        if substeps < 1 or iterations < 0 or not tol >= 0:
+            raise ValueError(f"need substeps ≥ 1, iterations ≥ 0, tol ≥ 0; got {substeps}, {iterations}, {tol}")
+        if substeps > 1 and coarse[1] < 3:
+            raise ValueError(f"substeps > 1 interpolate cubically in time: the coarse grid needs nt ≥ 3, got {coarse}")
         self.grid, self.coarse = (int(grid[0]), int(grid[1])), (int(coarse[0]), int(coarse[1]))
+        self.substeps, self.iterations, self.tol = int(substeps), int(iterations), float(tol)
         self.fine_proxy = ErrorProxy(weights, *self.grid, dtype=dtype)
         # a coarse grid whose points are fine-grid points reuses the fine residual (no second LRNR pass)
         sx, rx = divmod(self.grid[0], self.coarse[0])
         st, rt = divmod(self.grid[1] - 1, self.coarse[1] - 1)
         self._stride = (st, sx) if rx == 0 and rt == 0 else None
         self.coarse_proxy = None if self._stride else ErrorProxy(weights, *self.coarse, dtype=dtype)
-        self._x, self._t = uniform_grid(*self.grid)
+        self.t_end = self.fine_proxy.t_end
 
-    def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[ErrorField, np.ndarray]:
+    def evaluate(self, S: np.ndarray, mu: np.ndarray) -> CorrectionPass:
+        """The LRNR pass: residual and field on the grid(s) for rows S (R, P), mu (R, 3)."""
         mu = np.asarray(mu, dtype=np.float64)
         r, u = self.fine_proxy.residual_and_field(S, mu)
-        t_end = self.fine_proxy.t_end
-        e = error_field(r, u, mu, t_end)
+        coarse = None if self._stride else self.coarse_proxy.residual_and_field(S, mu)
+        return CorrectionPass(r, u, mu, coarse)
+
+    def solve(self, p: CorrectionPass, substeps: int | None = None) -> CorrectionResult:
+        """The error equation on pass ``p`` with ``substeps`` steps per grid interval (None:
+        the default)."""
+        m = self.substeps if substeps is None else int(substeps)
+        if m < 1:
+            raise ValueError(f"substeps must be ≥ 1, got {m}")
+        r, u = on_substeps(p.r, m), on_substeps(p.u, m)
+        e, e_lin, steps, increment = newton_error_field(r, u, p.mu, self.t_end, self.iterations, self.tol)
         if self._stride is not None:
             st, sx = self._stride
-            e_c = error_field(r[:, ::st, ::sx], u[:, ::st, ::sx], mu, t_end)
+            rc, uc = p.r[:, ::st, ::sx], p.u[:, ::st, ::sx]
         else:
-            e_c, _ = self.coarse_proxy.error_field(S, mu)
-        coarse_here = ErrorField(e_c, t_end).on_axes(self._x, self._t)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            d = np.sqrt(np.sum((e - coarse_here)[:, 1:] ** 2, axis=(1, 2)) / np.sum(u[:, 1:] ** 2, axis=(1, 2)))
-        return ErrorField(e, t_end), np.where(np.isfinite(d), d, np.inf)
+            rc, uc = p.coarse
+        e_c, *_ = newton_error_field(
+            on_substeps(rc, m), on_substeps(uc, m), p.mu, self.t_end, self.iterations, self.tol
+        )
+        x = uniform_grid(self.grid[0], 2)[0]
+        coarse_here = ErrorField(e_c, self.t_end).on_axes(x, np.linspace(0.0, self.t_end, e.shape[1]))
+        rms = np.sqrt(np.mean(p.r.reshape(len(p.r), -1) ** 2, axis=1))
+        return CorrectionResult(
+            field=ErrorField(e, self.t_end),
+            d=_relative_norm(e - coarse_here, u),
+            proxy=_relative_norm(e_lin, u),
+            rms=np.where(np.isfinite(rms), rms, np.inf),
+            newton_steps=steps,
+            increment=increment,
+            substeps=m,
+        )
+
+    def __call__(self, S: np.ndarray, mu: np.ndarray, substeps: int | None = None) -> tuple[ErrorField, np.ndarray]:
+        res = self.solve(self.evaluate(S, mu), substeps)
+        return res.field, res.d
 
     def to_dict(self) -> dict:
-        return {"nx": self.grid[0], "nt": self.grid[1], "coarse": {"nx": self.coarse[0], "nt": self.coarse[1]}}
+        return {
+            "nx": self.grid[0],
+            "nt": self.grid[1],
+            "coarse": {"nx": self.coarse[0], "nt": self.coarse[1]},
+            "substeps": self.substeps,
+            "newton": {"iterations": self.iterations, "tol": self.tol},
+        }
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One corrected rung of the escalation ladder: ``substeps`` on the correction grid and
+    the ErrorModel that turns its two-grid difference into an estimate."""
+
+    substeps: int
+    error_model: ErrorModel
+
+    def to_dict(self) -> dict:
+        return {"substeps": self.substeps, "error_model": self.error_model.to_dict()}
 
 
 @dataclass(frozen=True)
 class CorrectionSpec:
     """A model's correction as its manifest states it: the correction and coarse grids
-    (nx, nt), whether answers are corrected by default, and the ErrorModel that turns the
-    two-grid difference d into an estimate of a corrected answer's relative L2 error."""
+    (nx, nt), whether answers are corrected by default, Newton's iterations and tolerance,
+    and the corrected rungs (substeps, ErrorModel), cheapest first — the first is the default
+    answer's. A manifest without ``rungs`` (schema 3) has one: its ``error_model`` at 1 substep."""
 
     grid: tuple[int, int]
     coarse: tuple[int, int]
     default: bool
-    error_model: ErrorModel
+    rungs: tuple[Rung, ...]
+    iterations: int = 0
+    tol: float = 1e-9
+
+    @property
+    def error_model(self) -> ErrorModel:
+        """The default rung's error model."""
+        return self.rungs[0].error_model
 
     @classmethod
     def from_dict(cls, d: dict) -> CorrectionSpec:
@@ -132,10 +290,31 @@ class CorrectionSpec:
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
         if not isinstance(d["default"], bool):
             raise ValueError(f"correction.default must be true or false, got {d['default']!r}")
-        return cls(grid, coarse, d["default"], ErrorModel.from_dict(d["error_model"]))
+        newton = d.get("newton", {"iterations": 0, "tol": 1e-9})
+        iterations, tol = newton["iterations"], float(newton["tol"])
+        if not (isinstance(iterations, int) and not isinstance(iterations, bool) and 0 <= iterations <= 20):
+            raise ValueError(f"correction.newton.iterations must be an integer in [0, 20], got {iterations!r}")
+        if not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"correction.newton.tol must be finite and ≥ 0, got {tol!r}")
+        first = ErrorModel.from_dict(d["error_model"])  # the default answer's (schema 3 readers use it)
+        if "rungs" in d:
+            rungs = tuple(Rung(_substeps(r["substeps"]), ErrorModel.from_dict(r["error_model"])) for r in d["rungs"])
+        else:
+            rungs = (Rung(1, first),)
+        if not rungs or any(b.substeps <= a.substeps for a, b in zip(rungs, rungs[1:])):
+            raise ValueError(f"correction.rungs must be non-empty with increasing substeps, got {d.get('rungs')!r}")
+        return cls(grid, coarse, d["default"], rungs, iterations, tol)
 
-    def model(self, weights: LRNRWeights, dtype=np.float32) -> LinearisedCorrection:
-        return LinearisedCorrection(weights, self.grid, self.coarse, dtype)
+    def model(self, weights: LRNRWeights, dtype=np.float32) -> ErrorCorrection:
+        return ErrorCorrection(
+            weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol
+        )
+
+
+def _substeps(v) -> int:
+    if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+        raise ValueError(f"substeps must be an integer in [1, 64], got {v!r}")
+    return v
 
 
 def _grid(d: dict, what: str) -> tuple[int, int]:

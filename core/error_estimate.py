@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.hypernet import normalise_params
-from core.pde import Domain, as_param_array
+from core.pde import PARAM_NAMES, Domain, as_param_array
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,16 @@ def _features(proxy: np.ndarray, mu: np.ndarray, low: np.ndarray, high: np.ndarr
 def fit_error_model(
     proxy: np.ndarray, mu: np.ndarray, error: np.ndarray, domain: Domain, coverage: float = 0.95
 ) -> ErrorModel:
-    """Least-squares fit of log error on the features, then the offset at ``coverage``."""
+    """Least-squares fit of log error on the features, then the offset at ``coverage`` (the
+    next larger residual: at least that share of the fit's answers is covered)."""
     if not (0 < coverage < 1):
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
     mu = as_param_array(mu)
     X = _features(np.asarray(proxy, dtype=np.float64), mu, domain.low, domain.high)
     y = np.log(np.asarray(error, dtype=np.float64))
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    offset = float(np.quantile(y - X @ coef, coverage))
+    # the next larger residual (plus roundoff): at least that share of the fit's answers is covered
+    offset = float(np.quantile(y - X @ coef, coverage, method="higher")) + 1e-9
     return ErrorModel(coef, offset, domain.low.copy(), domain.high.copy(), coverage)
 
 
@@ -113,3 +115,88 @@ def estimate_quality(estimate: np.ndarray, error: np.ndarray, factor: float = 5.
         f"within_1_to_{factor:g}x": float(np.mean(covered & (estimate <= factor * error))),
         "median_ratio": float(np.median(estimate / error)),
     }
+
+
+@dataclass(frozen=True)
+class AprioriMap:
+    """An a-priori estimate of the uncorrected hypernetwork answer's relative L2 error, from
+    the parameters alone (no residual, no check grid): the true errors measured at build time
+    on a tensor grid of the domain (``axes`` per parameter, one value for a fixed one), and
+    per query the largest of them over the corners of the grid cell that holds μ, times
+    exp(``offset``) (the margin that held-out points needed), times ``extrapolation_factor``
+    outside the grid's box.
+
+    axes: three (n_i,) increasing arrays; log_error: (n_β, n_ν, n_ρ) log errors at the nodes."""
+
+    axes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    log_error: np.ndarray
+    offset: float
+    extrapolation_factor: float
+
+    def predict(self, mu: np.ndarray) -> np.ndarray:
+        """(B,) estimated relative L2 errors for mu (B, 3)."""
+        mu = as_param_array(mu)
+        corners = []
+        outside = np.zeros(len(mu), dtype=bool)
+        for i, axis in enumerate(self.axes):
+            v = mu[:, i]
+            outside |= (v < axis[0] - 1e-12) | (v > axis[-1] + 1e-12)
+            if axis.size == 1:
+                corners.append((np.zeros(len(mu), dtype=int),) * 2)
+                continue
+            j = np.clip(np.searchsorted(axis, v, side="right") - 1, 0, axis.size - 2)
+            on_node = np.isclose(v, axis[j], rtol=0, atol=1e-12)  # a node: its own value, no neighbour
+            corners.append((j, np.where(on_node, j, j + 1)))
+        worst = np.full(len(mu), -np.inf)
+        for a in corners[0]:
+            for b in corners[1]:
+                for c in corners[2]:
+                    worst = np.maximum(worst, self.log_error[a, b, c])
+        return np.exp(worst + self.offset) * np.where(outside, self.extrapolation_factor, 1.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "form": "max of the node errors over the cell's corners × exp(offset)",
+            "axes": [a.tolist() for a in self.axes],
+            "log_error": self.log_error.tolist(),
+            "offset": float(self.offset),
+            "extrapolation_factor": float(self.extrapolation_factor),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AprioriMap:
+        axes = tuple(np.asarray(a, dtype=np.float64) for a in d["axes"])
+        log_error = np.asarray(d["log_error"], dtype=np.float64)
+        if len(axes) != 3 or log_error.shape != tuple(a.size for a in axes):
+            raise ValueError(f"a-priori map: 3 axes and a log_error of their shape expected, got {log_error.shape}")
+        if not all(a.size >= 1 and np.all(np.isfinite(a)) and np.all(np.diff(a) > 0) for a in axes):
+            raise ValueError("a-priori map: each axis must be finite and increasing")
+        if not (np.all(np.isfinite(log_error)) and np.isfinite(d["offset"])):
+            raise ValueError("a-priori map: log_error and offset must be finite")
+        factor = float(d["extrapolation_factor"])
+        if not (np.isfinite(factor) and factor >= 1):
+            raise ValueError(f"a-priori map: extrapolation_factor must be ≥ 1, got {factor}")
+        return cls(axes, log_error, float(d["offset"]), factor)
+
+
+def fit_apriori_map(
+    domain: Domain,
+    per_axis: int,
+    node_error: np.ndarray,
+    held_out_mu: np.ndarray,
+    held_out_error: np.ndarray,
+    coverage: float = 0.99,
+    extrapolation_factor: float = 10.0,
+) -> AprioriMap:
+    """The map from true errors at ``domain.grid(per_axis)`` (``node_error`` in that order),
+    with the offset that makes the estimate cover ``coverage`` of the held-out points (never
+    below 0: the cell maximum alone is the floor)."""
+    axes = tuple(
+        np.linspace(*domain.bounds[k], per_axis) if k in domain.active else np.array([domain.bounds[k][0]])
+        for k in PARAM_NAMES
+    )
+    log_error = np.log(np.maximum(np.asarray(node_error, dtype=np.float64), 1e-12)).reshape([a.size for a in axes])
+    bare = AprioriMap(axes, log_error, 0.0, extrapolation_factor)
+    gap = np.log(np.asarray(held_out_error, dtype=np.float64)) - np.log(bare.predict(held_out_mu))
+    offset = max(0.0, float(np.quantile(gap, coverage))) if gap.size else 0.0
+    return AprioriMap(axes, log_error, offset, extrapolation_factor)

@@ -9,16 +9,20 @@ allowed (422), and the parameters lie in the model's served domain (422, or flag
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from core.pde import PARAM_NAMES
 from service.errors import ApiError
-from service.jobs import Job, grid_arrays
+from service.jobs import GridArrays, Job, grid_arrays
 from service.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
 from service.settings import ServiceSettings
 from service.solver import ModelRuntime
+from service.sweep import SweepInput, chunks
+
+DEFAULT_TIME_BUDGET_MS = 2000  # escalation to a tolerance ends this long after the request arrived
 
 
 def find_model(models: Mapping[str, ModelRuntime], name: str | None, default: str) -> ModelRuntime:
@@ -75,11 +79,54 @@ def _job(
     single: bool,
 ) -> Job:
     check_grid(body.grid, limits.max_grid_points)
-    settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps)
+    correct = runtime.correction_default if body.correction is None else body.correction
+    settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps, correct)
     mu = np.array([p.as_tuple() for p in params], dtype=np.float64).reshape(-1, 3)
     inside, outside = check_domain(runtime, mu, body.allow_extrapolation, single)
-    correct = runtime.correction_default if body.correction is None else body.correction
-    return Job(mu, ~inside, grid_arrays(body.grid), settings, steps, body.tolerance, outside, correct=correct)
+    budget_ms = DEFAULT_TIME_BUDGET_MS if body.time_budget_ms is None else body.time_budget_ms
+    return Job(
+        mu,
+        ~inside,
+        grid_arrays(body.grid),
+        settings,
+        steps,
+        body.tolerance,
+        outside,
+        correct=correct,
+        budget_s=budget_ms / 1e3,
+    )
+
+
+def sweep_jobs(
+    runtime: ModelRuntime,
+    sweep: SweepInput,
+    correct: bool,
+    tolerance: float | None,
+    budget_ms: int | None,
+    allow_extrapolation: bool,
+    limits: ServiceSettings,
+) -> list[Job]:
+    """The jobs of one ``POST /solve/sweep``: the served-domain check of every row, then one
+    job per chunk of rows (``service.sweep.chunks``), all with one deadline."""
+    inside, outside = check_domain(runtime, sweep.mu, allow_extrapolation, single=False)
+    grid = GridArrays(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
+    budget_s = (DEFAULT_TIME_BUDGET_MS if budget_ms is None else budget_ms) / 1e3
+    enqueued = time.perf_counter()
+    return [
+        Job(
+            sweep.mu[sl],
+            ~inside[sl],
+            grid,
+            None,
+            0,
+            tolerance,
+            outside[sl],
+            enqueued,
+            correct=correct,
+            budget_s=budget_s,
+        )
+        for sl in chunks(len(sweep.mu), sweep.sites, limits.max_batch_values)
+    ]
 
 
 def check_grid(grid: Grid, max_points: int) -> None:
@@ -99,8 +146,11 @@ def check_grid(grid: Grid, max_points: int) -> None:
         )
 
 
-def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps: int):
-    """(settings or None when off, steps requested) from the request's options and the model's defaults."""
+def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps: int, correct: bool = False):
+    """(settings or None when off, steps requested) from the request's options and the model's
+    defaults. ``enabled`` null runs the fast phase for an uncorrected answer or when the
+    request names ``steps``: on a corrected answer it changes nothing the client sees
+    (docs/fast_phase_analysis.md), so by default it does not run there."""
     defaults = runtime.default_settings
     field_name = "steps" if fast_phase.steps is not None or fast_phase.epochs is None else "epochs"
     steps = fast_phase.requested_steps
@@ -132,7 +182,10 @@ def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps:
                 }
             ],
         )
-    if not fast_phase.enabled or steps == 0:
+    enabled = fast_phase.enabled
+    if enabled is None:  # on for an uncorrected answer, or when the request names its steps
+        enabled = not correct or fast_phase.requested_steps is not None
+    if not enabled or steps == 0:
         return None, 0
     changes: dict = {"steps": int(steps), "backend": backend}
     if fast_phase.locality != "auto":
@@ -164,7 +217,7 @@ def check_domain(
                     {
                         "loc": [*loc, key],
                         "type": "out_of_domain",
-                        "msg": f"{key} = {v:g} is outside the served domain of {runtime.name!r}: {key} "
+                        "msg": f"{key} = {float(v)!r} is outside the served domain of {runtime.name!r}: {key} "
                         f"{allowed} (set allow_extrapolation to solve anyway)",
                     }
                 )
@@ -173,7 +226,7 @@ def check_domain(
                     {
                         "loc": [*loc, key],
                         "type": "extrapolation_too_far",
-                        "msg": f"{key} = {v:g} is too far outside the served domain of {runtime.name!r} "
+                        "msg": f"{key} = {float(v)!r} is too far outside the served domain of {runtime.name!r} "
                         f"({key} {allowed}); extrapolation is limited to "
                         f"[{runtime.extrapolation_low[i]:g}, {runtime.extrapolation_high[i]:g}]",
                     }
@@ -182,7 +235,7 @@ def check_domain(
                 outside[row].append(
                     {
                         "code": "outside_served_domain",
-                        "message": f"{key} = {v:g} is outside the served domain ({key} {allowed}): "
+                        "message": f"{key} = {float(v)!r} is outside the served domain ({key} {allowed}): "
                         "the error estimate is not calibrated there",
                     }
                 )

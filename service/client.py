@@ -23,7 +23,12 @@ fetches fields as ``.npy`` bytes (smaller, exact float32) instead of JSON.
 ``max_batch_values``: the server's defaults unless given) into several requests, sent one
 after another, and joins the answers in order; a 413 ``batch_too_large`` makes it lower its
 limits and split further. ``solve_many`` sends many single solves with at most
-``concurrency`` in flight.
+``concurrency`` in flight. ``solve_sweep`` sends many parameter sets at the same sites as
+binary ``.npz`` requests (``service.sweep_client``), split to the server's limits.
+
+With a ``tolerance`` the server escalates an answer whose estimate is above it (finer
+correction, then the reference solver) within ``time_budget_ms`` (a client setting; the
+server's default when None); ``res.rung`` says what produced ``u``.
 """
 
 from __future__ import annotations
@@ -45,9 +50,11 @@ import httpx
 import numpy as np
 
 from core.pde import PARAM_NAMES, uniform_grid
+from service import sweep_client
 from service.version import __version__
 
 NPY = "application/x-npy"
+NPZ_TYPE = sweep_client.NPZ
 RETRY_EXCEPTIONS = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -152,8 +159,9 @@ class FastPhaseDiagnostics:
 class Diagnostics:
     """Timings in ms (queue, hypernet, fast_phase, field, correction, encode, total), the fast
     phase, ``batch_size``: the rows solved in the same server pass, and ``correction``:
-    whether the linearised correction was added (``correction_applied``) and the two-grid
-    difference its estimate calibrates (``two_grid_difference``)."""
+    whether the correction was added (``correction_applied``) and the two-grid difference its
+    estimate calibrates (``two_grid_difference``); ``answer``: the rung that produced u, which
+    stage produced the coefficients, and the escalation when a tolerance asked for it."""
 
     timings_ms: dict[str, float]
     fast_phase: FastPhaseDiagnostics
@@ -161,6 +169,7 @@ class Diagnostics:
     batch_size: int
     correction_applied: bool = False
     two_grid_difference: float | None = None
+    answer: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Diagnostics:
@@ -172,6 +181,7 @@ class Diagnostics:
             batch_size=int(d["batch_size"]),
             correction_applied=bool(corr.get("applied", False)),
             two_grid_difference=_opt_float(corr.get("two_grid_difference")),
+            answer=dict(d.get("answer") or {}),
         )
 
 
@@ -196,6 +206,7 @@ class SolveResult:
     diagnostics: Diagnostics
     request_id: str | None = None
     grid: str = "uniform"
+    rung: str = "corrected"
 
 
 @dataclass
@@ -212,6 +223,7 @@ class BatchItem:
     extrapolated: bool
     diagnostics: Diagnostics
     request_id: str | None = None
+    rung: str = "corrected"
 
 
 @dataclass
@@ -242,19 +254,20 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class FastPhaseOptions:
-    """The request's ``fast_phase``: ``steps`` None = the model's default, 0 = no adaptation;
+    """The request's ``fast_phase``: ``enabled`` None = the server's policy (on for an
+    uncorrected answer or when ``steps`` is given); ``steps`` None = the model's default, 0 = no adaptation;
     ``backend`` "exact" or "reduced" (None: the model's default); ``locality`` a weight ≥ 0 or
     "auto". A plain mapping with the same keys works as well."""
 
-    enabled: bool = True
+    enabled: bool | None = None
     steps: int | None = None
     backend: Literal["exact", "reduced"] | None = None
     locality: float | Literal["auto"] = "auto"
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {}
-        if not self.enabled:
-            out["enabled"] = False
+        if self.enabled is not None:
+            out["enabled"] = bool(self.enabled)
         if self.steps is not None:
             out["steps"] = int(self.steps)
         if self.backend is not None:
@@ -317,6 +330,7 @@ class _Base:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_values: int = DEFAULT_MAX_BATCH_VALUES,
         rng: random.Random | None = None,
+        time_budget_ms: int | None = None,
     ):
         if transport not in ("json", "npy"):
             raise ValueError(f"transport must be 'json' or 'npy', got {transport!r}")
@@ -328,6 +342,7 @@ class _Base:
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self.transport, self.model = transport, model
         self.max_batch_size, self.max_batch_values = int(max_batch_size), int(max_batch_values)
+        self.time_budget_ms = None if time_budget_ms is None else int(time_budget_ms)
         self._rng = rng or random.Random()
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._headers = {"User-Agent": f"fastlrnr-client/{__version__}"}
@@ -352,6 +367,8 @@ class _Base:
             body["allow_extrapolation"] = True
         if tolerance is not None:
             body["tolerance"] = float(tolerance)
+            if self.time_budget_ms is not None:
+                body["time_budget_ms"] = self.time_budget_ms
         if correction is not None:
             body["correction"] = bool(correction)
         return body
@@ -444,6 +461,7 @@ class _Base:
             diagnostics=Diagnostics.from_dict(meta["diagnostics"]),
             request_id=meta.get("request_id"),
             grid=meta["grid"],
+            rung=meta.get("rung", "corrected"),
         )
 
     def _batch_part(self, response: httpx.Response, body: dict) -> BatchResult:
@@ -478,6 +496,7 @@ class _Base:
                 extrapolated=bool(r["extrapolated"]),
                 diagnostics=Diagnostics.from_dict(r["diagnostics"]),
                 request_id=rid,
+                rung=r.get("rung", "corrected"),
             )
             for r in rows
         ]
@@ -661,6 +680,32 @@ class SolveClient(_Base):
             lo += len(body["params"])
         return _join(parts)
 
+    def solve_sweep(
+        self,
+        params,
+        *,
+        points=None,
+        x=None,
+        t=None,
+        model: str | None = None,
+        tolerance: float | None = None,
+        time_budget_ms: int | None = None,
+        correction: bool = False,
+        allow_extrapolation: bool = False,
+        body_bytes: int = sweep_client.DEFAULT_BODY_BYTES,
+    ) -> sweep_client.SweepResult:
+        """Many parameter sets (B, 3) at the same sites (``points`` (P, 2), or the axes ``x``,
+        ``t``) through ``POST /solve/sweep``: binary, split into requests that fit the server's
+        body (``body_bytes``) and answer limits, answers joined in order."""
+        arrays, n = sweep_client.sites(points, x, t)
+        q = sweep_client.query(model or self.model, tolerance, time_budget_ms, correction, allow_extrapolation)
+        parts = []
+        for body in sweep_client.requests(params, arrays, n, body_bytes):
+            r = self._request("POST", "/solve/sweep", content=body, params=q, headers={"Content-Type": NPZ_TYPE})
+            self._raise_for(r)
+            parts.append(sweep_client.parse(r.content, r.headers))
+        return sweep_client.join(parts)
+
     def solve_many(
         self,
         params: Iterable,
@@ -830,6 +875,30 @@ class AsyncSolveClient(_Base):
             parts.append(self._batch_part(response, body))
             lo += len(body["params"])
         return _join(parts)
+
+    async def solve_sweep(
+        self,
+        params,
+        *,
+        points=None,
+        x=None,
+        t=None,
+        model: str | None = None,
+        tolerance: float | None = None,
+        time_budget_ms: int | None = None,
+        correction: bool = False,
+        allow_extrapolation: bool = False,
+        body_bytes: int = sweep_client.DEFAULT_BODY_BYTES,
+    ) -> sweep_client.SweepResult:
+        """As :meth:`SolveClient.solve_sweep`."""
+        arrays, n = sweep_client.sites(points, x, t)
+        q = sweep_client.query(model or self.model, tolerance, time_budget_ms, correction, allow_extrapolation)
+        parts = []
+        for body in sweep_client.requests(params, arrays, n, body_bytes):
+            r = await self._request("POST", "/solve/sweep", content=body, params=q, headers={"Content-Type": NPZ_TYPE})
+            self._raise_for(r)
+            parts.append(sweep_client.parse(r.content, r.headers))
+        return sweep_client.join(parts)
 
     async def solve_many(
         self,

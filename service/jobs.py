@@ -51,8 +51,8 @@ class Job:
     """Checked work for one request: ``mu`` (B, 3) rows on one grid with one fast-phase setting.
 
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
-    it breaks, as flags; tolerance: the request's, or None; correct: add the linearised
-    correction."""
+    it breaks, as flags; tolerance: the request's, or None; correct: add the correction;
+    budget_s: the time from arrival within which escalation to the tolerance must end."""
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool
@@ -63,11 +63,17 @@ class Job:
     outside: list[list[dict]] = field(default_factory=list)
     enqueued: float = field(default_factory=time.perf_counter)
     correct: bool = False
+    budget_s: float | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """perf_counter by which escalation must stop (None: no tolerance, nothing to escalate)."""
+        return None if self.tolerance is None or self.budget_s is None else self.enqueued + self.budget_s
 
     @property
     def key(self) -> tuple:
         """Jobs with equal keys may share one solver pass."""
-        return (self.grid.key, self.settings, self.correct)
+        return (self.grid.key, self.settings, self.correct, self.tolerance)
 
 
 @dataclass

@@ -23,6 +23,8 @@ from service.jobs import Job, PassResult
 from service.logs import request_id_var
 from service.solver import ModelRuntime, answer_flags
 from service.state import ServiceState
+from service.sweep import NPZ_MEDIA_TYPE
+from service.sweep import npz_bytes as sweep_npz
 
 START_KEY = "fastlrnr.start"  # perf_counter at which the request arrived (set by the request-id middleware)
 
@@ -80,6 +82,7 @@ async def batch_response(
             {
                 "params": it["params"],
                 "extrapolated": it["extrapolated"],
+                "rung": it["rung"],
                 "error_estimate": it["error_estimate"],
                 "within_tolerance": it["within_tolerance"],
                 "flags": it["flags"],
@@ -92,6 +95,41 @@ async def batch_response(
     return await _json_response(
         request, state, {**head, "x": arrays["x"], "t": arrays["t"], "results": results}, timings
     )
+
+
+async def sweep_response(
+    request: Request, state: ServiceState, runtime: ModelRuntime, jobs: list[Job], results: list[PassResult]
+) -> Response:
+    """The answer to one /solve/sweep: an .npz archive (``service.sweep``)."""
+    t0 = time.perf_counter()
+    within, exhausted, extrapolated = [], [], []
+    for job, res in zip(jobs, results):
+        for i in range(len(job.mu)):
+            ok, flags = answer_flags(job, i, float(res.estimate[i]), res.rows[i]["answer"])
+            within.append(-1 if ok is None else int(ok))
+            exhausted.append(any(f["code"] == "time_budget_exhausted" for f in flags))
+        extrapolated.append(job.extrapolated)
+    arrays = {
+        "u": np.concatenate([r.u for r in results]).astype(np.float32, copy=False),
+        "error_estimate": np.concatenate([r.estimate for r in results]),
+        "within_tolerance": np.array(within, dtype=np.int8),
+        "rung": np.array([row["answer"]["rung"] for r in results for row in r.rows]),
+        "extrapolated": np.concatenate(extrapolated).astype(bool),
+        "time_budget_exhausted": np.array(exhausted, dtype=bool),
+    }
+    data = await anyio.to_thread.run_sync(sweep_npz, arrays, limiter=state.encode_limiter)
+    timings = {k: sum(r.timings.get(k, 0.0) for r in results) for k in results[0].timings}
+    start = request.scope.get(START_KEY, jobs[0].enqueued)
+    timings.update(encode=time.perf_counter() - t0, total=time.perf_counter() - start)
+    ms = {k: round(v * 1e3, 3) for k, v in timings.items()}
+    headers = {
+        "Server-Timing": _server_timing(ms, None),
+        "X-Model": runtime.ref["name"],
+        "X-Model-Version": runtime.ref["version"],
+        "X-Model-SHA256": runtime.ref["sha256"],
+        "X-Request-Passes": str(len(results)),
+    }
+    return Response(data, media_type=NPZ_MEDIA_TYPE, headers=headers)
 
 
 # ---------------------------------------------------------------------- encoding
@@ -164,21 +202,24 @@ def _server_timing(timings_ms: dict[str, float], compress_s: float | None) -> st
 def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
     fp = dict(res.rows[row])
     correction = fp.pop("correction")
+    answer = fp.pop("answer")
     fp["steps_requested"] = job.steps_requested
     return {
         "timings_ms": timings_ms,
         "fast_phase": fp,
         "correction": correction,
+        "answer": answer,
         "extrapolated": bool(job.extrapolated[row]),
         "batch_size": res.pass_rows,
     }
 
 
 def _trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
-    """error_estimate, within_tolerance and flags of one answer."""
+    """rung, error_estimate, within_tolerance and flags of one answer."""
     estimate = float(res.estimate[row])
-    within, flags = answer_flags(job, row, estimate)
-    return {"error_estimate": estimate, "within_tolerance": within, "flags": flags}
+    info = res.rows[row]["answer"]
+    within, flags = answer_flags(job, row, estimate, info)
+    return {"rung": info["rung"], "error_estimate": estimate, "within_tolerance": within, "flags": flags}
 
 
 def _params(mu_row: np.ndarray) -> dict[str, float]:

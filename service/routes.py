@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -18,9 +19,10 @@ from service import checks
 from service.auth import require_key
 from service.bodies import parse_body
 from service.openapi import BATCH_EXAMPLES, NPY_RESPONSE, SOLVE_EXAMPLES, error_responses, request_body
-from service.responses import batch_response, solve_response, wants_npy
+from service.responses import batch_response, solve_response, sweep_response, wants_npy
 from service.schemas import BatchSolveRequest, BatchSolveResponse, ModelsResponse, SolveRequest, SolveResponse
 from service.state import ServiceState, get_state
+from service.sweep import NPZ_MEDIA_TYPE, check_size, parse_sweep
 from service.version import __version__
 
 ops = APIRouter(tags=["ops"])
@@ -117,3 +119,49 @@ async def solve_batch(
         job = checks.batch_job(runtime, body, state.settings)
         res = await state.execute(runtime, job, batchable=False)
         return await batch_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
+
+
+SWEEP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            NPZ_MEDIA_TYPE: {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "numpy.savez archive: params (B, 3), and points (P, 2) or the axes x, t",
+            }
+        },
+    }
+}
+SWEEP_RESPONSE = {
+    "content": {NPZ_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    "description": "numpy.savez archive: u (B, P) or (B, nt, nx) float32, error_estimate (B,), within_tolerance "
+    "(B,) int8 (-1: no tolerance), rung (B,) str, extrapolated (B,), time_budget_exhausted (B,)",
+}
+
+
+@api.post(
+    "/solve/sweep",
+    tags=["solve"],
+    responses={200: SWEEP_RESPONSE, **error_responses(*SOLVE_ERRORS)},
+    openapi_extra=SWEEP_BODY,
+)
+async def solve_sweep(
+    request: Request,
+    state: ServiceState = Depends(get_state),
+    model: str | None = Query(None, max_length=64, description="model name; null: the server's default"),
+    tolerance: float | None = Query(None, gt=0.0, le=10.0, description="as for /solve, for every row"),
+    time_budget_ms: int | None = Query(None, ge=1, le=600_000, description="as for /solve, for the whole sweep"),
+    correction: bool = Query(False, description="correct every row (an LRNR pass per row on the correction grid)"),
+    allow_extrapolation: bool = Query(False, description="as for /solve"),
+) -> Response:
+    """Many parameter sets at the same sites, binary in and out (``service.sweep``)."""
+    async with state.requests.slot():
+        raw = await request.body()
+        sweep = await anyio.to_thread.run_sync(parse_sweep, raw, limiter=state.parse_small)
+        check_size(sweep)
+        runtime = checks.find_model(state.models, model, state.settings.default_model)
+        jobs = checks.sweep_jobs(
+            runtime, sweep, correction, tolerance, time_budget_ms, allow_extrapolation, state.settings
+        )
+        results = [await state.execute(runtime, job, batchable=False) for job in jobs]
+        return await sweep_response(request, state, runtime, jobs, results)

@@ -19,6 +19,7 @@ from core.pde import T_END
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 TimeValue = Annotated[float, Field(ge=0.0, le=T_END, allow_inf_nan=False)]
 Tolerance = Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)]
+TimeBudget = Annotated[int, Field(ge=1, le=600_000)]
 ModelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
@@ -130,7 +131,12 @@ class FastPhase(_Strict):
     """The per-query SPInProp adaptation: an optimiser on the model's collocation points,
     then a check by the full LRNR on held-out points that decides whether it is kept."""
 
-    enabled: bool = Field(True, description="false: use the hypernetwork's coefficients as they are")
+    enabled: bool | None = Field(
+        None,
+        description="false: use the hypernetwork's coefficients as they are; true: adapt them; null: adapt "
+        "them when the answer is not corrected or when `steps` is given (on a corrected answer the fast "
+        "phase changes nothing measurable, so it does not run by default)",
+    )
     steps: Annotated[int, Field(ge=0)] | None = Field(
         None,
         description="optimiser steps (at most the server's max_steps); null: the model's default; 0: no adaptation",
@@ -173,8 +179,12 @@ class SolveRequest(_Strict):
     )
     tolerance: Tolerance | None = Field(
         None,
-        description="largest acceptable relative L2 error (e.g. 0.01 for 1%); "
-        "an answer whose error estimate exceeds it is flagged",
+        description="largest acceptable relative L2 error (e.g. 0.01 for 1%): when the cheapest answer's "
+        "estimate is above it, the service escalates (finer correction, then the reference solver) within "
+        "time_budget_ms; an answer still above it is flagged",
+    )
+    time_budget_ms: TimeBudget | None = Field(
+        None, description="most milliseconds from arrival that escalation to the tolerance may use (null: 2000)"
     )
 
     model_config = ConfigDict(
@@ -204,6 +214,7 @@ class BatchSolveRequest(_Strict):
     allow_extrapolation: bool = Field(False, description="as for /solve, for every row")
     correction: bool | None = Field(None, description="as for /solve, for every row")
     tolerance: Tolerance | None = Field(None, description="as for /solve, for every row")
+    time_budget_ms: TimeBudget | None = Field(None, description="as for /solve, for the whole batch")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -236,32 +247,57 @@ class FastPhaseDiagnostics(BaseModel):
     accepted: bool = Field(description="whether the update was kept (else the hypernetwork's coefficients)")
     objective_before: float | None = Field(description="optimiser objective at the hypernetwork's coefficients")
     objective_after: float | None = Field(description="optimiser objective at the returned coefficients")
-    residual_before: float = Field(description="RMS PDE residual of the full LRNR on the check grid, hypernetwork")
-    residual_after: float = Field(description="the same for the returned coefficients")
-    error_proxy_before: float = Field(
+    residual_before: float | None = Field(
+        description="RMS PDE residual of the full LRNR on the check (or correction) grid, hypernetwork; "
+        "null when nothing evaluated it"
+    )
+    residual_after: float | None = Field(description="the same for the returned coefficients")
+    error_proxy_before: float | None = Field(
         description="the linearised error the hypernetwork's residual implies (relative L2, uncalibrated)"
     )
-    error_proxy_after: float = Field(
+    error_proxy_after: float | None = Field(
         description="the same for the returned coefficients: what acceptance compares and the estimate calibrates"
     )
 
 
 class Flag(BaseModel):
-    code: Literal["estimate_above_tolerance", "outside_served_domain"]
+    code: Literal["estimate_above_tolerance", "outside_served_domain", "time_budget_exhausted"]
     message: str
 
 
 class CorrectionDiagnostics(BaseModel):
-    applied: bool = Field(description="whether the linearised correction was added to the LRNR's field")
+    applied: bool = Field(description="whether the correction was added to the LRNR's field")
     two_grid_difference: float | None = Field(
         description="what the estimate of a corrected answer calibrates: the correction's change from a coarser grid"
     )
+    substeps: int | None = Field(None, description="integration steps of the error equation per grid interval")
+    newton_steps: int | None = Field(None, description="Newton steps after the linearised solve")
+    newton_increment: float | None = Field(None, description="the last Newton step's ‖Δe‖/‖u‖ (null: none ran)")
+    grid: dict | None = Field(None, description="the correction grid {nx, nt}")
+
+
+class Escalation(BaseModel):
+    from_: str = Field(alias="from", description="the rung of the cheapest answer")
+    tried: list[str] = Field(description="the rungs tried after it: corrected:<substeps>, reference")
+    time_budget_exhausted: bool
+
+
+class AnswerDiagnostics(BaseModel):
+    rung: Literal["surrogate", "corrected", "reference"] = Field(
+        description="what produced u: the LRNR alone, the LRNR plus its correction, or the reference solver"
+    )
+    coefficients: Literal["hypernetwork", "fast_phase"] = Field(description="which stage produced `coefficients`")
+    substeps: int | None = Field(None, description="corrected: error-equation substeps; reference: steps per unit t")
+    estimate: str | None = Field(None, description="a_priori when the estimate came from the a-priori error map")
+    reference_points: int | None = Field(None, description="reference rung: internal Fourier points")
+    escalation: Escalation | None = Field(None, description="present when the tolerance asked for more")
 
 
 class Diagnostics(BaseModel):
     timings_ms: dict[str, float] = Field(description="queue, hypernet, fast_phase, field, correction, encode, total")
     fast_phase: FastPhaseDiagnostics
     correction: CorrectionDiagnostics
+    answer: AnswerDiagnostics
     extrapolated: bool
     batch_size: int = Field(description="rows solved together in the pass that produced this result")
 
@@ -274,6 +310,7 @@ class SolveResponse(BaseModel):
     t: list[float] = Field(description="t axis (uniform/axes) or t of each point")
     u: list[list[float]] | list[float] = Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")
     coefficients: list[list[float]] = Field(description="s_l per hidden layer, as used for the field")
+    rung: Literal["surrogate", "corrected", "reference"] = Field(description="what produced u (diagnostics.answer)")
     error_estimate: float = Field(
         description="estimated relative L2 error against the true solution, from the "
         "a-posteriori residual (calibrated per model; GET /models)"
@@ -289,6 +326,7 @@ class BatchItem(BaseModel):
     params: dict[str, float]
     u: list[list[float]] | list[float]
     coefficients: list[list[float]]
+    rung: Literal["surrogate", "corrected", "reference"]
     error_estimate: float
     within_tolerance: bool | None
     flags: list[Flag]

@@ -23,6 +23,8 @@ import numpy as np
 from core.artifact import Artifact, ArtifactError, load_artifact
 from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.hypernet import hyper_forward
+from core.reference_rung import FIRST_SUBSTEPS, NX_INTERNAL, solve_at_sites
+from service import ladder
 from service.errors import SolverError
 from service.jobs import GridArrays, Job, PassResult, grid_arrays
 from service.schemas import Grid
@@ -65,11 +67,16 @@ class ModelRuntime:
         self.default_settings = artifact.fast_phase
         self.error_model = artifact.error_model
         self.correction = artifact.correction_model(np.float32)
+        self.correction_spec = artifact.correction
         self.correction_default = artifact.correction.default
-        self.corrected_error_model = artifact.correction.error_model
+        self.a_priori = artifact.a_priori
+        # how much an estimate is widened outside the served domain (measured at build time)
+        self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
+        self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
+        self.reference_cost_s = 0.05  # one row of the reference rung's first attempt (measured by warm())
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
-        span = np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN)
+        span = np.where(hi > lo, np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN), 0.0)  # a fixed parameter stays fixed
         self.extrapolation_low = np.maximum(lo - span, 0.0)
         self.extrapolation_high = hi + span
 
@@ -114,44 +121,37 @@ class ModelRuntime:
         settings: FastPhaseSettings | None,
         field_workers: int = 1,
         correct: bool | None = None,
+        tolerance: float | None = None,
+        deadline: float | None = None,
     ) -> PassResult:
-        """One pass over rows ``mu`` (R, 3): coefficients, fast phase (when ``settings``), field
-        (on up to ``field_workers`` threads), the linearised correction (when ``correct``;
-        None: the model's default), error estimates (of the answers as served)."""
+        """One pass over rows ``mu`` (R, 3): coefficients (the hypernetwork's, or the fast
+        phase's when ``settings``), the LRNR's field (on up to ``field_workers`` threads), the
+        correction when ``correct`` (None: the model's default) with its estimate, or the
+        uncorrected estimate; then, with a ``tolerance``, the escalation of every row whose
+        estimate is above it (``service.ladder``), stopped at ``deadline`` (perf_counter)."""
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
-        t0 = started
-        s_hat = [np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)]
+        S = np.concatenate([np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)], axis=1)
         t1 = time.perf_counter()
         if settings is not None:
-            s, rows = _collect(run_fast_phase(self.fast, s_hat, mu, settings), len(s_hat))
+            S, rows = _collect(run_fast_phase(self.fast, S, mu, settings), S.shape[1])
         else:
-            proxy, residual = self.fast.check(np.concatenate(s_hat, axis=1), mu)
-            s, rows = s_hat, [_skipped_row(p, r) for p, r in zip(proxy, residual)]
+            rows = [_skipped_row() for _ in range(len(mu))]
         t2 = time.perf_counter()
-        u = self._field(s, grid, field_workers)
+        u_lrnr = self._field(_layers(S, self.artifact.lrnr.ranks), grid, field_workers)
         t3 = time.perf_counter()
-        if not np.all(np.isfinite(u)):
+        if not np.all(np.isfinite(u_lrnr)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")
-        proxy = np.array([np.nan if r["error_proxy_after"] is None else r["error_proxy_after"] for r in rows])
-        if not np.all(np.isfinite(proxy)):
-            raise SolverError(f"model {self.name!r} produced a non-finite residual")
-        if correct:
-            e, d = self.correction(np.concatenate(s, axis=1), mu)
-            if not np.all(np.isfinite(d)):
-                raise SolverError(f"model {self.name!r} produced a non-finite correction")
-            sites = (grid.x_eval, grid.t)
-            u = (u + (e.at_points(*sites) if grid.kind == "points" else e.on_axes(*sites))).astype(u.dtype)
-            estimate = self.corrected_error_model.predict(d, mu)
-            for row, d_row in zip(rows, d):
-                row["correction"] = {"applied": True, "two_grid_difference": _num(d_row)}
-        else:
-            estimate = self.error_model.predict(proxy, mu)
-            for row in rows:
-                row["correction"] = {"applied": False, "two_grid_difference": None}
+        answer = ladder.first_answer(self, S, mu, grid, u_lrnr, rows, correct, settings is not None)
         t4 = time.perf_counter()
-        timings = {"hypernet": t1 - t0, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
-        return PassResult(s, u, rows, estimate, timings, started, mu.shape[0])
+        timings = {"hypernet": t1 - started, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
+        if tolerance is not None:
+            ladder.escalate(self, answer, mu, grid, u_lrnr, tolerance, deadline, rows)
+            timings["escalation"] = time.perf_counter() - t4
+        for row, info in zip(rows, answer.info):
+            row["answer"] = info
+        s = _layers(S, self.artifact.lrnr.ranks)
+        return PassResult(s, answer.u.astype(np.float32), rows, answer.estimate, timings, started, mu.shape[0])
 
     def _field(self, s: list[np.ndarray], grid: GridArrays, workers: int = 1) -> np.ndarray:
         """The full-LRNR field for rows of coefficients s (R, k_l): (R, nt, nx) or (R, P).
@@ -182,7 +182,11 @@ class ModelRuntime:
     def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1) -> list[PassResult]:
         """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
         mu = np.concatenate([j.mu for j in jobs]) if len(jobs) > 1 else jobs[0].mu
-        result = self.solve(mu, jobs[0].grid, jobs[0].settings, field_workers, jobs[0].correct)
+        first = jobs[0]
+        deadlines = [j.deadline for j in jobs if j.deadline is not None]
+        result = self.solve(
+            mu, first.grid, first.settings, field_workers, first.correct, first.tolerance, min(deadlines, default=None)
+        )
         return result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
 
     def warm(self) -> float:
@@ -191,7 +195,11 @@ class ModelRuntime:
         centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
         grid = grid_arrays(Grid(nx=256, nt=100))
         self.solve(centre[None], grid, self.default_settings, self.field_threads)
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL)
+        self.reference_cost_s = 2.0 * (time.perf_counter() - t1)  # the served solve and its check
+        return elapsed
 
 
 # ---------------------------------------------------------------------- fast-phase adapter
@@ -204,8 +212,13 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _collect(results, layers: int) -> tuple[list[np.ndarray], list[dict]]:
-    """list[FastPhaseResult] (one per row) → stacked coefficients (R, k_l) and per-row diagnostics."""
+def _layers(S: np.ndarray, ranks) -> list[np.ndarray]:
+    """Coefficient rows (R, P) → per-layer (R, k_l), as the field evaluator takes them."""
+    return np.split(S, np.cumsum(ranks)[:-1], axis=1)
+
+
+def _collect(results, width: int) -> tuple[np.ndarray, list[dict]]:
+    """list[FastPhaseResult] (one per row) → coefficient rows (R, P) and per-row diagnostics."""
     rows = [
         {
             "enabled": True,
@@ -223,11 +236,14 @@ def _collect(results, layers: int) -> tuple[list[np.ndarray], list[dict]]:
         }
         for r in results
     ]
-    s = [np.stack([np.asarray(r.s[l], np.float64).reshape(-1) for r in results]) for l in range(layers)]
-    return s, rows
+    S = np.stack([np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in r.s]) for r in results])
+    assert S.shape[1] == width
+    return S, rows
 
 
-def _skipped_row(proxy: float, residual: float) -> dict:
+def _skipped_row() -> dict:
+    """The fast-phase diagnostics of a row that did not run it (the residual and the error
+    proxy are filled in by the correction when it runs, else stay null)."""
     return {
         "enabled": False,
         "backend": None,
@@ -237,16 +253,17 @@ def _skipped_row(proxy: float, residual: float) -> dict:
         "accepted": False,
         "objective_before": None,
         "objective_after": None,
-        "residual_before": _num(residual),
-        "residual_after": _num(residual),
-        "error_proxy_before": _num(proxy),
-        "error_proxy_after": _num(proxy),
+        "residual_before": None,
+        "residual_after": None,
+        "error_proxy_before": None,
+        "error_proxy_after": None,
     }
 
 
-def answer_flags(job: Job, row: int, estimate: float) -> tuple[bool | None, list[dict]]:
+def answer_flags(job: Job, row: int, estimate: float, info: dict) -> tuple[bool | None, list[dict]]:
     """(within_tolerance, flags) of one answer: the served-domain breaches found at
-    validation, and the tolerance check of its error estimate."""
+    validation, the tolerance check of its error estimate, and whether the time budget
+    stopped its escalation."""
     flags = list(job.outside[row]) if job.outside else []
     within = None
     if job.tolerance is not None:
@@ -259,4 +276,12 @@ def answer_flags(job: Job, row: int, estimate: float) -> tuple[bool | None, list
                     f"tolerance {job.tolerance:g}",
                 }
             )
+            if info.get("escalation", {}).get("time_budget_exhausted"):
+                flags.append(
+                    {
+                        "code": "time_budget_exhausted",
+                        "message": "the time budget ran out before a rung met the tolerance; this is the best "
+                        "answer found in time",
+                    }
+                )
     return within, flags

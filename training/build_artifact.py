@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import load_artifact, write_artifact
-from core.correction import LinearisedCorrection
+from core.correction import ErrorCorrection
 from core.error_estimate import estimate_quality, fit_error_model, spearman
 from core.error_proxy import ErrorProxy
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
@@ -184,7 +184,7 @@ def build(
     print(f"[4/6] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
 
     mus = sweep_parameters(domain)
-    correction = LinearisedCorrection(lrnr, CORRECTION_GRID, CORRECTION_COARSE)
+    correction = ErrorCorrection(lrnr, CORRECTION_GRID, CORRECTION_COARSE)
     sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus), correction=correction)
     # correct by default when the correction helps on the whole-domain sweep: the median falls
     # and no more than 5% of the sets get more than 5% worse

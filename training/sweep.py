@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.correction import LinearisedCorrection
+from core.correction import ErrorCorrection
 from core.error_estimate import ErrorModel, estimate_quality, spearman
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.hypernet import HyperWeights, hyper_forward
@@ -75,7 +75,7 @@ def solve_rows(
     mus: np.ndarray,
     refs: np.ndarray,
     chunk: int = 8,
-    correction: LinearisedCorrection | None = None,
+    correction: ErrorCorrection | None = None,
 ) -> dict:
     """Hypernetwork and fast-phase answers for parameter rows mus (G, 3) with reference fields
     refs: per row the errors, error proxies (``core.error_proxy``), acceptance and fast-phase
@@ -119,7 +119,7 @@ def solve_rows(
 
 
 def corrected_errors(
-    correction: LinearisedCorrection, S: np.ndarray, mus: np.ndarray, u: np.ndarray, refs: np.ndarray, chunk: int = 8
+    correction: ErrorCorrection, S: np.ndarray, mus: np.ndarray, u: np.ndarray, refs: np.ndarray, chunk: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
     """(relative L2 errors (G,) of the corrected fields u + e on the standard grid, two-grid
     differences d (G,)) for coefficient rows S (G, P), fields u (G, nt, nx) and refs."""
@@ -202,7 +202,13 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     rows = (
         [("hypernetwork", result["err_hyper"])]
         + ([("fast phase", result["err_fast"])] if "err_fast" in result else [])
-        + ([("fast phase + corr.", result["err_corrected"])] if "err_corrected" in result else [])
+        + (
+            [("served", result["served_err"])]
+            if "served_err" in result
+            else [("fast phase + corr.", result["err_corrected"])]
+            if "err_corrected" in result
+            else []
+        )
     )
     if len(domain.active) == 1:
         i = PARAM_NAMES.index(domain.active[0])
@@ -247,40 +253,91 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
     plt.close(fig)
 
 
+HARD_NU = (0.005, 0.02, 0.05, 0.08)  # the low-viscosity band (models whose ν goes down to 0), off the tensor grid
+
+
+def band_parameters(domain: Domain, per_axis: int = 4) -> np.ndarray:
+    """(G, 3) points of the low-ν band (ν ∈ HARD_NU) on a per_axis grid of the other
+    parameters; empty when ν does not vary down to 0."""
+    if "nu" not in domain.active or domain.bounds["nu"][0] != 0.0:
+        return np.empty((0, 3))
+    axes = [
+        np.array(HARD_NU)
+        if k == "nu"
+        else np.linspace(*domain.bounds[k], per_axis)
+        if k in domain.active
+        else np.array([domain.bounds[k][0]])
+        for k in PARAM_NAMES
+    ]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def regions(domain: Domain, mus: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks (G,): ``faces_and_corners`` (an active parameter at a bound), ``interior``,
+    ``hard_band`` (ν ≤ 0.1 where ν varies down to 0)."""
+    at_bound = np.zeros(len(mus), dtype=bool)
+    for k in domain.active:
+        i = PARAM_NAMES.index(k)
+        at_bound |= np.isclose(mus[:, i], domain.bounds[k][0]) | np.isclose(mus[:, i], domain.bounds[k][1])
+    out = {"faces_and_corners": at_bound, "interior": ~at_bound}
+    if "nu" in domain.active and domain.bounds["nu"][0] == 0.0:
+        out["hard_band"] = mus[:, PARAM_NAMES.index("nu")] <= 0.1
+    return out
+
+
 def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "artifacts") -> tuple[dict, dict]:
-    """Sweep the model ``root/name`` with its default fast phase; returns (arrays, report)."""
+    """Sweep the model ``root/name``: the tensor grid plus the low-ν band, the hypernetwork,
+    its fast phase and the corrected answers; the served answer is the service's default (the
+    hypernetwork's coefficients corrected, when the model corrects by default: the fast phase
+    does not run then; else the fast phase's). Also the extrapolation band (points beyond the
+    domain, corrected, estimate widened). Returns (arrays, report)."""
     from core.artifact import load_artifact
+    from training.calibrate import extrapolation_set
 
     art = load_artifact(root / name)
     manifest = art.manifest
     settings = FastPhaseSettings.from_dict(manifest["fast_phase"]["default"])
     fast = art.fast_phase_model()
-    mus = sweep_parameters(art.domain, per_axis)
-    result = solve_rows(
-        art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus), correction=art.correction_model()
-    )
+    mus = np.concatenate([sweep_parameters(art.domain, per_axis), band_parameters(art.domain)])
+    correction = art.correction_model()
+    result = solve_rows(art.lrnr, art.hyper, fast, settings, mus, reference_fields(mus), correction=correction)
     corrected = art.correction.default
-    served_err = result["err_corrected"] if corrected else result["err_fast"]
+    served_err = result["err_hyper_corrected"] if corrected else result["err_fast"]
     if corrected:
-        estimate = art.correction.error_model.predict(result["d_fast"], mus)
+        estimate = art.correction.error_model.predict(result["d_hyper"], mus)
     else:
         estimate = ErrorModel.from_dict(manifest["error_estimate"]["model"]).predict(result["proxy_fast"], mus)
     served = Domain.from_dict(manifest["served_domain"])
     inside = served.contains(mus)
+    ext = extrapolation_set(served, seed=11)
+    ext_refs = reference_fields(ext)
+    S_ext = hyper_rows(art.hyper, ext)
+    ext_err, ext_d = corrected_errors(correction, S_ext, ext, fields(art.lrnr, S_ext), ext_refs)
+    ext_est = art.correction.error_model.predict(ext_d, ext) * float(
+        manifest["correction"].get("extrapolation_factor", 10.0)
+    )
+    by_region = {k: estimate_quality(estimate[m], served_err[m]) for k, m in regions(art.domain, mus).items()}
+    by_region["extrapolation_band"] = estimate_quality(ext_est, ext_err)
     report = {
         "model": name,
         "settings": settings.to_dict(),
         "corrected": corrected,
         "per_axis": per_axis or DEFAULT_PER_AXIS[len(art.domain.active)],
+        "band_points": int(len(band_parameters(art.domain))),
         "hyper": summary(result["err_hyper"]),
         "fast": summary(result["err_fast"]),
         "corrected_errors": summary(result["err_corrected"]),
+        "hyper_corrected": summary(result["err_hyper_corrected"]),
         "served_answer": summary(served_err),
         "served_answer_in_served_domain": summary(served_err[inside]),
         "served_domain": served.to_dict(),
         "accepted": float(result["accepted"].mean()),
         "ms_median": float(np.median(result["ms"])),
         "estimate": estimate_quality(estimate, served_err),
+        "estimate_by_region": by_region,
+        "above_0.1pct_covered": bool(np.all(estimate[served_err > 1e-3] >= served_err[served_err > 1e-3])),
+        "extrapolation_band_error": summary(ext_err),
         "ranking_uncorrected": {  # how well each check quantity ranks the fast phase's true errors
             "error_proxy_spearman": spearman(result["proxy_fast"], result["err_fast"]),
             "rms_residual_spearman": spearman(result["rms_fast"], result["err_fast"]),
@@ -288,6 +345,8 @@ def sweep_artifact(name: str, per_axis: int | None = None, root: Path = ROOT / "
         "estimate_served": estimate_quality(estimate[inside], served_err[inside]),
     }
     result["estimate"] = estimate
+    result["served_err"] = served_err
+    result["n_grid"] = len(mus) - report["band_points"]
     return result, report
 
 
@@ -316,36 +375,51 @@ def _changes(config: dict) -> str:
 
 def markdown(result: dict, report: dict, figure: str) -> str:
     mus = result["mu"]
-    h, f, c, fs = report["hyper"], report["fast"], report["corrected_errors"], report["served_answer_in_served_domain"]
+    h, f, c = report["hyper"], report["fast"], report["corrected_errors"]
+    hc, fs = report["hyper_corrected"], report["served_answer_in_served_domain"]
     key = f"frac_above_{100 * TARGET:g}pct"
     e, es = report["estimate"], report["estimate_served"]
     bounds = report["served_domain"]["bounds"]
-    served_label = "fast phase + correction" if report["corrected"] else "fast phase"
+    served_label = "hypernetwork + correction" if report["corrected"] else "fast phase"
 
     def row(label: str, d: dict) -> str:
-        return f"| {label} | {100 * d['median']:.3f}% | {100 * d['worst']:.3f}% | {100 * d[key]:.0f}% |"
+        return f"| {label} | {100 * d['median']:.4f}% | {100 * d['worst']:.4f}% | {100 * d[key]:.0f}% |"
+
+    def cov(label: str, q: dict) -> str:
+        return (
+            f"| {label} | {q['n']} | {100 * q['covered']:.1f}% | {100 * q['within_1_to_5x']:.1f}% | "
+            f"{q['spearman']:.3f} | {q['median_ratio']:.2f} |"
+        )
 
     lines = [
         f"## {report['model']}",
         "",
-        f"{len(mus)} parameter sets ({report['per_axis']} per active parameter, ends included); fast phase "
+        f"{len(mus)} parameter sets: the tensor grid ({report['per_axis']} per active parameter, ends included) "
+        f"and {report['band_points']} points of the low-ν band. Fast phase (for the rows that use it) "
         f"{report['settings']['backend']} backend, {report['settings']['optimizer']}, "
         f"{report['settings']['steps']} steps, update kept in {100 * report['accepted']:.0f}% of sets, "
-        f"median {report['ms_median']:.0f} ms per set (batches of 8). The served answer is the "
-        f"{served_label} ({'the model corrects by default' if report['corrected'] else 'no correction by default'}).",
+        f"median {report['ms_median']:.0f} ms per set (batches of 8). The served answer is the service's default: "
+        f"{served_label}.",
         "",
         "| | median | worst | > 2% |",
         "|---|---|---|---|",
         row("hypernetwork only", h),
         row("after the fast phase", f),
-        row("after the fast phase and the linearised correction", c),
+        row("fast phase + correction", c),
+        row("hypernetwork + correction", hc),
         row(f"served answer ({served_label}), served domain", fs),
+        row("extrapolation band (hypernetwork + correction)", report["extrapolation_band_error"]),
         "",
         "Served domain: " + ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in bounds.items()) + ".",
         "",
-        f"Error estimate vs true error of the served answer: Spearman {e['spearman']:.2f}, true ≤ estimate in "
-        f"{100 * e['covered']:.0f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.0f}% "
-        f"(served domain: {es['spearman']:.2f}, {100 * es['covered']:.0f}%, {100 * es['within_1_to_5x']:.0f}%).",
+        f"Error estimate vs true error of the served answer: Spearman {e['spearman']:.3f}, true ≤ estimate in "
+        f"{100 * e['covered']:.1f}%, true ≤ estimate ≤ 5× true in {100 * e['within_1_to_5x']:.1f}% "
+        f"(served domain: {es['spearman']:.3f}, {100 * es['covered']:.1f}%, {100 * es['within_1_to_5x']:.1f}%); "
+        f"every answer above 0.1% covered: {'yes' if report['above_0.1pct_covered'] else 'no'}.",
+        "",
+        "| region | sets | true ≤ estimate | ≤ 5× true too | Spearman | median estimate / true |",
+        "|---|---|---|---|---|---|",
+        *[cov(k.replace("_", " "), q) for k, q in report["estimate_by_region"].items()],
         "",
         f"How well the acceptance check's quantities rank the true errors after the fast phase (Spearman): the "
         f"error proxy {report['ranking_uncorrected']['error_proxy_spearman']:.3f}, the RMS residual on the same "
@@ -355,14 +429,14 @@ def markdown(result: dict, report: dict, figure: str) -> str:
         "",
         "Worst sets (by the hypernetwork's error):",
         "",
-        "| β | ν | ρ | hypernetwork | fast phase | + correction | estimate (served answer) |",
+        "| β | ν | ρ | hypernetwork | fast phase | served | estimate (served answer) |",
         "|---|---|---|---|---|---|---|",
     ]
     for i in np.argsort(-result["err_hyper"])[:8]:
         lines.append(
-            f"| {mus[i, 0]:.2f} | {mus[i, 1]:.2f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
-            f"{100 * result['err_fast'][i]:.2f}% | {100 * result['err_corrected'][i]:.3f}% | "
-            f"{100 * result['estimate'][i]:.3f}% |"
+            f"| {mus[i, 0]:.2f} | {mus[i, 1]:.3f} | {mus[i, 2]:.2f} | {100 * result['err_hyper'][i]:.2f}% | "
+            f"{100 * result['err_fast'][i]:.2f}% | {100 * result['served_err'][i]:.4f}% | "
+            f"{100 * result['estimate'][i]:.4f}% |"
         )
     return "\n".join(lines) + "\n"
 
@@ -414,19 +488,22 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models:
         result, report = sweep_artifact(name, args.per_axis)
         fig = args.out.parent / "figures" / f"sweep_{name}.png"
+        n = result["n_grid"]  # the heat map shows the tensor grid (the band lies between its rows)
+        on_grid = {k: v[:n] for k, v in result.items() if isinstance(v, np.ndarray) and len(v) == len(result["mu"])}
         heat_map(
-            result,
+            on_grid,
             Domain.from_dict(json.loads((ROOT / "artifacts" / name / "manifest.json").read_text())["domain"]),
             fig,
             f"{name}: relative L2 error over the domain",
-            result["estimate"],
+            on_grid["estimate"],
         )
         parts.append(markdown(result, report, fig.relative_to(args.out.parent).as_posix()))
         reports.append(report)
         print(
             f"{name}: hyper median {report['hyper']['median']:.4f} worst {report['hyper']['worst']:.4f}; "
-            f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}; corrected median "
-            f"{report['corrected_errors']['median']:.5f} worst {report['corrected_errors']['worst']:.5f}"
+            f"fast median {report['fast']['median']:.4f} worst {report['fast']['worst']:.4f}; served median "
+            f"{report['served_answer']['median']:.6f} worst {report['served_answer']['worst']:.6f}; estimate "
+            f"{report['estimate']}"
         )
     args.out.write_text("\n".join(parts))
     args.out.with_suffix(".json").write_text(json.dumps(reports, indent=1))

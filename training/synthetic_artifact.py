@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import write_artifact
-from core.error_estimate import ErrorModel
+from core.error_estimate import ErrorModel, fit_apriori_map
 from core.fast_phase import FastPhaseSettings
 from core.fastlrnr import ReducedOperators, build_fastlrnr
 from core.hypernet import HyperWeights
@@ -35,6 +35,9 @@ def synthetic_parts(
     S = np.concatenate(hyper_forward(hyper, domain.grid(2)), axis=1)
     ops, _ = build_fastlrnr(lrnr, x, t, S, min(rank, lrnr.width))
     model = ErrorModel(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), 0.0, domain.low.copy(), domain.high.copy(), 0.95)
+    # a placeholder a-priori map: 1% at the corners of the domain, growing with β
+    nodes = 0.01 * (1.0 + np.arange(len(domain.grid(2))) / len(domain.grid(2)))
+    a_priori = fit_apriori_map(domain, 2, nodes, domain.grid(2)[:0], nodes[:0], extrapolation_factor=10.0)
     return {
         "reduced_arrays": ops,
         "fast_phase": {
@@ -44,12 +47,19 @@ def synthetic_parts(
             "measured": {"synthetic": True},
         },
         "served_domain": domain,
-        "error_estimate": {"model": model.to_dict(), "calibration": "none: synthetic model (estimate = error proxy)"},
+        "error_estimate": {
+            "model": model.to_dict(),
+            "calibration": "none: synthetic model (estimate = error proxy)",
+            "a_priori": a_priori.to_dict(),
+        },
         "correction": {
             "nx": 16,
             "nt": 9,
             "coarse": {"nx": 8, "nt": 5},
             "default": True,
+            "substeps": 2,
+            "newton": {"iterations": 3, "tol": 1e-8},
+            "rungs": [{"substeps": 2, "error_model": model.to_dict()}],
             "error_model": model.to_dict(),
             "calibration": "none: synthetic model (estimate = two-grid difference)",
         },

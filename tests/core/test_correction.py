@@ -1,5 +1,6 @@
-"""The linearised correction (core/correction.py): interpolation to any sites, the two-grid
-difference, and what it does to the shipped models' errors against the reference solver."""
+"""The correction (core/correction.py): interpolation to any sites, Newton's iteration on the
+error equation, substeps, the two-grid difference, and what it does to the shipped models'
+errors against the reference solver."""
 
 from pathlib import Path
 
@@ -7,12 +8,12 @@ import numpy as np
 import pytest
 
 from core.artifact import load_artifact
-from core.correction import ErrorField, LinearisedCorrection, _time_matrix
+from core.correction import ErrorCorrection, ErrorField, newton_error_field, on_substeps
 from core.error_estimate import spearman
 from core.error_proxy import ErrorProxy
 from core.pde import CDR, uniform_grid
 from core.random_model import random_model
-from core.spectral import trig_interpolate
+from core.spectral import cubic_in_time, trig_interpolate
 from training.sweep import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +33,25 @@ def test_trigonometric_interpolation_is_exact_for_resolved_modes(nx, monkeypatch
     np.testing.assert_allclose(trig_interpolate(f(xj), x), f(x), atol=1e-12)
 
 
-def test_time_interpolation_is_linear_and_clamped():
-    tg = np.linspace(0, 1, 5)
-    t = np.array([0.0, 0.1, 0.5, 0.97, 1.0, 1.5, -0.2])
-    B = _time_matrix(tg, t)
-    np.testing.assert_allclose(B.sum(axis=1), 1.0)
-    np.testing.assert_allclose(B @ (3 * tg - 1), 3 * np.clip(t, 0, 1) - 1, atol=1e-14)
+def test_time_interpolation_is_cubic_exact_and_clamped():
+    """Catmull–Rom with quadratic end ghosts: exact for quadratics everywhere (ends included),
+    third order for smooth data, the nodes reproduced, t clamped to the grid."""
+    tg = np.linspace(0, 1, 6)
+    t = np.array([0.0, 0.05, 0.1, 0.5, 0.97, 1.0, 1.5, -0.2])
+    q = lambda s: 2 * s * s - 3 * s + 0.5
+    values = np.stack([q(tg), -q(tg)])[:, :, None]
+    out = cubic_in_time(values, tg, t)[:, :, 0]
+    np.testing.assert_allclose(out, np.stack([q(np.clip(t, 0, 1)), -q(np.clip(t, 0, 1))]), atol=1e-13)
+    errs = []
+    for n in (9, 17, 33):
+        grid = np.linspace(0, 1, n)
+        fine = np.linspace(0, 1, 301)
+        errs.append(
+            np.abs(cubic_in_time(np.sin(5 * grid)[None, :, None], grid, fine)[0, :, 0] - np.sin(5 * fine)).max()
+        )
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(orders > 2.7), orders  # third order (fourth inside, third at the ghost-point ends)
+    np.testing.assert_allclose(on_substeps(values, 3)[:, ::3], values, atol=1e-14)
 
 
 def test_axes_and_points_agree():
@@ -54,7 +68,7 @@ def test_axes_and_points_agree():
 
 def test_correction_of_a_random_model_is_its_fine_error_field():
     w, _ = random_model(24, (4, 3), CDR, seed=5)
-    corr = LinearisedCorrection(w, (16, 9), (8, 5), dtype=np.float64)
+    corr = ErrorCorrection(w, (16, 9), (8, 5), dtype=np.float64)
     S = np.abs(np.random.default_rng(2).normal(size=(3, 7)))
     mu = np.array([[1.0, 0.5, 1.0], [2.0, 0.0, 0.0], [3.0, 1.0, 2.0]])
     field, d = corr(S, mu)
@@ -62,12 +76,18 @@ def test_correction_of_a_random_model_is_its_fine_error_field():
     np.testing.assert_allclose(field.e, e, rtol=1e-12)
     assert np.all(np.isfinite(d) & (d > 0))
     # the two-grid difference measures discretisation: it shrinks as both grids are refined
-    _, d_finer = LinearisedCorrection(w, (32, 17), (16, 9), dtype=np.float64)(S, mu)
-    _, d_finest = LinearisedCorrection(w, (64, 33), (32, 17), dtype=np.float64)(S, mu)
+    _, d_finer = ErrorCorrection(w, (32, 17), (16, 9), dtype=np.float64)(S, mu)
+    _, d_finest = ErrorCorrection(w, (64, 33), (32, 17), dtype=np.float64)(S, mu)
     assert np.all(d_finer < 0.6 * d) and np.all(d_finest < 0.6 * d_finer), (d, d_finer, d_finest)
-    assert corr.to_dict() == {"nx": 16, "nt": 9, "coarse": {"nx": 8, "nt": 5}}
+    assert corr.to_dict() == {
+        "nx": 16,
+        "nt": 9,
+        "coarse": {"nx": 8, "nt": 5},
+        "substeps": 1,
+        "newton": {"iterations": 0, "tol": 1e-9},
+    }
     with pytest.raises(ValueError, match="finer"):
-        LinearisedCorrection(w, (16, 9), (16, 5))
+        ErrorCorrection(w, (16, 9), (16, 5))
 
 
 @pytest.mark.parametrize("name", ["cdr", "convection"])
@@ -95,14 +115,14 @@ def test_a_nested_coarse_grid_reuses_the_fine_residual():
     w, _ = random_model(24, (4, 3), CDR, seed=6)
     S = np.abs(np.random.default_rng(3).normal(size=(2, 7)))
     mu = np.array([[1.5, 0.3, 1.0], [2.5, 1.0, 0.0]])
-    nested = LinearisedCorrection(w, (32, 33), (16, 17), dtype=np.float64)
+    nested = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64)
     assert nested.coarse_proxy is None
-    separate = LinearisedCorrection(w, (32, 33), (16, 17), dtype=np.float64)
+    separate = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64)
     separate._stride, separate.coarse_proxy = None, ErrorProxy(w, 16, 17, dtype=np.float64)
     (e1, d1), (e2, d2) = nested(S, mu), separate(S, mu)
     np.testing.assert_allclose(e1.e, e2.e, rtol=1e-12)
     np.testing.assert_allclose(d1, d2, rtol=1e-9)
-    assert LinearisedCorrection(w, (32, 33), (12, 17)).coarse_proxy is not None
+    assert ErrorCorrection(w, (32, 33), (12, 17)).coarse_proxy is not None
 
 
 def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
@@ -118,3 +138,64 @@ def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
     monkeypatch.setattr(core.spectral, "SITES_CHUNK", 5)
     np.testing.assert_allclose(field.on_axes(x, t[:3]), whole_axes, atol=1e-13)
     np.testing.assert_allclose(field.at_points(x, t), whole_points, atol=1e-13)
+
+
+def _manufactured(mu: np.ndarray, nx: int = 32, nt: int = 33):
+    """An exact solution ū and a field u = ū − e* with a known error e*: returns (r, u, e*) on
+    uniform_grid(nx, nt), r = R[u] computed from the closed forms."""
+    x, t = uniform_grid(nx, nt)
+    X, T = np.meshgrid(x, t)
+    beta, nu, rho = mu
+    # e* = a t (1 + cos(x − t)) vanishes at t = 0; ū = u + e*; the residual of u = ū − e* is
+    # R[u] = R[ū] − L_ū-ish terms: compute it exactly from the PDE with analytic derivatives
+    a = 0.3
+    ub = 1.0 + 0.5 * np.sin(X) * np.exp(-T)  # not a solution: its own residual is part of r
+    ub_t, ub_x, ub_xx = -0.5 * np.sin(X) * np.exp(-T), 0.5 * np.cos(X) * np.exp(-T), -0.5 * np.sin(X) * np.exp(-T)
+    es = a * T * (1 + np.cos(X - T))
+    es_t = a * (1 + np.cos(X - T)) + a * T * np.sin(X - T)
+    es_x, es_xx = -a * T * np.sin(X - T), -a * T * np.cos(X - T)
+    u, u_t, u_x, u_xx = ub - es, ub_t - es_t, ub_x - es_x, ub_xx - es_xx
+    r = u_t + beta * u_x - nu * u_xx - rho * u * (1 - u)
+    rb = ub_t + beta * ub_x - nu * ub_xx - rho * ub * (1 - ub)  # ū's residual: the true error solves
+    return r - rb, u, es  # R[u] − R[ū] = −(L_u e* + ρ e*²): the error equation with source r − r̄
+
+
+def test_newton_finds_the_exact_error_of_a_manufactured_case_and_never_makes_it_worse():
+    """u = ū − e* with e* known: the linearised solve misses e* by O(ρ e*²); Newton's steps
+    reach the discretisation error, every step at least as close as the one before, and the
+    increments fall quadratically until they reach roundoff."""
+    mu = np.array([[2.0, 0.1, 2.0], [1.0, 0.5, 1.0], [3.0, 0.0, 0.0]])
+    r, u, es = zip(*(_manufactured(m, 32, 129) for m in mu))
+    r, u, es = np.stack(r), np.stack(u), np.stack(es)
+    errs = []
+    for k in range(4):
+        e, e_lin, steps, inc = newton_error_field(r, u, mu, 1.0, k, 0.0)
+        errs.append(np.sqrt(np.sum((e - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)) + 1e-300))
+        if k == 0:
+            assert np.all(steps == 0) and np.isnan(inc[:2]).all() and inc[2] == 0.0  # ρ = 0: linear, exact at once
+            np.testing.assert_allclose(e, e_lin)
+    errs = np.array(errs)
+    assert errs[0, 0] > 0.05  # the linearised error misses the nonlinear part at ρ = 2
+    # never worse (up to a few per cent once only the grid's discretisation error is left)
+    assert np.all(errs[1:] <= errs[:-1] * 1.05), errs
+    assert errs[-1, 0] < errs[0, 0] / 10, errs[:, 0]  # Newton removes the nonlinear part
+    np.testing.assert_allclose(errs[:, 2], errs[0, 2])  # ρ = 0: nothing to iterate
+    _, _, steps, inc = newton_error_field(r, u, mu, 1.0, 10, 1e-12)
+    assert np.all(steps[:2] <= 5) and np.all(inc[:2] <= 1e-12), (steps, inc)
+    # the remaining error is the grid's: it falls with the time step (second order)
+    coarse, _, _, _ = newton_error_field(r[:, ::2], u[:, ::2], mu, 1.0, 6, 0.0)
+    err_coarse = np.sqrt(np.sum((coarse - es[:, ::2]) ** 2, axis=(1, 2)) / np.sum(es[:, ::2] ** 2, axis=(1, 2)))
+    assert np.all(errs[-1, :2] < err_coarse[:2] / 3), (errs[-1], err_coarse)
+
+
+def test_substeps_cut_the_error_of_a_manufactured_case():
+    """The same manufactured error on a 32 × 17 grid: integrating on 4 substeps per interval
+    (r and u interpolated cubically) gets closer to e* than on the grid itself."""
+    mu = np.array([[2.0, 0.1, 2.0], [1.0, 1.0, 1.0]])
+    r, u, es = zip(*(_manufactured(m, 32, 17) for m in mu))
+    r, u, es = np.stack(r), np.stack(u), np.stack(es)
+    e1, *_ = newton_error_field(r, u, mu, 1.0, 6, 0.0)
+    e4, *_ = newton_error_field(on_substeps(r, 4), on_substeps(u, 4), mu, 1.0, 6, 0.0)
+    err1 = np.sqrt(np.sum((e1 - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
+    err4 = np.sqrt(np.sum((e4[:, ::4] - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
+    assert np.all(err4 < err1 / 4), (err1, err4)

@@ -23,13 +23,13 @@ class Blocker:
         self.workers: list[int] = []
         runtime.solve = self
 
-    def __call__(self, mu, grid, settings, field_workers=1, correct=None):
+    def __call__(self, mu, grid, settings, field_workers=1, *args):
         self.rows.append(mu.shape[0])
         self.workers.append(field_workers)
         if len(self.rows) == 1:
             self.entered.set()
             assert self.gate.wait(20)
-        return self.real(mu, grid, settings, field_workers, correct)
+        return self.real(mu, grid, settings, field_workers, *args)
 
 
 def concurrent_posts(c, bodies, started: Blocker | None = None):

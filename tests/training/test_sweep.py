@@ -38,8 +38,11 @@ def test_served_box_on_one_axis_and_when_nothing_meets_the_target():
 def test_tiny_sweep_of_a_synthetic_model(tmp_path):
     write_synthetic(tmp_path / "cdr", "cdr", CDR, seed=1, steps=2)
     result, report = sweep_artifact("cdr", per_axis=2, root=tmp_path)
-    assert result["mu"].shape == (8, 3) and report["hyper"]["n"] == 8
-    keys = ("err_hyper", "err_fast", "proxy_hyper", "proxy_fast", "err_corrected", "d_fast", "estimate")
+    n = 8 + report["band_points"]  # the tensor grid, then the low-ν band
+    assert result["mu"].shape == (n, 3) and report["hyper"]["n"] == n and result["n_grid"] == 8
+    assert np.all(result["mu"][8:, 1] <= 0.1)
+    assert set(report["estimate_by_region"]) == {"faces_and_corners", "interior", "hard_band", "extrapolation_band"}
+    keys = ("err_hyper", "err_fast", "proxy_hyper", "proxy_fast", "err_corrected", "d_fast", "estimate", "served_err")
     for key in keys:
         assert np.all(np.isfinite(result[key])) and np.all(result[key] > 0), key
     assert np.all(result["proxy_fast"] <= result["proxy_hyper"])  # acceptance never worsens the check
@@ -48,7 +51,8 @@ def test_tiny_sweep_of_a_synthetic_model(tmp_path):
     heat_map(result, CDR, tmp_path / "map.png", "tiny", result["estimate"])
     assert (tmp_path / "map.png").stat().st_size > 1000
     text = markdown(result, report, "map.png")
-    assert "| hypernetwork only |" in text and "Served domain:" in text and "linearised correction" in text
+    assert "| hypernetwork only |" in text and "Served domain:" in text and "hypernetwork + correction" in text
+    assert "| extrapolation band |" in text
 
 
 def test_backend_choice_prefers_the_fastest_candidate_meeting_the_targets():

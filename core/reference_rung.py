@@ -1,0 +1,122 @@
+"""The reference solver as the last rung of the escalation ladder: a resolution chosen for a
+tolerance, with an estimate of its own error from two resolutions.
+
+``core.reference`` (Fourier pseudo-spectral in x, Strang splitting with exact sub-flows in t)
+is second order in the step h and spectral in x. Each attempt solves at (n, s) — n internal
+points, at most 1/s per splitting step, every requested time hit exactly — and checks it
+against a coarse solve of n/2 points marched with uniform steps of 2/s and interpolated
+cubically to the requested times (so the check's step really is twice as long, however
+closely the requested times lie); their difference
+
+    est = ‖u_(n, s) − u_coarse‖ / ‖u_(n, s)‖     (over the requested sites)
+
+is about the coarse solve's error, so about four times the served solve's or more (the
+splitting is second order; the spatial error is far smaller for these smooth solutions). An attempt whose
+estimate is above the tolerance is followed by one at 2s, until every row meets it, the
+largest step count is reached, or the next attempt would overrun the deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.pde import X_PERIOD
+from core.reference import solve_reference_batch
+from core.spectral import cubic_in_time, trig_interpolate
+
+NX_INTERNAL = 128  # internal points of the served solve (the check uses half: 64 resolve these solutions)
+FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
+MAX_SUBSTEPS = 8192
+
+
+def solve_at_sites(
+    mu: np.ndarray, x: np.ndarray, t: np.ndarray, points: bool, substeps: int, n: int, uniform: bool = False
+) -> np.ndarray:
+    """Reference values for rows mu (R, 3): (R, len(t), len(x)) on the axes x, t, or (R, P)
+    at the points (x_p, t_p) when ``points``. Times need not be sorted. ``uniform``: march
+    with uniform steps of 1/substeps and interpolate cubically to the times (else every
+    requested time is a step boundary)."""
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    times, inverse = np.unique(t, return_inverse=True)
+    grid = X_PERIOD * np.arange(n) / n
+    if uniform:
+        steps = max(2, math.ceil(substeps * times[-1] - 1e-9))
+        marched = np.linspace(0.0, times[-1], steps + 1)
+        states = solve_reference_batch(mu, grid, marched, substeps=substeps, nx_internal=n)
+        states = cubic_in_time(states, marched, times) if times[-1] > 0 else states[:, :1].repeat(len(times), 1)
+    else:
+        states = solve_reference_batch(mu, grid, times, substeps=substeps, nx_internal=n)  # (R, nt_u, n)
+    if not points:
+        return trig_interpolate(states, x)[:, inverse]
+    coef = np.fft.rfft(states, axis=-1) / n
+    weight = np.full(coef.shape[-1], 2.0)
+    weight[0] = weight[-1] = 1.0
+    coef[..., -1] = coef[..., -1].real
+    coef = coef * weight
+    k = np.arange(coef.shape[-1])
+    basis = np.exp(1j * np.outer(x, k))  # (P, modes)
+    return np.einsum("rpk,pk->rp", coef[:, inverse], basis).real
+
+
+@dataclass(frozen=True)
+class ReferenceAnswer:
+    """u: (R, ...) the served values; estimate: (R,) their estimated relative L2 error;
+    substeps: per row, the splitting steps per unit time of the served solve; n: internal
+    points; attempts: the step counts tried; exhausted: the deadline stopped the ladder
+    before every row met the tolerance."""
+
+    u: np.ndarray
+    estimate: np.ndarray
+    substeps: np.ndarray
+    n: int
+    attempts: tuple[int, ...]
+    exhausted: bool
+
+
+def solve_to_tolerance(
+    mu: np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
+    points: bool,
+    tolerance: float,
+    deadline: float | None = None,
+    n: int = NX_INTERNAL,
+    first: int = FIRST_SUBSTEPS,
+) -> ReferenceAnswer:
+    """Rows mu (R, 3) solved at doubling step counts until each row's estimate is ≤
+    ``tolerance`` (a row keeps the first attempt that meets it), ``MAX_SUBSTEPS`` is reached,
+    or — with ``deadline`` (a ``time.perf_counter`` value) — the next attempt, predicted to
+    take twice the last one, would end after it."""
+    mu = np.asarray(mu, dtype=np.float64)
+    R = len(mu)
+    u = est = steps = None
+    todo = np.arange(R)
+    attempts: list[int] = []
+    s, last = int(first), 0.0
+    exhausted = False
+    while todo.size:
+        if attempts and (s > MAX_SUBSTEPS or (deadline is not None and time.perf_counter() + 2.0 * last > deadline)):
+            exhausted = s <= MAX_SUBSTEPS
+            break
+        t0 = time.perf_counter()
+        fine = solve_at_sites(mu[todo], x, t, points, s, n)
+        coarse = solve_at_sites(mu[todo], x, t, points, max(2, s // 2), n // 2, uniform=True)
+        diff = (fine - coarse).reshape(len(todo), -1)
+        norm = np.linalg.norm(fine.reshape(len(todo), -1), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e = np.linalg.norm(diff, axis=1) / norm
+        e = np.where(np.isfinite(e), e, np.inf)
+        if u is None:
+            u = np.empty((R,) + fine.shape[1:])
+            est, steps = np.full(R, np.inf), np.zeros(R, dtype=int)
+        u[todo], est[todo], steps[todo] = fine, e, s
+        attempts.append(s)
+        last = time.perf_counter() - t0
+        todo = todo[e > tolerance]
+        s *= 2
+    return ReferenceAnswer(u, est, steps, n, tuple(attempts), exhausted)
