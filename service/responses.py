@@ -41,14 +41,14 @@ async def solve_response(
 ) -> Response:
     """The answer to one /solve."""
     arrays, encode_s = await _encode(state, {} if npy else {"x": job.grid.x, "t": job.grid.t, "u": res.u[0]})
-    timings = _timings_ms(request, job, res, encode_s)
-    diag = _row_diagnostics(job, res, 0, timings)
+    timings = request_timings_ms(request, job, res, encode_s)
+    diag = row_diagnostics(job, res, 0, timings)
     head = {
         "model": runtime.ref,
         "params": _params(job.mu[0]),
         "grid": job.grid.kind,
         "coefficients": _coefficients(res, 0),
-        **_trust(job, res, 0),
+        **answer_trust(job, res, 0),
         "extrapolated": diag["extrapolated"],
         "diagnostics": diag,
         "request_id": request_id_var.get(),
@@ -65,14 +65,14 @@ async def batch_response(
     rows = len(job.mu)
     todo = {} if npy else {"x": job.grid.x, "t": job.grid.t, **{f"u{i}": res.u[i] for i in range(rows)}}
     arrays, encode_s = await _encode(state, todo)
-    timings = _timings_ms(request, job, res, encode_s)
+    timings = request_timings_ms(request, job, res, encode_s)
     items = [
         {
             "params": _params(job.mu[i]),
             "coefficients": _coefficients(res, i),
-            **_trust(job, res, i),
+            **answer_trust(job, res, i),
             "extrapolated": bool(job.extrapolated[i]),
-            "diagnostics": _row_diagnostics(job, res, i, timings),
+            "diagnostics": row_diagnostics(job, res, i, timings),
         }
         for i in range(rows)
     ]
@@ -186,7 +186,7 @@ def _npy_response(u: np.ndarray, head: dict, timings: dict) -> Response:
 # ---------------------------------------------------------------------- content
 
 
-def _timings_ms(request: Request, job: Job, res: PassResult, encode_s: float) -> dict[str, float]:
+def request_timings_ms(request: Request, job: Job, res: PassResult, encode_s: float) -> dict[str, float]:
     start = request.scope.get(START_KEY, job.enqueued)
     t = {"queue": res.started - job.enqueued, **res.timings, "encode": encode_s, "total": time.perf_counter() - start}
     return {k: round(v * 1e3, 3) for k, v in t.items()}
@@ -199,7 +199,7 @@ def _server_timing(timings_ms: dict[str, float], compress_s: float | None) -> st
     return ", ".join(parts)
 
 
-def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
+def row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
     fp = dict(res.rows[row])
     correction = fp.pop("correction")
     answer = fp.pop("answer")
@@ -214,7 +214,7 @@ def _row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> d
     }
 
 
-def _trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
+def answer_trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
     """rung, error_estimate, within_tolerance and flags of one answer."""
     estimate = float(res.estimate[row])
     info = res.rows[row]["answer"]

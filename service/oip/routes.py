@@ -25,7 +25,7 @@ from service.errors import ApiError, SolverError
 from service.jobs import Job, PassResult
 from service.logs import get_logger, request_id_var
 from service.oip.tensors import HEADER_LENGTH, InferRequest, Output, encode_response, invalid, parse_request
-from service.responses import _row_diagnostics, _timings_ms, _trust
+from service.responses import answer_trust, request_timings_ms, row_diagnostics
 from service.schemas import BatchSolveRequest
 from service.solver import ModelRuntime
 from service.state import LARGE_BODY_BYTES, ServiceState
@@ -249,13 +249,13 @@ def _answer(
 ) -> tuple[dict, list[Output], dict[str, bool]]:
     """The response's head, its output tensors and which of them travel in binary."""
     rows = len(job.mu)
-    timings = _timings_ms(request, job, res, 0.0)
+    timings = request_timings_ms(request, job, res, 0.0)
     # the per-row fields of the /solve/batch answer, built by the same functions
     items = [
         {
-            **_trust(job, res, i),
+            **answer_trust(job, res, i),
             "extrapolated": bool(job.extrapolated[i]),
-            "diagnostics": _row_diagnostics(job, res, i, timings),
+            "diagnostics": row_diagnostics(job, res, i, timings),
         }
         for i in range(rows)
     ]
