@@ -51,7 +51,11 @@ LABEL org.opencontainers.image.title="fastlrnr-service" \
 
 # BLAS threads are set by the service itself (threadpoolctl, FASTLRNR_NUMPY_THREADS); the
 # service runs its own solver threads (FASTLRNR_SOLVER_THREADS): scale out with more containers.
+# MALLOC_ARENA_MAX=2: glibc's malloc keeps 2 arenas instead of 8 per core, so memory the worker
+# threads free is reused instead of fragmenting (resident memory levels off under repeated load;
+# docs/performance.md). The service sets the same limit itself (FASTLRNR_MALLOC_ARENA_MAX).
 ENV PATH=/opt/venv/bin:$PATH \
+    MALLOC_ARENA_MAX=2 \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -25,8 +25,9 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 
 # The service with its server configuration (service/serve.py: header size limit, connection
 # cap, header and body deadlines, graceful shutdown, JSON logs); settings from FASTLRNR_*.
+# MALLOC_ARENA_MAX=2: glibc's malloc with 2 arenas, as in the image (docs/performance.md).
 serve: $(VENV)/.stamp-serve
-	$(BIN)/python -m service.serve --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m service.serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

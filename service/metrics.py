@@ -4,6 +4,11 @@ Names are the service's contract with dashboards: ``fastlrnr_*`` as listed in
 :class:`Registry`, plus the standard ``process_*`` (CPU, memory, file descriptors) and
 ``python_*`` (interpreter, garbage collector) series. ``_created`` series are off.
 The exposition follows the scrape's ``Accept`` header (Prometheus text or OpenMetrics).
+
+Every label value comes from a closed set, so no client can grow the exposition: the
+HTTP method is one of :data:`METHODS` or ``other`` (:func:`method_label`), the route is a
+route template or ``unmatched`` (``service.middleware.Observe``), the status is one the
+service itself sent, and the model names are the loaded models'.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# HTTP methods that get a label value of their own; any other method (HTTP allows any token,
+# e.g. 60 000 random characters) is counted as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`, else ``other``."""
+    return method if method in METHODS else OTHER_METHOD
 
 
 class Registry:
@@ -81,6 +95,16 @@ class Registry:
         self.requests_rejected = Counter(
             "fastlrnr_requests_rejected",
             "solve requests refused before their body was read: max_requests open",
+            registry=r,
+        )
+        self.slow_bodies = Gauge(
+            "fastlrnr_slow_bodies",
+            "request bodies still arriving after the grace period (each holds a slow-body place)",
+            registry=r,
+        )
+        self.slow_bodies_rejected = Counter(
+            "fastlrnr_slow_bodies_rejected",
+            "requests refused because max_slow_bodies bodies were still arriving",
             registry=r,
         )
         self.ready = Gauge("fastlrnr_ready", "1 when every model is loaded and warmed", registry=r)

@@ -1,8 +1,10 @@
 """uvicorn's h11 HTTP/1.1 protocol with the limits a public endpoint needs.
 
 h11 refuses a request whose line and headers exceed ``h11_max_incomplete_event_size``
-(400 and close, at once; httptools has no such limit). This subclass adds what uvicorn
-lacks:
+(400 and close, at once; httptools has no such limit), but only while they are
+incomplete: a longer head that arrives whole (one write, or a last piece that completes
+it) passed. :class:`HeadLimitedConnection` applies the limit to the head itself, however
+the bytes arrive. This subclass adds what uvicorn lacks:
 
 - a cap on open connections: at the cap, the connection that has waited longest for a
   request's headers is closed to make room, and when none is waiting the new one is
@@ -18,11 +20,15 @@ The body's own deadline is the app's (``service.middleware.BodyLimit``).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# h11's end of a request head (h11._receivebuffer.blank_line_regex): a blank line, CRLF or LF.
+_HEAD_END = re.compile(b"\n\r?\n")
 
 _BODY_408 = (
     b'{"error":"request_timeout","message":"the request headers did not arrive in time","request_id":null,"errors":[]}'
@@ -33,12 +39,32 @@ TIMEOUT_408 = (
 )
 
 
+class HeadLimitedConnection(h11.Connection):
+    """h11's server connection with one limit on a request head (request line + headers + the
+    blank line): at most ``max_head_bytes``, whether it arrived in one piece or many, alone or
+    behind a pipelined request; longer → RemoteProtocolError (uvicorn: 400 and close)."""
+
+    def __init__(self, max_head_bytes: int):
+        super().__init__(h11.SERVER, max_incomplete_event_size=max_head_bytes)
+        self.max_head_bytes = max_head_bytes
+
+    def next_event(self) -> Any:
+        if self.their_state is h11.IDLE:
+            # h11 0.14–0.16 keep the unparsed bytes in a bytearray, searched here in place
+            buffered = getattr(self._receive_buffer, "_data", None) or bytes(self._receive_buffer)
+            if len(buffered) > self.max_head_bytes and not _HEAD_END.search(buffered, 0, self.max_head_bytes):
+                self._process_error(self.their_role)
+                raise h11.RemoteProtocolError("request line and headers too long", error_status_hint=431)
+        return super().next_event()
+
+
 class GuardedH11Protocol(H11Protocol):
     """H11Protocol + connection cap + header deadline (settings read from the uvicorn config:
     ``max_connections`` and ``header_timeout_s``, see ``service.serve.ServerConfig``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn = HeadLimitedConnection(self.config.h11_max_incomplete_event_size or 65_536)
         self.max_connections: int = getattr(self.config, "max_connections", 1000)
         self.header_timeout_s: float = getattr(self.config, "header_timeout_s", 10.0)
         self._header_timer: asyncio.TimerHandle | None = None

@@ -52,8 +52,14 @@ class ServiceSettings(BaseSettings):
     max_requests: int = Field(
         64,
         ge=1,
-        description="solve requests open at once (reading, parsing, waiting or "
+        description="solve requests open at once with their body arrived (parsing, waiting or "
         "solving); beyond → 503 before the body is read",
+    )
+    max_slow_bodies: int = Field(
+        64,
+        ge=1,
+        description="request bodies still arriving 0.5 s after their headers; beyond → 503, connection "
+        "closed (bodies still arriving hold none of max_requests)",
     )
 
     # --- access
@@ -64,6 +70,10 @@ class ServiceSettings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins allowed by CORS (comma-separated, or *); empty = CORS off"
+    )
+    public_docs: bool = Field(
+        True,
+        description="/docs, /redoc and /openapi.json without a key (false: they need one when api_keys is set)",
     )
 
     # --- concurrency
@@ -89,7 +99,7 @@ class ServiceSettings(BaseSettings):
         8,
         ge=1,
         description="most requests merged into one micro-batch (memory grows with "
-        "it: 32 clients peaked at 364-499 MB with 8, 542-618 MB with 16)",
+        "it: under 32 clients, 340 MB with 4, 490-570 MB with 8, 600 MB with 16)",
     )
 
     # --- responses
@@ -117,12 +127,27 @@ class ServiceSettings(BaseSettings):
         description="a request's headers must arrive within this time "
         "(from connecting, or from its first byte) → else 408",
     )
-    body_timeout_s: float = Field(30.0, gt=0, description="a request's body must arrive within this time → else 408")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a request's body must arrive within this time at most → else 408"
+    )
+    body_min_rate: int = Field(
+        32_768,
+        ge=1,
+        description="bytes/s: a body must arrive within 5 s + Content-Length / body_min_rate "
+        "(at most body_timeout_s) → else 408",
+    )
     keep_alive_s: int = Field(75, ge=1, description="idle keep-alive connections are closed after this long")
     graceful_shutdown_s: float = Field(
         25.0,
         ge=3.0,
         description="after SIGTERM, requests still open after this long are cancelled and the process exits",
+    )
+
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas (mallopt M_ARENA_MAX at start-up; bounds the memory worker "
+        "threads fragment); 0 = glibc's default (8 per core)",
     )
 
     # --- logging

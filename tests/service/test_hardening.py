@@ -1,14 +1,21 @@
-"""Defects D1, D5, D6, D7 of the black-box probe, in process (the server-level ones, D2–D4: test_server.py).
+"""Defects D1, D5, D6, D7 of the black-box probe, in process (the server-level ones, D2–D4: test_server.py),
+and the in-process part of issue #20 (the server-level part: test_server_limits.py).
 
 D1 body parsing stalled the event loop; D5 a bad key setting echoed every key; D6 GET /models
-showed server paths; D7 the contract drifted from the schema and the docs.
+showed server paths; D7 the contract drifted from the schema and the docs. Issue #20: metric
+labels from a closed set, bodies read before a solve place is taken, the docs routes' access,
+fixed parameters, the value in a refusal, a request cancelled at shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import platform
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -21,6 +28,9 @@ import service.bodies as bodies
 from service.app import create_app
 from service.bodies import LARGE_BODY_PAUSE
 from service.loading import redact_paths
+from service.metrics import METHODS
+from service.middleware import BODY_DEADLINE_BASE_S, LOG_PATH_CHARS, BodyLimit
+from service.serve import limit_malloc_arenas
 from service.settings import ServiceSettings
 from service.state import LARGE_BODY_BYTES
 
@@ -248,3 +258,138 @@ def test_d7_directory_without_manifest_is_logged(fresh_root, capfd):
         assert c.get("/readyz").json()["models"] == ["cdr", "convection"]
     line = next(json.loads(ln) for ln in capfd.readouterr().err.splitlines() if "skipped" in ln)
     assert line["level"] == "WARNING" and line["msg"] == "skipped notes: no manifest.json (not an artifact)"
+
+
+# ------------------------------------------------------------------ issue #20: labels, slow bodies, contract
+
+
+def test_metrics_labels_stay_a_closed_set_whatever_the_methods_and_paths(client):
+    """Many distinct methods (some 2 kB long) and paths: one label value each for the unknown
+    methods (``other``) and the unmatched routes (``unmatched``); the exposition stays small."""
+
+    def send(i: int) -> None:
+        client.request(f"M{i}" + "X" * (2000 if i % 2 else 10), f"/nope/{i}")
+        client.request(f"Q{i}", "/solve")  # a known route, an unknown method
+        client.get(f"/unknown-{i}?q={i}")
+
+    send(-1)  # every label combination these requests make, once (the scrape's own too)
+    client.get("/metrics")
+    before = len(client.get("/metrics").content)
+    for i in range(200):
+        send(i)
+    text = client.get("/metrics").text
+    assert len(text.encode()) - before < 300, len(text.encode()) - before  # a few counters gained digits
+    methods = set(re.findall(r'fastlrnr_http_requests_total\{method="([^"]*)"', text))
+    routes = set(re.findall(r'fastlrnr_http_requests_total\{method="[^"]*",route="([^"]*)"', text))
+    assert methods <= METHODS | {"other"} and "other" in methods
+    assert routes <= {"unmatched", "/solve", "/metrics", "/docs", "/openapi.json", "/models", "/healthz", "/readyz"}
+
+
+def test_a_long_method_is_cut_in_the_access_log(artifact_root, capfd):
+    with make_client(create_app(make_settings(artifact_root, warmup=False))) as c:
+        capfd.readouterr()
+        c.request("Z" * 5000, "/nope/" + "p" * 5000)
+    access = [json.loads(line) for line in capfd.readouterr().err.splitlines() if '"fastlrnr.access"' in line]
+    assert [(a["method"], a["status"]) for a in access] == [("other", 404)]
+    assert len(access[0]["path"]) == LOG_PATH_CHARS
+
+
+def test_body_deadline_scales_with_content_length():
+    limit = BodyLimit(None, max_bytes=1 << 20, timeout_s=30.0, min_rate=32_768)
+    assert limit.deadline_s(0) == BODY_DEADLINE_BASE_S
+    assert limit.deadline_s(32_768) == BODY_DEADLINE_BASE_S + 1.0
+    assert limit.deadline_s(1 << 20) == 30.0  # 5 + 32 s, capped at body_timeout_s
+    assert limit.deadline_s(None) == 30.0  # chunked: the length is not known
+
+
+def test_a_body_arrives_before_the_solve_place_is_taken(artifact_root, monkeypatch):
+    """The body is read by the middleware, before the route takes one of max_requests: a solve
+    place is never held while its body arrives (the route's read replays what was read)."""
+    app = create_app(make_settings(artifact_root, warmup=False))
+    seen: list[int] = []
+    real = bodies.parse_body
+
+    async def spy(request, model, state):
+        seen.append(request.scope.get("fastlrnr.body_bytes", 0))
+        return await real(request, model, state)
+
+    monkeypatch.setattr("service.routes.parse_body", spy)
+    body = json.dumps({"params": MU, "grid": SMALL, "fast_phase": OFF}).encode()
+    with make_client(app) as c:
+        assert c.post("/solve", content=body, headers={"content-type": "application/json"}).status_code == 200
+    assert seen == [len(body)]  # counted in full before the handler ran
+
+
+def test_api_docs_are_open_unless_closed_by_the_setting(artifact_root):
+    open_docs = create_app(make_settings(artifact_root, warmup=False, api_keys=KEYS))
+    with make_client(open_docs) as c:
+        assert [c.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [200, 200, 200]
+        assert_error(c.get("/models"), 401, "unauthorized")
+    closed = create_app(make_settings(artifact_root, warmup=False, api_keys=KEYS, public_docs=False))
+    with make_client(closed) as c:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert_error(c.get(path), 401, "unauthorized")
+            assert_error(c.get(path, headers={"Authorization": "Bearer wrong-key-123"}), 401, "unauthorized")
+            assert c.get(path, headers={"Authorization": "Bearer key-two-456"}).status_code == 200
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+    # without keys there is nothing to close
+    with make_client(create_app(make_settings(artifact_root, warmup=False, public_docs=False))) as c:
+        assert c.get("/openapi.json").status_code == 200
+
+
+def test_a_fixed_parameter_cannot_be_extrapolated(client):
+    """convection's ν and ρ are fixed at 0 (a domain width of 0): extrapolation leaves them there."""
+    for key in ("nu", "rho"):
+        body = {"model": "convection", "params": {"beta": 5.0, key: 0.5}, "allow_extrapolation": True, "grid": SMALL}
+        d = assert_error(client.post("/solve", json=body), 422, "out_of_domain", ["body", "params", key])
+        assert "extrapolation is limited to [0, 0]" in d["message"]
+    # β has a width: one width past the served domain is still solved (and flagged)
+    body = {"model": "convection", "params": {"beta": 13.0}, "allow_extrapolation": True, "grid": SMALL}
+    r = client.post("/solve", json={**body, "fast_phase": OFF})
+    assert r.status_code == 200 and r.json()["extrapolated"] is True
+
+
+def test_the_refusal_shows_the_value_as_given(client):
+    d = assert_error(client.post("/solve", json={"params": {"beta": 3 + 1e-10}}), 422, "out_of_domain")
+    assert d["message"].startswith("beta = 3.0000000001 is outside the served domain")
+
+
+def test_a_request_cancelled_at_shutdown_gets_503_and_a_warning(artifact_root, capfd):
+    """A request cancelled from outside (the server's shutdown deadline) is answered 503
+    shutting_down, with Connection: close; the log has a warning, no traceback."""
+    app = create_app(make_settings(artifact_root, warmup=False, solver_threads=1))
+    state = app.state.service
+    tasks: list = []
+    execute = state.execute
+
+    async def remember_task(*args, **kwargs):
+        tasks.append(asyncio.current_task())
+        return await execute(*args, **kwargs)
+
+    state.execute = remember_task
+    with make_client(app) as c:
+        blocker = Blocker(state.models["cdr"])
+        out: list = []
+        th = threading.Thread(target=lambda: out.append(c.post("/solve", json={"params": MU, "grid": SMALL})))
+        th.start()
+        try:
+            assert blocker.entered.wait(20)
+            capfd.readouterr()
+            c.portal.call(lambda: tasks[0].cancel())  # what the server does at its shutdown deadline
+            th.join(20)
+        finally:
+            blocker.gate.set()
+    assert_error(out[0], 503, "shutting_down")
+    assert out[0].headers["connection"] == "close"
+    err = capfd.readouterr().err
+    assert "request cancelled at shutdown" in err and "Traceback" not in err
+
+
+def test_malloc_arenas_are_limited_at_start_up_and_in_every_launcher():
+    assert limit_malloc_arenas(0) is False  # 0: glibc's default left alone
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(ServiceSettings.model_fields["malloc_arena_max"].default) is True
+    root = Path(__file__).resolve().parents[2]
+    assert "MALLOC_ARENA_MAX=2" in (root / "Dockerfile").read_text()
+    assert 'MALLOC_ARENA_MAX: "2"' in (root / "docker-compose.yml").read_text()
+    assert "MALLOC_ARENA_MAX=2 $(BIN)/python -m service.serve" in (root / "Makefile").read_text()

@@ -20,6 +20,8 @@ NAMES = {
     "fastlrnr_open_requests",
     "fastlrnr_solver_rejected",
     "fastlrnr_requests_rejected",
+    "fastlrnr_slow_bodies",
+    "fastlrnr_slow_bodies_rejected",
     "fastlrnr_ready",
     "fastlrnr_model_info",
 }
