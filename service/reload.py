@@ -1,5 +1,5 @@
 """Artifacts that reload without a restart: a changed model is served within
-``FASTLRNR_RELOAD_INTERVAL_S`` seconds (default 10; the directory is checked twice per
+``FASTLRNR_RELOAD_INTERVAL_S`` seconds (``ServiceSettings.reload_interval_s``, default 10; checked twice per
 interval; 0: on SIGHUP only), and at once on SIGHUP.
 
 A check is cheap: each model directory's ``manifest.json`` is hashed (its sha256 is the
@@ -22,7 +22,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
@@ -30,30 +30,14 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
-from service.loading import MANIFEST, StartupError, load_model, model_names
+from service.loading import MANIFEST, load_model, model_names
 from service.logs import get_logger
 from service.solver import ModelRuntime
 from service.state import ServiceState
 
 log = get_logger("reload")
 
-INTERVAL_ENV = "FASTLRNR_RELOAD_INTERVAL_S"
-DEFAULT_INTERVAL_S = 10.0
 CHECKS_PER_INTERVAL = 2
-
-
-def reload_interval(environ: Mapping[str, str] = os.environ) -> float:
-    """Seconds between checks (0: SIGHUP only); StartupError for a value that is not a number ≥ 0."""
-    raw = environ.get(INTERVAL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (value >= 0.0 and value < float("inf")):
-        raise StartupError(f"{INTERVAL_ENV} must be a number of seconds ≥ 0 (0: reload on SIGHUP only)")
-    return value
 
 
 @dataclass(frozen=True)
@@ -203,7 +187,7 @@ def _ref(runtime: ModelRuntime) -> dict:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """After the app's lifespan loaded the models: run the reloader until shutdown."""
     state: ServiceState = app.state.service
-    interval = reload_interval()
+    interval = state.settings.reload_interval_s
     reloader = app.state.reloader = Reloader(state)
     reloader.remember_refused()
     wake = asyncio.Event()

@@ -40,6 +40,13 @@ class ServiceSettings(BaseSettings):
         default_factory=list, description="models to load (comma-separated); empty = every artifact found"
     )
     warmup: bool = Field(True, description="run one solve per model before reporting ready")
+    reload_interval_s: float = Field(
+        10.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="a changed artifact is served within this many seconds (the directory is checked twice "
+        "per interval; 0: reload on SIGHUP only)",
+    )
 
     # --- request limits
     max_grid_points: int = Field(262_144, ge=1, description="most field values per solution (nx·nt or points)")
