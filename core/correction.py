@@ -186,8 +186,8 @@ class ErrorCorrection:
         iterations: int = 0,
         tol: float = 1e-9,
     ):
-        if not (grid[0] > coarse[0] and grid[1] > coarse[1]):
-            raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse} on both axes")
+        if not _finer(grid, coarse):
+            raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
         if substeps < 1 or iterations < 0 or not tol >= 0:
             raise ValueError(f"need substeps ≥ 1, iterations ≥ 0, tol ≥ 0; got {substeps}, {iterations}, {tol}")
         if substeps > 1 and coarse[1] < 3:
@@ -286,7 +286,7 @@ class CorrectionSpec:
     @classmethod
     def from_dict(cls, d: dict) -> CorrectionSpec:
         grid, coarse = _grid(d, "correction"), _grid(d["coarse"], "correction.coarse")
-        if not (grid[0] > coarse[0] and grid[1] > coarse[1]):
+        if not _finer(grid, coarse):
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
         if not isinstance(d["default"], bool):
             raise ValueError(f"correction.default must be true or false, got {d['default']!r}")
@@ -309,6 +309,11 @@ class CorrectionSpec:
         return ErrorCorrection(
             weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol
         )
+
+
+def _finer(grid: tuple[int, int], coarse: tuple[int, int]) -> bool:
+    """At least as fine on both axes and finer on one: the two-grid difference needs a coarser grid."""
+    return grid[0] >= coarse[0] and grid[1] >= coarse[1] and grid != tuple(coarse)
 
 
 def _substeps(v) -> int:

@@ -86,8 +86,10 @@ def test_correction_of_a_random_model_is_its_fine_error_field():
         "substeps": 1,
         "newton": {"iterations": 0, "tol": 1e-9},
     }
-    with pytest.raises(ValueError, match="finer"):
-        ErrorCorrection(w, (16, 9), (16, 5))
+    for coarse in ((16, 9), (32, 5), (8, 17)):  # the same grid, or coarser on neither axis
+        with pytest.raises(ValueError, match="finer"):
+            ErrorCorrection(w, (16, 9), coarse)
+    ErrorCorrection(w, (16, 9), (16, 5))  # finer in t only: a valid check of the time step
 
 
 @pytest.mark.parametrize("name", ["cdr", "convection"])
