@@ -29,6 +29,14 @@ from core.reference import solve_reference_batch
 from core.spectral import cubic_in_time, trig_interpolate
 
 NX_INTERNAL = 128  # internal points of the served solve (the check uses half: 64 resolve these solutions)
+
+
+def points_for(tolerance: float) -> int:
+    """Internal points for a tolerance: the check's n/2 modes must resolve the solution well
+    below it (16 modes: ~2e-3 on cdr's hardest corner, 32: ~1e-6)."""
+    return 32 if tolerance >= 1e-2 else 64 if tolerance >= 1e-4 else NX_INTERNAL
+
+
 FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
 MAX_SUBSTEPS = 8192
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.correction import CorrectionPass, ErrorField
-from core.reference_rung import solve_to_tolerance
+from core.reference_rung import points_for, solve_to_tolerance
 from service.errors import SolverError
 from service.jobs import GridArrays
 
@@ -174,7 +174,8 @@ def escalate(
         if deadline is not None and time.perf_counter() + predicted > deadline:
             exhausted = True
         else:
-            ref = solve_to_tolerance(mu[need], grid.x_eval, grid.t, grid.kind == "points", tolerance, deadline)
+            points = grid.kind == "points"
+            ref = solve_to_tolerance(mu[need], grid.x_eval, grid.t, points, tolerance, deadline, points_for(tolerance))
             exhausted = ref.exhausted
             for k, i in enumerate(need):
                 ans.info[i]["escalation"]["tried"].append(REFERENCE)
