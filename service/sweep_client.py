@@ -1,7 +1,8 @@
-"""The client side of ``POST /solve/sweep`` (sans I/O): request parts and answer parsing.
+"""The client side of ``POST /solve/sweep`` (sans I/O): options, request parts, answer parsing
+and the plan that strings them together.
 
-``SolveClient.solve_sweep`` and ``AsyncSolveClient.solve_sweep`` send the parts this module
-builds, one request per chunk of rows, and join the answers with :func:`join`.
+``SolveClient.solve_sweep`` and ``AsyncSolveClient.solve_sweep`` run :func:`sweep`: one request
+per chunk of rows, the answers joined with :func:`join`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
+
+from service.client_answers import raise_for
+from service.client_plans import ClientConfig, send
+from service.client_requests import Plan, Request
 
 NPZ = "application/x-npz"
 MAX_VALUES = 1 << 24  # the server's answer limit (values per request), see service/sweep.py
@@ -32,6 +38,50 @@ class SweepResult:
     time_budget_exhausted: np.ndarray
     model: dict
     requests: int = 1
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The keyword options of ``solve_sweep``: the sites (``points`` (P, 2), or the axes ``x``
+    and ``t``), the query and ``body_bytes``, the most one request's body may take."""
+
+    points: Any = None
+    x: Any = None
+    t: Any = None
+    model: str | None = None
+    tolerance: float | None = None
+    time_budget_ms: int | None = None
+    correction: bool = False
+    allow_extrapolation: bool = False
+    body_bytes: int = DEFAULT_BODY_BYTES
+
+
+class SweepKwargs(TypedDict, total=False):
+    """:class:`SweepOptions` as keyword arguments, for type checkers (``Unpack[SweepKwargs]``)."""
+
+    points: Any
+    x: Any
+    t: Any
+    model: str | None
+    tolerance: float | None
+    time_budget_ms: int | None
+    correction: bool
+    allow_extrapolation: bool
+    body_bytes: int
+
+
+def sweep(cfg: ClientConfig, params, o: SweepOptions) -> Plan[SweepResult]:
+    """``POST /solve/sweep`` requests, one after another, each within the server's body and
+    answer limits; the answers joined in order."""
+    arrays, n = sites(o.points, o.x, o.t)
+    q = query(o.model or cfg.model, o.tolerance, o.time_budget_ms, o.correction, o.allow_extrapolation)
+    parts = []
+    for body in requests(params, arrays, n, o.body_bytes):
+        request = Request("POST", "/solve/sweep", {"content": body, "params": q, "headers": {"Content-Type": NPZ}})
+        response = yield from send(cfg, request)
+        raise_for(response)
+        parts.append(parse(response.content, response.headers))
+    return join(parts)
 
 
 def sites(points=None, x=None, t=None) -> tuple[dict[str, np.ndarray], int]:
@@ -61,6 +111,7 @@ def requests(
 
 
 def query(model, tolerance, time_budget_ms, correction, allow_extrapolation) -> dict:
+    """The sweep's query string (the options travel there; the body is the archive)."""
     q: dict = {}
     if model:
         q["model"] = model
@@ -76,6 +127,7 @@ def query(model, tolerance, time_budget_ms, correction, allow_extrapolation) -> 
 
 
 def parse(content: bytes, headers) -> SweepResult:
+    """One answer archive (and its model headers) as a :class:`SweepResult`."""
     with np.load(io.BytesIO(content), allow_pickle=False) as z:
         within = z["within_tolerance"]
         return SweepResult(

@@ -22,7 +22,8 @@ SERVER_ONLY = (
 )
 
 # Makes every server-only package unimportable, then drives the client through both transports
-# against a mock server (so that any import done lazily, on first use, is caught too).
+# against a mock server (so that any import done lazily, on first use, is caught too); the
+# numerics (core, which imports all of core/) must not be imported either.
 SCRIPT = textwrap.dedent("""
     import io, json, sys
     BLOCKED = set(sys.argv[1].split(","))
@@ -57,6 +58,8 @@ SCRIPT = textwrap.dedent("""
     assert isinstance(a, SolveResult) and b.u.shape == (2, 3) and len(many) == 3
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     assert not leaked, leaked
+    numerics = sorted(m for m in sys.modules if m.split(".")[0] == "core")
+    assert not numerics, f"the client imported the numerics: {numerics}"
     print("client ok without", len(BLOCKED), "server packages")
 """)
 
