@@ -40,15 +40,10 @@ from service.solver import ModelRuntime
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    ts.sort()
-    return 1e3 * ts[0], 1e3 * ts[len(ts) // 2]
+try:
+    from benchmarks.timing import timed_ms as timed
+except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
+    from timing import timed_ms as timed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse
-import time
 
 import numpy as np
 
@@ -43,15 +42,10 @@ def lm_step(chain: JetChain, S: np.ndarray) -> np.ndarray:
     return np.linalg.solve(A + 1e-3 * np.diag(np.diag(A) + 1e-9), -g)
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    ts.sort()
-    return 1e3 * ts[0], 1e3 * ts[len(ts) // 2]
+try:
+    from benchmarks.timing import timed_ms as timed
+except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
+    from timing import timed_ms as timed
 
 
 def main(argv: list[str] | None = None) -> None:

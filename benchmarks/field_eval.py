@@ -23,22 +23,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RANKS = (20, 20, 20)
 
 
-def _timed(fn, repeats: int) -> tuple[float, float]:
-    fn()  # warm-up: session arenas, BLAS buffers
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[0], times[len(times) // 2]
+try:
+    from benchmarks.timing import timed as _timed
+except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
+    from timing import timed as _timed
 
 
 def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) -> list[dict]:

@@ -126,3 +126,14 @@ def test_large_batches_are_split_into_groups(weights, paths, monkeypatch):
     assert calls == [2, 2, 1]
     np.testing.assert_allclose(got, NumpyFieldEvaluator(weights).evaluate_grid(s, *GRID), rtol=1e-5, atol=1e-5)
     assert ev.evaluate_grid([sl[:0] for sl in s], *GRID).shape == (0, 10, 32)
+
+
+@pytest.mark.parametrize("block, threads", [(1, 1), (1 << 12, 1), (1 << 22, 1), (1 << 18, 2)])
+def test_grid_values_do_not_depend_on_chunks_or_threads(paths, block, threads):
+    """What benchmarks/field_floor.py's candidates change (chunk size, intra-op threads) leaves the
+    values as they are, to float32 roundoff (rtol 1e-6)."""
+    x_axis, t_axis = 2 * np.pi * np.arange(64) / 64, np.linspace(0.0, 1.0, 40)  # 2 560 points
+    s = coeffs(3, seed=4)
+    want = FieldEvaluator(paths[0]).evaluate_grid(s, x_axis, t_axis)
+    ev = FieldEvaluator(paths[0], threads=threads, block_elements=block)
+    np.testing.assert_allclose(ev.evaluate_grid(s, x_axis, t_axis), want, rtol=1e-6, atol=1e-6)

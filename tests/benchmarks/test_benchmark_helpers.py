@@ -1,0 +1,92 @@
+"""benchmarks/: the classical baseline is the reference solver's method; the field floor's counts;
+the shared timing helper. Cheap checks only (the scripts themselves are timing, not tests)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.random_model import random_lrnr
+from core.reference import solve_reference_batch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark modules, imported as the scripts import each other (benchmarks/ on sys.path)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield {name: importlib.import_module(name) for name in ("classical_baseline", "field_floor", "timing")}
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.parametrize("rows", [1, 3, 20])  # one row and a few: dense convection step; 20: FFT step
+@pytest.mark.parametrize("n", [16, 32])
+def test_classical_solver_is_the_reference_method(bench, rows, n):
+    cb = bench["classical_baseline"]
+    rng = np.random.default_rng(rows)
+    mu = rng.uniform([1.0, 0.0, 0.0], [3.0, 2.0, 2.0], (rows, 3))
+    mu[0, 2] = 0.0  # a row without reaction beside reacting ones
+    grid = cb.Sites("grid", 2 * np.pi * np.arange(24) / 24, np.linspace(0.0, 1.0, 7))
+    points = cb.Sites("points", rng.uniform(0.0, 2 * np.pi, 9), rng.uniform(0.0, 1.0, 9))
+    for sites in (grid, points):
+        got = cb.classical_solver(sites, 16, n)(mu)
+        want = cb.reference_at(sites, mu, substeps=16, nx_internal=n)
+        np.testing.assert_allclose(got, want, rtol=0.0, atol=1e-12)
+    t = np.sort(points.t)
+    want = solve_reference_batch(mu, points.x, t, substeps=16, nx_internal=n)  # (B, P, P): u(x_j, t_i)
+    order = np.argsort(points.t)
+    np.testing.assert_allclose(
+        cb.reference_at(points, mu, substeps=16, nx_internal=n)[:, order], want[:, :, order].diagonal(axis1=1, axis2=2)
+    )
+
+
+def test_no_reaction_march_is_exact_in_time(bench):
+    cb = bench["classical_baseline"]
+    sites = cb.Sites("grid", 2 * np.pi * np.arange(16) / 16, np.linspace(0.0, 1.0, 5))
+    mu = np.array([[7.0, 0.0, 0.0]])
+    x, t = np.meshgrid(sites.x, sites.t)
+    np.testing.assert_allclose(cb.classical_solver(sites, 1, 16)(mu)[0], 1.0 + np.sin(x - 7.0 * t), atol=1e-13)
+    assert sites.steps(1) == 4 and sites.steps(8) == 8  # 4 intervals, ceil(8 · 0.25) = 2 steps each
+
+
+def test_rel_l2_and_merge(bench):
+    cb = bench["classical_baseline"]
+    ref = np.ones((2, 3, 4))
+    u = ref.copy()
+    u[1] *= 1.01
+    np.testing.assert_allclose(cb.rel_l2(u, ref), [0.0, 0.01])
+    assert cb.merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}, "e": 6}) == {
+        "a": {"b": 5, "c": 2},
+        "d": 3,
+        "e": 6,
+    }
+
+
+def test_field_work_counts(bench):
+    ff = bench["field_floor"]
+    w = random_lrnr(32, (5, 4, 3), seed=1)
+    N, ks, P = 32, (5, 4, 3), 10
+    one = ff.lrnr_work(w, P, 1)
+    assert one.flops == 2 * P * (3 * N + sum(2 * N * k for k in ks) + N)
+    assert one.tanh == P * N * 4
+    many = ff.lrnr_work(w, P, 7)
+    shared = 2 * P * (3 * N + N * ks[0])  # h_0 and U_1ᵀ h_0 once for every set
+    assert many.flops == shared + 7 * (one.flops - shared)
+    assert many.tanh == P * N + 7 * P * N * 3
+
+
+def test_interleaved_rounds(bench):
+    timing = bench["timing"]
+    calls = []
+    times = timing.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert set(times) == {"a", "b"} and all(len(v) == 3 and min(v) >= 0.0 for v in times.values())
+    best, med = timing.timed(lambda: None, 5)
+    assert 0.0 <= best <= med
