@@ -6,9 +6,10 @@
 
 The classical baseline is the textbook method of ``core.reference`` (Fourier pseudo-spectral in
 x on ``nx_internal`` points, Strang splitting in t with both sub-flows exact) at low resolution,
-vectorised over parameter sets: ``strang_solve`` below is the same method with its operators
-built once per step length (a dense real matrix for the convection–diffusion step when there
-are few rows) and the trigonometric interpolation as one matrix; it is checked against
+vectorised over parameter sets: ``strang_states`` and ``classical_solver`` below are the same
+method with its operators built once per step length (a dense real matrix for the
+convection–diffusion step when there are few rows) and the trigonometric interpolation as one
+matrix; they are checked against
 ``core.reference.solve_reference_batch`` at the start of every run (printed max difference).
 
 Query shapes (cdr model): (a) one 256×100 uniform field; (b) 8 scattered points; (c) ``--sets``
