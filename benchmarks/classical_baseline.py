@@ -322,19 +322,26 @@ def ladder_errors(sites: Sites, hard: np.ndarray, ref: np.ndarray, substeps: lis
 
 
 def cheapest(sites: Sites, errors: dict[tuple, float], target: float, mu: np.ndarray) -> tuple[int, int] | None:
-    """The fastest (n, substeps), timed on ``mu``, among the one with fewest steps per n whose worst error
-    ≤ target (ties within 10%: fewer steps, then smaller n); None when none reaches the target."""
+    """The cheapest (n, substeps) whose worst error ≤ target; None when none reaches it.
+
+    Per n the one with fewest steps; of those, one with no more steps and no more modes than
+    another wins outright; the rest are timed on ``mu`` (ties within 10%, a noisy machine's
+    resolution: fewer steps, then fewer modes)."""
     candidates = []
     for n in NX_LADDER:
         ok = [s for (m, s), e in errors.items() if m == n and e <= target]
         if ok:
             fewest = min(sites.steps(s) for s in ok)
             candidates.append((n, min(s for s in ok if sites.steps(s) == fewest)))
-    if not candidates:
-        return None
+    candidates = [  # drop those another beats on both steps and modes
+        c
+        for c in candidates
+        if not any(d != c and sites.steps(d[1]) <= sites.steps(c[1]) and d[0] <= c[0] for d in candidates)
+    ]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
     times = interleaved({c: (lambda c=c: classical_solver(sites, c[1], c[0])(mu)) for c in candidates}, 5)
     fastest = min(median(times[c]) for c in candidates)
-    # within 10% of the fastest is a tie on this noisy machine: then fewer steps, then fewer modes
     return min((c for c in candidates if median(times[c]) <= 1.1 * fastest), key=lambda c: (sites.steps(c[1]), c[0]))
 
 

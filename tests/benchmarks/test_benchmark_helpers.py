@@ -90,3 +90,13 @@ def test_interleaved_rounds(bench):
     assert set(times) == {"a", "b"} and all(len(v) == 3 and min(v) >= 0.0 for v in times.values())
     best, med = timing.timed(lambda: None, 5)
     assert 0.0 <= best <= med
+
+
+def test_cheapest_resolution(bench):
+    cb = bench["classical_baseline"]
+    sites = cb.Sites("grid", 2 * np.pi * np.arange(8) / 8, np.linspace(0.0, 1.0, 5))  # ≥ 4 steps whatever substeps
+    errors = {(16, 1): 1e-3, (16, 8): 1e-4, (32, 1): 1e-5, (64, 1): 1e-5, (32, 8): 1e-6, (64, 8): 1e-7}
+    mu = np.array([[2.0, 1.0, 1.0]])
+    assert cb.cheapest(sites, errors, 2e-3, mu) == (16, 1)  # fewest steps and modes: no timing needed
+    assert cb.cheapest(sites, errors, 1e-5, mu) == (32, 1)  # (64, 1) takes as many steps with more modes
+    assert cb.cheapest(sites, errors, 1e-8, mu) is None
