@@ -2,9 +2,10 @@
 
 The public API, by topic (the math of each is in docs/method.md):
 
-- the PDE family: ``Domain``, ``DOMAINS``, ``TEST_DOMAINS``, ``residual``, ``interior_points``,
-  ``uniform_grid``, ``standard_grid``, ``ParameterError``; the reference solver
-  ``solve_reference``, ``solve_reference_batch``;
+- the PDE family: ``PdeFamily`` (what a family declares), ``FAMILIES`` (by name: ``CDR_FAMILY``,
+  ``ALLEN_CAHN_FAMILY``), ``Domain``, ``DOMAINS``, ``TEST_DOMAINS``, ``residual`` (CDR's),
+  ``interior_points``, ``uniform_grid``, ``standard_grid``, ``ParameterError``; the reference
+  solver ``solve_reference``, ``solve_reference_batch``;
 - the model: ``LRNRWeights``, ``lrnr_forward``, ``lrnr_jets``, ``HyperWeights``, ``hyper_forward``;
 - the fast phase: ``FastPhaseModel``, ``FastPhaseSettings``, ``FastPhaseResult``,
   ``run_fast_phase`` (over ``JetChain``: ``exact_chain`` or a FastLRNR ``ReducedOperators``,
@@ -19,6 +20,8 @@ Everything else in the package is an implementation detail that may change.
 from core.artifact import Artifact, ArtifactError, load_artifact, write_artifact
 from core.error_estimate import ErrorModel, fit_error_model
 from core.error_proxy import ErrorProxy, linearised_error
+from core.families import ALLEN_CAHN_FAMILY, CDR_FAMILY, FAMILIES
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseModel, FastPhaseResult, FastPhaseSettings, run_fast_phase
 from core.fastlrnr import ReducedOperators, build_fastlrnr
 from core.hypernet import HyperWeights, hyper_forward
@@ -37,7 +40,10 @@ from core.pde import (
 from core.reference import solve_reference, solve_reference_batch
 
 __all__ = [
+    "ALLEN_CAHN_FAMILY",
+    "CDR_FAMILY",
     "DOMAINS",
+    "FAMILIES",
     "TEST_DOMAINS",
     "Artifact",
     "ArtifactError",
@@ -51,6 +57,7 @@ __all__ = [
     "JetChain",
     "LRNRWeights",
     "ParameterError",
+    "PdeFamily",
     "ReducedOperators",
     "build_fastlrnr",
     "exact_chain",

@@ -48,6 +48,7 @@ import numpy as np
 
 from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import AprioriMap, ErrorModel
+from core.families import DEFAULT_FAMILY, FAMILIES
 from core.fast_phase import FastPhaseModel, FastPhaseSettings
 from core.fastlrnr import ReducedOperators
 from core.hypernet import HyperWeights
@@ -56,7 +57,7 @@ from core.pde import Domain, interior_points
 
 SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
-PDE = "u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], u(x, 0) = 1 + sin(x)"
+PDE = FAMILIES[DEFAULT_FAMILY].equation
 NPZ_FILES = ("lrnr.npz", "hyper.npz", "fastlrnr.npz")
 ONNX_FILES = ("lrnr.onnx", "lrnr_jets.onnx")  # the usual graphs; any other *.onnx may be listed too
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -210,6 +211,7 @@ def write_artifact(
         "name": name,
         "version": version,
         "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "family": DEFAULT_FAMILY,
         "pde": PDE,
         "ansatz": ANSATZ,
         "domain": domain.to_dict(),
@@ -397,6 +399,9 @@ def _read_verified(directory: Path) -> _Verified:
         raise ArtifactError(mpath, f"ansatz {manifest['ansatz']!r} differs from this code's {ANSATZ!r}")
     if manifest["pde"] != PDE:
         raise ArtifactError(mpath, f"pde {manifest['pde']!r} differs from this code's {PDE!r}")
+    family = manifest.get("family", DEFAULT_FAMILY)  # absent: an artifact from before families, CDR
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise ArtifactError(mpath, f"family {family!r} is not one of this code's {sorted(FAMILIES)}")
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise ArtifactError(mpath, f"{key} must be a non-empty string, got {manifest[key]!r}")

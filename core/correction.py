@@ -38,6 +38,8 @@ import numpy as np
 
 from core.error_estimate import ErrorModel
 from core.error_proxy import ErrorProxy, error_field
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.lrnr import LRNRWeights
 from core.pde import uniform_grid
 from core.spectral import SITES_CHUNK, cubic_in_time, trig_interpolate
@@ -53,29 +55,40 @@ def _relative_norm(e: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def newton_error_field(
-    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, iterations: int, tol: float
+    r: np.ndarray,
+    u: np.ndarray,
+    mu: np.ndarray,
+    t_end: float,
+    iterations: int,
+    tol: float,
+    family: PdeFamily = CDR_FAMILY,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The error e (R, nt, nx) of fields u with residuals r (R, nt, nx) on ``uniform_grid``
     scaled to [0, t_end], parameters mu (R, 3): the linearised error, then up to
     ``iterations`` Newton steps per row, a row stopping once its increment ‖Δe‖/‖u‖ ≤ tol.
 
+    For another ``family`` (mu (R, p) in its columns) each step subtracts its Newton shift
+    (ρe² for CDR) from r.
+
     Returns (e, e_linearised, steps (R,) int: Newton steps taken after the linearised solve,
     increment (R,): the last ‖Δe‖/‖u‖, NaN when no Newton step ran)."""
     mu = np.asarray(mu, dtype=np.float64)
-    e_lin = error_field(r, u, mu, t_end)
+    e_lin = error_field(r, u, mu, t_end, family)
     e = e_lin.copy()
     R = len(e)
     steps = np.zeros(R, dtype=int)
     increment = np.full(R, np.nan)
-    rho = mu[:, 2, None, None]
-    active = np.flatnonzero(rho[:, 0, 0] > 0) if iterations > 0 else np.array([], dtype=int)
-    increment[rho[:, 0, 0] == 0] = 0.0  # the equation is linear: the first solve is exact
+    params = family.columns(mu, 3)  # (R, 1, 1) each
+    reacting = family.reacting(mu)
+    active = np.flatnonzero(reacting) if iterations > 0 else np.array([], dtype=int)
+    increment[~reacting] = 0.0  # the equation is linear: the first solve is exact
     for _ in range(iterations):
         if active.size == 0:
             break
         ea = e[active]
         with np.errstate(over="ignore", invalid="ignore"):
-            new = error_field(r[active] - rho[active] * ea * ea, u[active] + ea, mu[active], t_end)
+            shift = family.newton_shift(u[active], ea, *(p[active] for p in params))
+            new = error_field(r[active] - shift, u[active] + ea, mu[active], t_end, family)
         inc = _relative_norm(new - ea, u[active])
         e[active] = new
         steps[active] += 1
@@ -185,6 +198,7 @@ class ErrorCorrection:
         substeps: int = 1,
         iterations: int = 0,
         tol: float = 1e-9,
+        family: PdeFamily = CDR_FAMILY,
     ):
         if not _finer(grid, coarse):
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
@@ -194,12 +208,13 @@ class ErrorCorrection:
             raise ValueError(f"substeps > 1 interpolate cubically in time: the coarse grid needs nt ≥ 3, got {coarse}")
         self.grid, self.coarse = (int(grid[0]), int(grid[1])), (int(coarse[0]), int(coarse[1]))
         self.substeps, self.iterations, self.tol = int(substeps), int(iterations), float(tol)
-        self.fine_proxy = ErrorProxy(weights, *self.grid, dtype=dtype)
+        self.family = family
+        self.fine_proxy = ErrorProxy(weights, *self.grid, dtype=dtype, family=family)
         # a coarse grid whose points are fine-grid points reuses the fine residual (no second LRNR pass)
         sx, rx = divmod(self.grid[0], self.coarse[0])
         st, rt = divmod(self.grid[1] - 1, self.coarse[1] - 1)
         self._stride = (st, sx) if rx == 0 and rt == 0 else None
-        self.coarse_proxy = None if self._stride else ErrorProxy(weights, *self.coarse, dtype=dtype)
+        self.coarse_proxy = None if self._stride else ErrorProxy(weights, *self.coarse, dtype=dtype, family=family)
         self.t_end = self.fine_proxy.t_end
 
     def evaluate(self, S: np.ndarray, mu: np.ndarray) -> CorrectionPass:
@@ -216,14 +231,14 @@ class ErrorCorrection:
         if m < 1:
             raise ValueError(f"substeps must be ≥ 1, got {m}")
         r, u = on_substeps(p.r, m), on_substeps(p.u, m)
-        e, e_lin, steps, increment = newton_error_field(r, u, p.mu, self.t_end, self.iterations, self.tol)
+        e, e_lin, steps, increment = newton_error_field(r, u, p.mu, self.t_end, self.iterations, self.tol, self.family)
         if self._stride is not None:
             st, sx = self._stride
             rc, uc = p.r[:, ::st, ::sx], p.u[:, ::st, ::sx]
         else:
             rc, uc = p.coarse
         e_c, *_ = newton_error_field(
-            on_substeps(rc, m), on_substeps(uc, m), p.mu, self.t_end, self.iterations, self.tol
+            on_substeps(rc, m), on_substeps(uc, m), p.mu, self.t_end, self.iterations, self.tol, self.family
         )
         x = uniform_grid(self.grid[0], 2)[0]
         coarse_here = ErrorField(e_c, self.t_end).on_axes(x, np.linspace(0.0, self.t_end, e.shape[1]))

@@ -5,6 +5,8 @@ error e = ū − u against the true solution ū obeys, to first order in e,
 
     e_t + βe_x − νe_xx − ρ(1 − 2u) e = −r,    e(x, 0) = 0,    e periodic in x,
 
+(for any family: L_u e = e_t + a_x e_x + a_xx e_xx − c(u) e = −r, with the symbol of the
+linear part and the reaction coefficient c(u) from ``core.family.PdeFamily``)
 (the ansatz makes the initial condition exact). Solving this *linear* equation on a coarse
 regular grid turns the residual into an estimate of the error itself: the proxy
 
@@ -26,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.allocator import retain_freed_memory
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.jet_chain import JetChain, exact_chain
 from core.lrnr import LRNRWeights
 from core.pde import X_PERIOD, uniform_grid
@@ -33,21 +37,24 @@ from core.pde import X_PERIOD, uniform_grid
 SMALL_Z = 1e-6  # below |z| the φ-functions use their Taylor series
 
 
-def error_field(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float) -> np.ndarray:
+def error_field(
+    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily = CDR_FAMILY
+) -> np.ndarray:
     """The linearised error e (R, nt, nx) for residuals r and fields u (R, nt, nx) on the
-    grid ``uniform_grid(nx, nt)`` scaled to [0, t_end] in time, parameters mu (R, 3) = (β, ν, ρ)."""
+    grid ``uniform_grid(nx, nt)`` scaled to [0, t_end] in time, parameters mu (R, p) of
+    ``family`` ((β, ν, ρ) for CDR)."""
     r = np.asarray(r, dtype=np.float64)
     u = np.asarray(u, dtype=np.float64)
     mu = np.asarray(mu, dtype=np.float64)
     R, nt, nx = r.shape
-    if u.shape != r.shape or mu.shape != (R, 3) or nt < 2:
+    p = len(family.params)
+    if u.shape != r.shape or mu.shape != (R, p) or nt < 2:
         raise ValueError(
-            f"expected r, u of one shape (R, nt ≥ 2, nx) and mu (R, 3), got {r.shape}, {u.shape}, {mu.shape}"
+            f"expected r, u of one shape (R, nt ≥ 2, nx) and mu (R, {p}), got {r.shape}, {u.shape}, {mu.shape}"
         )
     h = t_end / (nt - 1)
     k = 2.0 * np.pi * np.fft.rfftfreq(nx, X_PERIOD / nx)  # (nx//2 + 1,) wavenumbers
-    beta, nu, rho = (mu[:, i, None] for i in range(3))
-    z = (-1j * beta * k - nu * k * k) * h  # (R, modes) the linear operator times h
+    z = family.symbol(k, *family.columns(mu)) * h  # (R, modes) the linear operator times h
     ez = np.exp(z)
     small = np.abs(z) < SMALL_Z
     zs = np.where(small, 1.0, z)
@@ -58,7 +65,8 @@ def error_field(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float) -> n
     with np.errstate(over="ignore", invalid="ignore"):
         # the source's contribution to every step at once: (R, nt − 1, modes)
         forcing = w_start[:, None] * source[:, :-1] + w_end[:, None] * source[:, 1:]
-        half = np.exp(0.5 * h * rho[:, :, None] * (1.0 - 2.0 * u))  # (R, nt, nx) reaction over h/2
+        # (R, nt, nx) reaction over h/2
+        half = np.exp(0.5 * h * family.reaction_coefficient(u, *family.columns(mu, 3)))
         e = np.zeros((R, nt, nx))
         for n in range(nt - 1):
             E = ez * np.fft.rfft(half[:, n] * e[:, n], axis=1) + forcing[:, n]
@@ -66,10 +74,12 @@ def error_field(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float) -> n
     return e
 
 
-def linearised_error(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float) -> np.ndarray:
+def linearised_error(
+    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily = CDR_FAMILY
+) -> np.ndarray:
     """The proxy ê = ‖e‖ / ‖u‖ (R,) over the times t_1..t_{nt−1} (arguments as for
     :func:`error_field`). Non-finite inputs give inf for that row."""
-    e = error_field(r, u, mu, t_end)
+    e = error_field(r, u, mu, t_end, family)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         out = np.sqrt(np.sum(e[:, 1:] ** 2, axis=(1, 2)) / np.sum(np.asarray(u, np.float64)[:, 1:] ** 2, axis=(1, 2)))
     return np.where(np.isfinite(out), out, np.inf)
@@ -79,15 +89,25 @@ class ErrorProxy:
     """The full LRNR's linearised-error proxy on an nx × nt regular grid, built once per model.
 
     ``__call__(S, mu)`` returns (proxy ê (R,), RMS residual on the grid (R,)) for coefficient
-    rows S (R, P) and parameters mu (R, 3), ``chunk`` rows at a time (memory)."""
+    rows S (R, P) and parameters mu (R, p) of ``family`` (CDR: (β, ν, ρ)), ``chunk`` rows at a
+    time (memory)."""
 
-    def __init__(self, weights: LRNRWeights, nx: int = 32, nt: int = 17, dtype=np.float32, chunk: int = 8):
+    def __init__(
+        self,
+        weights: LRNRWeights,
+        nx: int = 32,
+        nt: int = 17,
+        dtype=np.float32,
+        chunk: int = 8,
+        family: PdeFamily = CDR_FAMILY,
+    ):
         if nx < 4 or nt < 2:
             raise ValueError(f"the proxy grid needs nx ≥ 4 and nt ≥ 2, got {nx} × {nt}")
         x, t = uniform_grid(nx, nt)
         X, T = np.meshgrid(x, t)  # (nt, nx)
         self.nx, self.nt, self.t_end, self.chunk = int(nx), int(nt), float(t[-1]), int(chunk)
-        self.chain: JetChain = exact_chain(weights, X.ravel(), T.ravel(), dtype)
+        self.family = family
+        self.chain: JetChain = exact_chain(weights, X.ravel(), T.ravel(), dtype, family)
         retain_freed_memory()  # a pass allocates MiB-sized jets: reuse them (core/allocator.py)
 
     def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +118,7 @@ class ErrorProxy:
             state = self.chain.forward(S[lo : lo + self.chunk], mu[lo : lo + self.chunk])
             shape = (-1, self.nt, self.nx)
             r = state.r.reshape(shape)
-            proxy[lo : lo + self.chunk] = linearised_error(r, state.u.reshape(shape), state.mu, self.t_end)
+            proxy[lo : lo + self.chunk] = linearised_error(r, state.u.reshape(shape), state.mu, self.t_end, self.family)
             rms[lo : lo + self.chunk] = np.sqrt(np.mean(r.reshape(len(r), -1) ** 2, axis=1))
         return proxy, np.where(np.isfinite(rms), rms, np.inf)
 
@@ -117,7 +137,7 @@ class ErrorProxy:
     def error_field(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(e, u), both (R, nt, nx) float64: the linearised error and the LRNR's field on the grid."""
         r, u = self.residual_and_field(S, mu)
-        return error_field(r, u, np.asarray(mu, dtype=np.float64), self.t_end), u
+        return error_field(r, u, np.asarray(mu, dtype=np.float64), self.t_end, self.family), u
 
     def to_dict(self) -> dict:
         return {"nx": self.nx, "nt": self.nt}

@@ -11,8 +11,9 @@ At M fixed points (x_m, t_m), for coefficient rows s = (s_1, …, s_L):
     a_{l+1}  = Win_{l+1}ᵀ h_l                 l = 1..L−1
     g        = wᵀ h_L + c,    u = 1 + sin x + t g
 
-everything carried as jets (value, ∂x, ∂t[, ∂xx]), and the residual
-R = u_t + β u_x − ν u_xx − ρ u (1 − u) at every point.
+everything carried as jets (value, ∂x, ∂t[, ∂xx]), and the residual of the chain's PDE
+family (``core.family``; by default CDR, R = u_t + β u_x − ν u_xx − ρ u (1 − u), and
+u = u0(x) + t g with the family's initial condition u0) at every point.
 
 The Jacobian ∂R_m/∂s comes from ONE batched reverse pass that does not sum over points:
 with ȳ_l the adjoint of y_l's jets for point m's own residual, row m of layer l's block is
@@ -20,18 +21,19 @@ with ȳ_l the adjoint of y_l's jets for point m's own residual, row m of layer l
 width N when every d_l is small (the reduced backend).
 
 Shapes: coefficient rows S (R, P), P = Σ k_l; residuals (R, M); Jacobian (R, M, P).
-Jet arrays are (J, R, M, d) with J = 4 jets, or 3 when ν = 0 in every row (no ∂xx).
+Jet arrays are (J, R, M, d) with J = 4 jets, or 3 when ν = 0 in every row (no ∂xx). For a
+family other than CDR, mu is (R, p) in that family's parameter columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.lrnr import LRNRWeights, _tanh_jet, embed
-from core.pde import initial_condition
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class JetChain:
     working precision of every array.
 
     x, t (M,); a1 (4, M, k_1); Wout[l] (d_l, k_l), bias[l] (d_l,) for l = 1..L;
-    Win[l] (d_{l−1}, k_l) for l = 2..L (Win[0] is None); w (d_L,); c: output bias."""
+    Win[l] (d_{l−1}, k_l) for l = 2..L (Win[0] is None); w (d_L,); c: output bias;
+    family: the PDE whose residual the chain evaluates (default CDR)."""
 
     x: np.ndarray
     t: np.ndarray
@@ -50,6 +53,7 @@ class JetChain:
     Win: tuple[np.ndarray | None, ...]
     w: np.ndarray
     c: float
+    family: PdeFamily = CDR_FAMILY
 
     def __post_init__(self) -> None:
         M = self.x.shape[0]
@@ -85,10 +89,12 @@ class JetChain:
 
     # ------------------------------------------------------------------ forward
     def forward(self, S: np.ndarray, mu: np.ndarray) -> ChainState:
-        """Forward jets for coefficient rows S (R, P) and parameters mu (R, 3); the returned
+        """Forward jets for coefficient rows S (R, P) and parameters mu (R, p); the returned
         state holds the residual ``r`` (R, M) (float64) and what ``jacobian`` needs."""
         S, mu = self._check(S, mu)
-        J = _jets_needed(mu)
+        return self._forward(S, mu, 4 if self.family.needs_uxx(mu) else 3)
+
+    def _forward(self, S: np.ndarray, mu: np.ndarray, J: int) -> ChainState:
         Sd = S.astype(self.dtype, copy=False)
         R = S.shape[0]
         off = self.offsets
@@ -105,10 +111,10 @@ class JetChain:
             h_list.append(h)
         g = (h @ self.w).astype(np.float64)
         g[0] += self.c
-        x, t = self.x, self.t
-        u = initial_condition(x) + t * g[0]
-        fields = (u, np.cos(x) + t * g[1], g[0] + t * g[2], -np.sin(x) + t * g[3] if J == 4 else np.zeros_like(u))
-        return ChainState(Sd, mu, a_list, h_list, u, _residual(fields, mu))
+        fam = self.family
+        u, u_x, u_t, u_xx = fam.ansatz_jets(self.x, self.t, g[0], g[1], g[2], g[3] if J == 4 else None)
+        u_xx = np.zeros_like(u) if u_xx is None else u_xx
+        return ChainState(Sd, mu, a_list, h_list, u, fam.residual(u, u_t, u_x, u_xx, *fam.columns(mu)))
 
     @property
     def offsets(self) -> np.ndarray:
@@ -117,9 +123,8 @@ class JetChain:
 
     def hidden_states(self, S: np.ndarray) -> list[np.ndarray]:
         """State jets h_l (4, R, M, d_l), l = 1..L, for coefficient rows S (R, P)."""
-        mu = np.zeros((np.shape(S)[0], 3))
-        mu[:, 1] = 1.0  # any ν ≠ 0: all four jets
-        return self.forward(S, mu).h
+        S, mu = self._check(S, np.zeros((np.shape(S)[0], len(self.family.params))))
+        return self._forward(S, mu, 4).h
 
     def residual(self, S: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """R[u] (R, M) float64 for coefficient rows S (R, P) and parameters mu (R, 3)."""
@@ -134,15 +139,17 @@ class JetChain:
         """∂R/∂s (R, M, P) in the chain's dtype, by one reverse pass from a forward ``state``."""
         a_list, h_list, mu, S = state.a, state.h, state.mu, state.S
         J = h_list[0].shape[0]
-        # seeds ∂R/∂g per jet: u = u0 + t g0, u_x = … + t g_x, u_t = g0 + t g_t, u_xx = … + t g_xx
-        beta, nu, rho = (mu[:, i, None] for i in range(3))
+        # seeds ∂R/∂g per jet: u = u0 + t g0, u_x = … + t g_x, u_t = g0 + t g_t, u_xx = … + t g_xx;
+        # R = u_t + a_x u_x + a_xx u_xx + N(u) with ∂N/∂u = −c(u)
+        params = self.family.columns(mu)
+        a_x, a_xx = self.family.linear_coefficients(*params)
         t = self.t
         gbar = np.empty((J,) + state.r.shape, dtype=self.dtype)
-        gbar[0] = 1.0 - rho * t * (1.0 - 2.0 * state.u)
-        gbar[1] = beta * t
+        gbar[0] = 1.0 - t * self.family.reaction_coefficient(state.u, *params)
+        gbar[1] = a_x * t
         gbar[2] = t
         if J == 4:
-            gbar[3] = -nu * t
+            gbar[3] = a_xx * t
         hbar = gbar[..., None] * self.w
         off = self.offsets
         jac = np.empty(state.r.shape + (int(off[-1]),), dtype=self.dtype)
@@ -158,14 +165,15 @@ class JetChain:
         S = np.asarray(S)
         mu = np.asarray(mu, dtype=np.float64)
         P = sum(self.ranks)
-        if S.ndim != 2 or S.shape[1] != P or mu.shape != (S.shape[0], 3):
-            raise ValueError(f"expected coefficient rows (R, {P}) and mu (R, 3), got {S.shape} and {mu.shape}")
+        p = len(self.family.params)
+        if S.ndim != 2 or S.shape[1] != P or mu.shape != (S.shape[0], p):
+            raise ValueError(f"expected coefficient rows (R, {P}) and mu (R, {p}), got {S.shape} and {mu.shape}")
         return S, mu
 
 
 @dataclass(frozen=True)
 class ChainState:
-    """A forward pass: S (R, P) in the chain's dtype, mu (R, 3), per layer the input jets a_l
+    """A forward pass: S (R, P) in the chain's dtype, mu (R, p), per layer the input jets a_l
     (J, R, M, k_l) and state jets h_l (J, R, M, d_l), u and the residual r (R, M) (float64)."""
 
     S: np.ndarray
@@ -185,17 +193,6 @@ class ChainState:
             self.u[keep],
             self.r[keep],
         )
-
-
-def _jets_needed(mu: np.ndarray) -> int:
-    """4 jets when some row has diffusion (u_xx is needed), else 3."""
-    return 4 if np.any(mu[:, 1] != 0) else 3
-
-
-def _residual(fields: Sequence[np.ndarray], mu: np.ndarray) -> np.ndarray:
-    u, u_x, u_t, u_xx = fields
-    beta, nu, rho = (mu[:, i, None] for i in range(3))
-    return u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
 
 
 def _tanh_jets(y: np.ndarray) -> np.ndarray:
@@ -250,9 +247,11 @@ def layer1_inputs(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndar
     return layer0_jets(w64, x, t) @ w64.U[0]
 
 
-def exact_chain(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.float32) -> JetChain:
+def exact_chain(
+    weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.float32, family: PdeFamily = CDR_FAMILY
+) -> JetChain:
     """The full LRNR as a JetChain at points x, t (M,): Wout_l = V_l, Win_l = U_l, w = w
-    (every state has width N), in ``dtype``."""
+    (every state has width N), in ``dtype``, for the residual of ``family``."""
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
     cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
@@ -266,4 +265,5 @@ def exact_chain(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.flo
         (None,) + tuple(cast(weights.U[l]) for l in range(1, L)),
         cast(weights.w),
         float(weights.c),
+        family,
     )

@@ -1,9 +1,11 @@
-"""Classical reference solver for the convection–diffusion–reaction family (docs/method.md, “The reference solver”).
+"""Classical reference solver for a PDE family (docs/method.md, “The reference solver”); by
+default the convection–diffusion–reaction family
 
     u_t + β u_x − ν u_xx − ρ u (1 − u) = 0,   x ∈ [0, 2π) periodic,   u(x, 0) = 1 + sin x
 
 Fourier pseudo-spectral in x on a uniform internal grid of ``nx_internal`` points,
-Strang splitting in t with both sub-flows solved exactly:
+Strang splitting in t with both sub-flows solved exactly (``core.family.PdeFamily`` declares
+them; for CDR):
 
     reaction (pointwise logistic ODE)   u ← u e^{ρh} / (1 + u (e^{ρh} − 1))
     convection–diffusion (per mode k)   û_k ← û_k exp((−iβk − νk²) h)
@@ -17,7 +19,7 @@ order, splitting each interval [t_{j−1}, t_j] into ceil(substeps · (t_j − t
 equal steps (at least one), so every output lies at its requested time exactly and no
 step is longer than 1/substeps, whatever the output grid. When ρ = 0 the two
 convection–diffusion flows are applied exactly (one step per interval), as the
-splitting is then exact.
+splitting is then exact (for any family: a row whose reaction parameters are all 0).
 
 Space: the output is the trigonometric interpolant of the internal grid values,
 evaluated at the requested x (any real x; values at the internal grid are returned
@@ -31,7 +33,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from core.pde import PARAM_NAMES, X_PERIOD, ParameterError, initial_condition, params_to_array, standard_grid
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
+from core.pde import X_PERIOD, params_to_array, standard_grid
 from core.spectral import trig_interpolate
 
 NX_INTERNAL: int = 256
@@ -50,17 +54,21 @@ def solve_reference(
     *,
     substeps: int = DEFAULT_SUBSTEPS,
     nx_internal: int = NX_INTERNAL,
+    family: PdeFamily = CDR_FAMILY,
 ) -> np.ndarray:
     """Reference solution u(x_j, t_i) for one parameter set.
 
-    mu: (3,) array (beta, nu, rho) or a mapping with those names (missing → 0);
+    mu: (p,) array in ``family.params`` order ((beta, nu, rho) for CDR) or a mapping with
+    those names (missing → 0);
     x: (nx,) positions in radians (any real value; periodic);
     t: (nt,) times, non-decreasing, ≥ 0;
     substeps: splitting steps per unit time (see module docstring);
-    nx_internal: even number of internal Fourier grid points.
+    nx_internal: even number of internal Fourier grid points;
+    family: the PDE family (default CDR).
     Returns (nt, nx) float64. Raises ValueError (ParameterError for mu) on bad input.
     """
-    return solve_reference_batch(params_to_array(mu)[None, :], x, t, substeps=substeps, nx_internal=nx_internal)[0]
+    mu = params_to_array(mu, family.params)[None, :]
+    return solve_reference_batch(mu, x, t, substeps=substeps, nx_internal=nx_internal, family=family)[0]
 
 
 def reference_on_standard_grid(mu: Mapping[str, float] | np.ndarray, *, substeps: int = DEFAULT_SUBSTEPS) -> np.ndarray:
@@ -70,12 +78,19 @@ def reference_on_standard_grid(mu: Mapping[str, float] | np.ndarray, *, substeps
 
 
 def solve_reference_batch(
-    mu: np.ndarray, x: np.ndarray, t: np.ndarray, *, substeps: int = DEFAULT_SUBSTEPS, nx_internal: int = NX_INTERNAL
+    mu: np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
+    *,
+    substeps: int = DEFAULT_SUBSTEPS,
+    nx_internal: int = NX_INTERNAL,
+    family: PdeFamily = CDR_FAMILY,
 ) -> np.ndarray:
-    """Reference solutions for B parameter sets at once: mu (B, 3) → (B, nt, nx) float64.
+    """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
+    (p = len(family.params), 3 for CDR).
 
     Every row shares x, t and the step sizes; see ``solve_reference`` for the arguments."""
-    mu = _check_params(mu)
+    mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
     if t[0] < 0.0:
@@ -93,25 +108,11 @@ def solve_reference_batch(
     ):
         raise ValueError(f"nx_internal must be an even integer ≥ 8, got {nx_internal!r}")
 
-    states = _march(mu, t, int(substeps), int(nx_internal))  # (B, nt, nx_internal)
+    states = _march(mu, t, int(substeps), int(nx_internal), family)  # (B, nt, nx_internal)
     grid = X_PERIOD * np.arange(nx_internal) / nx_internal
     if x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13):
         return states
     return trig_interpolate(states, x)
-
-
-def _check_params(mu) -> np.ndarray:
-    mu = np.asarray(mu, dtype=np.float64)
-    if mu.ndim != 2 or mu.shape[1] != len(PARAM_NAMES) or mu.shape[0] < 1:
-        raise ParameterError(f"expected shape (B, 3) for (beta, nu, rho) with B ≥ 1, got {mu.shape}")
-    for i, key in enumerate(PARAM_NAMES):
-        if not np.all(np.isfinite(mu[:, i])):
-            raise ParameterError(f"{key} must be a finite number, got {mu[~np.isfinite(mu[:, i]), i][0]}", param=key)
-    for key in ("nu", "rho"):  # ν < 0 is ill-posed; ρ < 0 lets u > 1 blow up in finite time
-        col = mu[:, PARAM_NAMES.index(key)]
-        if np.any(col < 0.0):
-            raise ParameterError(f"{key} must be ≥ 0, got {col[col < 0.0][0]:g}", param=key)
-    return mu
 
 
 def _check_vector(v, name: str) -> np.ndarray:
@@ -123,14 +124,14 @@ def _check_vector(v, name: str) -> np.ndarray:
     return v
 
 
-def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
-    """Grid values (B, nt, n) at the times t by Strang splitting."""
-    beta, nu, rho = (mu[:, i : i + 1] for i in range(3))  # (B, 1) each
+def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+    """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows."""
+    params = family.columns(mu)  # (B, 1) each
     k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2
-    symbol = -1j * beta * k - nu * k * k  # (B, n/2 + 1)
-    reacting = bool(np.any(rho > 0.0))
+    symbol = family.symbol(k, *params)  # (B, n/2 + 1)
+    reacting = bool(np.any(family.reacting(mu)))
 
-    u = np.broadcast_to(initial_condition(X_PERIOD * np.arange(n) / n), (mu.shape[0], n)).copy()
+    u = np.broadcast_to(family.initial_condition(X_PERIOD * np.arange(n) / n), (mu.shape[0], n)).copy()
     out = np.empty((mu.shape[0], t.shape[0], n))
     t_now = 0.0
     for j, t_next in enumerate(t):
@@ -140,24 +141,13 @@ def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
             h = span / steps
             propagator = np.exp(symbol * h)
             if reacting:
-                half, full = _logistic_factors(rho, 0.5 * h), _logistic_factors(rho, h)
-                u = _react(u, half)
+                half, full = family.reaction_flow(0.5 * h, *params), family.reaction_flow(h, *params)
+                u = half(u)
                 for step in range(steps):
                     u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
-                    u = _react(u, full if step < steps - 1 else half)
+                    u = full(u) if step < steps - 1 else half(u)
             else:
                 u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
         out[:, j] = u
         t_now = t_next
     return out
-
-
-def _logistic_factors(rho: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
-    """(e^{ρh}, e^{ρh} − 1) for the exact logistic step, each (B, 1)."""
-    return np.exp(rho * h), np.expm1(rho * h)
-
-
-def _react(u: np.ndarray, factors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Exact flow of u' = ρ u (1 − u) over one step (ρ = 0 gives the identity)."""
-    grow, grow_m1 = factors
-    return u * grow / (1.0 + u * grow_m1)

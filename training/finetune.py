@@ -71,7 +71,7 @@ def finetune(
     t0 = time.perf_counter()
     for step in range(1, settings.steps + 1):
         u, u_x, u_t, u_xx = net.jets(pts["x"], pts["t"], s)
-        res = u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
+        res = net.family.residual(u, u_t, u_x, u_xx, beta, nu, rho)
         u0 = net(pts["x0"], zeros_x0, s)
         ub = net(torch.cat([zeros_b, zeros_b + X_PERIOD], 1), torch.cat([pts["tb"], pts["tb"]], 1), s)
         nb = pts["tb"].shape[1]

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.hypernet import HyperWeights
 from core.lrnr import LRNRWeights
 
@@ -27,7 +29,10 @@ def _orthonormal(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
 class LRNR(nn.Module):
     """Low-rank coordinate network; shapes: A (N,3), a (N,), U, V (L,N,K), b (L,N), w (N,), c ().
 
-    Coefficients ``s`` are (B, L, K); points x, t are (B, P)."""
+    Coefficients ``s`` are (B, L, K); points x, t are (B, P). The output is the exact-IC
+    ansatz u = u0(x) + t g of ``family`` (its initial condition u0; the CDR family's)."""
+
+    family: PdeFamily = CDR_FAMILY
 
     def __init__(
         self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0, time_scale: float = 1.0
@@ -81,9 +86,7 @@ class LRNR(nn.Module):
             lin = torch.matmul(r, self.V[l].T)  # (4, B, P, N)
             h = _tanh_jet(lin[0] + self.b[l], lin[1], lin[2], lin[3])
         g = torch.matmul(h, self.w)  # (4, B, P)
-        g0 = g[0] + self.c
-        u = 1.0 + sx + t * g0
-        return u, cx + t * g[1], g0 + t * g[2], -sx + t * g[3]
+        return self.family.ansatz_jets(x, t, g[0] + self.c, g[1], g[2], g[3], xp=torch)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """u (B, P) without derivatives."""
@@ -91,7 +94,7 @@ class LRNR(nn.Module):
         h = torch.tanh(z @ self.A.T + self.a)
         for l in range(self.layers):
             h = torch.tanh(((h @ self.U[l]) * s[:, l, None, :]) @ self.V[l].T + self.b[l])
-        return 1.0 + torch.sin(x) + t * (h @ self.w + self.c)
+        return self.family.initial_condition(x, xp=torch) + t * (h @ self.w + self.c)
 
     def orthogonality(self) -> torch.Tensor:
         """R_orth = Σ_l (‖UᵀU − I‖_F + ‖VᵀV − I‖_F) / K²."""

@@ -53,8 +53,10 @@ class MetaNet(torch.nn.Module):
         the plain mean, logged; ``rows`` (B,) the per-row plain means (no gradient)."""
         s = self.hyper(mu)
         u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
-        beta, nu, rho = (mu[:, i, None] for i in range(3))
-        res = u_t + beta * u_x - nu * u_xx - rho * u * (1.0 - u)
+        family = self.lrnr.family
+        params = family.columns(mu)  # (B, 1) each: β, ν, ρ
+        res = family.residual(u, u_t, u_x, u_xx, *params)
+        beta = params[0]
         # Scale by 1/(1+β)^p: the residual of a fast convection grows with β, and unscaled
         # it would let the largest β of each batch dominate the loss.
         sq = (res / (1.0 + beta) ** self.scale_power) ** 2
