@@ -65,6 +65,10 @@ benchmark: $(VENV)/.stamp-dev
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fast_vs_full.py
 	$(BIN)/python benchmarks/default_models.py
 	$(BIN)/python benchmarks/field_eval.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/field_floor.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/request_stages.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/tolerance_sweep.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/classical_baseline.py
 
 # requirements/serve.lock: the `serve` extra pinned with every file's sha256, which the Docker
 # image installs (--require-hashes). Run after changing the serve extra, on Linux x86-64 with

@@ -31,7 +31,10 @@ deployed configuration: 2 solver threads, field split over 2 threads when idle):
 for (a), (b), (a'), ``POST /solve/batch`` in batches within ``GET /models`` limits for (c), (d).
 HTTP times include decoding the JSON answer into numpy arrays. New request options go in with
 ``--request-json`` (merged into every body) and ``--solve-kwargs`` (passed to
-``ModelRuntime.solve``); ``--solve-path``/``--batch-path`` move the endpoints.
+``ModelRuntime.solve``); ``--solve-path``/``--batch-path`` move the endpoints. Shape (c) also
+goes through ``POST /solve/sweep`` (binary .npz, the sweep path: no fast phase, no correction,
+a-priori estimates; ``tolerance`` from ``--request-json`` as its query parameter); in process,
+the "both off" variant is that path.
 """
 
 from __future__ import annotations
@@ -313,6 +316,33 @@ def over_http(client, args, limits: dict, model: str, sites: Sites, variant: str
     return solve
 
 
+def over_http_sweep(client, args, model: str, sites: Sites):
+    """mu (B, 3) → u (B, P) through POST /solve/sweep (.npz in and out, one request; the server
+    chunks it), with ``tolerance`` from ``--request-json`` as a query parameter."""
+    import io
+
+    query = {"model": model}
+    if "tolerance" in args.request:
+        query["tolerance"] = args.request["tolerance"]
+    points = np.column_stack([sites.x, sites.t])
+
+    def solve(mu: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        np.savez(buf, params=mu, points=points)
+        r = client.post(
+            "/solve/sweep", content=buf.getvalue(), params=query, headers={"content-type": "application/x-npz"}
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"/solve/sweep: {r.status_code} {r.text[:500]}")
+        with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+            for rung in z["rung"]:
+                solve.rungs[str(rung)] = solve.rungs.get(str(rung), 0) + 1
+            return z["u"]
+
+    solve.rungs = {}
+    return solve
+
+
 # ---------------------------------------------------------------------- matching
 
 
@@ -484,6 +514,8 @@ def paths_of(run: Run, shape: Shape) -> dict[str, Callable[[np.ndarray], np.ndar
         out[f"HTTP {route}, {v}"] = over_http(
             run.client, run.args, run.limits, shape.model, shape.sites, v, shape.batch
         )
+    if run.http_variants and shape.batch and shape.sites.kind == "points":
+        out["HTTP /solve/sweep (.npz)"] = over_http_sweep(run.client, run.args, shape.model, shape.sites)
     return out
 
 
