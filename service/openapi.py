@@ -17,8 +17,12 @@ MU = {"beta": 2.0, "nu": 1.0, "rho": 1.0}
 
 SOLVE_EXAMPLES: dict[str, dict] = {
     "minimal": {
-        "summary": "parameters only: the default model, 256 × 100 grid, default fast phase",
+        "summary": "parameters only: the default model, 256 × 100 grid, the corrected answer (no fast phase)",
         "value": {"params": MU},
+    },
+    "tolerance": {
+        "summary": "a tolerance the service meets: escalated (reference solver) when the estimate is above it",
+        "value": {"params": {"beta": 3.0, "nu": 0.0, "rho": 2.0}, "tolerance": 1e-5, "time_budget_ms": 500},
     },
     "uniform": {
         "summary": "a uniform grid, a fast-phase budget and a tolerance",
@@ -38,9 +42,13 @@ SOLVE_EXAMPLES: dict[str, dict] = {
         "summary": "scattered points [x, t] (u: one value per point)",
         "value": {"params": MU, "grid": {"points": [[0.0, 0.0], [3.1415927, 0.25], [6.0, 1.0]]}},
     },
+    "uncorrected": {
+        "summary": "the LRNR alone, adapted by the SPInProp fast phase (the correction off)",
+        "value": {"params": MU, "correction": False},
+    },
     "hypernetwork_only": {
-        "summary": "no per-query adaptation (fastest)",
-        "value": {"params": MU, "fast_phase": {"enabled": False}},
+        "summary": "the LRNR alone at the hypernetwork's coefficients (fastest, least accurate)",
+        "value": {"params": MU, "correction": False, "fast_phase": {"enabled": False}},
     },
     "extrapolation": {
         "summary": "outside the served domain: solved and flagged",

@@ -69,6 +69,22 @@ async def authorize(request: Request, state: ServiceState) -> None:
     require_key(state, await bearer(request))
 
 
+def _oip_errors(*statuses: int) -> dict:
+    """``responses=`` for a /v2 route: the protocol's error body for each status."""
+    body = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    return {
+        s: {"description": "the protocol's error body", "content": {"application/json": {"schema": body}}}
+        for s in statuses
+    }
+
+
+VERSION_PARAM = {
+    "parameters": [{"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}]
+}
+META_ERRORS = _oip_errors(401, 404, 503)
+INFER_ERRORS = _oip_errors(400, 401, 404, 408, 413, 422, 500, 503)
+
+
 def _state(request: Request) -> ServiceState:
     return request.app.state.service
 
@@ -103,7 +119,7 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("", summary="server metadata")
+@router.get("", summary="server metadata", responses=_oip_errors(401))
 async def server_metadata(request: Request) -> JSONResponse:
     try:
         await authorize(request, _state(request))
@@ -112,8 +128,13 @@ async def server_metadata(request: Request) -> JSONResponse:
     return JSONResponse({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
 
-@router.get("/models/{model_name}/ready", summary="model readiness (never needs a key)")
-@router.get("/models/{model_name}/versions/{model_version}/ready", summary="model readiness (never needs a key)")
+@router.get("/models/{model_name}/ready", summary="model readiness (never needs a key)", responses=META_ERRORS)
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    summary="model readiness (never needs a key)",
+    responses=META_ERRORS,
+    openapi_extra=VERSION_PARAM,
+)
 async def model_ready(request: Request, model_name: str) -> JSONResponse:
     state = _state(request)
     try:
@@ -126,8 +147,13 @@ async def model_ready(request: Request, model_name: str) -> JSONResponse:
     )
 
 
-@router.get("/models/{model_name}", summary="model metadata")
-@router.get("/models/{model_name}/versions/{model_version}", summary="model metadata")
+@router.get("/models/{model_name}", summary="model metadata", responses=META_ERRORS)
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    summary="model metadata",
+    responses=META_ERRORS,
+    openapi_extra=VERSION_PARAM,
+)
 async def model_metadata(request: Request, model_name: str) -> JSONResponse:
     state = _state(request)
     try:
@@ -150,8 +176,13 @@ async def model_metadata(request: Request, model_name: str) -> JSONResponse:
 # ------------------------------------------------------------------ infer
 
 
-@router.post("/models/{model_name}/infer", summary="solve: /solve/batch as tensors")
-@router.post("/models/{model_name}/versions/{model_version}/infer", summary="solve: /solve/batch as tensors")
+@router.post("/models/{model_name}/infer", summary="solve: /solve/batch as tensors", responses=INFER_ERRORS)
+@router.post(
+    "/models/{model_name}/versions/{model_version}/infer",
+    summary="solve: /solve/batch as tensors",
+    responses=INFER_ERRORS,
+    openapi_extra=VERSION_PARAM,
+)
 async def infer(request: Request, model_name: str) -> Response:
     state = _state(request)
     try:
