@@ -16,25 +16,34 @@ Steps (each reported):
      correction (``core.correction``): whether answers are corrected by default, the served
      domain (where every swept error of the default answer is ≤ the target) and the
      calibration of both error estimates, checked on held-out random queries;
-  6. ``core.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR.
+  6. ``core.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR;
+  7. the calibration of the error estimates and the escalation rungs (``training.calibrate``),
+     which rewrites the manifest's ``correction`` and ``error_estimate`` (``--no-calibrate``: skip).
+
+Each step is a function returning what it adds to the manifest; ``build`` runs them in order.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
-from core.artifact import load_artifact, write_artifact
+from core.artifact import Sections, load_artifact, write_artifact
 from core.correction import ErrorCorrection
 from core.error_estimate import estimate_quality, fit_error_model, spearman
 from core.error_proxy import ErrorProxy
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
-from core.fastlrnr import build_fastlrnr
+from core.fastlrnr import ReducedOperators, build_fastlrnr
+from core.hypernet import HyperWeights
+from core.lrnr import LRNRWeights
 from core.pde import TEST_DOMAINS, Domain, interior_points
 from training import backend_choice
+from training.calibrate import calibrate as calibrate_artifact
 from training.evaluate_hyper import hyper_only_errors, load_run, test_parameters
 from training.onnx_export import lrnr_onnx
 from training.sweep import (
@@ -107,82 +116,199 @@ def choose_check_grid(lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray) ->
     return (pick["nx"], pick["nt"]), rows
 
 
-def build(
-    run_dir: Path,
-    name: str,
-    out: Path,
-    version: str,
-    ranks: list[int],
-    steps: list[int],
-    n_eval: int,
-    figure: Path | None,
-) -> Path:
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Run:
+    """Step 1: the training run (``load_run``) and its domains."""
+
+    lrnr: LRNRWeights
+    hyper: HyperWeights
+    settings: dict  # settings.json of the run
+    domain: Domain
+    test_domain: Domain
+
+
+class TrainingSection(TypedDict):
+    config: dict
+    steps_done: int
+    train_time_s: float
+    truncation: object
+    final_losses: object
+    torch: object
+
+
+class EimSection(TypedDict):
+    n: int
+    points: int
+    seed: int
+    ranks_measured: list[int]
+
+
+@dataclass(frozen=True)
+class CheckGrid:
+    """Step 1: the error proxy's grid (nx, nt) and what was measured to choose it."""
+
+    grid: tuple[int, int]
+    measured: list[dict]
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """Step 2: the FastLRNR at each candidate EIM rank n → (operators, EIM quality), the exact
+    fast phase's model, and the held-out coefficient rows (with their μ) they were checked on."""
+
+    by_rank: dict[int, tuple[ReducedOperators, dict]]
+    exact: FastPhaseModel
+    S_held: np.ndarray
+    mus_held: np.ndarray
+
+
+@dataclass(frozen=True)
+class FastPhaseChoice:
+    """Step 3: the default fast phase, the reduced operators shipped (rank ``n``) and the
+    manifest's ``fast_phase`` section."""
+
+    default: FastPhaseSettings
+    n: int
+    ops: ReducedOperators
+    eim_quality: dict
+    model: FastPhaseModel
+    section: dict  # {collocation, check, default, measured}
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Step 5: the served domain, the manifest's ``error_estimate`` and ``correction``
+    sections and the sweep's part of ``quality``."""
+
+    served: Domain
+    error_estimate: dict
+    correction: dict
+    quality_sweep: dict
+
+
+def load_step(run_dir: Path) -> Run:
+    """Step 1: load the run (arrays + JSON, no pickle)."""
     lrnr, hyper, run = load_run(run_dir)
     domain = Domain.from_dict(run["domain"])
-    test_domain = TEST_DOMAINS.get(domain.name, domain)
-    print(f"[1/6] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
+    print(f"[1/7] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
+    return Run(lrnr, hyper, run, domain, TEST_DOMAINS.get(domain.name, domain))
 
-    x, t = interior_points(*COLLOCATION)
-    grid = domain.grid(per_axis_for(domain))
-    S_grid = hyper_rows(hyper, grid)
-    check, check_rows = choose_check_grid(lrnr, S_grid, grid, reference_fields(grid))
-    for r in check_rows:
+
+def training_section(run: Run) -> TrainingSection:
+    """The manifest's ``training``: what the run reports of itself."""
+    s = run.settings
+    return {
+        "config": s["config"],
+        "steps_done": s["steps_done"],
+        "train_time_s": s["train_time_s"],
+        "truncation": s["truncation"],
+        "final_losses": s["final"],
+        "torch": s.get("torch"),
+    }
+
+
+def check_grid_step(run: Run, S_grid: np.ndarray, grid: np.ndarray) -> CheckGrid:
+    """Step 1: the error proxy's check grid (``choose_check_grid`` on the parameter grid)."""
+    check, rows = choose_check_grid(run.lrnr, S_grid, grid, reference_fields(grid))
+    for r in rows:
         mark = "  ← shipped" if (r["nx"], r["nt"]) == check else ""
         print(
-            f"[1/6] error proxy {r['nx']}×{r['nt']}: Spearman {r['spearman']:.3f}, error/proxy median "
+            f"[1/7] error proxy {r['nx']}×{r['nt']}: Spearman {r['spearman']:.3f}, error/proxy median "
             f"{r['ratio_median']:.2f} (p90/p10 {r['ratio_p90_over_p10']:.2f}){mark}"
         )
-    exact = FastPhaseModel(lrnr, None, COLLOCATION, check)
+    return CheckGrid(check, rows)
+
+
+def eim_step(
+    run: Run, check: CheckGrid, S_grid: np.ndarray, grid: np.ndarray, ranks: list[int], steps: list[int]
+) -> Reduced:
+    """Step 2: FastLRNRs at each rank in ``ranks`` from the snapshots of the grid's hypernetwork
+    coefficients and of where the exact fast phase (``max(steps)`` steps) takes them."""
+    x, t = interior_points(*COLLOCATION)
+    exact = FastPhaseModel(run.lrnr, None, COLLOCATION, check.grid)
     S_lm = np.array(
         [
             np.concatenate(r.s)
             for r in run_fast_phase(exact, S_grid, grid, FastPhaseSettings(steps=max(steps), margin=0.0))
         ]
     )
-    mus_held = domain.sample(8, np.random.default_rng(11))
-    S_held = hyper_rows(hyper, mus_held)
-    reduced = {}
+    mus_held = run.domain.sample(8, np.random.default_rng(11))
+    S_held = hyper_rows(run.hyper, mus_held)
+    by_rank = {}
     for n in ranks:
-        ops, quality = build_fastlrnr(lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held)
-        reduced[n] = (ops, quality)
+        ops, quality = build_fastlrnr(run.lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held)
+        by_rank[n] = (ops, quality)
         errs = ", ".join(f"{q['eim_error_heldout']:.1e}" for q in quality["layers"])
         print(
-            f"[2/6] FastLRNR n={n} from {2 * len(grid)} coefficient sets at {x.size} points: "
+            f"[2/7] FastLRNR n={n} from {2 * len(grid)} coefficient sets at {x.size} points: "
             f"held-out EIM error per layer {errs}"
         )
+    return Reduced(by_rank, exact, S_held, mus_held)
 
-    queries = backend_choice.heldout_queries(domain)
-    candidates = [({"backend": "exact", "n": None, "steps": k}, exact, FastPhaseSettings(steps=k)) for k in steps]
-    for n, (ops, _) in reduced.items():
-        model = FastPhaseModel(lrnr, ops, COLLOCATION, check)
+
+def fast_phase_step(run: Run, check: CheckGrid, reduced: Reduced, steps: list[int]) -> FastPhaseChoice:
+    """Step 3: measure every backend candidate on held-out queries and choose the default
+    (``training.backend_choice``); the reduced operators shipped are the chosen rank's, or the
+    best reduced candidate's when the exact backend is the default."""
+    queries = backend_choice.heldout_queries(run.domain)
+    candidates = [
+        ({"backend": "exact", "n": None, "steps": k}, reduced.exact, FastPhaseSettings(steps=k)) for k in steps
+    ]
+    for n, (ops, _) in reduced.by_rank.items():
+        model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid)
         candidates += [
             ({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
             for k in steps
         ]
-    rows = backend_choice.measure(lrnr, hyper, candidates, queries)
+    rows = backend_choice.measure(run.lrnr, run.hyper, candidates, queries)
     chosen, reason = backend_choice.choose(rows)
     for row in rows:
         print(
-            f"[3/6] {row['backend']:>7} n={row['n']} steps={row['steps']}: "
+            f"[3/7] {row['backend']:>7} n={row['n']} steps={row['steps']}: "
             f"median ratio {row['median_ratio']:.3f}, improved "
             f"{100 * row['improved']:.0f}%, worst {row['worst_ratio']:.3f}, {row['ms_median']:.1f} ms/query"
             f"{'  ← default' if row is rows[chosen] else ''}"
         )
-    # the reduced operators shipped: the chosen rank, or the best reduced candidate when exact is the default
     red_rows = [r for r in rows if r["backend"] == "reduced"]
     ship_n = (
         rows[chosen]["n"]
         if rows[chosen]["backend"] == "reduced"
         else min(red_rows, key=lambda r: r["median_ratio"])["n"]
     )
-    ops, eim_quality = reduced[ship_n]
+    ops, eim_quality = reduced.by_rank[ship_n]
     default = FastPhaseSettings.from_dict(rows[chosen]["settings"])
-    fast = FastPhaseModel(lrnr, ops, COLLOCATION, check)
+    section = {
+        "collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
+        "check": {"nx": check.grid[0], "nt": check.grid[1], "measured": check.measured},
+        "default": default.to_dict(),
+        "measured": {
+            "queries": queries.tolist(),
+            "candidates": rows,
+            "chosen": chosen,
+            "reason": reason,
+            "targets": {
+                "median_ratio": backend_choice.MEDIAN_RATIO,
+                "improved": backend_choice.IMPROVED,
+                "worst_ratio": backend_choice.WORST_RATIO,
+            },
+        },
+    }
+    model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid)
+    return FastPhaseChoice(default, ship_n, ops, eim_quality, model, section)
 
+
+def onnx_step(lrnr: LRNRWeights) -> dict[str, bytes]:
+    """Step 4: ONNX graphs of the full LRNR (u, and u with its jets)."""
     onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)}
-    print(f"[4/6] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
+    print(f"[4/7] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
+    return onnx_files
 
+
+def sweep_step(run: Run, fp: FastPhaseChoice) -> SweepResult:
+    """Step 5: the whole-domain sweep with the default fast phase, with and without the
+    linearised correction: whether answers are corrected by default, the served domain and the
+    first calibration of both error estimates, checked on held-out random queries."""
+    lrnr, hyper, domain, fast, default = run.lrnr, run.hyper, run.domain, fp.model, fp.default
     mus = sweep_parameters(domain)
     correction = ErrorCorrection(lrnr, CORRECTION_GRID, CORRECTION_COARSE)
     sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus), correction=correction)
@@ -221,7 +347,7 @@ def build(
     )
     corrected_val = estimate_quality(corrected_model.predict(val["d_fast"], validation_mus), val["err_corrected"])
     print(
-        f"[5/6] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
+        f"[5/7] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
         f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
         f"{sweep['err_fast'].max():.4f}; + correction median {np.median(sweep['err_corrected']):.5f} worst "
         f"{sweep['err_corrected'].max():.5f} ({100 * worse:.0f}% > 5% worse; default {correct}); served "
@@ -229,44 +355,6 @@ def build(
         f"{100 * estimate_val['within_1_to_5x']:.0f}%; corrected Spearman {corrected_val['spearman']:.2f}, "
         f"within 1–5× {100 * corrected_val['within_1_to_5x']:.0f}%"
     )
-
-    hyper_rows_eval = hyper_only_errors(lrnr, hyper, test_parameters(domain, n_eval, seed=0))
-    l2 = np.array([r["rel_l2"] for r in hyper_rows_eval])
-    hyper_eval = {
-        "n": n_eval,
-        "seed": 0,
-        "grid": "standard 256x100",
-        "test_domain": test_domain.name,
-        "rel_l2_median": float(np.median(l2)),
-        "rel_l2_mean": float(l2.mean()),
-        "rel_l2_max": float(l2.max()),
-        "rel_l1_median": float(np.median([r["rel_l1"] for r in hyper_rows_eval])),
-        "rows": hyper_rows_eval,
-    }
-    training = {
-        "config": run["config"],
-        "steps_done": run["steps_done"],
-        "train_time_s": run["train_time_s"],
-        "truncation": run["truncation"],
-        "final_losses": run["final"],
-        "torch": run.get("torch"),
-    }
-    fast_phase = {
-        "collocation": {"points": COLLOCATION[0], "seed": COLLOCATION[1]},
-        "check": {"nx": check[0], "nt": check[1], "measured": check_rows},
-        "default": default.to_dict(),
-        "measured": {
-            "queries": queries.tolist(),
-            "candidates": rows,
-            "chosen": chosen,
-            "reason": reason,
-            "targets": {
-                "median_ratio": backend_choice.MEDIAN_RATIO,
-                "improved": backend_choice.IMPROVED,
-                "worst_ratio": backend_choice.WORST_RATIO,
-            },
-        },
-    }
     correction_section = {
         **correction.to_dict(),
         "default": correct,
@@ -286,56 +374,109 @@ def build(
         "quality_validation": estimate_val,
         "validation": {"queries": len(validation_mus), "seed": 23},
     }
-    quality = {
-        "eim": eim_quality,
-        "hyper_only": hyper_eval,
-        "sweep": {
-            "per_axis": int(len(np.unique(mus[:, 0]))),
-            "target": TARGET,
-            "hyper": summary(sweep["err_hyper"]),
-            "fast": summary(sweep["err_fast"]),
-            "fast_served": summary(sweep["err_fast"][inside]),
-            "hyper_corrected": summary(sweep["err_hyper_corrected"]),
-            "corrected": summary(sweep["err_corrected"]),
-            "served_answer_in_served_domain": summary(served_err[inside]),
-        },
+    quality_sweep = {
+        "per_axis": int(len(np.unique(mus[:, 0]))),
+        "target": TARGET,
+        "hyper": summary(sweep["err_hyper"]),
+        "fast": summary(sweep["err_fast"]),
+        "fast_served": summary(sweep["err_fast"][inside]),
+        "hyper_corrected": summary(sweep["err_hyper_corrected"]),
+        "corrected": summary(sweep["err_corrected"]),
+        "served_answer_in_served_domain": summary(served_err[inside]),
     }
+    return SweepResult(served, error_estimate, correction_section, quality_sweep)
+
+
+def quality_step(run: Run, n_eval: int, eim_quality: dict, sweep: SweepResult) -> dict:
+    """The manifest's ``quality``: the shipped FastLRNR's EIM quality, the hypernetwork alone
+    on ``n_eval`` test-range sets, and the sweep's summaries."""
+    rows = hyper_only_errors(run.lrnr, run.hyper, test_parameters(run.domain, n_eval, seed=0))
+    l2 = np.array([r["rel_l2"] for r in rows])
+    hyper_eval = {
+        "n": n_eval,
+        "seed": 0,
+        "grid": "standard 256x100",
+        "test_domain": run.test_domain.name,
+        "rel_l2_median": float(np.median(l2)),
+        "rel_l2_mean": float(l2.mean()),
+        "rel_l2_max": float(l2.max()),
+        "rel_l1_median": float(np.median([r["rel_l1"] for r in rows])),
+        "rows": rows,
+    }
+    return {"eim": eim_quality, "hyper_only": hyper_eval, "sweep": sweep.quality_sweep}
+
+
+def calibration_step(out: Path) -> None:
+    """Step 7: calibrate the written artifact's error estimates and rungs (``training.calibrate``)."""
+    t0 = time.perf_counter()
+    calibrate_artifact(out)
+    art = load_artifact(out)
+    print(f"[7/7] calibrated {out} (manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
+
+
+def build(
+    run_dir: Path,
+    name: str,
+    out: Path,
+    version: str,
+    ranks: list[int],
+    steps: list[int],
+    n_eval: int,
+    figure: Path | None,
+    calibrate: bool = True,
+) -> Path:
+    """Run the steps in order and write the artifact to ``out`` (replacing one there)."""
+    t0 = time.perf_counter()
+    run = load_step(run_dir)
+    grid = run.domain.grid(per_axis_for(run.domain))
+    S_grid = hyper_rows(run.hyper, grid)
+    check = check_grid_step(run, S_grid, grid)
+    reduced = eim_step(run, check, S_grid, grid, ranks, steps)
+    fp = fast_phase_step(run, check, reduced, steps)
+    onnx_files = onnx_step(run.lrnr)
+    sweep = sweep_step(run, fp)
+    eim: EimSection = {"n": fp.n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks}
+    sections = Sections(
+        training=training_section(run),
+        eim=eim,
+        fast_phase=fp.section,
+        error_estimate=sweep.error_estimate,
+        correction=sweep.correction,
+        quality=quality_step(run, n_eval, fp.eim_quality, sweep),
+    )
     write_artifact(
         out,
         name=name,
         version=version,
-        domain=domain,
-        test_domain=test_domain,
-        lrnr=lrnr,
-        hyper=hyper,
-        reduced_arrays=ops.to_arrays(),
+        domain=run.domain,
+        test_domain=run.test_domain,
+        served_domain=sweep.served,
+        lrnr=run.lrnr,
+        hyper=run.hyper,
+        reduced_arrays=fp.ops.to_arrays(),
         onnx_files=onnx_files,
-        training=training,
-        eim={"n": ship_n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks},
-        quality=quality,
-        fast_phase=fast_phase,
-        served_domain=served,
-        error_estimate=error_estimate,
-        correction=correction_section,
-        eim_rank=ship_n,
-        k_max=run["config"]["rank"],
+        sections=sections,
+        eim_rank=fp.n,
+        k_max=run.settings["config"]["rank"],
         overwrite=True,
     )
     art = load_artifact(out)  # the verified loader is the judge
     size = sum(p.stat().st_size for p in out.iterdir())
     print(
-        f"[6/6] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
+        f"[6/7] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     if figure is not None:
         agreement_figure(
-            fast,
-            S_held,
-            mus_held,
+            fp.model,
+            reduced.S_held,
+            reduced.mus_held,
             figure,
-            f"{name}: FastLRNR (n = {ship_n}) vs LRNR residual, {len(mus_held)} held-out parameter sets",
+            f"{name}: FastLRNR (n = {fp.n}) vs LRNR residual, {len(reduced.mus_held)} held-out parameter sets",
         )
         print(f"      figure {figure}")
+    if calibrate:
+        calibration_step(out)
     return out
 
 
@@ -349,10 +490,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[5, 8], help="fast-phase step counts to measure")
     ap.add_argument("--eval", type=int, default=20, help="hypernetwork-only evaluation sets")
     ap.add_argument("--figure", type=Path, help="default: docs/figures/<name>_fastlrnr_agreement.png")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip step 7 (training.calibrate)")
     args = ap.parse_args(argv)
     out = args.out or ROOT / "artifacts" / args.name
     figure = args.figure or ROOT / "docs" / "figures" / f"{args.name}_fastlrnr_agreement.png"
-    build(args.run_dir, args.name, out, args.version, args.ranks, args.steps, args.eval, figure)
+    build(args.run_dir, args.name, out, args.version, args.ranks, args.steps, args.eval, figure, not args.no_calibrate)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from core.artifact.format import (
 from core.artifact.manifest import Manifest, read_manifest
 from core.artifact.npz import parse_npz
 from core.artifact.reading import Artifact, list_artifacts, load_artifact, read_verified, verify_artifact
-from core.artifact.writing import write_artifact
+from core.artifact.writing import Sections, write_artifact
 
 __all__ = [
     "MANIFEST",
@@ -54,6 +54,7 @@ __all__ = [
     "PDE",
     "REQUIRED_KEYS",
     "SCHEMA_VERSION",
+    "Sections",
     "Artifact",
     "ArtifactError",
     "Manifest",

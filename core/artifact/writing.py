@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,21 @@ from core.lrnr import ANSATZ, LRNRWeights
 from core.pde import Domain
 
 
+@dataclass(frozen=True)
+class Sections:
+    """The manifest's JSON sections a builder supplies (JSON-serialisable, finite numbers):
+    ``training``, ``eim`` and ``quality`` are free-form; ``fast_phase`` = {collocation, check,
+    default, ...}, ``error_estimate`` = {model, ...} and ``correction`` = {nx, nt, coarse,
+    default, error_model, ...} are read by the loader (see the package docstring)."""
+
+    training: dict
+    eim: dict
+    fast_phase: dict
+    error_estimate: dict
+    correction: dict
+    quality: dict
+
+
 def write_artifact(
     directory: Path | str,
     *,
@@ -29,35 +45,33 @@ def write_artifact(
     version: str,
     domain: Domain,
     test_domain: Domain,
+    served_domain: Domain,
     lrnr: LRNRWeights,
     hyper: HyperWeights,
     reduced_arrays: Mapping[str, np.ndarray],
     onnx_files: Mapping[str, bytes],
-    training: dict,
-    eim: dict,
-    quality: dict,
-    fast_phase: dict,
-    served_domain: Domain,
-    error_estimate: dict,
-    correction: dict,
+    sections: Sections | None = None,
     eim_rank: int | None = None,
     k_max: int | None = None,
     created: str | None = None,
     overwrite: bool = False,
+    **section_kwargs: dict,
 ) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.
 
     Files are written to a temporary sibling directory, verified with the loader's own
     checks, then renamed into place; a failure leaves no partial artifact behind.
     ``reduced_arrays`` is a flat {name: ndarray} (e.g. ``ReducedOperators.to_arrays()``;
-    an object with ``to_arrays()`` is accepted too). ``eim_rank`` defaults to
-    ``eim["n"]``; ``k_max`` (the rank before truncation) to the hypernetwork width.
-    ``fast_phase`` = {collocation, check, default, ...}, ``error_estimate`` = {model, ...} and
-    ``correction`` = {nx, nt, coarse, default, error_model, ...}
-    as described in the package docstring; ``served_domain`` must lie inside ``domain``.
-    ``training``, ``eim`` and ``quality`` must be JSON-serialisable. With ``overwrite``
-    an existing artifact at ``directory`` is replaced; otherwise FileExistsError.
+    an object with ``to_arrays()`` is accepted too). ``sections``: the manifest's JSON
+    sections, or each of them as a keyword (``training=..., eim=..., ...``). ``eim_rank``
+    defaults to ``eim["n"]``; ``k_max`` (the rank before truncation) to the hypernetwork
+    width. ``served_domain`` must lie inside ``domain``. With ``overwrite`` an existing
+    artifact at ``directory`` is replaced; otherwise FileExistsError.
     """
+    if sections is None:
+        sections = Sections(**section_kwargs)
+    elif section_kwargs:
+        raise TypeError(f"pass the sections either as sections= or as keywords, not both: {sorted(section_kwargs)}")
     directory = Path(directory)
     if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)):
         raise ValueError(f"model name must match {PLAIN_NAME.pattern}, got {name!r}")
@@ -80,13 +94,13 @@ def write_artifact(
         "domain": domain.to_dict(),
         "test_domain": test_domain.to_dict(),
         "served_domain": served_domain.to_dict(),
-        "dimensions": _dimensions(lrnr, hyper, eim.get("n", eim.get("rank")) if eim_rank is None else eim_rank, k_max),
-        "training": training,
-        "eim": eim,
-        "fast_phase": fast_phase,
-        "error_estimate": error_estimate,
-        "correction": correction,
-        "quality": quality,
+        "dimensions": _dimensions(lrnr, hyper, _eim_rank(sections.eim) if eim_rank is None else eim_rank, k_max),
+        "training": sections.training,
+        "eim": sections.eim,
+        "fast_phase": sections.fast_phase,
+        "error_estimate": sections.error_estimate,
+        "correction": sections.correction,
+        "quality": sections.quality,
         "files": {f: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for f, b in sorted(payload.items())},
     }
     try:
@@ -103,6 +117,10 @@ def _check_pair(lrnr: LRNRWeights, hyper: HyperWeights) -> None:
     for l, (H, k) in enumerate(zip(hyper.H, lrnr.ranks), start=1):
         if H.shape[0] != k:
             raise ValueError(f"head {l}: expected {k} outputs (LRNR rank), got {H.shape[0]}")
+
+
+def _eim_rank(eim: dict) -> int | None:
+    return eim.get("n", eim.get("rank"))
 
 
 def _dimensions(lrnr: LRNRWeights, hyper: HyperWeights, eim_rank: int | None, k_max: int | None) -> dict:
