@@ -314,10 +314,12 @@ class CorrectionSpec:
         first = ErrorModel.from_dict(d["error_model"])  # the default answer's (schema 3 readers use it)
         if "rungs" in d:
             rungs = tuple(Rung(_substeps(r["substeps"]), ErrorModel.from_dict(r["error_model"])) for r in d["rungs"])
-        else:
-            rungs = (Rung(1, first),)
+        else:  # one rung: the manifest's substeps (schema 3 manifests have none: 1)
+            rungs = (Rung(_substeps(d.get("substeps", 1)), first),)
         if not rungs or any(b.substeps <= a.substeps for a, b in zip(rungs, rungs[1:])):
             raise ValueError(f"correction.rungs must be non-empty with increasing substeps, got {d.get('rungs')!r}")
+        if "substeps" in d and d["substeps"] != rungs[0].substeps:
+            raise ValueError(f"correction.substeps {d['substeps']!r} differs from the first rung's {rungs[0].substeps}")
         return cls(grid, coarse, d["default"], rungs, iterations, tol)
 
     def model(self, weights: LRNRWeights, dtype=np.float32) -> ErrorCorrection:

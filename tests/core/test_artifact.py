@@ -336,6 +336,8 @@ def test_served_domain_error_model_and_fast_phase_are_checked(art):
         {**c, "default": 1},
         {**c, "nx": 4000},
         {**c, "error_model": {"coef": [1.0]}},
+        {**c, "substeps": 3},  # not the first rung's
+        {**c, "rungs": []},
         {k: v for k, v in c.items() if k != "coarse"},
     ):
         rewrite_manifest(art, correction=bad)
