@@ -1,13 +1,15 @@
-"""The solve path: hypernetwork → fast phase → full-LRNR field → linearised correction and
-error estimate, vectorised over parameter sets.
+"""The solve path: hypernetwork → fast phase (when it runs) → full-LRNR field → the first
+answer (corrected, or the surrogate's) with its estimate → escalation to a tolerance,
+vectorised over parameter sets.
 
 One :class:`ModelRuntime` per loaded artifact. :meth:`ModelRuntime.solve_jobs` runs one or
 more compatible jobs (``service.checks`` made them) as a single pass (CPU work, on a worker
-thread): one hypernetwork call for every row, one ``run_fast_phase`` over every row (or,
-with the fast phase off, the error proxy of the hypernetwork's coefficients), one
-batched field evaluation — split over ``field_workers`` threads when the caller says the
-server is otherwise idle — the linearised correction of every row when the job asks for it
-(``core.correction``), and the calibrated error estimate of every answer as served.
+thread): one hypernetwork call for every row, one ``run_fast_phase`` over every row when the
+job asks for it, one batched field evaluation — split over ``field_workers`` threads when the
+caller says the server is otherwise idle — then ``service.ladder``: the correction of every row
+(``core.correction``: one LRNR pass on the correction grid gives the residual, the error proxy,
+the correction and its estimate) or the uncorrected estimate, and with a tolerance the climb
+of every row whose estimate is above it.
 """
 
 from __future__ import annotations
@@ -237,7 +239,8 @@ def _collect(results, width: int) -> tuple[np.ndarray, list[dict]]:
         for r in results
     ]
     S = np.stack([np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in r.s]) for r in results])
-    assert S.shape[1] == width
+    if S.shape[1] != width:
+        raise SolverError(f"the fast phase returned {S.shape[1]} coefficients per row, expected {width}")
     return S, rows
 
 
