@@ -39,6 +39,7 @@ def points_for(tolerance: float) -> int:
 
 FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
 MAX_SUBSTEPS = 8192
+MARCH_VALUES = 1 << 22  # states kept at once by the check's uniform march (32 MiB of float64)
 
 
 def solve_at_sites(
@@ -55,8 +56,14 @@ def solve_at_sites(
     if uniform:
         steps = max(2, math.ceil(substeps * times[-1] - 1e-9))
         marched = np.linspace(0.0, times[-1], steps + 1)
-        states = solve_reference_batch(mu, grid, marched, substeps=substeps, nx_internal=n)
-        states = cubic_in_time(states, marched, times) if times[-1] > 0 else states[:, :1].repeat(len(times), 1)
+        rows = max(1, MARCH_VALUES // ((steps + 1) * n))  # every step is kept: bound the memory
+        parts = []
+        for lo in range(0, len(mu), rows):
+            states = solve_reference_batch(mu[lo : lo + rows], grid, marched, substeps=substeps, nx_internal=n)
+            parts.append(
+                cubic_in_time(states, marched, times) if times[-1] > 0 else states[:, :1].repeat(len(times), 1)
+            )
+        states = np.concatenate(parts)
     else:
         states = solve_reference_batch(mu, grid, times, substeps=substeps, nx_internal=n)  # (R, nt_u, n)
     if not points:

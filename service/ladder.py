@@ -170,7 +170,7 @@ def escalate(
                     rows[i]["correction"] = _correction_diag(cr, k, rt)
             need = need[~(ans.estimate[need] <= tolerance)]
     if need.size and not exhausted:
-        predicted = rt.reference_cost_s * need.size
+        predicted = rt.reference_cost(need.size, int(np.prod(grid.shape)))
         if deadline is not None and time.perf_counter() + predicted > deadline:
             exhausted = True
         else:

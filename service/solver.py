@@ -75,7 +75,8 @@ class ModelRuntime:
         # how much an estimate is widened outside the served domain (measured at build time)
         self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
         self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
-        self.reference_cost_s = 0.05  # one row of the reference rung's first attempt (measured by warm())
+        # the reference rung's first attempt per row, at 16 sites and at 256 × 100 (measured by warm())
+        self.reference_cost_s = (0.002, 0.05)
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
         span = np.where(hi > lo, np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN), 0.0)  # a fixed parameter stays fixed
@@ -198,10 +199,23 @@ class ModelRuntime:
         grid = grid_arrays(Grid(nx=256, nt=100))
         self.solve(centre[None], grid, self.default_settings, self.field_threads)
         elapsed = time.perf_counter() - t0
+        # the reference rung's first attempt (its solve and its check: twice), per row: one row
+        # on the standard grid, and 64 rows at 16 points (vectorised over rows)
         t1 = time.perf_counter()
         solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL)
-        self.reference_cost_s = 2.0 * (time.perf_counter() - t1)  # the served solve and its check
+        t2 = time.perf_counter()
+        pts = np.linspace(0.05, 0.95, 16)
+        solve_at_sites(np.repeat(centre[None], 64, 0), 6.0 * pts, pts, True, FIRST_SUBSTEPS, NX_INTERNAL)
+        t3 = time.perf_counter()
+        self.reference_cost_s = (2.0 * (t3 - t2) / 64, 2.0 * (t2 - t1))
         return elapsed
+
+    def reference_cost(self, rows: int, sites: int) -> float:
+        """Predicted seconds of the reference rung's first attempt for ``rows`` at ``sites``
+        sites: per row, linear in the sites between the two measured by ``warm``."""
+        few, full = self.reference_cost_s
+        share = min(1.0, max(0.0, (sites - 16) / (256 * 100 - 16)))
+        return rows * (few + (full - few) * share)
 
 
 # ---------------------------------------------------------------------- fast-phase adapter

@@ -53,3 +53,13 @@ def test_a_deadline_stops_the_doubling_and_says_so():
     ans = solve_to_tolerance(MUS, x, t, False, 1e-14, deadline=time.perf_counter() + 0.05)
     assert time.perf_counter() - t0 < 1.0
     assert ans.exhausted and len(ans.attempts) >= 1 and np.all(np.isfinite(ans.u))
+
+
+def test_the_uniform_march_is_chunked_without_changing_a_value(monkeypatch):
+    import core.reference_rung as rr
+
+    rng = np.random.default_rng(2)
+    x, t = rng.uniform(0, 6, 9), rng.uniform(0, 1, 9)
+    whole = solve_at_sites(MUS, x, t, True, 64, 32, uniform=True)
+    monkeypatch.setattr(rr, "MARCH_VALUES", 1)  # one row at a time
+    np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True), whole)
