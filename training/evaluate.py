@@ -10,9 +10,9 @@ upper end of β for convection). Per query:
   * LM, exact backend, and LM, reduced backend — the model's default settings otherwise;
   * Adam on the ℓ1 objective (the paper's optimiser), reduced backend, 400 steps;
   * full fine-tuning of s through the LRNR (``training.finetune``), 400 Adam steps;
-  * the linearised correction (``core.correction``) added to the hypernetwork's answer, and
-    to the default fast phase's (the answer the service returns by default; its time
-    includes the fast phase's);
+  * the correction (``core.correction``) added to the hypernetwork's answer (the answer the
+    service returns by default) and to the default fast phase's (its time includes the fast
+    phase's);
 relative L2 / L1 errors against the reference solver on the standard 256×100 grid, wall
 time per query, and the error after every step (the paper's Figure 3). Writes a markdown
 report, a JSON file and the figure.
@@ -50,8 +50,8 @@ LABELS = {
     "lm_reduced": "LM, reduced",
     "adam": "Adam ℓ1 (paper), reduced",
     "finetune": "full fine-tuning",
-    "hyper_corrected": "hypernetwork + linearised correction",
-    "served": "served answer (default fast phase + correction)",
+    "hyper_corrected": "hypernetwork + correction (the served default)",
+    "served": "default fast phase + correction",
 }
 
 
@@ -241,26 +241,27 @@ def report(results: list[dict], fig_path: Path, out: Path, command: str) -> str:
                 "| method | median L2 | worst L2 | median ratio to hyper | improved | worst ratio | "
                 "> 2% halved | ms / query |",
                 "|---|---|---|---|---|---|---|---|",
-                f"| hypernetwork only | {s['median_hyper_l2']:.4f} | | 1 | | | | 0 |",
+                f"| hypernetwork only | {s['median_hyper_l2']:.2e} | | 1 | | | | 0 |",
             ]
             for m in METHODS[1:]:
                 v = s[m]
                 halved = "–" if v["halved_where_above_2pct"] is None else f"{100 * v['halved_where_above_2pct']:.0f}%"
                 lines.append(
-                    f"| {LABELS[m]} | {v['median_l2']:.4f} | {v['worst_l2']:.4f} | {v['median_ratio']:.2f} | "
+                    f"| {LABELS[m]} | {v['median_l2']:.2e} | {v['worst_l2']:.2e} | {v['median_ratio']:.3f} | "
                     f"{100 * v['improved']:.0f}% | {v['worst_ratio']:.2f} | {halved} | {v['median_ms']:.0f} |"
                 )
             lines += [
                 "",
                 "<details><summary>per query</summary>",
                 "",
-                "| β | ν | ρ | hyper | LM exact | LM reduced | Adam | full FT | hyper + corr. | served |",
+                "| β | ν | ρ | hyper | LM exact | LM reduced | Adam | full FT | hyper + corr. (served) "
+                "| fast + corr. |",
                 "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in data["rows"]:
                 lines.append(
                     f"| {r['beta']:.2f} | {r['nu']:.2f} | {r['rho']:.2f} | "
-                    + " | ".join(f"{r[m + '_l2']:.4f}" for m in METHODS)
+                    + " | ".join(f"{r[m + '_l2']:.2e}" for m in METHODS)
                     + " |"
                 )
             lines += ["", "</details>", ""]
