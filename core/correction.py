@@ -42,7 +42,7 @@ from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
 from core.lrnr import LRNRWeights
 from core.pde import uniform_grid
-from core.spectral import SITES_CHUNK, cubic_in_time, trig_interpolate
+from core.spectral import SITES_CHUNK, cubic_at_points, cubic_in_time, trig_interpolate
 
 MAX_CHUNK_VALUES = 1 << 21  # rows × times × sites interpolated at once in ``at_points`` (16 MiB)
 
@@ -130,20 +130,9 @@ class ErrorField:
         R, n = self.e.shape[:2]
         out = np.empty((R, x.size))
         chunk = max(64, min(SITES_CHUNK, MAX_CHUNK_VALUES // max(1, R * n)))
-        h = self.t_end / (n - 1)
         for lo in range(0, x.size, chunk):
             M = trig_interpolate(self.e, x[lo : lo + chunk])  # (R, nt, p): in x first
-            tp = np.clip(t[lo : lo + chunk], 0.0, self.t_end)
-            j = np.clip(np.floor(tp / h).astype(int), 0, n - 2)
-            s = tp / h - j
-            p = np.arange(j.size)
-            first = 3.0 * M[:, 0] - 3.0 * M[:, 1] + M[:, 2]
-            last = 3.0 * M[:, -1] - 3.0 * M[:, -2] + M[:, -3]
-            padded = np.concatenate([first[:, None], M, last[:, None]], axis=1)
-            p0, p1, p2, p3 = (padded[:, j + k, p] for k in range(4))
-            out[:, lo : lo + chunk] = p1 + 0.5 * s * (
-                (p2 - p0) + s * ((2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) + s * (3.0 * (p1 - p2) + p3 - p0))
-            )
+            out[:, lo : lo + chunk] = cubic_at_points(M, self.t_grid, t[lo : lo + chunk])
         return out
 
 
@@ -240,8 +229,11 @@ class ErrorCorrection:
         e_c, *_ = newton_error_field(
             on_substeps(rc, m), on_substeps(uc, m), p.mu, self.t_end, self.iterations, self.tol, self.family
         )
-        x = uniform_grid(self.grid[0], 2)[0]
-        coarse_here = ErrorField(e_c, self.t_end).on_axes(x, np.linspace(0.0, self.t_end, e.shape[1]))
+        times = np.linspace(0.0, self.t_end, e.shape[1])
+        if e_c.shape[2] == e.shape[2]:  # the same x points: interpolate in time only
+            coarse_here = cubic_in_time(e_c, np.linspace(0.0, self.t_end, e_c.shape[1]), times)
+        else:
+            coarse_here = ErrorField(e_c, self.t_end).on_axes(uniform_grid(self.grid[0], 2)[0], times)
         rms = np.sqrt(np.mean(p.r.reshape(len(p.r), -1) ** 2, axis=1))
         return CorrectionResult(
             field=ErrorField(e, self.t_end),

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.pde import X_PERIOD
 from core.reference import solve_reference_batch
-from core.spectral import cubic_in_time, trig_interpolate
+from core.spectral import cubic_in_time, trig_at_points, trig_interpolate
 
 NX_INTERNAL = 128  # internal points of the served solve (the check uses half: 64 resolve these solutions)
 
@@ -68,14 +68,7 @@ def solve_at_sites(
         states = solve_reference_batch(mu, grid, times, substeps=substeps, nx_internal=n)  # (R, nt_u, n)
     if not points:
         return trig_interpolate(states, x)[:, inverse]
-    coef = np.fft.rfft(states, axis=-1) / n
-    weight = np.full(coef.shape[-1], 2.0)
-    weight[0] = weight[-1] = 1.0
-    coef[..., -1] = coef[..., -1].real
-    coef = coef * weight
-    k = np.arange(coef.shape[-1])
-    basis = np.exp(1j * np.outer(x, k))  # (P, modes)
-    return np.einsum("rpk,pk->rp", coef[:, inverse], basis).real
+    return trig_at_points(states, inverse, x)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Job:
 
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
     it breaks, as flags; tolerance: the request's, or None; correct: add the correction;
-    budget_s: the time from arrival within which escalation to the tolerance must end."""
+    budget_s: the time from ``enqueued`` within which escalation to the tolerance must end."""
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool

@@ -58,7 +58,10 @@ def at_sites(field: ErrorField, grid: GridArrays) -> np.ndarray:
     return field.on_axes(grid.x_eval, grid.t)
 
 
-def _num(v) -> float | None:
+def finite_or_none(v) -> float | None:
+    """A diagnostic number for the answer: the float, or None when missing or not finite."""
+    if v is None:
+        return None
     v = float(v)
     return v if np.isfinite(v) else None
 
@@ -93,8 +96,8 @@ def first_answer(
         for i, row in enumerate(rows):
             row["correction"] = _correction_diag(cr, i, rt)
             if not fast_ran:
-                row["residual_before"] = row["residual_after"] = _num(cr.rms[i])
-                row["error_proxy_before"] = row["error_proxy_after"] = _num(cr.proxy[i])
+                row["residual_before"] = row["residual_after"] = finite_or_none(cr.rms[i])
+                row["error_proxy_before"] = row["error_proxy_after"] = finite_or_none(cr.proxy[i])
             info[i]["substeps"] = cr.substeps
         return Answer(u, estimate, info, cp, time.perf_counter() - t0)
     if fast_ran:
@@ -107,8 +110,8 @@ def first_answer(
     else:  # an artifact without an a-priori map: the proxy on the check grid
         proxy, rms = rt.fast.check(S, mu)
         for row, p, q in zip(rows, proxy, rms):
-            row["error_proxy_before"] = row["error_proxy_after"] = _num(p)
-            row["residual_before"] = row["residual_after"] = _num(q)
+            row["error_proxy_before"] = row["error_proxy_after"] = finite_or_none(p)
+            row["residual_before"] = row["residual_after"] = finite_or_none(q)
         estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
     if not np.all(np.isfinite(estimate)):
         raise SolverError(f"model {rt.name!r} produced a non-finite residual")
@@ -120,7 +123,7 @@ def first_answer(
 def _correction_diag(cr, i: int, rt: ModelRuntime) -> dict:
     return {
         "applied": True,
-        "two_grid_difference": _num(cr.d[i]),
+        "two_grid_difference": finite_or_none(cr.d[i]),
         "substeps": cr.substeps,
         "newton_steps": int(cr.newton_steps[i]),
         "newton_increment": None if np.isnan(cr.increment[i]) else float(cr.increment[i]),

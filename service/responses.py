@@ -102,20 +102,19 @@ async def sweep_response(
 ) -> Response:
     """The answer to one /solve/sweep: an .npz archive (``service.sweep``)."""
     t0 = time.perf_counter()
-    within, exhausted, extrapolated = [], [], []
-    for job, res in zip(jobs, results):
-        for i in range(len(job.mu)):
-            ok, flags = answer_flags(job, i, float(res.estimate[i]), res.rows[i]["answer"])
-            within.append(-1 if ok is None else int(ok))
-            exhausted.append(any(f["code"] == "time_budget_exhausted" for f in flags))
-        extrapolated.append(job.extrapolated)
+    estimate = np.concatenate([r.estimate for r in results])
+    tolerance = jobs[0].tolerance  # one tolerance for the whole sweep
+    within = np.full(estimate.size, -1, np.int8) if tolerance is None else (estimate <= tolerance).astype(np.int8)
+    answers = [row["answer"] for r in results for row in r.rows]
+    # as answer_flags says it per row: the budget ended the climb of a row left above the tolerance
+    stopped = np.array([a.get("escalation", {}).get("time_budget_exhausted", False) for a in answers], bool)
     arrays = {
         "u": np.concatenate([r.u for r in results]).astype(np.float32, copy=False),
-        "error_estimate": np.concatenate([r.estimate for r in results]),
-        "within_tolerance": np.array(within, dtype=np.int8),
-        "rung": np.array([row["answer"]["rung"] for r in results for row in r.rows]),
-        "extrapolated": np.concatenate(extrapolated).astype(bool),
-        "time_budget_exhausted": np.array(exhausted, dtype=bool),
+        "error_estimate": estimate,
+        "within_tolerance": within,
+        "rung": np.array([a["rung"] for a in answers]),
+        "extrapolated": np.concatenate([j.extrapolated for j in jobs]).astype(bool),
+        "time_budget_exhausted": stopped & (within == 0),
     }
     data = await anyio.to_thread.run_sync(sweep_npz, arrays, limiter=state.encode_limiter)
     timings = {k: sum(r.timings.get(k, 0.0) for r in results) for k in results[0].timings}

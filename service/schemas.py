@@ -184,7 +184,9 @@ class SolveRequest(_Strict):
         "time_budget_ms; an answer still above it is flagged",
     )
     time_budget_ms: TimeBudget | None = Field(
-        None, description="most milliseconds from arrival that escalation to the tolerance may use (null: 2000)"
+        None,
+        description="most milliseconds, from when the request has been read and checked, that escalation to the "
+        "tolerance may use (null: 2000)",
     )
 
     model_config = ConfigDict(

@@ -14,7 +14,6 @@ of every row whose estimate is above it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -221,13 +220,6 @@ class ModelRuntime:
 # ---------------------------------------------------------------------- fast-phase adapter
 
 
-def _num(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def _layers(S: np.ndarray, ranks) -> list[np.ndarray]:
     """Coefficient rows (R, P) → per-layer (R, k_l), as the field evaluator takes them."""
     return np.split(S, np.cumsum(ranks)[:-1], axis=1)
@@ -241,14 +233,14 @@ def _collect(results, width: int) -> tuple[np.ndarray, list[dict]]:
             "backend": r.backend,
             "optimizer": r.optimizer,
             "steps_run": r.steps_run,
-            "locality": _num(r.locality),
+            "locality": ladder.finite_or_none(r.locality),
             "accepted": r.accepted,
-            "objective_before": _num(r.objective_before),
-            "objective_after": _num(r.objective_after),
-            "residual_before": _num(r.residual_before),
-            "residual_after": _num(r.residual_after),
-            "error_proxy_before": _num(r.proxy_before),
-            "error_proxy_after": _num(r.proxy_after),
+            "objective_before": ladder.finite_or_none(r.objective_before),
+            "objective_after": ladder.finite_or_none(r.objective_after),
+            "residual_before": ladder.finite_or_none(r.residual_before),
+            "residual_after": ladder.finite_or_none(r.residual_after),
+            "error_proxy_before": ladder.finite_or_none(r.proxy_before),
+            "error_proxy_after": ladder.finite_or_none(r.proxy_after),
         }
         for r in results
     ]

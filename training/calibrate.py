@@ -33,7 +33,7 @@ from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
 from core.fast_phase import run_fast_phase
 from core.pde import PARAM_NAMES, Domain, standard_grid
-from training.sweep import fields, hyper_rows, reference_fields, relative_l2
+from training.sweep import fields, has_low_nu_band, hyper_rows, reference_fields, relative_l2
 
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
 RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")
@@ -48,7 +48,7 @@ def calibration_set(domain: Domain, seed: int = 0) -> tuple[np.ndarray, int]:
     per_axis = PER_AXIS[len(domain.active)]
     rng = np.random.default_rng(seed)
     parts = [domain.grid(per_axis)]
-    if "nu" in domain.active and domain.bounds["nu"][0] == 0.0:
+    if has_low_nu_band(domain):
         lo, hi = domain.low, domain.high
         axes = [np.linspace(lo[i], hi[i], 5) if k != "nu" else np.array(LOW_NU) for i, k in enumerate(PARAM_NAMES)]
         mesh = np.meshgrid(*[a if PARAM_NAMES[i] in domain.active else a[:1] for i, a in enumerate(axes)])
@@ -61,7 +61,7 @@ def validation_set(domain: Domain, seed: int = 23) -> np.ndarray:
     """Held-out points: random over the domain, and random in the low-ν band where ν varies."""
     rng = np.random.default_rng(seed)
     parts = [domain.sample(60 if len(domain.active) > 1 else 40, rng)]
-    if "nu" in domain.active and domain.bounds["nu"][0] == 0.0:
+    if has_low_nu_band(domain):
         band = domain.sample(40, rng)
         band[:, PARAM_NAMES.index("nu")] = rng.uniform(0.0, 0.1, 40)
         parts.append(band)

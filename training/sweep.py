@@ -256,10 +256,15 @@ def heat_map(result: dict, domain: Domain, path: Path, title: str, estimate: np.
 HARD_NU = (0.005, 0.02, 0.05, 0.08)  # the low-viscosity band (models whose ν goes down to 0), off the tensor grid
 
 
+def has_low_nu_band(domain: Domain) -> bool:
+    """Whether ν varies down to 0 in ``domain``: its low-viscosity band is where answers are worst."""
+    return "nu" in domain.active and domain.bounds["nu"][0] == 0.0
+
+
 def band_parameters(domain: Domain, per_axis: int = 4) -> np.ndarray:
     """(G, 3) points of the low-ν band (ν ∈ HARD_NU) on a per_axis grid of the other
     parameters; empty when ν does not vary down to 0."""
-    if "nu" not in domain.active or domain.bounds["nu"][0] != 0.0:
+    if not has_low_nu_band(domain):
         return np.empty((0, 3))
     axes = [
         np.array(HARD_NU)
@@ -281,7 +286,7 @@ def regions(domain: Domain, mus: np.ndarray) -> dict[str, np.ndarray]:
         i = PARAM_NAMES.index(k)
         at_bound |= np.isclose(mus[:, i], domain.bounds[k][0]) | np.isclose(mus[:, i], domain.bounds[k][1])
     out = {"faces_and_corners": at_bound, "interior": ~at_bound}
-    if "nu" in domain.active and domain.bounds["nu"][0] == 0.0:
+    if has_low_nu_band(domain):
         out["hard_band"] = mus[:, PARAM_NAMES.index("nu")] <= 0.1
     return out
 
