@@ -314,9 +314,10 @@ class CorrectionSpec:
             raise ValueError(f"correction.substeps {d['substeps']!r} differs from the first rung's {rungs[0].substeps}")
         return cls(grid, coarse, d["default"], rungs, iterations, tol)
 
-    def model(self, weights: LRNRWeights, dtype=np.float32) -> ErrorCorrection:
+    def model(self, weights: LRNRWeights, dtype=np.float32, family: PdeFamily = CDR_FAMILY) -> ErrorCorrection:
+        """The correction of ``weights`` (an LRNR of ``family``) at these grids."""
         return ErrorCorrection(
-            weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol
+            weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol, family
         )
 
 

@@ -15,18 +15,19 @@ error for that fraction of answers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.hypernet import normalise_params
-from core.pde import PARAM_NAMES, Domain, as_param_array
+from core.pde import Domain, as_param_array
 
 
 @dataclass(frozen=True)
 class ErrorModel:
-    """coef (5,): c_0, c_1 and one weight per parameter (β, ν, ρ); offset q; low, high (3,):
-    the parameter scaling; coverage: the quantile q was chosen at."""
+    """coef (2 + p,): c_0, c_1 and one weight per parameter (p = 3 for CDR: β, ν, ρ); offset
+    q; low, high (p,): the parameter scaling; coverage: the quantile q was chosen at."""
 
     coef: np.ndarray
     offset: float
@@ -35,8 +36,8 @@ class ErrorModel:
     coverage: float
 
     def predict(self, proxy: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """Estimated relative L2 errors (B,) for error proxies ê (B,) (> 0) and mu (B, 3)."""
-        X = _features(np.asarray(proxy, dtype=np.float64), as_param_array(mu), self.low, self.high)
+        """Estimated relative L2 errors (B,) for error proxies ê (B,) (> 0) and mu (B, p)."""
+        X = _features(np.asarray(proxy, dtype=np.float64), as_param_array(mu, len(self.low)), self.low, self.high)
         return np.exp(X @ self.coef + self.offset)
 
     def to_dict(self) -> dict:
@@ -52,8 +53,9 @@ class ErrorModel:
     @classmethod
     def from_dict(cls, d: dict) -> ErrorModel:
         coef = np.asarray(d["coef"], dtype=np.float64)
-        if coef.shape != (5,) or not np.all(np.isfinite(coef)) or not np.isfinite(d["offset"]):
-            raise ValueError(f"error model: expected 5 finite coefficients and a finite offset, got {d!r}")
+        p = len(d["low"])
+        if coef.shape != (2 + p,) or not np.all(np.isfinite(coef)) or not np.isfinite(d["offset"]):
+            raise ValueError(f"error model: expected {2 + p} finite coefficients and a finite offset, got {d!r}")
         return cls(
             coef,
             float(d["offset"]),
@@ -77,7 +79,7 @@ def fit_error_model(
     next larger residual: at least that share of the fit's answers is covered)."""
     if not (0 < coverage < 1):
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
-    mu = as_param_array(mu)
+    mu = as_param_array(mu, domain.params)
     X = _features(np.asarray(proxy, dtype=np.float64), mu, domain.low, domain.high)
     y = np.log(np.asarray(error, dtype=np.float64))
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -126,16 +128,17 @@ class AprioriMap:
     exp(``offset``) (the margin that held-out points needed), times ``extrapolation_factor``
     outside the grid's box.
 
-    axes: three (n_i,) increasing arrays; log_error: (n_β, n_ν, n_ρ) log errors at the nodes."""
+    axes: one (n_i,) increasing array per parameter; log_error: (n_1, …, n_p) log errors at
+    the nodes ((n_β, n_ν, n_ρ) for CDR)."""
 
-    axes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    axes: tuple[np.ndarray, ...]
     log_error: np.ndarray
     offset: float
     extrapolation_factor: float
 
     def predict(self, mu: np.ndarray) -> np.ndarray:
-        """(B,) estimated relative L2 errors for mu (B, 3)."""
-        mu = as_param_array(mu)
+        """(B,) estimated relative L2 errors for mu (B, p)."""
+        mu = as_param_array(mu, len(self.axes))
         corners = []
         outside = np.zeros(len(mu), dtype=bool)
         for i, axis in enumerate(self.axes):
@@ -148,10 +151,8 @@ class AprioriMap:
             on_node = np.isclose(v, axis[j], rtol=0, atol=1e-12)  # a node: its own value, no neighbour
             corners.append((j, np.where(on_node, j, j + 1)))
         worst = np.full(len(mu), -np.inf)
-        for a in corners[0]:
-            for b in corners[1]:
-                for c in corners[2]:
-                    worst = np.maximum(worst, self.log_error[a, b, c])
+        for corner in itertools.product(*corners):
+            worst = np.maximum(worst, self.log_error[corner])
         return np.exp(worst + self.offset) * np.where(outside, self.extrapolation_factor, 1.0)
 
     def to_dict(self) -> dict:
@@ -167,8 +168,8 @@ class AprioriMap:
     def from_dict(cls, d: dict) -> AprioriMap:
         axes = tuple(np.asarray(a, dtype=np.float64) for a in d["axes"])
         log_error = np.asarray(d["log_error"], dtype=np.float64)
-        if len(axes) != 3 or log_error.shape != tuple(a.size for a in axes):
-            raise ValueError(f"a-priori map: 3 axes and a log_error of their shape expected, got {log_error.shape}")
+        if not axes or log_error.shape != tuple(a.size for a in axes):
+            raise ValueError(f"a-priori map: axes and a log_error of their shape expected, got {log_error.shape}")
         if not all(a.size >= 1 and np.all(np.isfinite(a)) and np.all(np.diff(a) > 0) for a in axes):
             raise ValueError("a-priori map: each axis must be finite and increasing")
         if not (np.all(np.isfinite(log_error)) and np.isfinite(d["offset"])):
@@ -193,7 +194,7 @@ def fit_apriori_map(
     below 0: the cell maximum alone is the floor)."""
     axes = tuple(
         np.linspace(*domain.bounds[k], per_axis) if k in domain.active else np.array([domain.bounds[k][0]])
-        for k in PARAM_NAMES
+        for k in domain.params
     )
     log_error = np.log(np.maximum(np.asarray(node_error, dtype=np.float64), 1e-12)).reshape([a.size for a in axes])
     bare = AprioriMap(axes, log_error, 0.0, extrapolation_factor)

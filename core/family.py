@@ -64,13 +64,16 @@ def params_to_array(params: Mapping[str, float] | np.ndarray, names: Sequence[st
     return mu
 
 
-def as_param_array(mu: np.ndarray, names: Sequence[str] = DEFAULT_PARAMS) -> np.ndarray:
-    """(B, n) float64 view of parameter rows over ``names``; a single (n,) row is promoted."""
+def as_param_array(mu: np.ndarray, names: Sequence[str] | int = DEFAULT_PARAMS) -> np.ndarray:
+    """(B, n) float64 view of parameter rows over ``names`` (or n unnamed columns when an
+    int); a single (n,) row is promoted."""
     mu = np.asarray(mu, dtype=np.float64)
     if mu.ndim == 1:
         mu = mu[None, :]
-    if mu.ndim != 2 or mu.shape[1] != len(names):
-        raise ValueError(f"expected shape (B, {len(names)}) for ({', '.join(names)}), got {mu.shape}")
+    n = names if isinstance(names, int) else len(names)
+    if mu.ndim != 2 or mu.shape[1] != n:
+        what = f"{n} parameters" if isinstance(names, int) else f"({', '.join(names)})"
+        raise ValueError(f"expected shape (B, {n}) for {what}, got {mu.shape}")
     return mu
 
 
@@ -179,6 +182,11 @@ class PdeFamily(ABC):
     """The training domains of this family, by name."""
     test_domains: Mapping[str, Domain]
     """The range each training domain is evaluated on."""
+    initial_text: str
+    """u0 in the ansatz's words ("1 + sin x"): what an artifact's ``ansatz`` records."""
+    initial_trig: tuple[float, float, float] | None = None
+    """(c0, c_sin, c_cos) when u0 = c0 + c_sin sin x + c_cos cos x (what an ONNX graph of the
+    LRNR can embed); None for any other initial condition (then the numpy evaluator serves)."""
 
     # ---------------------------------------------------------------- the equation
     @abstractmethod
@@ -228,6 +236,21 @@ class PdeFamily(ABC):
         the grid values; params (B, 1) columns, u (B, n)."""
 
     # ------------------------------------------------------------------- helpers
+    @property
+    def ansatz(self) -> str:
+        """The LRNR's form for this family, as artifacts record it."""
+        return f"embed(cos x, sin x, t); u = {self.initial_text} + t * (w.h_L + c)"
+
+    def describe(self) -> dict:
+        """What ``GET /models`` says of the family: name, equation, parameter names in column
+        order, those that must be ≥ 0."""
+        return {
+            "name": self.name,
+            "equation": self.equation,
+            "params": list(self.params),
+            "nonnegative": list(self.nonnegative),
+        }
+
     def columns(self, mu: np.ndarray, ndim: int = 2) -> tuple[np.ndarray, ...]:
         """The parameter columns of rows mu (R, p), each shaped (R, 1, …) with ``ndim`` axes."""
         tail = (None,) * (ndim - 1)

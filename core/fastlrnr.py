@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.eim import deim_indices
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.jet_chain import JetChain, exact_chain, layer1_inputs
 from core.lrnr import LRNRWeights
 
@@ -70,8 +72,8 @@ class ReducedOperators:
     def ranks(self) -> tuple[int, ...]:
         return tuple(int(W.shape[1]) for W in self.Wout)
 
-    def chain(self, dtype=np.float64) -> JetChain:
-        """The reduced network as a JetChain in ``dtype``."""
+    def chain(self, dtype=np.float64, family: PdeFamily = CDR_FAMILY) -> JetChain:
+        """The reduced network as a JetChain in ``dtype``, for the residual of ``family``."""
         cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
         return JetChain(
             self.x,
@@ -82,6 +84,7 @@ class ReducedOperators:
             (None,) + tuple(map(cast, self.Win)),
             cast(self.w),
             float(self.c),
+            family,
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -1,7 +1,9 @@
 """The hypernetwork μ ↦ s(μ) in numpy (docs/method.md, “The hypernetwork”).
 
 μ̃   = 2 (μ − low) / (high − low) − 1 on active parameters, 0 on fixed ones
-m   = tanh(W3 tanh(W2 tanh(W1 μ̃ + c1) + c2) + c3)      W1 (K, 3), W2, W3 (K, K)
+m   = tanh(W3 tanh(W2 tanh(W1 μ̃ + c1) + c2) + c3)      W1 (K, p), W2, W3 (K, K)
+
+with p the family's number of parameters (3 for CDR: β, ν, ρ).
 s_l = ReLU(H_l m + e_l)                                 H_l (k_l, K), e_l (k_l,)
 """
 
@@ -17,7 +19,7 @@ from core.pde import as_param_array
 
 @dataclass(frozen=True)
 class HyperWeights:
-    """Hypernetwork parameters; ``low``/``high`` (3,) are the training domain's bounds."""
+    """Hypernetwork parameters; ``low``/``high`` (p,) are the training domain's bounds."""
 
     W: tuple[np.ndarray, np.ndarray, np.ndarray]
     c: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -27,9 +29,9 @@ class HyperWeights:
     high: np.ndarray
 
     def __post_init__(self) -> None:
-        K = self.W[0].shape[0]
-        if self.W[0].shape != (K, 3) or self.W[1].shape != (K, K) or self.W[2].shape != (K, K):
-            raise ValueError(f"expected W1 (K, 3), W2 and W3 (K, K); got {[w.shape for w in self.W]}")
+        K, p = self.W[0].shape[0], len(self.low)
+        if self.W[0].shape != (K, p) or self.W[1].shape != (K, K) or self.W[2].shape != (K, K):
+            raise ValueError(f"expected W1 (K, {p}), W2 and W3 (K, K); got {[w.shape for w in self.W]}")
         for l, (H, e) in enumerate(zip(self.H, self.e), start=1):
             if H.ndim != 2 or H.shape[1] != K or e.shape != (H.shape[0],):
                 raise ValueError(f"head {l}: expected H (k, {K}) and e (k,), got {H.shape}, {e.shape}")
@@ -59,16 +61,16 @@ class HyperWeights:
 
 
 def normalise_params(mu: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """(B, 3) → (B, 3) in [−1, 1] on active parameters; fixed parameters map to 0."""
+    """(B, p) → (B, p) in [−1, 1] on active parameters; fixed parameters map to 0."""
     span = high - low
     active = span > 0
     return np.where(active, 2.0 * (mu - low) / np.where(active, span, 1.0) - 1.0, 0.0)
 
 
 def hyper_forward(hw: HyperWeights, mu: np.ndarray) -> list[np.ndarray]:
-    """Coefficients s(μ): mu (B, 3) or (3,) → list of (B, k_l) (or (k_l,) for one row), float64."""
+    """Coefficients s(μ): mu (B, p) or (p,) → list of (B, k_l) (or (k_l,) for one row), float64."""
     single = np.ndim(mu) == 1
-    m = normalise_params(as_param_array(mu), hw.low, hw.high)
+    m = normalise_params(as_param_array(mu, len(hw.low)), hw.low, hw.high)
     for W, c in zip(hw.W, hw.c):
         m = np.tanh(m @ W.T + c)
     s = [np.maximum(m @ H.T + e, 0.0) for H, e in zip(hw.H, hw.e)]

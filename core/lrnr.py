@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.pde import initial_condition
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 
-ANSATZ = "embed(cos x, sin x, t); u = 1 + sin x + t * (w.h_L + c)"
+ANSATZ = CDR_FAMILY.ansatz  # the CDR family's; ``PdeFamily.ansatz`` gives any family's
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,11 @@ def _points(x, t, dtype):
     return x, t
 
 
-def lrnr_forward(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """u at points (x_p, t_p): x, t (P,) → (P,), or (B, P) when each s[l] is (B, k_l).
+def lrnr_forward(
+    weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily = CDR_FAMILY
+) -> np.ndarray:
+    """u at points (x_p, t_p): x, t (P,) → (P,), or (B, P) when each s[l] is (B, k_l); u0 is
+    ``family``'s initial condition.
 
     Computed in the weights' dtype (cast them once with ``astype``)."""
     s = check_coefficients(weights, s)
@@ -134,11 +138,14 @@ def lrnr_forward(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t
     for U, V, b, sl in zip(weights.U, weights.V, weights.b, s):
         h = np.tanh(_low_rank(h, U, V, sl.astype(h.dtype, copy=False)) + b)
     g = h @ weights.w + weights.c
-    return initial_condition(x) + t * g
+    return family.initial_condition(x) + t * g
 
 
-def lrnr_jets(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray):
-    """Exact (u, u_x, u_t, u_xx) at points, each (P,) or (B, P); forward-mode jets.
+def lrnr_jets(
+    weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily = CDR_FAMILY
+):
+    """Exact (u, u_x, u_t, u_xx) at points, each (P,) or (B, P); forward-mode jets of
+    ``family``'s ansatz u = u0(x) + t g.
 
     Derivatives of tanh: h' = (1 − h²) y', h'' = (1 − h²)(y'' − 2 h y'²)."""
     s = check_coefficients(weights, s)
@@ -160,11 +167,7 @@ def lrnr_jets(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: n
         h, h_x, h_t, h_xx = _tanh_jet(lin[0] + b, lin[1], lin[2], lin[3])
     w, c = weights.w, weights.c
     g, g_x, g_t, g_xx = h @ w + c, h_x @ w, h_t @ w, h_xx @ w
-    u = initial_condition(x) + t * g
-    u_x = np.cos(x) + t * g_x
-    u_t = g + t * g_t
-    u_xx = -np.sin(x) + t * g_xx
-    return u, u_x, u_t, u_xx
+    return family.ansatz_jets(x, t, g, g_x, g_t, g_xx)
 
 
 def _tanh_jet(y, y_x, y_t, y_xx):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.pde import X_PERIOD
 from core.reference import solve_reference_batch
 from core.spectral import cubic_in_time, trig_at_points, trig_interpolate
@@ -43,12 +45,19 @@ MARCH_VALUES = 1 << 22  # states kept at once by the check's uniform march (32 M
 
 
 def solve_at_sites(
-    mu: np.ndarray, x: np.ndarray, t: np.ndarray, points: bool, substeps: int, n: int, uniform: bool = False
+    mu: np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
+    points: bool,
+    substeps: int,
+    n: int,
+    uniform: bool = False,
+    family: PdeFamily = CDR_FAMILY,
 ) -> np.ndarray:
-    """Reference values for rows mu (R, 3): (R, len(t), len(x)) on the axes x, t, or (R, P)
-    at the points (x_p, t_p) when ``points``. Times need not be sorted. ``uniform``: march
-    with uniform steps of 1/substeps and interpolate cubically to the times (else every
-    requested time is a step boundary)."""
+    """Reference values of ``family`` for rows mu (R, p): (R, len(t), len(x)) on the axes x,
+    t, or (R, P) at the points (x_p, t_p) when ``points``. Times need not be sorted.
+    ``uniform``: march with uniform steps of 1/substeps and interpolate cubically to the
+    times (else every requested time is a step boundary)."""
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
     times, inverse = np.unique(t, return_inverse=True)
@@ -59,13 +68,15 @@ def solve_at_sites(
         rows = max(1, MARCH_VALUES // ((steps + 1) * n))  # every step is kept: bound the memory
         parts = []
         for lo in range(0, len(mu), rows):
-            states = solve_reference_batch(mu[lo : lo + rows], grid, marched, substeps=substeps, nx_internal=n)
+            states = solve_reference_batch(
+                mu[lo : lo + rows], grid, marched, substeps=substeps, nx_internal=n, family=family
+            )
             parts.append(
                 cubic_in_time(states, marched, times) if times[-1] > 0 else states[:, :1].repeat(len(times), 1)
             )
         states = np.concatenate(parts)
     else:
-        states = solve_reference_batch(mu, grid, times, substeps=substeps, nx_internal=n)  # (R, nt_u, n)
+        states = solve_reference_batch(mu, grid, times, substeps=substeps, nx_internal=n, family=family)
     if not points:
         return trig_interpolate(states, x)[:, inverse]
     return trig_at_points(states, inverse, x)
@@ -95,8 +106,9 @@ def solve_to_tolerance(
     deadline: float | None = None,
     n: int = NX_INTERNAL,
     first: int = FIRST_SUBSTEPS,
+    family: PdeFamily = CDR_FAMILY,
 ) -> ReferenceAnswer:
-    """Rows mu (R, 3) solved at doubling step counts until each row's estimate is ≤
+    """Rows mu (R, p) of ``family`` solved at doubling step counts until each row's estimate is ≤
     ``tolerance`` (a row keeps the first attempt that meets it), ``MAX_SUBSTEPS`` is reached,
     or — with ``deadline`` (a ``time.perf_counter`` value) — the next attempt, predicted to
     take twice the last one, would end after it."""
@@ -112,8 +124,8 @@ def solve_to_tolerance(
             exhausted = s <= MAX_SUBSTEPS
             break
         t0 = time.perf_counter()
-        fine = solve_at_sites(mu[todo], x, t, points, s, n)
-        coarse = solve_at_sites(mu[todo], x, t, points, max(2, s // 2), n // 2, uniform=True)
+        fine = solve_at_sites(mu[todo], x, t, points, s, n, family=family)
+        coarse = solve_at_sites(mu[todo], x, t, points, max(2, s // 2), n // 2, uniform=True, family=family)
         diff = (fine - coarse).reshape(len(todo), -1)
         norm = np.linalg.norm(fine.reshape(len(todo), -1), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

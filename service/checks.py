@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from core.pde import PARAM_NAMES
 from service.errors import ApiError
 from service.jobs import GridArrays, Job, grid_arrays
 from service.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
@@ -81,7 +80,7 @@ def _job(
     check_grid(body.grid, limits.max_grid_points)
     correct = runtime.correction_default if body.correction is None else body.correction
     settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps, correct)
-    mu = np.array([p.as_tuple() for p in params], dtype=np.float64).reshape(-1, 3)
+    mu = param_rows(runtime, params, single)
     inside, outside = check_domain(runtime, mu, body.allow_extrapolation, single)
     budget_ms = DEFAULT_TIME_BUDGET_MS if body.time_budget_ms is None else body.time_budget_ms
     return Job(
@@ -108,6 +107,7 @@ def sweep_jobs(
 ) -> list[Job]:
     """The jobs of one ``POST /solve/sweep``: the served-domain check of every row, then one
     job per chunk of rows (``service.sweep.chunks``), all with one deadline."""
+    check_sweep_params(runtime, sweep.mu)
     inside, outside = check_domain(runtime, sweep.mu, allow_extrapolation, single=False)
     grid = GridArrays(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
     budget_s = (DEFAULT_TIME_BUDGET_MS if budget_ms is None else budget_ms) / 1e3
@@ -193,6 +193,30 @@ def fast_phase_settings(runtime: ModelRuntime, fast_phase: FastPhase, max_steps:
     return dataclasses.replace(defaults, **changes), int(steps)
 
 
+def param_rows(runtime: ModelRuntime, params: Sequence[Params], single: bool) -> np.ndarray:
+    """(B, p) float64 rows in the columns of the model's family (a missing name is 0), or 422
+    naming the first parameter the family does not declare."""
+    names = runtime.family.params
+    for row, p in enumerate(params):
+        unknown = sorted(set(p) - set(names))
+        if unknown:
+            loc = ["body", "params"] + ([] if single else [row]) + [unknown[0]]
+            msg = (
+                f"unknown parameter {unknown[0]!r}: model {runtime.name!r} solves the {runtime.family.name!r} "
+                f"family, whose parameters are {', '.join(names)}"
+            )
+            raise ApiError(422, "validation_error", msg, [{"loc": loc, "type": "unknown_parameter", "msg": msg}])
+    return np.array([[p.get(k, 0.0) for k in names] for p in params], dtype=np.float64).reshape(-1, len(names))
+
+
+def check_sweep_params(runtime: ModelRuntime, mu: np.ndarray) -> None:
+    """422 unless a sweep's params array has one column per parameter of the model's family."""
+    names = runtime.family.params
+    if mu.shape[1] != len(names):
+        msg = f"params must have shape (B, {len(names)}): the columns {', '.join(names)} of model {runtime.name!r}"
+        raise ApiError(422, "validation_error", msg, [{"loc": ["body", "params"], "type": "value_error", "msg": msg}])
+
+
 def check_domain(
     runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool, single: bool
 ) -> tuple[np.ndarray, list[list[dict]]]:
@@ -206,7 +230,7 @@ def check_domain(
     outside: list[list[dict]] = [[] for _ in range(len(mu))]
     for row in np.flatnonzero(~inside):
         loc = ["body", "params"] + ([] if single else [int(row)])
-        for i, key in enumerate(PARAM_NAMES):
+        for i, key in enumerate(served.params):
             lo, hi = served.bounds[key]
             v = mu[row, i]
             if lo - 1e-12 <= v <= hi + 1e-12:

@@ -123,7 +123,8 @@ def keywords_from(options: type) -> Callable[[Callable], Callable]:
 
 
 def params_dict(params: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
-    """{beta, nu, rho} from a mapping or a length-3 sequence in that order."""
+    """Parameters by name from a mapping (any family: the names ``GET /models`` lists under
+    ``family.params``), or from a length-3 sequence in the CDR family's order (beta, nu, rho)."""
     if isinstance(params, Mapping):
         return {str(k): float(v) for k, v in params.items()}
     values = np.asarray(params, dtype=float).ravel()

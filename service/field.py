@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.lrnr import LRNRWeights, lrnr_forward, lrnr_jets
 
 # One hidden-state block of 2^18 float32 (1 MiB, about one core's L2) measured fastest for
@@ -194,6 +196,7 @@ class FieldEvaluator(_Evaluator):
             ) from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.width = int(meta.get("N", 1024))  # only used to size chunks
+        self.ansatz = meta.get("ansatz")  # the LRNR form the graph computes (its family's u0)
         self.n_outputs = len(self._outputs)
 
     def _run(self, s32, x, t):
@@ -214,15 +217,23 @@ class NumpyFieldEvaluator(_Evaluator):
     numpy's BLAS thread count is process-wide: set it at start-up (OMP_NUM_THREADS /
     OPENBLAS_NUM_THREADS); ``threads`` is recorded, not applied."""
 
-    def __init__(self, weights: LRNRWeights, threads: int = 1, block_elements: int = DEFAULT_BLOCK_ELEMENTS):
+    def __init__(
+        self,
+        weights: LRNRWeights,
+        threads: int = 1,
+        block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+        family: PdeFamily = CDR_FAMILY,
+    ):
         super().__init__(block_elements)
         self.weights = weights.astype(np.float32)
         self.ranks = self.weights.ranks
         self.width = self.weights.width
         self.threads = int(threads)
+        self.family = family
+        self.ansatz = family.ansatz
 
     def _run(self, s32, x, t):
-        return (lrnr_forward(self.weights, s32, x, t),)
+        return (lrnr_forward(self.weights, s32, x, t, self.family),)
 
 
 class NumpyJetsEvaluator(NumpyFieldEvaluator):
@@ -231,4 +242,4 @@ class NumpyJetsEvaluator(NumpyFieldEvaluator):
     n_outputs = 4
 
     def _run(self, s32, x, t):
-        return lrnr_jets(self.weights, s32, x, t)
+        return lrnr_jets(self.weights, s32, x, t, self.family)

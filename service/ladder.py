@@ -178,7 +178,9 @@ def escalate(
             exhausted = True
         else:
             points = grid.kind == "points"
-            ref = solve_to_tolerance(mu[need], grid.x_eval, grid.t, points, tolerance, deadline, points_for(tolerance))
+            ref = solve_to_tolerance(
+                mu[need], grid.x_eval, grid.t, points, tolerance, deadline, points_for(tolerance), family=rt.family
+            )
             exhausted = ref.exhausted
             for k, i in enumerate(need):
                 ans.info[i]["escalation"]["tried"].append(REFERENCE)

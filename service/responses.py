@@ -17,7 +17,6 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from core.pde import PARAM_NAMES
 from service import encoding
 from service.jobs import Job, PassResult
 from service.logs import request_id_var
@@ -45,7 +44,7 @@ async def solve_response(
     diag = row_diagnostics(job, res, 0, timings)
     head = {
         "model": runtime.ref,
-        "params": _params(job.mu[0]),
+        "params": _params(runtime, job.mu[0]),
         "grid": job.grid.kind,
         "coefficients": _coefficients(res, 0),
         **answer_trust(job, res, 0),
@@ -68,7 +67,7 @@ async def batch_response(
     timings = request_timings_ms(request, job, res, encode_s)
     items = [
         {
-            "params": _params(job.mu[i]),
+            "params": _params(runtime, job.mu[i]),
             "coefficients": _coefficients(res, i),
             **answer_trust(job, res, i),
             "extrapolated": bool(job.extrapolated[i]),
@@ -221,8 +220,9 @@ def answer_trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
     return {"rung": info["rung"], "error_estimate": estimate, "within_tolerance": within, "flags": flags}
 
 
-def _params(mu_row: np.ndarray) -> dict[str, float]:
-    return {k: float(v) for k, v in zip(PARAM_NAMES, mu_row)}
+def _params(runtime: ModelRuntime, mu_row: np.ndarray) -> dict[str, float]:
+    """A row of parameters by the names of the model's family."""
+    return {k: float(v) for k, v in zip(runtime.family.params, mu_row)}
 
 
 def _coefficients(res: PassResult, row: int) -> list[list[float]]:

@@ -27,15 +27,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
-class Params(_Strict):
-    """Physical parameters μ = (β, ν, ρ); a missing one is 0 (as for the fixed ν, ρ of `convection`)."""
-
-    beta: Finite = 0.0
-    nu: Finite = 0.0
-    rho: Finite = 0.0
-
-    def as_tuple(self) -> tuple[float, float, float]:
-        return (self.beta, self.nu, self.rho)
+MAX_PARAMS = 16  # more names than any family declares
+ParamName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]
+Params = Annotated[
+    dict[ParamName, Finite],
+    Field(
+        max_length=MAX_PARAMS,
+        description="physical parameters by name, as the model's PDE family declares them (GET /models: "
+        "family.params; the CDR family's are beta, nu, rho); a missing one is 0 (as for the fixed nu, rho "
+        "of `convection`); a name the family does not declare is refused",
+        examples=[{"beta": 2.0, "nu": 1.0, "rho": 1.0}],
+    ),
+]
+"""One parameter set μ by name; the model's family checks the names (``service.checks``)."""
 
 
 Positive = Annotated[int, Field(ge=1)]

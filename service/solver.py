@@ -46,11 +46,21 @@ class ModelRuntime:
 
         self.artifact = artifact
         self.name = artifact.name
+        self.family = artifact.family
         path = artifact.onnx.get("lrnr.onnx")
         try:
-            self.field = FieldEvaluator(path, threads=onnx_threads) if path else NumpyFieldEvaluator(artifact.lrnr)
+            self.field = (
+                FieldEvaluator(path, threads=onnx_threads)
+                if path
+                else NumpyFieldEvaluator(artifact.lrnr, family=self.family)
+            )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a damaged graph
             raise ArtifactError(path, f"onnxruntime cannot load the graph: {exc}") from None
+        if self.field.ansatz not in (None, self.family.ansatz):
+            raise ArtifactError(
+                path,
+                f"the graph computes {self.field.ansatz!r}, the {self.family.name!r} family {self.family.ansatz!r}",
+            )
         if tuple(self.field.ranks) != tuple(artifact.lrnr.ranks):
             raise ArtifactError(
                 path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}"
@@ -103,6 +113,7 @@ class ModelRuntime:
             **self.ref,
             "created": m["created"],
             "default": default,
+            "family": self.family.describe(),
             "domain": m["domain"],
             "served_domain": m["served_domain"],
             "test_domain": m["test_domain"],
@@ -126,10 +137,10 @@ class ModelRuntime:
         tolerance: float | None = None,
         deadline: float | None = None,
     ) -> PassResult:
-        """One pass over rows ``mu`` (R, 3): coefficients (the hypernetwork's, or the fast
-        phase's when ``settings``), the LRNR's field (on up to ``field_workers`` threads), the
-        correction when ``correct`` (None: the model's default) with its estimate, or the
-        uncorrected estimate; then, with a ``tolerance``, the escalation of every row whose
+        """One pass over rows ``mu`` (R, p), the family's parameter columns: coefficients (the
+        hypernetwork's, or the fast phase's when ``settings``), the LRNR's field (on up to
+        ``field_workers`` threads), the correction when ``correct`` (None: the model's default)
+        with its estimate, or the uncorrected estimate; then, with a ``tolerance``, the escalation of every row whose
         estimate is above it (``service.ladder``), stopped at ``deadline`` (perf_counter)."""
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
@@ -201,10 +212,12 @@ class ModelRuntime:
         # the reference rung's first attempt (its solve and its check: twice), per row: one row
         # on the standard grid, and 64 rows at 16 points (vectorised over rows)
         t1 = time.perf_counter()
-        solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL)
+        solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family)
         t2 = time.perf_counter()
         pts = np.linspace(0.05, 0.95, 16)
-        solve_at_sites(np.repeat(centre[None], 64, 0), 6.0 * pts, pts, True, FIRST_SUBSTEPS, NX_INTERNAL)
+        solve_at_sites(
+            np.repeat(centre[None], 64, 0), 6.0 * pts, pts, True, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family
+        )
         t3 = time.perf_counter()
         self.reference_cost_s = (2.0 * (t3 - t2) / 64, 2.0 * (t2 - t1))
         return elapsed

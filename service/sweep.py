@@ -2,7 +2,7 @@
 
 The request body is an ``.npz`` archive (``numpy.savez``, compressed or not, no pickles) with
 
-- ``params``: (B, 3) parameter sets (β, ν, ρ), float;
+- ``params``: (B, p) parameter sets in the columns of the model's family (CDR: β, ν, ρ), float;
 - the sites: ``points`` (P, 2) as [x, t], or the axes ``x`` (nx,) and ``t`` (nt,);
 
 and the options as query parameters (``model``, ``tolerance``, ``time_budget_ms``,
@@ -62,7 +62,7 @@ def _array(archive, name: str, ndim: int, width: int | None = None) -> np.ndarra
     except ValueError as exc:  # object arrays need pickles, which are refused
         raise _bad(f"{name}: {exc}", name) from None
     if a.dtype.kind not in "fiu" or a.ndim != ndim or (width is not None and a.shape[-1] != width) or a.size == 0:
-        shape = "(n,)" if ndim == 1 else f"(n, {width})"
+        shape = "(n,)" if ndim == 1 else f"(n, {width or 'p'})"
         raise _bad(f"{name} must be a non-empty numeric array of shape {shape}, got {a.dtype} {a.shape}", name)
     a = np.ascontiguousarray(a, dtype=np.float64)
     if not np.all(np.isfinite(a)):
@@ -90,8 +90,8 @@ def parse_sweep(raw: bytes) -> SweepInput:
         raise ApiError(422, "invalid_npz", f"the archive cannot be read: {exc}") from None
     with archive:
         if "params" not in names:
-            raise _bad("params (B, 3) is required", "params", "missing")
-        mu = _array(archive, "params", 2, 3)
+            raise _bad("params (B, p) is required", "params", "missing")
+        mu = _array(archive, "params", 2)  # its width is the model's family's (service.checks)
         if "points" in names and not names & {"x", "t"}:
             pts = _array(archive, "points", 2, 2)
             kind, x, t = "points", np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])

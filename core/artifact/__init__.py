@@ -2,7 +2,7 @@
 
 Layout (every file except the manifest is listed in it with its sha256 and size)::
 
-    manifest.json     schema_version, name, version, created, pde, ansatz, domain,
+    manifest.json     schema_version, name, version, created, family, pde, ansatz, domain,
                       test_domain, served_domain, dimensions, training, eim, fast_phase,
                       error_estimate, quality, files
     lrnr.npz          LRNRWeights.to_arrays()           (A, a, U1.., V1.., b1.., w, c)

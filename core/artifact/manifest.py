@@ -13,7 +13,6 @@ from core.artifact.format import (
     JSON_SECTIONS,
     MANIFEST,
     NPZ_FILES,
-    PDE,
     PLAIN_NAME,
     REQUIRED_KEYS,
     SCHEMA_VERSION,
@@ -24,8 +23,8 @@ from core.artifact.format import (
 from core.correction import CorrectionSpec
 from core.error_estimate import AprioriMap, ErrorModel
 from core.families import DEFAULT_FAMILY, FAMILIES
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseSettings
-from core.lrnr import ANSATZ
 from core.pde import Domain
 
 
@@ -39,7 +38,7 @@ class Manifest:
     name: str
     version: str
     created: str
-    family: str
+    family: PdeFamily  # the manifest's ``family`` (absent: CDR, as written before families)
     domain: Domain
     test_domain: Domain
     served_domain: Domain
@@ -75,7 +74,7 @@ def read_manifest(directory: Path) -> Manifest:
     if not isinstance(manifest, dict):
         raise ArtifactError(mpath, f"expected a JSON object, got {type(manifest).__name__}")
     family = _check_identity(mpath, manifest)
-    domain, test_domain, served = _domains(mpath, manifest)
+    domain, test_domain, served = _domains(mpath, manifest, family)
     fast_phase = _fast_phase_settings(mpath, manifest["fast_phase"])
     error_model, correction, a_priori = _error_sections(mpath, manifest)
     dims = _check_dimensions(mpath, manifest["dimensions"])
@@ -99,8 +98,8 @@ def read_manifest(directory: Path) -> Manifest:
     )
 
 
-def _check_identity(mpath: Path, manifest: dict) -> str:
-    """Required keys, schema, ansatz, PDE, family, the string keys and the free-form
+def _check_identity(mpath: Path, manifest: dict) -> PdeFamily:
+    """Required keys, schema, family, its PDE and ansatz, the string keys and the free-form
     sections' types; returns the family (absent: an artifact from before families, CDR)."""
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
@@ -110,13 +109,16 @@ def _check_identity(mpath: Path, manifest: dict) -> str:
         raise ArtifactError(
             mpath, f"schema_version {found!r} is not supported; this loader reads schema_version {SCHEMA_VERSION}"
         )
-    if manifest["ansatz"] != ANSATZ:
-        raise ArtifactError(mpath, f"ansatz {manifest['ansatz']!r} differs from this code's {ANSATZ!r}")
-    if manifest["pde"] != PDE:
-        raise ArtifactError(mpath, f"pde {manifest['pde']!r} differs from this code's {PDE!r}")
-    family = manifest.get("family", DEFAULT_FAMILY)
-    if not isinstance(family, str) or family not in FAMILIES:
-        raise ArtifactError(mpath, f"family {family!r} is not one of this code's {sorted(FAMILIES)}")
+    name = manifest.get("family", DEFAULT_FAMILY)
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise ArtifactError(mpath, f"family {name!r} is not one of this code's {sorted(FAMILIES)}")
+    family = FAMILIES[name]
+    if manifest["ansatz"] != family.ansatz:
+        raise ArtifactError(mpath, f"ansatz {manifest['ansatz']!r} differs from this code's {family.ansatz!r}")
+    if manifest["pde"] != family.equation:
+        raise ArtifactError(
+            mpath, f"pde {manifest['pde']!r} differs from this code's {name!r} family: {family.equation!r}"
+        )
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise ArtifactError(mpath, f"{key} must be a non-empty string, got {manifest[key]!r}")
@@ -126,14 +128,20 @@ def _check_identity(mpath: Path, manifest: dict) -> str:
     return family
 
 
-def _domains(mpath: Path, manifest: dict) -> tuple[Domain, Domain, Domain]:
-    """domain, test_domain, served_domain; the served domain must lie inside the domain."""
+def _domains(mpath: Path, manifest: dict, family: PdeFamily) -> tuple[Domain, Domain, Domain]:
+    """domain, test_domain, served_domain over ``family``'s parameters; the served domain
+    must lie inside the domain."""
     domains = []
     for key in ("domain", "test_domain", "served_domain"):
         try:
             domains.append(Domain.from_dict(manifest[key]))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ArtifactError(mpath, f"{key} is malformed: {exc!r}") from None
+        if domains[-1].params != family.params:
+            raise ArtifactError(
+                mpath,
+                f"{key} has parameters {list(domains[-1].params)}, the {family.name!r} family {list(family.params)}",
+            )
     domain, test_domain, served = domains
     if not (np.all(served.low >= domain.low - 1e-12) and np.all(served.high <= domain.high + 1e-12)):
         raise ArtifactError(mpath, f"served_domain {served.bounds} is not inside the domain {domain.bounds}")

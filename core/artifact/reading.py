@@ -13,6 +13,7 @@ from core.artifact.manifest import Manifest, read_manifest
 from core.artifact.npz import parse_npz
 from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import AprioriMap, ErrorModel
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseModel, FastPhaseSettings
 from core.fastlrnr import ReducedOperators
 from core.hypernet import HyperWeights
@@ -34,6 +35,7 @@ class Artifact:
     domain: Domain
     test_domain: Domain
     served_domain: Domain
+    family: PdeFamily
     lrnr: LRNRWeights
     hyper: HyperWeights
     reduced: ReducedOperators
@@ -50,8 +52,8 @@ class Artifact:
         return self.manifest["dimensions"]
 
     def correction_model(self, dtype=np.float32) -> ErrorCorrection:
-        """The linearised correction at the manifest's grids."""
-        return self.correction.model(self.lrnr, dtype)
+        """The correction at the manifest's grids."""
+        return self.correction.model(self.lrnr, dtype, self.family)
 
     def fast_phase_model(self, dtype=np.float32, collocation: int | None = None) -> FastPhaseModel:
         """The fast phase's per-model state at the manifest's collocation points and check
@@ -60,8 +62,8 @@ class Artifact:
         seed = fp["collocation"]["seed"]
         check = (fp["check"]["nx"], fp["check"]["nt"])
         if collocation is not None:
-            return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype)
-        return FastPhaseModel(self.lrnr, self.reduced, (fp["collocation"]["points"], seed), check, dtype)
+            return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype, self.family)
+        return FastPhaseModel(self.lrnr, self.reduced, (fp["collocation"]["points"], seed), check, dtype, self.family)
 
 
 def verify_artifact(directory: Path | str) -> dict:
@@ -98,6 +100,7 @@ def load_artifact(directory: Path | str) -> Artifact:
         domain=m.domain,
         test_domain=m.test_domain,
         served_domain=m.served_domain,
+        family=m.family,
         lrnr=lrnr,
         hyper=hyper,
         reduced=reduced,
@@ -183,16 +186,16 @@ def _check_lrnr_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict) ->
 
 
 def _check_hyper_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict, domain: Domain) -> None:
-    K = dims["hyper_width"]
+    K, p = dims["hyper_width"], len(domain.params)
     expected: dict[str, tuple] = {
-        "W1": (K, 3),
+        "W1": (K, p),
         "W2": (K, K),
         "W3": (K, K),
         "c1": (K,),
         "c2": (K,),
         "c3": (K,),
-        "low": (3,),
-        "high": (3,),
+        "low": (p,),
+        "high": (p,),
     }
     for l, k in enumerate(dims["ranks"], start=1):
         expected.update({f"H{l}": (k, K), f"e{l}": (k,)})

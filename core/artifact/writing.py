@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artifact.format import MANIFEST, PDE, PLAIN_NAME, SCHEMA_VERSION
+from core.artifact.format import MANIFEST, PLAIN_NAME, SCHEMA_VERSION
 from core.artifact.npz import npz_bytes
 from core.artifact.reading import read_verified
-from core.families import DEFAULT_FAMILY
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.hypernet import HyperWeights
-from core.lrnr import ANSATZ, LRNRWeights
+from core.lrnr import LRNRWeights
 from core.pde import Domain
 
 
@@ -55,6 +56,7 @@ def write_artifact(
     k_max: int | None = None,
     created: str | None = None,
     overwrite: bool = False,
+    family: PdeFamily = CDR_FAMILY,
     **section_kwargs: dict,
 ) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.
@@ -65,7 +67,8 @@ def write_artifact(
     an object with ``to_arrays()`` is accepted too). ``sections``: the manifest's JSON
     sections, or each of them as a keyword (``training=..., eim=..., ...``). ``eim_rank``
     defaults to ``eim["n"]``; ``k_max`` (the rank before truncation) to the hypernetwork
-    width. ``served_domain`` must lie inside ``domain``. With ``overwrite`` an existing
+    width. ``family``: the PDE family the model solves (the domains are over its parameters).
+    ``served_domain`` must lie inside ``domain``. With ``overwrite`` an existing
     artifact at ``directory`` is replaced; otherwise FileExistsError.
     """
     if sections is None:
@@ -88,9 +91,9 @@ def write_artifact(
         "name": name,
         "version": version,
         "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "family": DEFAULT_FAMILY,
-        "pde": PDE,
-        "ansatz": ANSATZ,
+        "family": family.name,
+        "pde": family.equation,
+        "ansatz": family.ansatz,
         "domain": domain.to_dict(),
         "test_domain": test_domain.to_dict(),
         "served_domain": served_domain.to_dict(),

@@ -36,6 +36,8 @@ class AllenCahnFamily(PdeFamily):
     equation = "u_t - nu*u_xx - rho*(u - u^3) = 0, x in [0, 2pi) periodic, t in [0, 1], u(x, 0) = 0.5*sin(x)"
     domains = {ALLEN_CAHN.name: ALLEN_CAHN}
     test_domains = {ALLEN_CAHN.name: ALLEN_CAHN}
+    initial_text = "0.5 sin x"
+    initial_trig = (0.0, 0.5, 0.0)
 
     def initial_jets(self, x, xp: ModuleType = np) -> tuple:
         """(0.5 sin x, 0.5 cos x, −0.5 sin x)."""

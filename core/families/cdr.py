@@ -49,6 +49,8 @@ class CdrFamily(PdeFamily):
     equation = "u_t + beta*u_x - nu*u_xx - rho*u*(1 - u) = 0, x in [0, 2pi) periodic, t in [0, 1], u(x, 0) = 1 + sin(x)"
     domains = DOMAINS
     test_domains = TEST_DOMAINS
+    initial_text = "1 + sin x"
+    initial_trig = (1.0, 1.0, 0.0)
 
     def initial_jets(self, x, xp: ModuleType = np) -> tuple:
         """(1 + sin x, cos x, −sin x)."""

@@ -18,6 +18,8 @@ import numpy as np
 
 from core.allocator import retain_freed_memory
 from core.error_proxy import ErrorProxy
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.fast_phase.acceptance import choose
 from core.fast_phase.adam import adam
 from core.fast_phase.lm import levenberg_marquardt
@@ -134,7 +136,8 @@ class FastPhaseModel:
 
     weights: the LRNR (cast to ``dtype`` for the exact chain and the check); reduced: the
     FastLRNR for the collocation points (its points are used when given); collocation:
-    (count, seed) of ``core.pde.interior_points``; check: (nx, nt) of the proxy's grid."""
+    (count, seed) of ``core.pde.interior_points``; check: (nx, nt) of the proxy's grid;
+    family: the PDE whose residual the chains and the check evaluate."""
 
     def __init__(
         self,
@@ -143,6 +146,7 @@ class FastPhaseModel:
         collocation: tuple[int, int] = (256, 0),
         check: tuple[int, int] = (16, 17),
         dtype=np.float32,
+        family: PdeFamily = CDR_FAMILY,
     ):
         if reduced is not None:
             if tuple(reduced.ranks) != tuple(weights.ranks):
@@ -151,10 +155,10 @@ class FastPhaseModel:
         else:
             x, t = interior_points(*collocation)
         self.ranks = tuple(weights.ranks)
-        self.chains: dict[str, JetChain] = {"exact": exact_chain(weights, x, t, dtype)}
+        self.chains: dict[str, JetChain] = {"exact": exact_chain(weights, x, t, dtype, family)}
         if reduced is not None:
-            self.chains["reduced"] = reduced.chain(np.float64)
-        self.check = ErrorProxy(weights, *check, dtype=dtype)
+            self.chains["reduced"] = reduced.chain(np.float64, family)
+        self.check = ErrorProxy(weights, *check, dtype=dtype, family=family)
         retain_freed_memory()  # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
 
     @property

@@ -39,8 +39,8 @@ EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "fastlrnr"
 # Request parameters with a meaning in the protocol or in Triton's scheduler but none here.
 IGNORED_PARAMETERS = ("priority", "timeout")
-INPUTS = [
-    {"name": "params", "datatype": "FP64", "shape": [-1, 3]},
+INPUTS = [  # params: [B, p], p the model's family's parameters (its metadata names them)
+    {"name": "params", "datatype": "FP64", "shape": [-1, -1]},
     {"name": "x", "datatype": "FP64", "shape": [-1]},
     {"name": "t", "datatype": "FP64", "shape": [-1]},
     {"name": "points", "datatype": "FP64", "shape": [-1, 2]},
@@ -166,11 +166,22 @@ async def model_metadata(request: Request, model_name: str) -> JSONResponse:
             "name": runtime.name,
             "versions": [runtime.artifact.version],
             "platform": PLATFORM,
-            "inputs": INPUTS,
+            "inputs": _inputs(runtime),
             "outputs": OUTPUTS,
-            "parameters": {"sha256": runtime.artifact.sha256, "ranks": list(runtime.artifact.lrnr.ranks)},
+            "parameters": {
+                "sha256": runtime.artifact.sha256,
+                "ranks": list(runtime.artifact.lrnr.ranks),
+                "family": runtime.family.name,
+                "params": list(runtime.family.params),
+            },
         }
     )
+
+
+def _inputs(runtime: ModelRuntime) -> list[dict]:
+    """INPUTS with the width of ``params`` set to the model's number of parameters."""
+    p = len(runtime.family.params)
+    return [{**i, "shape": [-1, p]} if i["name"] == "params" else i for i in INPUTS]
 
 
 # ------------------------------------------------------------------ infer
@@ -189,7 +200,8 @@ async def infer(request: Request, model_name: str) -> Response:
         await authorize(request, state)
         async with state.requests.slot():
             raw = await request.body()
-            req, body = await _parse(state, raw, request.headers.get(HEADER_LENGTH))
+            names = _model(state, model_name, _version(request)).family.params  # the columns of params
+            req, body = await _parse(state, raw, request.headers.get(HEADER_LENGTH), names)
             # no await from the model look-up to execute(): a reload cannot close the runtime between
             runtime = _model(state, model_name, _version(request))
             job = checks.batch_job(runtime, body, state.settings)
@@ -211,33 +223,43 @@ async def infer(request: Request, model_name: str) -> Response:
     )
 
 
-async def _parse(state: ServiceState, raw: bytes, header_length: str | None) -> tuple[InferRequest, BatchSolveRequest]:
-    """The body → (protocol request, the equivalent /solve/batch body), on a worker thread."""
+async def _parse(
+    state: ServiceState, raw: bytes, header_length: str | None, names: tuple[str, ...]
+) -> tuple[InferRequest, BatchSolveRequest]:
+    """The body → (protocol request, the equivalent /solve/batch body with ``params`` columns
+    named ``names``), on a worker thread."""
     if len(raw) <= LARGE_BODY_BYTES:
-        return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, limiter=state.parse_small)
+        return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names, limiter=state.parse_small)
     async with state.parse_large:  # one large body at a time, then a pause while solves run, as /solve/batch
         t0 = time.perf_counter()
         try:
-            return await anyio.to_thread.run_sync(_parse_sync, raw, header_length)
+            return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names)
         finally:
             if state.pool.admitted:
                 await anyio.sleep((time.perf_counter() - t0) * LARGE_BODY_PAUSE)
 
 
-def _parse_sync(raw: bytes, header_length: str | None) -> tuple[InferRequest, BatchSolveRequest]:
+def _parse_sync(
+    raw: bytes, header_length: str | None, names: tuple[str, ...]
+) -> tuple[InferRequest, BatchSolveRequest]:
     req = parse_request(raw, header_length)
-    return req, parse_json(BatchSolveRequest, orjson.dumps(batch_body(req)))
+    return req, parse_json(BatchSolveRequest, orjson.dumps(batch_body(req, names)))
 
 
-def batch_body(req: InferRequest) -> dict:
-    """The /solve/batch body an inference request stands for (validated by its schema next)."""
+def batch_body(req: InferRequest, names: tuple[str, ...] = ("beta", "nu", "rho")) -> dict:
+    """The /solve/batch body an inference request stands for (validated by its schema next);
+    ``names``: the model's parameters, the columns of the input ``params``."""
     p, inputs = dict(req.parameters), dict(req.inputs)
     mu = inputs.pop("params", None)
+    n = len(names)
     if mu is None:
-        raise invalid("the input 'params' (FP64 [B, 3]: beta, nu, rho per row) is required", ("inputs",))
-    if mu.ndim != 2 or mu.shape[1] != 3:
-        raise invalid(f"the input 'params' must have shape [B, 3], got {list(mu.shape)}", ("inputs", "params"))
-    body: dict = {"params": [{"beta": b, "nu": n, "rho": r} for b, n, r in mu.tolist()]}
+        raise invalid(f"the input 'params' (FP64 [B, {n}]: {', '.join(names)} per row) is required", ("inputs",))
+    if mu.ndim != 2 or mu.shape[1] != n:
+        raise invalid(
+            f"the input 'params' must have shape [B, {n}], got {list(mu.shape)} (columns {', '.join(names)})",
+            ("inputs", "params"),
+        )
+    body: dict = {"params": [dict(zip(names, row)) for row in mu.tolist()]}
     grid: dict = {k: p.pop(k) for k in ("nx", "nt") if k in p}
     for name, ndim in (("x", 1), ("t", 1), ("points", 2)):
         if name in inputs:

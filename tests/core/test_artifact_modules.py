@@ -68,7 +68,7 @@ def test_manifest_view_matches_the_artifact(tmp_path):
     m = read_manifest(path)
     art = load_artifact(path)
     assert isinstance(m, Manifest)
-    assert (m.name, m.version, m.created, m.family) == ("m", "1.0", model["created"], "cdr")
+    assert (m.name, m.version, m.created, m.family.name) == ("m", "1.0", model["created"], "cdr")
     assert m.raw == art.manifest and m.sha256 == art.sha256
     assert m.domain.bounds == art.domain.bounds and m.served_domain.bounds == art.served_domain.bounds
     assert m.dimensions == art.dimensions and m.dimensions["ranks"] == list(RANKS)
