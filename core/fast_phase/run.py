@@ -159,6 +159,7 @@ class FastPhaseModel:
         if reduced is not None:
             self.chains["reduced"] = reduced.chain(np.float64, family)
         self.check = ErrorProxy(weights, *check, dtype=dtype, family=family)
+        self.family = family
         retain_freed_memory()  # a step reallocates MiB-sized arrays: reuse them (core/allocator.py)
 
     @property
@@ -235,7 +236,7 @@ def run_fast_phase(
     (or (k_l,) for one query), ≥ 0; mu (B, 3). Returns one result per query; with
     ``record`` each carries the kept candidate's iterates (for error-per-step curves)."""
     S_hat = check_coefficient_rows(model.ranks, s_hat)
-    mu = as_param_array(mu)
+    mu = as_param_array(mu, model.family.params)
     B = S_hat.shape[0]
     if mu.shape != (B, 3) or not np.all(np.isfinite(mu)):
         raise ValueError(f"expected finite mu of shape ({B}, 3), got {mu.shape}")
