@@ -64,7 +64,7 @@ def newton_error_field(
     family: PdeFamily = CDR_FAMILY,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The error e (R, nt, nx) of fields u with residuals r (R, nt, nx) on ``uniform_grid``
-    scaled to [0, t_end], parameters mu (R, 3): the linearised error, then up to
+    scaled to [0, t_end], parameters mu (R, p): the linearised error, then up to
     ``iterations`` Newton steps per row, a row stopping once its increment ‖Δe‖/‖u‖ ≤ tol.
 
     For another ``family`` (mu (R, p) in its columns) each step subtracts its Newton shift
@@ -139,7 +139,7 @@ class ErrorField:
 @dataclass(frozen=True)
 class CorrectionPass:
     """The LRNR's residual r and field u (R, nt, nx) on the correction grid, and on the
-    coarse grid (None when the coarse grid is nested in it), for parameters mu (R, 3)."""
+    coarse grid (None when the coarse grid is nested in it), for parameters mu (R, p)."""
 
     r: np.ndarray
     u: np.ndarray
@@ -207,7 +207,7 @@ class ErrorCorrection:
         self.t_end = self.fine_proxy.t_end
 
     def evaluate(self, S: np.ndarray, mu: np.ndarray) -> CorrectionPass:
-        """The LRNR pass: residual and field on the grid(s) for rows S (R, P), mu (R, 3)."""
+        """The LRNR pass: residual and field on the grid(s) for rows S (R, P), mu (R, p)."""
         mu = np.asarray(mu, dtype=np.float64)
         r, u = self.fine_proxy.residual_and_field(S, mu)
         coarse = None if self._stride else self.coarse_proxy.residual_and_field(S, mu)

@@ -233,13 +233,14 @@ def run_fast_phase(
     record: bool = False,
 ) -> list[FastPhaseResult]:
     """The fast phase for B queries: s_hat as rows (B, P) or a per-layer list of (B, k_l)
-    (or (k_l,) for one query), ≥ 0; mu (B, 3). Returns one result per query; with
+    (or (k_l,) for one query), ≥ 0; mu (B, p) in the family's columns. Returns one result per query; with
     ``record`` each carries the kept candidate's iterates (for error-per-step curves)."""
     S_hat = check_coefficient_rows(model.ranks, s_hat)
     mu = as_param_array(mu, model.family.params)
     B = S_hat.shape[0]
-    if mu.shape != (B, 3) or not np.all(np.isfinite(mu)):
-        raise ValueError(f"expected finite mu of shape ({B}, 3), got {mu.shape}")
+    p = len(model.family.params)
+    if mu.shape != (B, p) or not np.all(np.isfinite(mu)):
+        raise ValueError(f"expected finite mu of shape ({B}, {p}), got {mu.shape}")
     if not np.all(np.isfinite(S_hat)) or np.any(S_hat < 0):
         raise ValueError("s_hat: coefficients must be finite and ≥ 0 (they are ReLU outputs)")
     if settings.backend not in model.chains:
