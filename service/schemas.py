@@ -356,6 +356,10 @@ class ModelInfo(BaseModel):
     sha256: str
     created: str
     default: bool
+    family: dict = Field(
+        description="the PDE family the model solves: name, equation, params (the names a request's params "
+        "take, in column order), nonnegative"
+    )
     domain: dict = Field(description="the parameter box the model was trained on")
     served_domain: dict = Field(
         description="where it is served (meets its accuracy target); outside → 422 unless allow_extrapolation"
