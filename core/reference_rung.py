@@ -11,9 +11,12 @@ closely the requested times lie); their difference
     est = ‖u_(n, s) − u_coarse‖ / ‖u_(n, s)‖     (over the requested sites)
 
 is about the coarse solve's error, so about four times the served solve's or more (the
-splitting is second order; the spatial error is far smaller for these smooth solutions). An attempt whose
+splitting is second order; the spatial error is usually far smaller). An attempt whose
 estimate is above the tolerance is followed by one at 2s, until every row meets it, the
-largest step count is reached, or the next attempt would overrun the deadline.
+largest step count is reached, or the next attempt would overrun the deadline. When a row's
+estimate falls by less than half from one attempt to the next, time is not what limits it:
+the next attempt doubles n as well (up to ``MAX_POINTS``; a front sharper than the grid, as
+in a reaction-dominated Allen–Cahn solution).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ def points_for(tolerance: float) -> int:
 
 FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
 MAX_SUBSTEPS = 8192
+MAX_POINTS = 1024  # internal points of the finest attempt (when space, not time, limits the estimate)
+STALLED = 0.5  # an estimate that falls by less than this factor between attempts is space-limited
 MARCH_VALUES = 1 << 22  # states kept at once by the check's uniform march (32 MiB of float64)
 
 
@@ -85,13 +90,15 @@ def solve_at_sites(
 @dataclass(frozen=True)
 class ReferenceAnswer:
     """u: (R, ...) the served values; estimate: (R,) their estimated relative L2 error;
-    substeps: per row, the splitting steps per unit time of the served solve; n: internal
-    points; attempts: the step counts tried; exhausted: the deadline stopped the ladder
+    substeps: per row, the splitting steps per unit time of the served solve; points: per row,
+    its internal points; n: the most internal points any attempt used; attempts: the step
+    counts tried; exhausted: the deadline stopped the ladder
     before every row met the tolerance."""
 
     u: np.ndarray
     estimate: np.ndarray
     substeps: np.ndarray
+    points: np.ndarray
     n: int
     attempts: tuple[int, ...]
     exhausted: bool
@@ -114,10 +121,10 @@ def solve_to_tolerance(
     take twice the last one, would end after it."""
     mu = np.asarray(mu, dtype=np.float64)
     R = len(mu)
-    u = est = steps = None
+    u = est = steps = row_points = None
     todo = np.arange(R)
     attempts: list[int] = []
-    s, last = int(first), 0.0
+    s, last, n_max = int(first), 0.0, int(n)
     exhausted = False
     while todo.size:
         if attempts and (s > MAX_SUBSTEPS or (deadline is not None and time.perf_counter() + 2.0 * last > deadline)):
@@ -133,10 +140,14 @@ def solve_to_tolerance(
         e = np.where(np.isfinite(e), e, np.inf)
         if u is None:
             u = np.empty((R,) + fine.shape[1:])
-            est, steps = np.full(R, np.inf), np.zeros(R, dtype=int)
-        u[todo], est[todo], steps[todo] = fine, e, s
+            est, steps, row_points = np.full(R, np.inf), np.zeros(R, dtype=int), np.zeros(R, dtype=int)
+        stalled = np.any((e > tolerance) & (e > STALLED * est[todo]))  # est: the previous attempt's
+        u[todo], est[todo], steps[todo], row_points[todo] = fine, e, s, n
         attempts.append(s)
         last = time.perf_counter() - t0
         todo = todo[e > tolerance]
         s *= 2
-    return ReferenceAnswer(u, est, steps, n, tuple(attempts), exhausted)
+        if stalled and n < MAX_POINTS:
+            n, last = 2 * n, 2.0 * last  # twice the points: the next attempt costs about four times
+        n_max = max(n_max, n)
+    return ReferenceAnswer(u, est, steps, row_points, n_max, tuple(attempts), exhausted)

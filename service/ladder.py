@@ -187,7 +187,7 @@ def escalate(
                 if ref.estimate[k] < ans.estimate[i]:
                     ans.u[i] = ref.u[k]
                     ans.estimate[i] = ref.estimate[k]
-                    ans.info[i].update(rung=REFERENCE, substeps=int(ref.substeps[k]), reference_points=ref.n)
+                    ans.info[i].update(rung=REFERENCE, substeps=int(ref.substeps[k]), reference_points=int(ref.points[k]))
             need = need[~(ans.estimate[need] <= tolerance)]
     for i in need:
         ans.info[i]["escalation"]["time_budget_exhausted"] = exhausted
