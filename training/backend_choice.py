@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.hypernet import HyperWeights
 from core.lrnr import LRNRWeights
@@ -40,11 +42,11 @@ def hard_part(domain: Domain) -> tuple[Domain, str]:
         lo, hi = bounds[key]
         bounds[key] = (hi - 0.4 * (hi - lo), hi)
         label = f"{key} ∈ [{bounds[key][0]:g}, {hi:g}]"
-    return Domain(domain.name, bounds), label
+    return Domain(domain.name, bounds, params=domain.params), label
 
 
 def heldout_queries(domain: Domain, n_uniform: int = 16, n_hard: int = 8, seed: int = 7) -> np.ndarray:
-    """(n_uniform + n_hard, 3) seeded queries: uniform over ``domain``, then from its
+    """(n_uniform + n_hard, p) seeded queries: uniform over ``domain``, then from its
     ``hard_part``."""
     rng = np.random.default_rng(seed)
     uniform = domain.sample(n_uniform, rng)
@@ -56,12 +58,13 @@ def measure(
     hyper: HyperWeights,
     candidates: list[tuple[dict, FastPhaseModel, FastPhaseSettings]],
     mus: np.ndarray,
+    family: PdeFamily = CDR_FAMILY,
 ) -> list[dict]:
     """One row per candidate ``(label, model, settings)``: accuracy against the hypernetwork
-    and time per query on the queries ``mus``."""
-    refs = reference_fields(mus)
+    and time per query on the queries ``mus`` (rows of ``family``'s parameters)."""
+    refs = reference_fields(mus, family)
     S_hat = hyper_rows(hyper, mus)
-    e_hat = relative_l2(fields(lrnr, S_hat), refs)
+    e_hat = relative_l2(fields(lrnr, S_hat, family=family), refs)
     rows = []
     for label, model, settings in candidates:
         served, ms, accepted = [], [], []
@@ -71,7 +74,7 @@ def measure(
             ms.append(1e3 * (time.perf_counter() - t0))
             served.append(np.concatenate(res.s))
             accepted.append(res.accepted)
-        ratio = relative_l2(fields(lrnr, np.array(served)), refs) / e_hat
+        ratio = relative_l2(fields(lrnr, np.array(served), family=family), refs) / e_hat
         rows.append(
             {
                 **label,

@@ -37,15 +37,17 @@ from core.artifact import Sections, load_artifact, write_artifact
 from core.correction import ErrorCorrection
 from core.error_estimate import estimate_quality, fit_error_model, spearman
 from core.error_proxy import ErrorProxy
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.fastlrnr import ReducedOperators, build_fastlrnr
 from core.hypernet import HyperWeights
 from core.lrnr import LRNRWeights
-from core.pde import TEST_DOMAINS, Domain, interior_points
+from core.pde import Domain, interior_points
 from training import backend_choice
-from training.calibrate import NEWTON, RUNGS
+from training.calibrate import NEWTON, RUNGS, CalibrationSize
 from training.calibrate import calibrate as calibrate_artifact
-from training.evaluate_hyper import hyper_only_errors, load_run, test_parameters
+from training.evaluate_hyper import hyper_only_errors, load_run, run_family, test_parameters
 from training.onnx_export import lrnr_onnx
 from training.sweep import (
     TARGET,
@@ -65,14 +67,15 @@ CHECK_GRIDS = ((16, 17), (16, 33), (32, 33), (32, 65))  # (nx, nt) of the error 
 CHECK_SPEARMAN = 0.98  # the cheapest grid whose proxy ranks the true errors this well is shipped
 
 
-def correction_grids(domain: Domain) -> tuple[tuple[int, int], tuple[int, int]]:
+def correction_grids(domain: Domain, family: PdeFamily = CDR_FAMILY) -> tuple[tuple[int, int], tuple[int, int]]:
     """(nx, nt) of the correction grid and of its two-grid check (same x, every other time).
 
     The LRNR's residual is sampled at nt times and interpolated cubically in between: waves
-    that travel far (|β| up to 20 for convection: 0.13% worst on 32 × 33, 0.021% on 32 × 65)
-    need more samples than cdr's |β| ≤ 3."""
-    beta = float(np.max(np.abs([domain.bounds["beta"][0], domain.bounds["beta"][1]])))
-    nt = 33 if beta <= 5.0 else 65
+    that travel far (convection speed |a_x| = |β| up to 20 for convection: 0.13% worst on
+    32 × 33, 0.021% on 32 × 65) need more samples than cdr's |β| ≤ 3."""
+    corners = np.stack([domain.low, domain.high])  # the speed is linear in the parameters
+    speed = float(np.max(np.abs(family.linear_coefficients(*family.columns(corners, 1))[0])))
+    nt = 33 if speed <= 5.0 else 65
     return (32, nt), (32, (nt - 1) // 2 + 1)
 
 
@@ -104,14 +107,16 @@ def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path:
     plt.close(fig)
 
 
-def choose_check_grid(lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray) -> tuple[tuple[int, int], list[dict]]:
+def choose_check_grid(
+    lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray, family: PdeFamily = CDR_FAMILY
+) -> tuple[tuple[int, int], list[dict]]:
     """The error proxy's grid: the cheapest of CHECK_GRIDS whose proxy has Spearman ≥
-    CHECK_SPEARMAN against the true errors of coefficient rows S (G, P) at mus (G, 3) (else
+    CHECK_SPEARMAN against the true errors of coefficient rows S (G, P) at mus (G, p) (else
     the best one); returns (nx, nt) and the measurements."""
-    err = relative_l2(fields(lrnr, S), refs)
+    err = relative_l2(fields(lrnr, S, family=family), refs)
     rows = []
     for nx, nt in CHECK_GRIDS:
-        proxy, _ = ErrorProxy(lrnr, nx, nt)(S, mus)
+        proxy, _ = ErrorProxy(lrnr, nx, nt, family=family)(S, mus)
         ratio = err / proxy
         rows.append(
             {
@@ -129,13 +134,31 @@ def choose_check_grid(lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray) ->
 
 @dataclass(frozen=True)
 class Run:
-    """Step 1: the training run (``load_run``) and its domains."""
+    """Step 1: the training run (``load_run``), its PDE family and its domains."""
 
     lrnr: LRNRWeights
     hyper: HyperWeights
     settings: dict  # settings.json of the run
     domain: Domain
     test_domain: Domain
+    family: PdeFamily
+
+
+@dataclass(frozen=True)
+class BuildSize:
+    """How many parameter sets each measuring step uses. The defaults are what the shipped
+    artifacts were built with; tests build a tiny model with a small size.
+
+    grid_sets: about this many hypernetwork sets choose the check grid and feed the EIM;
+    sweep_per_axis: the whole-domain sweep's points per active parameter (None: the sweep's
+    default); validation: random held-out sets of the first calibration; queries: (uniform,
+    hard) held-out queries of the backend choice; calibration: step 7's sets."""
+
+    grid_sets: int = 64
+    sweep_per_axis: int | None = None
+    validation: int = 48
+    queries: tuple[int, int] = (16, 8)
+    calibration: CalibrationSize = CalibrationSize()
 
 
 class TrainingSection(TypedDict):
@@ -200,9 +223,9 @@ class SweepResult:
 def load_step(run_dir: Path) -> Run:
     """Step 1: load the run (arrays + JSON, no pickle)."""
     lrnr, hyper, run = load_run(run_dir)
-    domain = Domain.from_dict(run["domain"])
-    print(f"[1/7] loaded {run_dir}: N={lrnr.width}, ranks={lrnr.ranks}")
-    return Run(lrnr, hyper, run, domain, TEST_DOMAINS.get(domain.name, domain))
+    domain, family = Domain.from_dict(run["domain"]), run_family(run)
+    print(f"[1/7] loaded {run_dir}: {family.name} family, N={lrnr.width}, ranks={lrnr.ranks}")
+    return Run(lrnr, hyper, run, domain, family.test_domains.get(domain.name, domain), family)
 
 
 def training_section(run: Run) -> TrainingSection:
@@ -220,7 +243,7 @@ def training_section(run: Run) -> TrainingSection:
 
 def check_grid_step(run: Run, S_grid: np.ndarray, grid: np.ndarray) -> CheckGrid:
     """Step 1: the error proxy's check grid (``choose_check_grid`` on the parameter grid)."""
-    check, rows = choose_check_grid(run.lrnr, S_grid, grid, reference_fields(grid))
+    check, rows = choose_check_grid(run.lrnr, S_grid, grid, reference_fields(grid, run.family), run.family)
     for r in rows:
         mark = "  ← shipped" if (r["nx"], r["nt"]) == check else ""
         print(
@@ -236,7 +259,7 @@ def eim_step(
     """Step 2: FastLRNRs at each rank in ``ranks`` from the snapshots of the grid's hypernetwork
     coefficients and of where the exact fast phase (``max(steps)`` steps) takes them."""
     x, t = interior_points(*COLLOCATION)
-    exact = FastPhaseModel(run.lrnr, None, COLLOCATION, check.grid)
+    exact = FastPhaseModel(run.lrnr, None, COLLOCATION, check.grid, family=run.family)
     S_lm = np.array(
         [
             np.concatenate(r.s)
@@ -257,21 +280,23 @@ def eim_step(
     return Reduced(by_rank, exact, S_held, mus_held)
 
 
-def fast_phase_step(run: Run, check: CheckGrid, reduced: Reduced, steps: list[int]) -> FastPhaseChoice:
+def fast_phase_step(
+    run: Run, check: CheckGrid, reduced: Reduced, steps: list[int], queries_per_kind: tuple[int, int] = (16, 8)
+) -> FastPhaseChoice:
     """Step 3: measure every backend candidate on held-out queries and choose the default
     (``training.backend_choice``); the reduced operators shipped are the chosen rank's, or the
     best reduced candidate's when the exact backend is the default."""
-    queries = backend_choice.heldout_queries(run.domain)
+    queries = backend_choice.heldout_queries(run.domain, *queries_per_kind)
     candidates = [
         ({"backend": "exact", "n": None, "steps": k}, reduced.exact, FastPhaseSettings(steps=k)) for k in steps
     ]
     for n, (ops, _) in reduced.by_rank.items():
-        model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid)
+        model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid, family=run.family)
         candidates += [
             ({"backend": "reduced", "n": n, "steps": k}, model, FastPhaseSettings(backend="reduced", steps=k))
             for k in steps
         ]
-    rows = backend_choice.measure(run.lrnr, run.hyper, candidates, queries)
+    rows = backend_choice.measure(run.lrnr, run.hyper, candidates, queries, run.family)
     chosen, reason = backend_choice.choose(rows)
     for row in rows:
         print(
@@ -304,26 +329,32 @@ def fast_phase_step(run: Run, check: CheckGrid, reduced: Reduced, steps: list[in
             },
         },
     }
-    model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid)
+    model = FastPhaseModel(run.lrnr, ops, COLLOCATION, check.grid, family=run.family)
     return FastPhaseChoice(default, ship_n, ops, eim_quality, model, section)
 
 
-def onnx_step(lrnr: LRNRWeights) -> dict[str, bytes]:
-    """Step 4: ONNX graphs of the full LRNR (u, and u with its jets)."""
-    onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)}
+def onnx_step(lrnr: LRNRWeights, family: PdeFamily = CDR_FAMILY) -> dict[str, bytes]:
+    """Step 4: ONNX graphs of the full LRNR (u, and u with its jets); none when the family's
+    u0 has no ONNX form (the service then evaluates the LRNR in numpy)."""
+    if family.initial_trig is None:
+        print(f"[4/7] no ONNX graphs: the {family.name!r} family's u0 has no ONNX form")
+        return {}
+    onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr, family=family), "lrnr_jets.onnx": lrnr_onnx(lrnr, True, family)}
     print(f"[4/7] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
     return onnx_files
 
 
-def sweep_step(run: Run, fp: FastPhaseChoice) -> SweepResult:
+def sweep_step(run: Run, fp: FastPhaseChoice, size: BuildSize = BuildSize()) -> SweepResult:
     """Step 5: the whole-domain sweep with the default fast phase, with and without the
     linearised correction: whether answers are corrected by default, the served domain and the
     first calibration of both error estimates, checked on held-out random queries."""
     lrnr, hyper, domain, fast, default = run.lrnr, run.hyper, run.domain, fp.model, fp.default
-    mus = sweep_parameters(domain)
-    grid, coarse = correction_grids(domain)
-    correction = ErrorCorrection(lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON)
-    sweep = solve_rows(lrnr, hyper, fast, default, mus, reference_fields(mus), correction=correction)
+    family = run.family
+    mus = sweep_parameters(domain, size.sweep_per_axis)
+    grid, coarse = correction_grids(domain, family)
+    correction = ErrorCorrection(lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=family)
+    refs = reference_fields(mus, family)
+    sweep = solve_rows(lrnr, hyper, fast, default, mus, refs, correction=correction, family=family)
     # correct by default when the correction helps on the whole-domain sweep: the median falls
     # and no more than 5% of the sets get more than 5% worse
     worse = float(np.mean(sweep["err_corrected"] > 1.05 * sweep["err_fast"]))
@@ -346,10 +377,9 @@ def sweep_step(run: Run, fp: FastPhaseChoice) -> SweepResult:
         np.concatenate([sweep["err_corrected"], sweep["err_hyper_corrected"][changed]]),
         domain,
     )
-    validation_mus = served.sample(48, np.random.default_rng(23))
-    val = solve_rows(
-        lrnr, hyper, fast, default, validation_mus, reference_fields(validation_mus), correction=correction
-    )
+    validation_mus = served.sample(size.validation, np.random.default_rng(23))
+    val_refs = reference_fields(validation_mus, family)
+    val = solve_rows(lrnr, hyper, fast, default, validation_mus, val_refs, correction=correction, family=family)
     estimate_sweep = estimate_quality(
         model.predict(sweep["proxy_fast"][inside], mus[inside]), sweep["err_fast"][inside]
     )
@@ -402,7 +432,8 @@ def sweep_step(run: Run, fp: FastPhaseChoice) -> SweepResult:
 def quality_step(run: Run, n_eval: int, eim_quality: dict, sweep: SweepResult) -> dict:
     """The manifest's ``quality``: the shipped FastLRNR's EIM quality, the hypernetwork alone
     on ``n_eval`` test-range sets, and the sweep's summaries."""
-    rows = hyper_only_errors(run.lrnr, run.hyper, test_parameters(run.domain, n_eval, seed=0))
+    mus = test_parameters(run.domain, n_eval, seed=0, family=run.family)
+    rows = hyper_only_errors(run.lrnr, run.hyper, mus, run.family)
     l2 = np.array([r["rel_l2"] for r in rows])
     hyper_eval = {
         "n": n_eval,
@@ -418,11 +449,11 @@ def quality_step(run: Run, n_eval: int, eim_quality: dict, sweep: SweepResult) -
     return {"eim": eim_quality, "hyper_only": hyper_eval, "sweep": sweep.quality_sweep}
 
 
-def calibration_step(out: Path) -> None:
+def calibration_step(out: Path, size: CalibrationSize = CalibrationSize()) -> None:
     """Step 7: calibrate the written artifact's error estimates and rungs (``training.calibrate``)."""
     t0 = time.perf_counter()
     art = load_artifact(out)
-    calibrate_artifact(out, grid=art.correction.grid, coarse=art.correction.coarse)
+    calibrate_artifact(out, grid=art.correction.grid, coarse=art.correction.coarse, size=size)
     art = load_artifact(out)
     print(f"[7/7] calibrated {out} (manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
 
@@ -437,17 +468,19 @@ def build(
     n_eval: int,
     figure: Path | None,
     calibrate: bool = True,
+    size: BuildSize = BuildSize(),
 ) -> Path:
-    """Run the steps in order and write the artifact to ``out`` (replacing one there)."""
+    """Run the steps in order and write the artifact to ``out`` (replacing one there);
+    ``size``: how many parameter sets each step measures (the default: the shipped builds')."""
     t0 = time.perf_counter()
     run = load_step(run_dir)
-    grid = run.domain.grid(per_axis_for(run.domain))
+    grid = run.domain.grid(per_axis_for(run.domain, size.grid_sets))
     S_grid = hyper_rows(run.hyper, grid)
     check = check_grid_step(run, S_grid, grid)
     reduced = eim_step(run, check, S_grid, grid, ranks, steps)
-    fp = fast_phase_step(run, check, reduced, steps)
-    onnx_files = onnx_step(run.lrnr)
-    sweep = sweep_step(run, fp)
+    fp = fast_phase_step(run, check, reduced, steps, size.queries)
+    onnx_files = onnx_step(run.lrnr, run.family)
+    sweep = sweep_step(run, fp, size)
     eim: EimSection = {"n": fp.n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks}
     sections = Sections(
         training=training_section(run),
@@ -472,11 +505,12 @@ def build(
         eim_rank=fp.n,
         k_max=run.settings["config"]["rank"],
         overwrite=True,
+        family=run.family,
     )
     art = load_artifact(out)  # the verified loader is the judge
-    size = sum(p.stat().st_size for p in out.iterdir())
+    nbytes = sum(p.stat().st_size for p in out.iterdir())
     print(
-        f"[6/7] wrote {out} ({size / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
+        f"[6/7] wrote {out} ({nbytes / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     if figure is not None:
@@ -489,7 +523,7 @@ def build(
         )
         print(f"      figure {figure}")
     if calibrate:
-        calibration_step(out)
+        calibration_step(out, size.calibration)
     return out
 
 

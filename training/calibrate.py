@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from core.artifact import MANIFEST, load_artifact
 from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
 from core.fast_phase import run_fast_phase
-from core.pde import PARAM_NAMES, Domain, standard_grid
+from core.pde import Domain, standard_grid
 from training.sweep import fields, has_low_nu_band, hyper_rows, reference_fields, relative_l2
 
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
@@ -43,27 +44,47 @@ LOW_NU = (0.0, 0.01, 0.03, 0.06, 0.1, 0.2)  # the hard band of models whose ν v
 MIN_FACTOR = 2.0  # the smallest widening of an estimate outside the served domain
 
 
-def calibration_set(domain: Domain, seed: int = 0) -> tuple[np.ndarray, int]:
-    """(mus (G, 3), how many of the first rows are the tensor grid ``domain.grid(per_axis)``)."""
-    per_axis = PER_AXIS[len(domain.active)]
+@dataclass(frozen=True)
+class CalibrationSize:
+    """How many parameter sets calibrate and validate: ``per_axis`` of the tensor grid (None:
+    ``PER_AXIS`` by the number of active parameters), ``random`` interior calibration points,
+    ``validation`` random held-out points, ``band`` held-out points in the low-ν band (where
+    ν varies down to 0), ``extrapolation`` points beyond the domain (None: the defaults below,
+    which the shipped artifacts were calibrated with; a smaller size serves tests)."""
+
+    per_axis: int | None = None
+    random: int | None = None
+    validation: int | None = None
+    band: int = 40
+    extrapolation: int = 24
+
+    def grid_per_axis(self, domain: Domain) -> int:
+        return self.per_axis or PER_AXIS[len(domain.active)]
+
+
+def calibration_set(domain: Domain, seed: int = 0, size: CalibrationSize = CalibrationSize()) -> tuple[np.ndarray, int]:
+    """(mus (G, p), how many of the first rows are the tensor grid ``domain.grid(per_axis)``)."""
     rng = np.random.default_rng(seed)
-    parts = [domain.grid(per_axis)]
+    parts = [domain.grid(size.grid_per_axis(domain))]
     if has_low_nu_band(domain):
         lo, hi = domain.low, domain.high
-        axes = [np.linspace(lo[i], hi[i], 5) if k != "nu" else np.array(LOW_NU) for i, k in enumerate(PARAM_NAMES)]
-        mesh = np.meshgrid(*[a if PARAM_NAMES[i] in domain.active else a[:1] for i, a in enumerate(axes)])
+        names = domain.params
+        axes = [np.linspace(lo[i], hi[i], 5) if k != "nu" else np.array(LOW_NU) for i, k in enumerate(names)]
+        mesh = np.meshgrid(*[a if names[i] in domain.active else a[:1] for i, a in enumerate(axes)])
         parts.append(np.stack([m.ravel() for m in mesh], axis=1))
-    parts.append(domain.sample(100 if len(domain.active) > 1 else 40, rng))
+    random = size.random if size.random is not None else (100 if len(domain.active) > 1 else 40)
+    parts.append(domain.sample(random, rng))
     return np.concatenate(parts), len(parts[0])
 
 
-def validation_set(domain: Domain, seed: int = 23) -> np.ndarray:
+def validation_set(domain: Domain, seed: int = 23, size: CalibrationSize = CalibrationSize()) -> np.ndarray:
     """Held-out points: random over the domain, and random in the low-ν band where ν varies."""
     rng = np.random.default_rng(seed)
-    parts = [domain.sample(60 if len(domain.active) > 1 else 40, rng)]
+    count = size.validation if size.validation is not None else (60 if len(domain.active) > 1 else 40)
+    parts = [domain.sample(count, rng)]
     if has_low_nu_band(domain):
-        band = domain.sample(40, rng)
-        band[:, PARAM_NAMES.index("nu")] = rng.uniform(0.0, 0.1, 40)
+        band = domain.sample(size.band, rng)
+        band[:, domain.params.index("nu")] = rng.uniform(0.0, 0.1, size.band)
         parts.append(band)
     return np.concatenate(parts)
 
@@ -76,8 +97,8 @@ def extrapolation_set(domain: Domain, n: int = 24, seed: int = 5) -> np.ndarray:
     span = hi - lo
     out = []
     while len(out) < n:
-        mu = lo + span * rng.random(3)
-        i = rng.choice([PARAM_NAMES.index(k) for k in domain.active])
+        mu = lo + span * rng.random(len(domain.params))
+        i = rng.choice([domain.params.index(k) for k in domain.active])
         below = rng.random() < 0.5 and lo[i] > 0
         mu[i] = rng.uniform(max(lo[i] - span[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + span[i])
         out.append(mu)
@@ -89,7 +110,7 @@ def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chun
     difference and the corrected error (hypernetwork coefficients, as served by default)."""
     x, t = standard_grid()
     S = hyper_rows(art.hyper, mus)
-    u = fields(art.lrnr, S)
+    u = fields(art.lrnr, S, family=art.family)
     out = {"err_hyper": relative_l2(u, refs)}
     for m in RUNGS:
         out[f"d{m}"], out[f"err{m}"] = np.empty(len(mus)), np.empty(len(mus))
@@ -108,7 +129,7 @@ def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chun
     ]
     S_fast = np.array([np.concatenate(r.s) for r in results])
     out["proxy_fast"] = np.array([r.proxy_after for r in results])
-    out["err_fast"] = relative_l2(fields(art.lrnr, S_fast), refs)
+    out["err_fast"] = relative_l2(fields(art.lrnr, S_fast, family=art.family), refs)
     return out
 
 
@@ -122,18 +143,20 @@ def calibrate(
     write: bool = True,
     grid: tuple[int, int] | None = None,
     coarse: tuple[int, int] | None = None,
+    size: CalibrationSize = CalibrationSize(),
 ) -> dict:
     """Fit, validate and (with ``write``) store the sections; returns the figures. ``grid``,
-    ``coarse``: (nx, nt) of the correction and its two-grid check (None: the manifest's)."""
+    ``coarse``: (nx, nt) of the correction and its two-grid check (None: the manifest's);
+    ``size``: how many parameter sets (the default is what the shipped artifacts used)."""
     t0 = time.perf_counter()
     art = load_artifact(directory)
     domain = art.served_domain
     grid, coarse = grid or art.correction.grid, coarse or art.correction.coarse
-    corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON)
-    cal_mu, n_grid = calibration_set(domain)
-    val_mu, ext_mu = validation_set(domain), extrapolation_set(domain)
+    corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
+    cal_mu, n_grid = calibration_set(domain, size=size)
+    val_mu, ext_mu = validation_set(domain, size=size), extrapolation_set(domain, size.extrapolation)
     everything = np.concatenate([cal_mu, val_mu, ext_mu])
-    refs = reference_fields(everything)
+    refs = reference_fields(everything, art.family)
     ans = _answers(art, corr, everything, refs)
     cal = slice(0, len(cal_mu))
     val = slice(len(cal_mu), len(cal_mu) + len(val_mu))
@@ -161,10 +184,10 @@ def calibrate(
     fast_val = estimate_quality(fast_model.predict(ans["proxy_fast"][val], val_mu), ans["err_fast"][val])
     fast_factor = _factor(fast_model.predict(ans["proxy_fast"][ext], ext_mu), ans["err_fast"][ext])
     # the a-priori map: nodes from the tensor grid, its margin from the calibration set's other rows
-    bare = fit_apriori_map(domain, PER_AXIS[len(domain.active)], ans["err_hyper"][:n_grid], cal_mu[:0], cal_mu[:0, 0])
+    bare = fit_apriori_map(domain, size.grid_per_axis(domain), ans["err_hyper"][:n_grid], cal_mu[:0], cal_mu[:0, 0])
     rest = slice(n_grid, len(cal_mu))
     a_priori = fit_apriori_map(
-        domain, PER_AXIS[len(domain.active)], ans["err_hyper"][:n_grid], cal_mu[rest], ans["err_hyper"][rest], 0.99
+        domain, size.grid_per_axis(domain), ans["err_hyper"][:n_grid], cal_mu[rest], ans["err_hyper"][rest], 0.99
     )
     apriori_factor = _factor(bare.predict(ext_mu) / bare.extrapolation_factor, ans["err_hyper"][ext])
     a_priori = type(a_priori)(a_priori.axes, a_priori.log_error, a_priori.offset, apriori_factor)

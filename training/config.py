@@ -7,12 +7,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.families import FAMILIES
+from core.family import Domain, PdeFamily
+
 
 @dataclass
 class TrainConfig:
     """All settings of one meta-learning run. Units: steps are Adam steps."""
 
-    domain: str = "cdr"  # key of core.pde.DOMAINS
+    family: str = "cdr"  # the PDE family (core.families.FAMILIES): its residual, u0 and domains
+    domain: str = "cdr"  # key of the family's ``domains``
     width: int = 256  # N
     rank: int = 24  # K (maximum rank before truncation)
     layers: int = 3  # L
@@ -29,7 +33,7 @@ class TrainConfig:
     curriculum_start: float = 0.2  # initial time horizon
     input_scale: float = 1.0  # std of the first-layer weights A
     time_scale: float = 1.0  # extra factor on A's t column at initialisation (faster features in t)
-    residual_scale_power: float = 1.0  # the PDE loss uses (R / (1 + β)^p)²
+    residual_scale_power: float = 1.0  # the PDE loss uses (R / (1 + |a_x|)^p)², a_x the convection speed (CDR: β)
     boundary_frac: float = 0.0  # share of μ per step snapped to faces/edges/corners (training/sampling.py)
     adaptive_frac: float = 0.0  # share of μ per step drawn where the running loss is high
     adaptive_bins: int = 8  # cells per active parameter of the residual-driven sampler
@@ -55,6 +59,24 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         return cls(**data)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}; known: {sorted(FAMILIES)}")
+        if self.domain not in FAMILIES[self.family].domains:
+            raise ValueError(
+                f"family {self.family!r} has no domain {self.domain!r}; known: {sorted(FAMILIES[self.family].domains)}"
+            )
+
+    @property
+    def pde(self) -> PdeFamily:
+        """The PDE family this run trains."""
+        return FAMILIES[self.family]
+
+    @property
+    def box(self) -> Domain:
+        """The training domain (the family's ``domains[domain]``)."""
+        return self.pde.domains[self.domain]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.families import FAMILIES
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.hypernet import HyperWeights, hyper_forward
 from core.lrnr import LRNRWeights, lrnr_forward
-from core.pde import TEST_DOMAINS, Domain, standard_grid
+from core.pde import Domain, standard_grid
 from core.reference import solve_reference
 
 
@@ -37,33 +40,46 @@ def load_run(run_dir: Path) -> tuple[LRNRWeights, HyperWeights, dict]:
     return lrnr, hyper, json.loads((run_dir / "settings.json").read_text())
 
 
-def test_parameters(domain: Domain, n: int, seed: int) -> np.ndarray:
-    """(n, 3) seeded parameter sets in the test range of a trained domain."""
-    return TEST_DOMAINS.get(domain.name, domain).sample(n, np.random.default_rng(seed))
+def test_parameters(domain: Domain, n: int, seed: int, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+    """(n, p) seeded parameter sets in the test range of a trained domain of ``family``."""
+    return family.test_domains.get(domain.name, domain).sample(n, np.random.default_rng(seed))
 
 
-def hyper_only_errors(lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray) -> list[dict]:
-    """Per parameter set: μ, relative L2 and L1 of the hypernetwork-only LRNR on the standard grid."""
+def hyper_only_errors(
+    lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray, family: PdeFamily = CDR_FAMILY
+) -> list[dict]:
+    """Per parameter set: μ by name, relative L2 and L1 of the hypernetwork-only LRNR on the
+    standard grid against ``family``'s reference solver."""
     x, t = standard_grid()
     X, T = np.meshgrid(x, t)  # (nt, nx)
     s = hyper_forward(hyper, mus)
-    u = lrnr_forward(lrnr, s, X.ravel(), T.ravel()).reshape(len(mus), *X.shape)
+    u = lrnr_forward(lrnr, s, X.ravel(), T.ravel(), family).reshape(len(mus), *X.shape)
     rows = []
     for i, mu in enumerate(mus):
-        l2, l1 = relative_errors(u[i], solve_reference(mu, x, t))
-        rows.append({"beta": mu[0], "nu": mu[1], "rho": mu[2], "rel_l2": l2, "rel_l1": l1})
+        l2, l1 = relative_errors(u[i], solve_reference(mu, x, t, family=family))
+        rows.append({**dict(zip(family.params, map(float, mu))), "rel_l2": l2, "rel_l1": l1})
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| β | ν | ρ | rel. L2 | rel. L1 |", "|---|---|---|---|---|"]
+    """The rows of ``hyper_only_errors`` as a markdown table: one column per parameter."""
+    names = [k for k in rows[0] if k not in ("rel_l2", "rel_l1")]
+    blank = "| " * len(names)
+    lines = ["| " + " | ".join(names) + " | rel. L2 | rel. L1 |", "|" + "---|" * (len(names) + 2)]
     lines += [
-        f"| {r['beta']:.3f} | {r['nu']:.3f} | {r['rho']:.3f} | {r['rel_l2']:.4f} | {r['rel_l1']:.4f} |" for r in rows
+        "| " + " | ".join(f"{r[k]:.3f}" for k in names) + f" | {r['rel_l2']:.4f} | {r['rel_l1']:.4f} |" for r in rows
     ]
     l2 = np.array([r["rel_l2"] for r in rows])
-    lines.append(f"| **median** | | | **{np.median(l2):.4f}** | **{np.median([r['rel_l1'] for r in rows]):.4f}** |")
-    lines.append(f"| mean / max | | | {l2.mean():.4f} / {l2.max():.4f} | |")
+    lines.append(
+        f"| **median** {blank[2:]}| **{np.median(l2):.4f}** | **{np.median([r['rel_l1'] for r in rows]):.4f}** |"
+    )
+    lines.append(f"| mean / max {blank[2:]}| {l2.mean():.4f} / {l2.max():.4f} | |")
     return "\n".join(lines)
+
+
+def run_family(settings: dict) -> PdeFamily:
+    """The PDE family of a training run (its config's ``family``; runs from before families: CDR)."""
+    return FAMILIES[settings["config"].get("family", CDR_FAMILY.name)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     args = ap.parse_args(argv)
     lrnr, hyper, settings = load_run(args.run_dir)
-    domain = Domain.from_dict(settings["domain"])
-    rows = hyper_only_errors(lrnr, hyper, test_parameters(domain, args.n, args.seed))
+    domain, family = Domain.from_dict(settings["domain"]), run_family(settings)
+    rows = hyper_only_errors(lrnr, hyper, test_parameters(domain, args.n, args.seed, family), family)
     table = markdown_table(rows)
     print(table)
     if args.out:

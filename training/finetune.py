@@ -52,7 +52,7 @@ def finetune(
     settings: FinetuneSettings = FinetuneSettings(),
     net: LRNR | None = None,
 ) -> dict:
-    """Fine-tune s from s0 (list of (k_l,)) for one μ (3,). Returns {"s": list of (k_l,),
+    """Fine-tune s from s0 (list of (k_l,)) for one μ (p,) in net.family's columns. Returns {"s": list of (k_l,),
     "history": [(step, s list)] if record_every, "loss": [float per step], "time_s", "step_s"}."""
     net = net if net is not None else LRNR.from_weights(weights)
     for p in net.parameters():
@@ -65,18 +65,20 @@ def finetune(
     s.requires_grad_(True)
     opt = torch.optim.Adam([s], lr=settings.lr)
     pts = collocation(settings)
-    beta, nu, rho = (float(v) for v in mu)
+    params = [float(v) for v in mu]  # the columns of net.family (CDR: β, ν, ρ)
     zeros_x0, zeros_b = torch.zeros_like(pts["x0"]), torch.zeros_like(pts["tb"])
     losses, history = [], []
     t0 = time.perf_counter()
     for step in range(1, settings.steps + 1):
         u, u_x, u_t, u_xx = net.jets(pts["x"], pts["t"], s)
-        res = net.family.residual(u, u_t, u_x, u_xx, beta, nu, rho)
+        res = net.family.residual(u, u_t, u_x, u_xx, *params)
         u0 = net(pts["x0"], zeros_x0, s)
         ub = net(torch.cat([zeros_b, zeros_b + X_PERIOD], 1), torch.cat([pts["tb"], pts["tb"]], 1), s)
         nb = pts["tb"].shape[1]
         loss = (
-            (res**2).mean() + ((u0 - 1.0 - torch.sin(pts["x0"])) ** 2).mean() + ((ub[:, :nb] - ub[:, nb:]) ** 2).mean()
+            (res**2).mean()
+            + ((u0 - net.family.initial_condition(pts["x0"], xp=torch)) ** 2).mean()
+            + ((ub[:, :nb] - ub[:, nb:]) ** 2).mean()
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -30,14 +30,20 @@ class LRNR(nn.Module):
     """Low-rank coordinate network; shapes: A (N,3), a (N,), U, V (L,N,K), b (L,N), w (N,), c ().
 
     Coefficients ``s`` are (B, L, K); points x, t are (B, P). The output is the exact-IC
-    ansatz u = u0(x) + t g of ``family`` (its initial condition u0; the CDR family's)."""
-
-    family: PdeFamily = CDR_FAMILY
+    ansatz u = u0(x) + t g of ``family`` (its initial condition u0; default the CDR family's)."""
 
     def __init__(
-        self, width: int, rank: int, layers: int, seed: int = 0, input_scale: float = 1.0, time_scale: float = 1.0
+        self,
+        width: int,
+        rank: int,
+        layers: int,
+        seed: int = 0,
+        input_scale: float = 1.0,
+        time_scale: float = 1.0,
+        family: PdeFamily = CDR_FAMILY,
     ):
         super().__init__()
+        self.family = family
         gen = torch.Generator().manual_seed(seed)
         A = input_scale * torch.randn(width, 3, generator=gen)
         A[:, 2] *= time_scale  # faster features in t (high-β convection oscillates in t)
@@ -50,12 +56,12 @@ class LRNR(nn.Module):
         self.c = nn.Parameter(torch.zeros(()))
 
     @classmethod
-    def from_weights(cls, weights: LRNRWeights) -> LRNR:
+    def from_weights(cls, weights: LRNRWeights, family: PdeFamily = CDR_FAMILY) -> LRNR:
         """Rebuild from numpy weights (e.g. truncated). Layers of rank k_l < K = max k_l are
         padded with zero columns of U and V, which leaves the function unchanged; the
         matching coefficients s[:, l, k_l:] have no effect and receive zero gradient."""
         K, L, N = max(weights.ranks), len(weights.ranks), weights.width
-        net = cls(N, K, L)
+        net = cls(N, K, L, family=family)
         pad = lambda M: np.pad(M, ((0, 0), (0, K - M.shape[1])))
         dt = torch.get_default_dtype()
         with torch.no_grad():
@@ -126,14 +132,15 @@ def _tanh_jet(y, y_x, y_t, y_xx) -> torch.Tensor:
 
 
 class HyperNet(nn.Module):
-    """μ (B, 3) ↦ s (B, L, K): normalise to [−1, 1], 3 tanh layers of width K, ReLU heads."""
+    """μ (B, p) ↦ s (B, L, K): normalise to [−1, 1], 3 tanh layers of width K, ReLU heads;
+    p = len(low), the family's number of parameters."""
 
     def __init__(self, low: np.ndarray, high: np.ndarray, rank: int, layers: int, gamma: float, seed: int = 0):
         super().__init__()
         torch.manual_seed(seed)
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.get_default_dtype()))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.get_default_dtype()))
-        self.body = nn.ModuleList([nn.Linear(3, rank), nn.Linear(rank, rank), nn.Linear(rank, rank)])
+        self.body = nn.ModuleList([nn.Linear(len(low), rank), nn.Linear(rank, rank), nn.Linear(rank, rank)])
         self.heads = nn.Linear(rank, layers * rank)  # all L heads in one matmul
         self.layers, self.rank = layers, rank
         with torch.no_grad():  # start on the geometric decay the sparsity term asks for

@@ -30,7 +30,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from core.lrnr import ANSATZ, LRNRWeights
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
+from core.lrnr import LRNRWeights
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.14; opset 17 needs IR >= 8
@@ -57,12 +59,18 @@ class _Graph:
         return out
 
 
-def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
-    """Serialized ONNX model (opset 17) of the LRNR u(x, t; s), or of (u, u_x, u_t, u_xx).
+def lrnr_onnx(weights: LRNRWeights, jets: bool = False, family: PdeFamily = CDR_FAMILY) -> bytes:
+    """Serialized ONNX model (opset 17) of the LRNR u(x, t; s), or of (u, u_x, u_t, u_xx),
+    with ``family``'s initial condition u0 in the ansatz.
 
     ``weights`` (any float dtype) are stored as float32. The model passes
     ``onnx.checker`` (full check) before it is returned; its metadata records the
-    ansatz, N, the ranks and whether it is the jets graph."""
+    ansatz, N, the ranks and whether it is the jets graph. ValueError when u0 is not
+    c0 + c_sin sin x + c_cos cos x (``PdeFamily.initial_trig`` is None): such a family is
+    served by the numpy evaluator."""
+    if family.initial_trig is None:
+        raise ValueError(f"the {family.name!r} family's initial condition has no ONNX form (initial_trig is None)")
+    c0, c_sin, c_cos = family.initial_trig
     w = weights.astype(np.float32)
     g = _Graph()
     L = len(w.ranks)
@@ -80,7 +88,8 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
     s_aug = [g.op("Unsqueeze", g.op("Pad", s, pad_k, one), ax_m1) for s in s_names]
     wT = g.const("w_row", w.w[None, :])  # (1, N)
     c = g.const("c", np.float32(w.c))
-    u0 = g.op("Add", one, sin_x)
+    trig = lambda a, b, c, negated=None: _trig(g, a, b, c, sin_x, cos_x, one, negated)  # a + b sin x + c cos x
+    u0 = trig(c0, c_sin, c_cos)
 
     if not jets:
         h = g.op("Tanh", y0)  # (N, P), then (B, N, P)
@@ -121,9 +130,10 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
         g0, g_x, g_t, g_xx = [g.op("Squeeze", g.op("MatMul", wT, h), ax_m2) for h in jet]  # (B, P)
         g0 = g.op("Add", g0, c)
         g.op("Add", u0, g.op("Mul", "t", g0), out="u")
-        g.op("Add", cos_x, g.op("Mul", "t", g_x), out="u_x")
+        g.op("Add", trig(0.0, -c_cos, c_sin), g.op("Mul", "t", g_x), out="u_x")
         g.op("Add", g0, g.op("Mul", "t", g_t), out="u_t")
-        g.op("Add", neg_sin, g.op("Mul", "t", g_xx), out="u_xx")
+        negated = {sin_x: neg_sin, cos_x: neg_cos}  # reuse the embedding's nodes
+        g.op("Add", trig(0.0, -c_sin, -c_cos, negated), g.op("Mul", "t", g_xx), out="u_xx")
         outputs = ["u", "u_x", "u_t", "u_xx"]
 
     f32 = TensorProto.FLOAT
@@ -140,10 +150,11 @@ def lrnr_onnx(weights: LRNRWeights, jets: bool = False) -> bytes:
         ir_version=IR_VERSION,
     )
     model.doc_string = (
-        "LRNR field u(x, t; s)" + (" with exact jets u_x, u_t, u_xx" if jets else "") + "; ansatz: " + ANSATZ
+        "LRNR field u(x, t; s)" + (" with exact jets u_x, u_t, u_xx" if jets else "") + "; ansatz: " + family.ansatz
     )
     helper.set_model_props(
-        model, {"ansatz": ANSATZ, "N": str(w.width), "ranks": ",".join(map(str, w.ranks)), "jets": str(jets).lower()}
+        model,
+        {"ansatz": family.ansatz, "N": str(w.width), "ranks": ",".join(map(str, w.ranks)), "jets": str(jets).lower()},
     )
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
@@ -157,3 +168,32 @@ def _tanh_jet(g: _Graph, y: str, y_x: str, y_t: str, y_xx: str, one: str, two: s
     h_t = g.op("Mul", d, y_t)
     h_xx = g.op("Sub", g.op("Mul", d, y_xx), g.op("Mul", g.op("Mul", two, h), g.op("Mul", h_x, y_x)))
     return [h, h_x, h_t, h_xx]
+
+
+def _trig(
+    g: _Graph,
+    c0: float,
+    c_sin: float,
+    c_cos: float,
+    sin_x: str,
+    cos_x: str,
+    one: str,
+    negated: dict[str, str] | None = None,
+) -> str:
+    """The node c0 + c_sin sin x + c_cos cos x, (P,), with no node for a zero term and none
+    for a unit factor (CDR's u0 = 1 + sin x is one Add; its u_x = cos x is the node itself);
+    ``negated`` maps a node to an existing node of its negation."""
+    terms = [] if c0 == 0 else [one if c0 == 1 else g.const(f"trig_{c0:.9g}", np.float32(c0))]
+    for coef, node in ((c_sin, sin_x), (c_cos, cos_x)):
+        if coef == 1:
+            terms.append(node)
+        elif coef == -1:
+            terms.append((negated or {}).get(node) or g.op("Neg", node))
+        elif coef != 0:
+            terms.append(g.op("Mul", node, g.const(f"trig_{coef:.9g}", np.float32(coef))))
+    if not terms:
+        return g.op("Mul", sin_x, g.const("zero_u0", np.float32(0.0)))
+    out = terms[0]
+    for term in terms[1:]:
+        out = g.op("Add", out, term)
+    return out

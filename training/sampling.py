@@ -50,14 +50,14 @@ class MuSampler:
         if bins < 1 or power < 0 or not (0 < ema <= 1):
             raise ValueError(f"expected bins ≥ 1, power ≥ 0, ema in (0, 1]; got {bins}, {power}, {ema}")
         self.domain = domain
-        self.active = np.array([i for i, k in enumerate(("beta", "nu", "rho")) if k in domain.active], dtype=int)
+        self.active = np.array([i for i, k in enumerate(domain.params) if k in domain.active], dtype=int)
         self.boundary_frac, self.adaptive_frac = boundary_frac, adaptive_frac
         self.bins, self.power, self.ema = bins, power, ema
         self.table = np.full(bins ** len(self.active), INITIAL_LOSS)
 
     # ------------------------------------------------------------------ drawing
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, 3) parameter sets: ⌊n·adaptive_frac⌋ residual-driven, ⌊n·boundary_frac⌋ on the
+        """(n, p) parameter sets: ⌊n·adaptive_frac⌋ residual-driven, ⌊n·boundary_frac⌋ on the
         boundary, the rest uniform (in that row order)."""
         low, high = self.domain.low, self.domain.high
         n_ad = int(n * self.adaptive_frac)
@@ -77,7 +77,7 @@ class MuSampler:
         return mu
 
     def cells(self, mu: np.ndarray) -> np.ndarray:
-        """(B,) cell index of each row of mu (B, 3)."""
+        """(B,) cell index of each row of mu (B, p)."""
         low, high = self.domain.low[self.active], self.domain.high[self.active]
         frac = (mu[:, self.active] - low) / np.where(high > low, high - low, 1.0)
         idx = np.clip((frac * self.bins).astype(int), 0, self.bins - 1)
@@ -94,7 +94,7 @@ class MuSampler:
         self.table[seen] += self.ema * (sums[seen] / counts[seen] - self.table[seen])
 
     def tally(self, mu: np.ndarray, row_loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-cell (sums, counts) of row losses (B,) for rows mu (B, 3)."""
+        """Per-cell (sums, counts) of row losses (B,) for rows mu (B, p)."""
         c = self.cells(mu)
         return (
             np.bincount(c, weights=row_loss, minlength=self.table.size),

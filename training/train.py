@@ -25,7 +25,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from core.pde import DOMAINS
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.modules import LRNR, HyperNet, sparsity
@@ -38,28 +37,34 @@ class MetaNet(torch.nn.Module):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__()
-        dom = DOMAINS[cfg.domain]
+        dom = cfg.box
         self.lrnr = LRNR(
-            cfg.width, cfg.rank, cfg.layers, seed=cfg.seed, input_scale=cfg.input_scale, time_scale=cfg.time_scale
+            cfg.width,
+            cfg.rank,
+            cfg.layers,
+            seed=cfg.seed,
+            input_scale=cfg.input_scale,
+            time_scale=cfg.time_scale,
+            family=cfg.pde,
         )
         self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
         self.gamma = cfg.gamma
         self.scale_power, self.time_bins, self.causal_eps = cfg.residual_scale_power, cfg.time_bins, cfg.causal_eps
 
     def forward(self, mu: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for μ (B, 3) and points x, t (B, P) (P in ``time_bins`` equal slices of t).
+        """Loss terms for μ (B, p) and points x, t (B, P) (P in ``time_bins`` equal slices of t).
 
         ``loss_pde`` is what is optimised (causally weighted when causal_eps > 0); ``pde`` is
         the plain mean, logged; ``rows`` (B,) the per-row plain means (no gradient)."""
         s = self.hyper(mu)
         u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
         family = self.lrnr.family
-        params = family.columns(mu)  # (B, 1) each: β, ν, ρ
+        params = family.columns(mu)  # (B, 1) each, in the family's order (CDR: β, ν, ρ)
         res = family.residual(u, u_t, u_x, u_xx, *params)
-        beta = params[0]
-        # Scale by 1/(1+β)^p: the residual of a fast convection grows with β, and unscaled
-        # it would let the largest β of each batch dominate the loss.
-        sq = (res / (1.0 + beta) ** self.scale_power) ** 2
+        speed = torch.abs(torch.as_tensor(family.linear_coefficients(*params)[0], dtype=res.dtype))
+        # Scale by 1/(1+|a_x|)^p (CDR: a_x = β): the residual of a fast convection grows with
+        # the speed, and unscaled it would let the fastest row of each batch dominate the loss.
+        sq = (res / (1.0 + speed) ** self.scale_power) ** 2
         slices = sq.view(sq.shape[0], self.time_bins, -1).mean(dim=-1)  # (B, slices)
         if self.causal_eps > 0:
             # Causal weighting: a slice counts only once the earlier ones are fitted.
@@ -80,13 +85,13 @@ class MetaNet(torch.nn.Module):
 
 
 def make_sampler(cfg: TrainConfig) -> MuSampler:
-    return MuSampler(DOMAINS[cfg.domain], cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins, cfg.adaptive_power)
+    return MuSampler(cfg.box, cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins, cfg.adaptive_power)
 
 
 def sample_batch(
     cfg: TrainConfig, rank: int, step: int, device, sampler: MuSampler | None = None
 ) -> tuple[torch.Tensor, ...]:
-    """Fresh μ (B, 3) and points x, t (B, P) for this (rank, step)."""
+    """Fresh μ (B, p) and points x, t (B, P) for this (rank, step)."""
     rng = np.random.default_rng([cfg.seed, rank, step])
     sampler = sampler if sampler is not None else make_sampler(cfg)
     mu = sampler.sample(cfg.batch_params, rng)
@@ -217,7 +222,7 @@ class MetaTrainer:
 
     def _export(self, net: MetaNet, history: list[dict], step: int) -> None:
         """Truncate and write the checkpoint contract (lrnr.npz, hyper.npz, settings.json, history.json)."""
-        cfg, dom = self.cfg, DOMAINS[self.cfg.domain]
+        cfg, dom = self.cfg, self.cfg.box
         full_hyper = net.hyper.to_weights()
         keep = surviving_indices(full_hyper, dom, cfg.truncation_per_axis)
         self.keep_ = keep

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
+from core.artifact import load_artifact
+from core.families import FAMILIES
+from core.families.cdr import CdrFamily
 from core.lrnr import ANSATZ, lrnr_forward, lrnr_jets
 from core.random_model import random_lrnr
 from training.onnx_export import OPSET, lrnr_onnx
 
+ROOT = Path(__file__).resolve().parents[2]
 N, RANKS, B, P = 32, (4, 3, 2), 3, 64
 
 
@@ -92,3 +98,47 @@ def test_initial_condition_is_exact(case):
 def test_float32_weights_give_the_same_graph(case):
     w = case[0]
     assert lrnr_onnx(w) == lrnr_onnx(w.astype(np.float32))
+
+
+class TrigFamily(CdrFamily):
+    """u0 = 0.3 − 0.5 sin x + 2 cos x: every term of ``initial_trig`` with a non-unit factor."""
+
+    initial_text = "0.3 - 0.5 sin x + 2 cos x"
+    initial_trig = (0.3, -0.5, 2.0)
+
+    def initial_jets(self, x, xp=np):
+        sin, cos = xp.sin(x), xp.cos(x)
+        return 0.3 - 0.5 * sin + 2.0 * cos, -0.5 * cos - 2.0 * sin, 0.5 * sin - 2.0 * cos
+
+    def initial_condition(self, x, xp=np):
+        return self.initial_jets(x, xp)[0]
+
+
+@pytest.mark.parametrize("family", [FAMILIES["allen_cahn"], TrigFamily()], ids=["allen_cahn", "trig"])
+def test_another_familys_graph_is_its_ansatz(case, family):
+    """u and its jets from the graph of another family's u0 equal the numpy LRNR of that family,
+    and the graph's metadata names that family's ansatz (the service checks it at load)."""
+    w, s, x, t = case
+    (u,) = run(lrnr_onnx(w, family=family), s, x, t)
+    assert_close32(u, lrnr_forward(w, s, x, t, family), "u")
+    jets = lrnr_onnx(w, jets=True, family=family)
+    for name, g, want in zip(("u", "u_x", "u_t", "u_xx"), run(jets, s, x, t), lrnr_jets(w, s, x, t, family)):
+        assert_close32(g, want, name)
+    meta = {p.key: p.value for p in onnx.load_from_string(jets).metadata_props}
+    assert meta["ansatz"] == family.ansatz != ANSATZ
+
+
+def test_a_family_without_an_onnx_form_is_refused(case):
+    class Gaussian(CdrFamily):
+        initial_trig = None
+
+    with pytest.raises(ValueError, match="no ONNX form"):
+        lrnr_onnx(case[0], family=Gaussian())
+
+
+@pytest.mark.parametrize("model", ["cdr", "convection"])
+def test_the_shipped_graphs_are_what_the_exporter_writes(model):
+    """The family-aware exporter writes the committed artifacts' graphs byte for byte."""
+    art = load_artifact(ROOT / "artifacts" / model)
+    for name, jets in (("lrnr.onnx", False), ("lrnr_jets.onnx", True)):
+        assert lrnr_onnx(art.lrnr, jets, art.family) == (art.directory / name).read_bytes(), name

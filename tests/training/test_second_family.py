@@ -1,0 +1,147 @@
+"""The PDE-family seam end to end with a second family: a tiny Allen–Cahn model is trained
+here, built into an artifact by the same steps as the shipped models, served, and its
+answers are checked against the Allen–Cahn reference solver.
+
+Nothing below names Allen–Cahn's equation: the family module (core/families/allen_cahn.py)
+and its training config are all a new family needs.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.artifact import load_artifact
+from core.error_estimate import spearman
+from core.families import FAMILIES
+from core.hypernet import hyper_forward
+from core.lrnr import lrnr_forward
+from core.pde import uniform_grid
+from core.reference import solve_reference_batch
+from service.app import create_app
+from service.settings import ServiceSettings
+from training.build_artifact import BuildSize, build
+from training.calibrate import CalibrationSize
+from training.config import TrainConfig
+from training.train import MetaTrainer
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "training" / "configs" / "allen_cahn_tiny.json"
+FAMILY = FAMILIES["allen_cahn"]
+SMALL = BuildSize(
+    grid_sets=9,
+    sweep_per_axis=3,
+    validation=6,
+    queries=(4, 2),
+    calibration=CalibrationSize(per_axis=3, random=6, validation=6, band=4, extrapolation=4),
+)
+NX, NT = 64, 21
+
+
+def _relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    d = (u - ref).reshape(len(ref), -1)
+    return np.linalg.norm(d, axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(artifact directory, test client): trained, built and served once for the module."""
+    tmp = tmp_path_factory.mktemp("allen_cahn")
+    cfg = TrainConfig.from_json(CONFIG)
+    MetaTrainer(cfg, tmp / "run", progress=False).fit(resume=False)
+    out = tmp / "models" / "ac"
+    build(tmp / "run", "ac", out, "0.1.0", [8], [3], 4, None, True, SMALL)
+    app = create_app(ServiceSettings(artifact_dir=tmp / "models", default_model="ac", solver_threads=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the test client's import warns about httpx versions
+        from fastapi.testclient import TestClient
+    with TestClient(app) as client:
+        yield out, client
+
+
+def _solve_batch(client, mus: np.ndarray, **extra) -> dict:
+    body = {"params": [dict(zip(FAMILY.params, map(float, m))) for m in mus], "grid": {"nx": NX, "nt": NT}}
+    r = client.post("/solve/batch", json={**body, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _fields(answer: dict) -> np.ndarray:
+    """(B, nt, nx) float64 fields of a /solve/batch answer."""
+    return np.array([item["u"] for item in answer["results"]], dtype=np.float64)
+
+
+def _reference(mus: np.ndarray) -> np.ndarray:
+    x, t = uniform_grid(NX, NT)
+    return solve_reference_batch(mus, x, t, family=FAMILY)
+
+
+def test_the_artifact_names_its_family_and_its_parameters(served):
+    out, _ = served
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["family"] == "allen_cahn"
+    assert manifest["pde"] == FAMILY.equation and manifest["ansatz"] == FAMILY.ansatz
+    art = load_artifact(out)
+    assert art.family is FAMILY
+    assert art.domain.params == art.served_domain.params == ("nu", "rho")
+    assert art.hyper.W[0].shape[1] == 2  # the hypernetwork reads the family's two parameters
+
+
+def test_models_describes_the_family_and_refuses_a_foreign_parameter(served):
+    _, client = served
+    info = client.get("/models").json()["models"][0]
+    assert info["family"]["name"] == "allen_cahn"
+    assert info["family"]["params"] == ["nu", "rho"]
+    r = client.post("/solve", json={"params": {"beta": 1.0, "nu": 0.07}})
+    assert r.status_code == 422
+    err = r.json()
+    assert err["errors"][0]["loc"] == ["body", "params", "beta"]
+    assert "nu, rho" in err["message"]
+
+
+def test_the_uncorrected_field_is_the_lrnr_of_the_family(served):
+    """The served graph (ONNX, u0 = 0.5 sin x built from the family) against the numpy LRNR."""
+    out, client = served
+    art = load_artifact(out)
+    mus = art.served_domain.grid(2)
+    answer = _solve_batch(client, mus, correction=False, fast_phase={"enabled": False})
+    x, t = uniform_grid(NX, NT)
+    X, T = np.meshgrid(x, t)
+    want = lrnr_forward(art.lrnr, hyper_forward(art.hyper, mus), X.ravel(), T.ravel(), FAMILY)
+    got = np.array([item["diagnostics"]["answer"]["rung"] for item in answer["results"]])
+    assert set(got) == {"surrogate"}
+    u = _fields(answer).reshape(len(mus), -1)
+    np.testing.assert_allclose(u, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
+def test_served_answers_against_the_family_reference_over_the_served_domain(served):
+    """Corners, faces and the interior of the served domain: the corrected answer is far better
+    than the tiny hypernetwork's, and the estimate ranks and bounds the true error (as well as
+    a calibration from this test's ~20 parameter sets can: within a factor 2 everywhere, above
+    it at most points)."""
+    out, client = served
+    art = load_artifact(out)
+    mus = np.concatenate([art.served_domain.grid(3), art.served_domain.sample(4, np.random.default_rng(3))])
+    ref = _reference(mus)
+    corrected = _solve_batch(client, mus)
+    raw = _solve_batch(client, mus, correction=False, fast_phase={"enabled": False})
+    err = _relative_l2(_fields(corrected), ref)
+    err_raw = _relative_l2(_fields(raw), ref)
+    estimate = np.array([item["error_estimate"] for item in corrected["results"]])
+    assert np.all(err < 0.25 * err_raw), (err, err_raw)
+    assert spearman(estimate, err) >= 0.8, (estimate, err)
+    assert np.all(estimate >= 0.5 * err) and np.mean(estimate >= err) >= 0.8, (estimate, err)
+    assert np.median(err) < 5e-3
+
+
+def test_a_tolerance_is_met_with_the_family_reference_rung(served):
+    _, client = served
+    mus = np.array([[0.06, 4.5], [0.1, 0.5]])
+    answer = _solve_batch(client, mus, tolerance=1e-4, time_budget_ms=20000)
+    err = _relative_l2(_fields(answer), _reference(mus))
+    assert all(item["within_tolerance"] for item in answer["results"])
+    assert np.all(err <= 1e-4), err
