@@ -6,11 +6,10 @@
 
 The classical baseline is the textbook method of ``core.reference`` (Fourier pseudo-spectral in
 x on ``nx_internal`` points, Strang splitting in t with both sub-flows exact) at low resolution,
-vectorised over parameter sets: ``strang_states`` and ``classical_solver`` below are the same
-method with its operators built once per step length (a dense real matrix for the
-convection–diffusion step when there are few rows) and the trigonometric interpolation as one
-matrix; they are checked against
-``core.reference.solve_reference_batch`` at the start of every run (printed max difference).
+vectorised over parameter sets (``benchmarks/classical_solver.py``, with the choice of the
+cheapest resolution); it is checked against ``core.reference.solve_reference_batch`` at the
+start of every run (printed max difference). This module holds the service's paths (in process
+and over HTTP, the server from ``benchmarks/server.py``), the query shapes and the tables.
 
 Query shapes (cdr model): (a) one 256×100 uniform field; (b) 8 scattered points; (c) ``--sets``
 parameter sets × the same 16 scattered points; (d) a batch of ``--fields`` 256×100 fields; and
@@ -49,148 +48,28 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import json
 import math
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.pde import X_PERIOD, initial_condition, uniform_grid
-from core.reference import solve_reference_batch
-from core.spectral import trig_interpolate
+from core.pde import X_PERIOD, uniform_grid
 
 try:
+    from benchmarks.classical_solver import Sites, cheapest, classical_solver, ladder_errors, reference_at, rel_l2
+    from benchmarks.server import ROOT, Server
     from benchmarks.timing import interleaved, machine_line, median
 except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
+    from classical_solver import Sites, cheapest, classical_solver, ladder_errors, reference_at, rel_l2
+    from server import ROOT, Server
     from timing import interleaved, machine_line, median
 
-ROOT = Path(__file__).resolve().parents[1]
-NX_LADDER = (16, 32, 64)
-DENSE_ROWS = 16  # up to this many rows the convection–diffusion step is a dense (n, n) matrix
 CDR_HARD = np.array([(b, n, r) for b in (1.0, 2.0, 3.0) for n in (0.0, 1.0, 2.0) for r in (0.0, 1.0, 2.0)])
 CONVECTION_HARD = np.array([(b, 0.0, 0.0) for b in np.linspace(1.0, 20.0, 5)])
 HARD = {"cdr": CDR_HARD, "convection": CONVECTION_HARD}
 CDR_LOW, CDR_HIGH = np.array([1.0, 0.0, 0.0]), np.array([3.0, 2.0, 2.0])
-
-
-# ---------------------------------------------------------------------- the classical solver
-
-
-def strang_states(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
-    """Grid values (B, nt, n) at the sorted times t (nt,) for mu (B, 3): the march of
-    ``core.reference._march`` (same steps, same sub-flows), operators built once per step length."""
-    B = mu.shape[0]
-    beta, nu, rho = (mu[:, i : i + 1] for i in range(3))
-    k = np.fft.rfftfreq(n, d=1.0 / n)
-    symbol = -1j * beta * k - nu * k * k  # (B, n/2 + 1)
-    reacting = bool(np.any(rho > 0.0))
-    dense = B <= DENSE_ROWS
-    eye_hat = np.fft.rfft(np.eye(n), axis=-1) if dense else None
-    cache: dict[float, tuple] = {}
-
-    def operators(h: float) -> tuple:
-        key = round(h, 15)
-        if key not in cache:
-            p = np.exp(symbol * h)
-            cd = np.fft.irfft(eye_hat[None] * p[:, None, :], n, axis=-1) if dense else p  # (B, n, n): u ← u @ M_b
-            full = (np.exp(rho * h), np.expm1(rho * h))
-            half = (np.exp(rho * 0.5 * h), np.expm1(rho * 0.5 * h))
-            cache[key] = (cd[0] if dense and B == 1 else cd, full, half)
-        return cache[key]
-
-    def convect(u: np.ndarray, cd: np.ndarray) -> np.ndarray:
-        if not dense:
-            return np.fft.irfft(np.fft.rfft(u) * cd, n)
-        return u @ cd if cd.ndim == 2 else np.matmul(u[:, None, :], cd)[:, 0]
-
-    def react(u: np.ndarray, factors: tuple) -> np.ndarray:
-        grow, grow_m1 = factors
-        den = u * grow_m1
-        den += 1.0
-        u *= grow
-        u /= den
-        return u
-
-    u = np.broadcast_to(initial_condition(X_PERIOD * np.arange(n) / n), (B, n)).copy()
-    out = np.empty((B, t.size, n))
-    t_now = 0.0
-    for j, t_next in enumerate(t):
-        span = t_next - t_now
-        if span > 0.0:
-            steps = max(1, math.ceil(substeps * span - 1e-9)) if reacting else 1
-            cd, full, half = operators(span / steps)
-            if reacting:
-                u = react(u, half)
-                for step in range(steps):
-                    u = react(convect(u, cd), full if step < steps - 1 else half)
-            else:
-                u = convect(u, cd)
-        out[:, j] = u
-        t_now = t_next
-    return out
-
-
-@dataclass(frozen=True)
-class Sites:
-    """Where a query wants u: a tensor grid (``grid``: x (nx,), t (nt,)) or points (x, t (P,))."""
-
-    kind: str
-    x: np.ndarray
-    t: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return self.x.size * self.t.size if self.kind == "grid" else self.x.size
-
-    def times(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """(sorted output times, index of each point's time or None for a grid)."""
-        if self.kind == "grid":
-            return self.t, None
-        return np.unique(self.t, return_inverse=True)
-
-    def steps(self, substeps: int) -> int:
-        """Splitting steps a reacting march takes to reach every time."""
-        t, _ = self.times()
-        spans = np.diff(np.concatenate([[0.0], t]))
-        return int(sum(max(1, math.ceil(substeps * s - 1e-9)) for s in spans if s > 0.0))
-
-    def request_grid(self) -> dict:
-        if self.kind == "grid":
-            return {"x": self.x.tolist(), "t": self.t.tolist()}
-        return {"points": np.stack([self.x, self.t], axis=1).tolist()}
-
-
-def classical_solver(sites: Sites, substeps: int, n: int) -> Callable[[np.ndarray], np.ndarray]:
-    """mu (B, 3) → u at the sites, (B, nt, nx) or (B, P), by ``strang_states`` at (substeps, n)."""
-    t, where = sites.times()
-    E = trig_interpolate(np.eye(n), sites.x)  # (n, m): interpolation is linear in the grid values
-
-    def solve(mu: np.ndarray) -> np.ndarray:
-        states = strang_states(mu, t, substeps, n)
-        if where is None:
-            return states @ E
-        return np.einsum("bpj,jp->bp", states[:, where, :], E)
-
-    return solve
-
-
-def reference_at(sites: Sites, mu: np.ndarray, **kw) -> np.ndarray:
-    """``core.reference.solve_reference_batch`` at the sites (fine by default)."""
-    t, where = sites.times()
-    u = solve_reference_batch(mu, sites.x, t, **kw)
-    return u if where is None else u[:, where, np.arange(sites.x.size)]
-
-
-def rel_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Relative L2 error per row: (B, ...) → (B,)."""
-    axes = tuple(range(1, ref.ndim))
-    return np.sqrt(np.sum((u - ref) ** 2, axis=axes) / np.sum(ref**2, axis=axes))
 
 
 # ---------------------------------------------------------------------- the service
@@ -218,49 +97,6 @@ def in_process(runtime, sites: Sites, variant: str, kwargs: dict) -> Callable[[n
     grid = service_grid(sites)
     settings = runtime.default_settings if fast else None
     return lambda mu: runtime.solve(mu, grid, settings, 1, correct, **kwargs).u
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m service.serve`` on a free loopback port; ``stop`` sends SIGTERM (then kills)."""
-
-    def __init__(self, env: dict[str, str], log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environ = {**os.environ, "FASTLRNR_LOG_LEVEL": "WARNING", **env}
-        cmd = [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with open(log, "wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=err)
-        self.log = log
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        import httpx
-
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("server not ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 def merged(base: dict, extra: dict) -> dict:
@@ -342,38 +178,6 @@ def over_http_sweep(client, args, model: str, sites: Sites):
 
     solve.rungs = {}
     return solve
-
-
-# ---------------------------------------------------------------------- matching
-
-
-def ladder_errors(sites: Sites, hard: np.ndarray, ref: np.ndarray, substeps: list[int]) -> dict[tuple, float]:
-    """Worst relative L2 error over the hard points of every (nx_internal, substeps)."""
-    return {(n, s): float(rel_l2(classical_solver(sites, s, n)(hard), ref).max()) for n in NX_LADDER for s in substeps}
-
-
-def cheapest(sites: Sites, errors: dict[tuple, float], target: float, mu: np.ndarray) -> tuple[int, int] | None:
-    """The cheapest (n, substeps) whose worst error ≤ target; None when none reaches it.
-
-    Per n the one with fewest steps; of those, one with no more steps and no more modes than
-    another wins outright; the rest are timed on ``mu`` (ties within 10%, a noisy machine's
-    resolution: fewer steps, then fewer modes)."""
-    candidates = []
-    for n in NX_LADDER:
-        ok = [s for (m, s), e in errors.items() if m == n and e <= target]
-        if ok:
-            fewest = min(sites.steps(s) for s in ok)
-            candidates.append((n, min(s for s in ok if sites.steps(s) == fewest)))
-    candidates = [  # drop those another beats on both steps and modes
-        c
-        for c in candidates
-        if not any(d != c and sites.steps(d[1]) <= sites.steps(c[1]) and d[0] <= c[0] for d in candidates)
-    ]
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
-    times = interleaved({c: (lambda c=c: classical_solver(sites, c[1], c[0])(mu)) for c in candidates}, 5)
-    fastest = min(median(times[c]) for c in candidates)
-    return min((c for c in candidates if median(times[c]) <= 1.1 * fastest), key=lambda c: (sites.steps(c[1]), c[0]))
 
 
 @dataclass
@@ -501,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         if run.client is not None:
             run.client.close()
         if server is not None:
-            server.stop()
+            server.stop(grace=30)
         for rt in runtimes.values():
             rt.close()
 

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from benchmarks.load_test import LOOPBACK, ROOT, Server, proc_memory
+from benchmarks.server import LOOPBACK, ROOT, Server, is_loopback, proc_memory
 
 SMALL = {"params": {"beta": 2.0, "nu": 1.0, "rho": 1.0}, "grid": {"nx": 16, "nt": 8}, "fast_phase": {"enabled": False}}
 PROBES = ("methods", "trickle", "header", "contract", "sigterm")
@@ -197,7 +197,7 @@ def contract(url: str) -> dict:
 
 
 def sigterm(artifact_dir: Path, base: dict, log: Path) -> dict:
-    server = Server(artifact_dir, {**base, "FASTLRNR_GRACEFUL_SHUTDOWN_S": "3", "FASTLRNR_LOG_LEVEL": "INFO"}, log)
+    server = Server({**base, "FASTLRNR_GRACEFUL_SHUTDOWN_S": "3", "FASTLRNR_LOG_LEVEL": "INFO"}, log, artifact_dir)
     try:
         server.wait_ready(180)
         s = socket.create_connection(("127.0.0.1", server.port), timeout=0.3)
@@ -254,10 +254,10 @@ def main(argv: list[str] | None = None) -> dict:
         server = None
         url, pid = args.url, args.pid
         if url:
-            if urlparse(url).hostname not in LOOPBACK:
+            if not is_loopback(url):
                 p.error(f"--url must point at loopback ({sorted(LOOPBACK)})")
         elif probes - {"sigterm"}:
-            server = Server(args.artifact_dir, {}, Path(tmp) / "server.log")
+            server = Server({}, Path(tmp) / "server.log", args.artifact_dir)
             server.wait_ready(180)
             url, pid = server.url, server.proc.pid
         try:

@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.load_test import ROOT, Server, concurrent, parse_variant, proc_cpu_seconds, proc_memory, served_params
+from benchmarks.load_phases import concurrent, served_params
+from benchmarks.server import ROOT, Server, parse_variant, proc_cpu_seconds, proc_memory
 
 DEFAULT_VARIANTS = ("glibc:FASTLRNR_MALLOC_ARENA_MAX=0", "arenas2:FASTLRNR_MALLOC_ARENA_MAX=2")
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here too")
     args = p.parse_args(argv)
-    # what benchmarks.load_test.concurrent reads
+    # what benchmarks.load_phases.concurrent reads
     args.steps, args.transport, args.accept_encoding = None, "json", None
     variants = [] if args.no_default_variants else list(DEFAULT_VARIANTS)
     variants = [parse_variant(v) for v in [*variants, *args.variant]]
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["settings"]["artifact_dir"] = str(args.artifact_dir)
     with tempfile.TemporaryDirectory() as tmp:
         for label, env in variants:
-            server = Server(args.artifact_dir, {**base, **env}, Path(tmp) / f"server-{label}.log")
+            server = Server({**base, **env}, Path(tmp) / f"server-{label}.log", args.artifact_dir)
             try:
                 server.wait_ready(180)
                 started = proc_memory(server.proc.pid)["VmRSS"]

@@ -1,9 +1,11 @@
-"""benchmarks/: the classical baseline is the reference solver's method; the field floor's counts;
-the shared timing helper. Cheap checks only (the scripts themselves are timing, not tests)."""
+"""benchmarks/: the classical baseline's solver is the reference solver's method; the field
+floor's counts; the shared timing and server helpers. Cheap checks only (the scripts themselves
+are timing, not tests)."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +23,10 @@ def bench():
     """The benchmark modules, imported as the scripts import each other (benchmarks/ on sys.path)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        yield {name: importlib.import_module(name) for name in ("classical_baseline", "field_floor", "timing")}
+        yield {
+            name: importlib.import_module(name)
+            for name in ("classical_baseline", "classical_solver", "field_floor", "server", "timing")
+        }
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -29,7 +34,7 @@ def bench():
 @pytest.mark.parametrize("rows", [1, 3, 20])  # one row and a few: dense convection step; 20: FFT step
 @pytest.mark.parametrize("n", [16, 32])
 def test_classical_solver_is_the_reference_method(bench, rows, n):
-    cb = bench["classical_baseline"]
+    cb = bench["classical_solver"]
     rng = np.random.default_rng(rows)
     mu = rng.uniform([1.0, 0.0, 0.0], [3.0, 2.0, 2.0], (rows, 3))
     mu[0, 2] = 0.0  # a row without reaction beside reacting ones
@@ -48,7 +53,7 @@ def test_classical_solver_is_the_reference_method(bench, rows, n):
 
 
 def test_no_reaction_march_is_exact_in_time(bench):
-    cb = bench["classical_baseline"]
+    cb = bench["classical_solver"]
     sites = cb.Sites("grid", 2 * np.pi * np.arange(16) / 16, np.linspace(0.0, 1.0, 5))
     mu = np.array([[7.0, 0.0, 0.0]])
     x, t = np.meshgrid(sites.x, sites.t)
@@ -57,12 +62,11 @@ def test_no_reaction_march_is_exact_in_time(bench):
 
 
 def test_rel_l2_and_merge(bench):
-    cb = bench["classical_baseline"]
     ref = np.ones((2, 3, 4))
     u = ref.copy()
     u[1] *= 1.01
-    np.testing.assert_allclose(cb.rel_l2(u, ref), [0.0, 0.01])
-    assert cb.merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}, "e": 6}) == {
+    np.testing.assert_allclose(bench["classical_solver"].rel_l2(u, ref), [0.0, 0.01])
+    assert bench["classical_baseline"].merged({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}, "e": 6}) == {
         "a": {"b": 5, "c": 2},
         "d": 3,
         "e": 6,
@@ -93,10 +97,24 @@ def test_interleaved_rounds(bench):
 
 
 def test_cheapest_resolution(bench):
-    cb = bench["classical_baseline"]
+    cb = bench["classical_solver"]
     sites = cb.Sites("grid", 2 * np.pi * np.arange(8) / 8, np.linspace(0.0, 1.0, 5))  # ≥ 4 steps whatever substeps
     errors = {(16, 1): 1e-3, (16, 8): 1e-4, (32, 1): 1e-5, (64, 1): 1e-5, (32, 8): 1e-6, (64, 8): 1e-7}
     mu = np.array([[2.0, 1.0, 1.0]])
     assert cb.cheapest(sites, errors, 2e-3, mu) == (16, 1)  # fewest steps and modes: no timing needed
     assert cb.cheapest(sites, errors, 1e-5, mu) == (32, 1)  # (64, 1) takes as many steps with more modes
     assert cb.cheapest(sites, errors, 1e-8, mu) is None
+
+
+def test_server_helpers(bench):
+    server = bench["server"]
+    assert server.parse_variant("nosplit:FASTLRNR_FIELD_THREADS=1,A=b=c") == (
+        "nosplit",
+        {"FASTLRNR_FIELD_THREADS": "1", "A": "b=c"},
+    )
+    assert server.parse_variant("default") == ("default", {})
+    assert server.is_loopback("http://127.0.0.1:8000") and not server.is_loopback("http://example.com:80")
+    assert 0 < server.free_port() < 65536
+    mem = server.proc_memory(os.getpid())
+    assert set(mem) == {"VmRSS", "VmHWM"} and 0 < mem["VmRSS"] <= mem["VmHWM"]
+    assert server.proc_cpu_seconds(os.getpid()) > 0
