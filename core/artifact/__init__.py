@@ -42,7 +42,7 @@ from core.artifact.format import (
     SCHEMA_VERSION,
     ArtifactError,
 )
-from core.artifact.manifest import Manifest, read_manifest
+from core.artifact.manifest import Dimensions, Manifest, read_manifest
 from core.artifact.npz import parse_npz
 from core.artifact.reading import Artifact, list_artifacts, load_artifact, read_verified, verify_artifact
 from core.artifact.writing import Sections, write_artifact
@@ -57,6 +57,7 @@ __all__ = [
     "Sections",
     "Artifact",
     "ArtifactError",
+    "Dimensions",
     "Manifest",
     "list_artifacts",
     "load_artifact",

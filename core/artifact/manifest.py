@@ -28,6 +28,47 @@ from core.fast_phase import FastPhaseSettings
 from core.pde import Domain
 
 
+@dataclass(frozen=True)
+class Dimensions:
+    """The manifest's ``dimensions``: the LRNR's width ``N`` and ``L`` layers of ranks
+    ``ranks`` (k_1..k_L), the rank before truncation ``K_max``, the hypernetwork's width
+    ``hyper_width`` and the FastLRNR's EIM rank ``eim_rank`` (None: not recorded)."""
+
+    N: int
+    L: int
+    ranks: tuple[int, ...]
+    K_max: int
+    hyper_width: int
+    eim_rank: int | None
+
+    @classmethod
+    def from_dict(cls, mpath: Path, dims) -> Dimensions:
+        """Checked: positive integers, one rank per layer; ArtifactError naming the key otherwise."""
+        if not isinstance(dims, dict):
+            raise ArtifactError(mpath, "dimensions must be an object")
+        for key in ("N", "L", "K_max", "hyper_width"):
+            if not is_int(dims.get(key), 1):
+                raise ArtifactError(mpath, f"dimensions.{key} must be a positive integer, got {dims.get(key)!r}")
+        ranks = dims.get("ranks")
+        if not (isinstance(ranks, list) and len(ranks) == dims["L"] and all(is_int(k, 1) for k in ranks)):
+            raise ArtifactError(mpath, f"dimensions.ranks must be {dims['L']} positive integers, got {ranks!r}")
+        eim_rank = dims.get("eim_rank")
+        if eim_rank is not None and not is_int(eim_rank, 1):
+            raise ArtifactError(mpath, f"dimensions.eim_rank must be a positive integer or null, got {eim_rank!r}")
+        return cls(dims["N"], dims["L"], tuple(ranks), dims["K_max"], dims["hyper_width"], eim_rank)
+
+    def to_dict(self) -> dict:
+        """The JSON object, as the manifest stores it."""
+        return {
+            "N": self.N,
+            "L": self.L,
+            "ranks": list(self.ranks),
+            "K_max": self.K_max,
+            "hyper_width": self.hyper_width,
+            "eim_rank": self.eim_rank,
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class Manifest:
     """A checked manifest: typed views of the sections the loader checks; ``raw`` is the JSON
@@ -42,7 +83,7 @@ class Manifest:
     domain: Domain
     test_domain: Domain
     served_domain: Domain
-    dimensions: dict  # {N, L, ranks, K_max, hyper_width, eim_rank}
+    dimensions: Dimensions
     fast_phase: FastPhaseSettings  # fast_phase.default
     error_model: ErrorModel  # error_estimate.model
     a_priori: AprioriMap | None  # error_estimate.a_priori (schema 3 artifacts may lack it)
@@ -77,7 +118,7 @@ def read_manifest(directory: Path) -> Manifest:
     domain, test_domain, served = _domains(mpath, manifest, family)
     fast_phase = _fast_phase_settings(mpath, manifest["fast_phase"])
     error_model, correction, a_priori = _error_sections(mpath, manifest)
-    dims = _check_dimensions(mpath, manifest["dimensions"])
+    dims = Dimensions.from_dict(mpath, manifest["dimensions"])
     files = _check_file_list(mpath, manifest["files"])
     return Manifest(
         raw=manifest,
@@ -180,20 +221,6 @@ def _error_sections(mpath: Path, manifest: dict) -> tuple[ErrorModel, Correction
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(mpath, f"error_estimate.a_priori is malformed: {exc!r}") from None
     return error_model, correction, a_priori
-
-
-def _check_dimensions(mpath: Path, dims) -> dict:
-    if not isinstance(dims, dict):
-        raise ArtifactError(mpath, "dimensions must be an object")
-    for key in ("N", "L", "K_max", "hyper_width"):
-        if not is_int(dims.get(key), 1):
-            raise ArtifactError(mpath, f"dimensions.{key} must be a positive integer, got {dims.get(key)!r}")
-    ranks = dims.get("ranks")
-    if not (isinstance(ranks, list) and len(ranks) == dims["L"] and all(is_int(k, 1) for k in ranks)):
-        raise ArtifactError(mpath, f"dimensions.ranks must be {dims['L']} positive integers, got {ranks!r}")
-    if dims.get("eim_rank") is not None and not is_int(dims["eim_rank"], 1):
-        raise ArtifactError(mpath, f"dimensions.eim_rank must be a positive integer or null, got {dims['eim_rank']!r}")
-    return dims
 
 
 def _check_file_list(mpath: Path, files) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact.format import MANIFEST, NPZ_FILES, ArtifactError
-from core.artifact.manifest import Manifest, read_manifest
+from core.artifact.manifest import Dimensions, Manifest, read_manifest
 from core.artifact.npz import parse_npz
 from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import AprioriMap, ErrorModel
@@ -48,8 +48,9 @@ class Artifact:
     a_priori: AprioriMap | None = None  # the hypernetwork's a-priori error map (schema 3 artifacts may lack it)
 
     @property
-    def dimensions(self) -> dict:
-        return self.manifest["dimensions"]
+    def dimensions(self) -> Dimensions:
+        """The manifest's ``dimensions``, checked."""
+        return Dimensions.from_dict(self.directory / MANIFEST, self.manifest["dimensions"])
 
     def correction_model(self, dtype=np.float32) -> ErrorCorrection:
         """The correction at the manifest's grids."""
@@ -149,18 +150,18 @@ def _read_listed(path: Path, entry: dict) -> bytes:
     return data
 
 
-def _reduced_operators(path: Path, arrays: dict[str, np.ndarray], dims: dict) -> ReducedOperators:
+def _reduced_operators(path: Path, arrays: dict[str, np.ndarray], dims: Dimensions) -> ReducedOperators:
     """The FastLRNR; its ranks and EIM rank must agree with the manifest's dimensions."""
     try:
         reduced = ReducedOperators.from_arrays(arrays)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise ArtifactError(path, f"cannot build the reduced operators: {type(exc).__name__}: {exc}") from None
-    if list(reduced.ranks) != list(dims["ranks"]):
+    if tuple(reduced.ranks) != dims.ranks:
         raise ArtifactError(
-            path, f"reduced operators have ranks {list(reduced.ranks)}, the manifest says {dims['ranks']}"
+            path, f"reduced operators have ranks {list(reduced.ranks)}, the manifest says {list(dims.ranks)}"
         )
-    if dims.get("eim_rank") is not None and reduced.n != dims["eim_rank"]:
-        raise ArtifactError(path, f"reduced operators have EIM rank {reduced.n}, the manifest says {dims['eim_rank']}")
+    if dims.eim_rank is not None and reduced.n != dims.eim_rank:
+        raise ArtifactError(path, f"reduced operators have EIM rank {reduced.n}, the manifest says {dims.eim_rank}")
     return reduced
 
 
@@ -177,16 +178,16 @@ def _expect_shapes(path: Path, arrays: dict[str, np.ndarray], expected: dict[str
             raise ArtifactError(path, f"array {key!r}: expected floating point, got {arrays[key].dtype}")
 
 
-def _check_lrnr_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict) -> None:
-    N = dims["N"]
+def _check_lrnr_arrays(path: Path, arrays: dict[str, np.ndarray], dims: Dimensions) -> None:
+    N = dims.N
     expected: dict[str, tuple] = {"A": (N, 3), "a": (N,), "w": (N,), "c": ()}
-    for l, k in enumerate(dims["ranks"], start=1):
+    for l, k in enumerate(dims.ranks, start=1):
         expected.update({f"U{l}": (N, k), f"V{l}": (N, k), f"b{l}": (N,)})
     _expect_shapes(path, arrays, expected, "LRNR")
 
 
-def _check_hyper_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict, domain: Domain) -> None:
-    K, p = dims["hyper_width"], len(domain.params)
+def _check_hyper_arrays(path: Path, arrays: dict[str, np.ndarray], dims: Dimensions, domain: Domain) -> None:
+    K, p = dims.hyper_width, len(domain.params)
     expected: dict[str, tuple] = {
         "W1": (K, p),
         "W2": (K, K),
@@ -197,7 +198,7 @@ def _check_hyper_arrays(path: Path, arrays: dict[str, np.ndarray], dims: dict, d
         "low": (p,),
         "high": (p,),
     }
-    for l, k in enumerate(dims["ranks"], start=1):
+    for l, k in enumerate(dims.ranks, start=1):
         expected.update({f"H{l}": (k, K), f"e{l}": (k,)})
     _expect_shapes(path, arrays, expected, "hypernetwork")
     if not (np.allclose(arrays["low"], domain.low) and np.allclose(arrays["high"], domain.high)):

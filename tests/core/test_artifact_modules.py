@@ -71,7 +71,8 @@ def test_manifest_view_matches_the_artifact(tmp_path):
     assert (m.name, m.version, m.created, m.family.name) == ("m", "1.0", model["created"], "cdr")
     assert m.raw == art.manifest and m.sha256 == art.sha256
     assert m.domain.bounds == art.domain.bounds and m.served_domain.bounds == art.served_domain.bounds
-    assert m.dimensions == art.dimensions and m.dimensions["ranks"] == list(RANKS)
+    assert m.dimensions == art.dimensions and m.dimensions.ranks == tuple(RANKS)
+    assert m.dimensions.to_dict() == m.raw["dimensions"]
     assert isinstance(m.fast_phase, FastPhaseSettings) and isinstance(m.error_model, ErrorModel)
     assert isinstance(m.correction, CorrectionSpec) and m.a_priori is not None
     assert m.collocation == (16, 0)
