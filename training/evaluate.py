@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from core.artifact import load_artifact
+from core.families.cdr import CDR_FAMILY
+from core.family import PdeFamily
 from core.fast_phase import FastPhaseSettings, run_fast_phase
 from core.pde import Domain, standard_grid
 from training.backend_choice import hard_part
@@ -44,6 +46,7 @@ RECORD = 10  # steps between points of the Adam and fine-tuning error curves
 ADAM_LOCALITY = (1e-4, 1e-3, 1e-2)
 METHODS = ("hyper", "lm_exact", "lm_reduced", "adam", "finetune", "hyper_corrected", "served")
 CURVES = ("lm_exact", "lm_reduced", "adam", "finetune")
+SYMBOLS = {"beta": "β", "nu": "ν", "rho": "ρ"}  # column headings of the per-query tables
 LABELS = {
     "hyper": "hypernetwork only",
     "lm_exact": "LM, exact",
@@ -64,6 +67,7 @@ def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
     test_in = Domain(
         test.name,
         {k: (max(lo, served.bounds[k][0]), min(hi, served.bounds[k][1])) for k, (lo, hi) in test.bounds.items()},
+        params=test.params,
     )
     return {
         "test": test_in.sample(n, np.random.default_rng(seed)),
@@ -71,10 +75,10 @@ def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1) -> list[float]:
+def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1, family: PdeFamily = CDR_FAMILY) -> list[float]:
     """Relative L2 error after every ``every``-th step of (steps, P) iterates."""
     picked = iterates[every - 1 :: every]
-    return [relative_errors(u, ref)[0] for u in fields(lrnr, picked)]
+    return [relative_errors(u, ref)[0] for u in fields(lrnr, picked, family=family)]
 
 
 def evaluate_model(name: str, n: int, seed: int) -> dict:
@@ -88,7 +92,8 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
             backend="reduced", optimizer="adam", steps=ADAM_STEPS, locality=ADAM_LOCALITY, margin=lm.margin
         ),
     }
-    net = LRNR.from_weights(art.lrnr)
+    net = LRNR.from_weights(art.lrnr, art.family)
+    family = art.family
     correction = art.correction_model()
     x_std, t_std = standard_grid()
     default_method = f"lm_{lm.backend}"
@@ -102,13 +107,13 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
         "finetune": dataclasses.asdict(FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD)),
     }
     for set_name, mus in query_sets(art, n, seed).items():
-        refs = reference_fields(mus)
+        refs = reference_fields(mus, family)
         S_hat = hyper_rows(art.hyper, mus)
         rows, curves = [], {m: [] for m in CURVES}
         for i, mu in enumerate(mus):
-            row = {"beta": mu[0], "nu": mu[1], "rho": mu[2]}
+            row = dict(zip(family.params, map(float, mu)))
             ref = refs[i]
-            e_hat = relative_errors(fields(art.lrnr, S_hat[i])[0], ref)
+            e_hat = relative_errors(fields(art.lrnr, S_hat[i], family=family)[0], ref)
             row.update(hyper_l2=e_hat[0], hyper_l1=e_hat[1], hyper_ms=0.0)
             served = {}
             for method, st in settings.items():
@@ -116,9 +121,9 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                 res = run_fast_phase(fast, S_hat[i : i + 1], mu[None], st, record=True)[0]
                 ms = 1e3 * (time.perf_counter() - t0)
                 served[method] = (np.concatenate(res.s), ms)
-                err = relative_errors(fields(art.lrnr, np.concatenate(res.s))[0], ref)
+                err = relative_errors(fields(art.lrnr, np.concatenate(res.s), family=family)[0], ref)
                 every = 1 if st.optimizer == "lm" else RECORD
-                curves[method].append([e_hat[0]] + curve(art.lrnr, res.iterates, ref, every))
+                curves[method].append([e_hat[0]] + curve(art.lrnr, res.iterates, ref, every, family))
                 row.update(
                     {
                         f"{method}_l2": err[0],
@@ -130,9 +135,10 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                 )
             s0 = [np.asarray(part) for part in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
             ft = finetune(art.lrnr, s0, mu, FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed), net=net)
-            err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]))[0], ref)
+            err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]), family=family)[0], ref)
             curves["finetune"].append(
-                [e_hat[0]] + curve(art.lrnr, np.array([np.concatenate(s) for _, s in ft["history"]]), ref)
+                [e_hat[0]]
+                + curve(art.lrnr, np.array([np.concatenate(s) for _, s in ft["history"]]), ref, family=family)
             )
             row.update(finetune_l2=err[0], finetune_l1=err[1], finetune_ms=1e3 * ft["time_s"])
             for method, (s_row, ms_before) in (
@@ -143,16 +149,16 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                 e, _ = correction(s_row[None], mu[None])
                 du = e.on_axes(x_std, t_std)[0]
                 ms = ms_before + 1e3 * (time.perf_counter() - t0)  # the field itself is not timed for any method
-                u = fields(art.lrnr, s_row)[0] + du
+                u = fields(art.lrnr, s_row, family=family)[0] + du
                 err = relative_errors(u, ref)
                 row.update({f"{method}_l2": err[0], f"{method}_l1": err[1], f"{method}_ms": ms})
             rows.append(row)
             print(
-                f"{name} [{set_name}] {i + 1}/{len(mus)} μ=({mu[0]:.2f}, {mu[1]:.2f}, {mu[2]:.2f}): "
+                f"{name} [{set_name}] {i + 1}/{len(mus)} μ=({', '.join(f'{v:.2f}' for v in mu)}): "
                 + ", ".join(f"{m} {row[m + '_l2']:.4f} ({row[m + '_ms']:.0f} ms)" for m in METHODS),
                 flush=True,
             )
-        out["sets"][set_name] = {"rows": rows, "curves": curves}
+        out["sets"][set_name] = {"params": list(family.params), "rows": rows, "curves": curves}
     return out
 
 
@@ -254,13 +260,15 @@ def report(results: list[dict], fig_path: Path, out: Path, command: str) -> str:
                 "",
                 "<details><summary>per query</summary>",
                 "",
-                "| β | ν | ρ | hyper | LM exact | LM reduced | Adam | full FT | hyper + corr. (served) "
-                "| fast + corr. |",
-                "|---|---|---|---|---|---|---|---|---|---|",
+                "| " + " | ".join(SYMBOLS.get(k, k) for k in data["params"]) + " | hyper | LM exact | LM reduced "
+                "| Adam | full FT | hyper + corr. (served) | fast + corr. |",
+                "|" + "---|" * (len(data["params"]) + len(METHODS)),
             ]
             for r in data["rows"]:
                 lines.append(
-                    f"| {r['beta']:.2f} | {r['nu']:.2f} | {r['rho']:.2f} | "
+                    "| "
+                    + " | ".join(f"{r[k]:.2f}" for k in data["params"])
+                    + " | "
                     + " | ".join(f"{r[m + '_l2']:.2e}" for m in METHODS)
                     + " |"
                 )

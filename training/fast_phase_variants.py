@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     }
     rows = []
     for set_name, mus in query_sets(art, args.n, args.seed).items():
-        refs = reference_fields(mus)
+        refs = reference_fields(mus, art.family)
         S_hat = hyper_rows(art.hyper, mus)
-        e_hat = relative_l2(fields(art.lrnr, S_hat), refs)
+        e_hat = relative_l2(fields(art.lrnr, S_hat, family=art.family), refs)
         for label, (model, backend, steps, lam, margin, hold) in variants.items():
             served, raw = run_variant(model, backend, S_hat, mus, steps, lam, margin, hold)
-            ratio = relative_l2(fields(art.lrnr, served), refs) / e_hat
-            raw_ratio = relative_l2(fields(art.lrnr, raw), refs) / e_hat
+            ratio = relative_l2(fields(art.lrnr, served, family=art.family), refs) / e_hat
+            raw_ratio = relative_l2(fields(art.lrnr, raw, family=art.family), refs) / e_hat
             rows.append(
                 {
                     "set": set_name,
