@@ -8,6 +8,7 @@ and its training config are all a new family needs.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -145,3 +146,37 @@ def test_a_tolerance_is_met_with_the_family_reference_rung(served):
     err = _relative_l2(_fields(answer), _reference(mus))
     assert all(item["within_tolerance"] for item in answer["results"])
     assert np.all(err <= 1e-4), err
+
+
+def test_the_tensor_and_sweep_endpoints_take_the_familys_columns(served):
+    """/v2 infer takes params [B, 2] for this model (its metadata says so) and /solve/sweep an
+    archive of (B, 2) rows; three columns are refused with the family's names."""
+    out, client = served
+    art = load_artifact(out)
+    mus = art.served_domain.grid(2)
+    meta = client.get("/v2/models/ac").json()
+    assert {"name": "params", "datatype": "FP64", "shape": [-1, 2]} in meta["inputs"]
+    assert meta["parameters"]["params"] == ["nu", "rho"]
+
+    def infer(rows: np.ndarray):
+        tensor = {"name": "params", "datatype": "FP64", "shape": list(rows.shape), "data": rows.ravel().tolist()}
+        return client.post("/v2/models/ac/infer", json={"inputs": [tensor], "parameters": {"nx": NX, "nt": NT}})
+
+    r = infer(mus)
+    assert r.status_code == 200, r.text
+    u = np.array(next(o for o in r.json()["outputs"] if o["name"] == "u")["data"]).reshape(len(mus), NT, NX)
+    np.testing.assert_allclose(u, _fields(_solve_batch(client, mus)), rtol=1e-6, atol=1e-7)
+    refused = infer(np.hstack([mus, mus[:, :1]]))
+    assert refused.status_code == 422 and "nu, rho" in refused.text
+
+    def sweep(rows: np.ndarray):
+        buf = io.BytesIO()
+        np.savez(buf, params=rows, points=np.array([[0.5, 0.25], [3.0, 1.0]]))
+        return client.post("/solve/sweep", content=buf.getvalue(), headers={"content-type": "application/x-npz"})
+
+    r = sweep(mus)
+    assert r.status_code == 200, r.text
+    with np.load(io.BytesIO(r.content)) as answer:
+        assert answer["u"].shape == (len(mus), 2)
+    refused = sweep(np.hstack([mus, mus[:, :1]]))
+    assert refused.status_code == 422 and "nu, rho" in refused.text
