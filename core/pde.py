@@ -25,6 +25,7 @@ from core.families.cdr import (
     TEST_DOMAINS,
 )
 from core.family import Domain, ParameterError, as_param_array, params_to_array
+from core.grid import STANDARD_NT, STANDARD_NX
 
 X_PERIOD: float = 2.0 * np.pi
 T_END: float = 1.0
@@ -81,5 +82,6 @@ def uniform_grid(nx: int, nt: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standard_grid() -> tuple[np.ndarray, np.ndarray]:
-    """The evaluation grid: x = 2πj/256 (j = 0..255), t = linspace(0, 1, 100)."""
-    return uniform_grid(256, 100)
+    """The evaluation grid, ``core.grid``'s STANDARD_NX × STANDARD_NT: x = 2πj/256
+    (j = 0..255), t = linspace(0, 1, 100)."""
+    return uniform_grid(STANDARD_NX, STANDARD_NT)
