@@ -19,7 +19,6 @@ where the fast phase takes them), so the bases carry derivative information exac
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,19 +208,3 @@ def identity_operators(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> Re
         float(w64.c),
         rows,
     )
-
-
-def check_coefficient_rows(ranks: Sequence[int], S) -> np.ndarray:
-    """(R, P) float64 coefficient rows from rows or a per-layer list of (R, k_l) / (k_l,)."""
-    if isinstance(S, (list, tuple)):
-        if len(S) != len(ranks):
-            raise ValueError(f"expected {len(ranks)} coefficient vectors, got {len(S)}")
-        parts = [np.atleast_2d(np.asarray(sl, dtype=np.float64)) for sl in S]
-        for l, (sl, k) in enumerate(zip(parts, ranks), start=1):
-            if sl.ndim != 2 or sl.shape[1] != k or sl.shape[0] != parts[0].shape[0]:
-                raise ValueError(f"layer {l}: expected coefficients of shape (R, {k}), got {sl.shape}")
-        S = np.concatenate(parts, axis=1)
-    S = np.asarray(S, dtype=np.float64)
-    if S.ndim != 2 or S.shape[1] != sum(ranks):
-        raise ValueError(f"expected coefficient rows of shape (R, {sum(ranks)}), got {S.shape}")
-    return S

@@ -33,7 +33,7 @@ import numpy as np
 
 from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
-from core.lrnr import LRNRWeights, _tanh_jet, embed
+from core.lrnr import LRNRWeights, layer0_jets
 
 
 @dataclass(frozen=True)
@@ -226,25 +226,13 @@ def _tanh_jets_adjoint(h: np.ndarray, hbar: np.ndarray) -> np.ndarray:
     return ybar
 
 
-def layer0_jets(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """h_0 = tanh(A z + a) and its x, t, xx jets at points x, t (M,): (4, M, N) in the weights' dtype."""
+def layer1_inputs(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """a_1 = U_1ᵀ h_0 with its jets (``core.lrnr.layer0_jets``) at points x, t (M,):
+    (4, M, k_1), float64. Exact, and independent of the coefficients."""
+    w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
-    zero = np.zeros_like(x)
-    z_x = np.stack([-np.sin(x), np.cos(x), zero], axis=-1)
-    z_xx = np.stack([-np.cos(x), -np.sin(x), zero], axis=-1)
-    A = weights.A
-    y = embed(x, t).astype(A.dtype) @ A.T + weights.a
-    return np.stack(
-        _tanh_jet(y, z_x.astype(A.dtype) @ A.T, np.broadcast_to(A[:, 2], y.shape), z_xx.astype(A.dtype) @ A.T)
-    )
-
-
-def layer1_inputs(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """a_1 = U_1ᵀ h_0 with its jets at points x, t (M,): (4, M, k_1), float64. Exact, and
-    independent of the coefficients."""
-    w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
-    return layer0_jets(w64, x, t) @ w64.U[0]
+    return np.stack(layer0_jets(w64, x, t)) @ w64.U[0]
 
 
 def exact_chain(

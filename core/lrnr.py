@@ -93,16 +93,49 @@ class LRNRWeights:
         )
 
 
-def check_coefficients(weights: LRNRWeights, s: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Validate coefficients: s[l] of shape (k_l,) or (B, k_l), same leading shape for all l."""
-    if len(s) != len(weights.U):
-        raise ValueError(f"expected {len(weights.U)} coefficient vectors, got {len(s)}")
-    out = [np.asarray(sl) for sl in s]
-    lead = out[0].shape[:-1]
-    for l, (sl, k) in enumerate(zip(out, weights.ranks), start=1):
-        if sl.ndim not in (1, 2) or sl.shape[-1] != k or sl.shape[:-1] != lead:
-            raise ValueError(f"layer {l}: expected coefficients of shape {lead + (k,)}, got {sl.shape}")
-    return out
+def coefficient_rows(
+    ranks: Sequence[int], s, dtype=np.float64, require_finite: bool = False
+) -> tuple[np.ndarray, bool]:
+    """Coefficients in either of the project's forms → rows (R, P) in ``dtype`` (P = Σ k_l),
+    and whether they were one set.
+
+    ``s`` is rows (R, P) or one row (P,) as an array, or a list with one array per hidden layer,
+    s[l] of shape (k_l,) or (R, k_l) with the same R for every layer. Raises ValueError naming
+    the layer at fault (and, with ``require_finite``, for a value that is not finite)."""
+    ranks = tuple(int(k) for k in ranks)
+    L, P = len(ranks), sum(ranks)
+    if isinstance(s, np.ndarray):
+        if s.ndim not in (1, 2) or s.shape[-1] != P:
+            raise ValueError(f"expected coefficient rows of shape (R, {P}) or ({P},), got {s.shape}")
+        single = s.ndim == 1
+        S = np.asarray(s, dtype=dtype).reshape(-1, P)
+    else:
+        if len(s) != L:
+            raise ValueError(
+                f"expected {L} coefficient vectors (a list of {L} arrays, one per layer, ranks {ranks}), got {len(s)}"
+            )
+        parts = [np.asarray(sl) for sl in s]
+        lead = parts[0].shape[:-1] if parts[0].ndim in (1, 2) else None
+        for l, (sl, k) in enumerate(zip(parts, ranks), start=1):
+            if lead is None or sl.ndim not in (1, 2) or sl.shape != lead + (k,):
+                want = (("R",) if lead is None else lead) + (k,)
+                raise ValueError(f"layer {l}: expected coefficients of shape {want} ((k,) or (R, k)), got {sl.shape}")
+        single = not lead
+        S = np.concatenate([sl.reshape(-1, k).astype(dtype, copy=False) for sl, k in zip(parts, ranks)], axis=1)
+    if require_finite and not np.all(np.isfinite(S)):
+        raise ValueError("coefficients must be finite")
+    return S, single
+
+
+def split_layers(S: np.ndarray, ranks: Sequence[int]) -> list[np.ndarray]:
+    """Coefficient rows (R, P) or one row (P,) → per layer (R, k_l) or (k_l,) (views)."""
+    return np.split(S, np.cumsum(ranks)[:-1], axis=-1)
+
+
+def _layer_coefficients(weights: LRNRWeights, s) -> list[np.ndarray]:
+    """``s`` (either form) per layer in the weights' dtype: (k_l,) for one set, else (R, k_l)."""
+    S, single = coefficient_rows(weights.ranks, s, weights.A.dtype)
+    return split_layers(S[0] if single else S, weights.ranks)
 
 
 def embed(x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -132,11 +165,11 @@ def lrnr_forward(
     ``family``'s initial condition.
 
     Computed in the weights' dtype (cast them once with ``astype``)."""
-    s = check_coefficients(weights, s)
+    s = _layer_coefficients(weights, s)
     x, t = _points(x, t, weights.A.dtype)
     h = np.tanh(embed(x, t) @ weights.A.T + weights.a)
     for U, V, b, sl in zip(weights.U, weights.V, weights.b, s):
-        h = np.tanh(_low_rank(h, U, V, sl.astype(h.dtype, copy=False)) + b)
+        h = np.tanh(_low_rank(h, U, V, sl) + b)
     g = h @ weights.w + weights.c
     return family.initial_condition(x) + t * g
 
@@ -148,26 +181,30 @@ def lrnr_jets(
     ``family``'s ansatz u = u0(x) + t g.
 
     Derivatives of tanh: h' = (1 − h²) y', h'' = (1 − h²)(y'' − 2 h y'²)."""
-    s = check_coefficients(weights, s)
+    s = _layer_coefficients(weights, s)
     x, t = _points(x, t, weights.A.dtype)
-    zero = np.zeros_like(x)
-    z = embed(x, t)
-    z_x = np.stack([-np.sin(x), np.cos(x), zero], axis=-1)
-    z_xx = np.stack([-np.cos(x), -np.sin(x), zero], axis=-1)
-    y = z @ weights.A.T + weights.a
-    y_x, y_t, y_xx = z_x @ weights.A.T, np.broadcast_to(weights.A[:, 2], y.shape), z_xx @ weights.A.T
-    h, h_x, h_t, h_xx = _tanh_jet(y, y_x, y_t, y_xx)
+    h, h_x, h_t, h_xx = layer0_jets(weights, x, t)
     if s[0].ndim == 2:  # one coefficient set per batch row: give the states a batch axis
         lead = (s[0].shape[0],) + h.shape
         h, h_x, h_t, h_xx = (np.broadcast_to(v, lead) for v in (h, h_x, h_t, h_xx))
     for U, V, b, sl in zip(weights.U, weights.V, weights.b, s):
-        sl = sl.astype(h.dtype, copy=False)
         stacked = np.stack(np.broadcast_arrays(h, h_x, h_t, h_xx))  # (4, ..., P, N)
         lin = _low_rank(stacked, U, V, sl)
         h, h_x, h_t, h_xx = _tanh_jet(lin[0] + b, lin[1], lin[2], lin[3])
     w, c = weights.w, weights.c
     g, g_x, g_t, g_xx = h @ w + c, h_x @ w, h_t @ w, h_xx @ w
     return family.ansatz_jets(x, t, g, g_x, g_t, g_xx)
+
+
+def layer0_jets(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """h_0 = tanh(A z + a) and its x, t, xx derivatives at points x, t (P,) (already in the
+    weights' dtype): four (P, N) arrays. Independent of the coefficients."""
+    zero = np.zeros_like(x)
+    z_x = np.stack([-np.sin(x), np.cos(x), zero], axis=-1)
+    z_xx = np.stack([-np.cos(x), -np.sin(x), zero], axis=-1)
+    A = weights.A
+    y = embed(x, t) @ A.T + weights.a
+    return _tanh_jet(y, z_x @ A.T, np.broadcast_to(A[:, 2], y.shape), z_xx @ A.T)
 
 
 def _tanh_jet(y, y_x, y_t, y_xx):
@@ -178,13 +215,13 @@ def _tanh_jet(y, y_x, y_t, y_xx):
 
 def lrnr_hidden_states(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray) -> list[np.ndarray]:
     """[h_0, ..., h_L], each (P, N) (single coefficient set): the EIM snapshots."""
-    s = check_coefficients(weights, s)
+    s = _layer_coefficients(weights, s)
     if s[0].ndim != 1:
         raise ValueError("lrnr_hidden_states takes one coefficient set (each s[l] of shape (k_l,))")
     x, t = _points(x, t, weights.A.dtype)
     h = np.tanh(embed(x, t) @ weights.A.T + weights.a)
     states = [h]
     for U, V, b, sl in zip(weights.U, weights.V, weights.b, s):
-        h = np.tanh(_low_rank(h, U, V, sl.astype(h.dtype, copy=False)) + b)
+        h = np.tanh(_low_rank(h, U, V, sl) + b)
         states.append(h)
     return states

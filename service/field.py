@@ -7,10 +7,11 @@ Two back-ends with one interface:
 - :class:`NumpyFieldEvaluator` / :class:`NumpyJetsEvaluator` run ``core.lrnr`` in float32,
   the fallback when onnxruntime or the graphs are unavailable.
 
-Coefficients follow the project contract: ``s`` is a list with one array per hidden
-layer, ``s[l]`` of shape ``(k_l,)`` (one set → results ``(P,)`` / ``(nt, nx)``) or
-``(B, k_l)`` (B sets → ``(B, P)`` / ``(B, nt, nx)``). Points are radians in x and
-time units in t. Results are float32.
+Coefficients are rows ``(B, Σ k_l)`` (B sets → results ``(B, P)`` / ``(B, nt, nx)``) or one
+row ``(Σ k_l,)`` (one set → ``(P,)`` / ``(nt, nx)``), as the solver carries them; a list with
+one array per hidden layer (``(k_l,)`` or ``(B, k_l)``) is taken too
+(``core.lrnr.coefficient_rows`` checks either). They are split per layer here, where the
+graphs take them so. Points are radians in x and time units in t. Results are float32.
 
 Points are evaluated in chunks so that one hidden-state block (B × chunk × N floats,
 × 4 for jets) stays near ``block_elements``: this keeps the working set in cache, which
@@ -21,14 +22,13 @@ exceeds MAX_BLOCK_ELEMENTS whatever the grid or the batch.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
-from core.lrnr import LRNRWeights, lrnr_forward, lrnr_jets
+from core.lrnr import LRNRWeights, coefficient_rows, lrnr_forward, lrnr_jets, split_layers
 
 # One hidden-state block of 2^18 float32 (1 MiB, about one core's L2) measured fastest for
 # both back-ends: e.g. N = 1024 on the 256 x 100 grid, 256-point chunks beat 16384-point
@@ -54,14 +54,14 @@ class _Evaluator:
         self.block_elements = int(block_elements)
 
     # ---- public interface
-    def evaluate(self, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray):
+    def evaluate(self, s, x: np.ndarray, t: np.ndarray):
         """Field at points: x, t (P,) → (P,) for one set, (B, P) for B sets."""
         s32, single = self._coefficients(s)
         x32, t32 = self._points(x, t)
         out = self._chunked(s32, x32, t32)
         return self._finish(tuple(o[0] if single else o for o in out))
 
-    def evaluate_grid(self, s: Sequence[np.ndarray], x_axis: np.ndarray, t_axis: np.ndarray):
+    def evaluate_grid(self, s, x_axis: np.ndarray, t_axis: np.ndarray):
         """Field on the tensor grid t_axis × x_axis: (nt, nx) for one set, (B, nt, nx) for B.
 
         Row-major in (t, x): ``out[..., i, j] = u(x_axis[j], t_axis[i])``."""
@@ -76,22 +76,10 @@ class _Evaluator:
     def _finish(self, outs: tuple):
         return outs[0] if self.n_outputs == 1 else outs
 
-    def _coefficients(self, s: Sequence[np.ndarray]) -> tuple[list[np.ndarray], bool]:
-        if isinstance(s, np.ndarray) or len(s) != len(self.ranks):
-            raise ValueError(
-                f"expected a list of {len(self.ranks)} coefficient arrays (one per layer, "
-                f"ranks {self.ranks}), got {type(s).__name__} of length {len(s)}"
-            )
-        arrs = [np.asarray(sl, dtype=np.float32) for sl in s]
-        single = arrs[0].ndim == 1
-        lead = arrs[0].shape[:-1] if arrs[0].ndim in (1, 2) else None
-        for l, (sl, k) in enumerate(zip(arrs, self.ranks), start=1):
-            if lead is None or sl.ndim not in (1, 2) or sl.shape != lead + (k,):
-                shape = (lead or ("B",)) + (k,)
-                raise ValueError(f"layer {l}: expected coefficients of shape {shape} ((k,) or (B, k)), got {sl.shape}")
-            if not np.all(np.isfinite(sl)):
-                raise ValueError(f"layer {l}: coefficients must be finite")
-        return [np.ascontiguousarray(sl[None] if single else sl) for sl in arrs], single
+    def _coefficients(self, s) -> tuple[list[np.ndarray], bool]:
+        """Coefficients (rows or per layer) → per layer (B, k_l) float32, and whether one set."""
+        S, single = coefficient_rows(self.ranks, s, np.float32, require_finite=True)
+        return [np.ascontiguousarray(sl) for sl in split_layers(S, self.ranks)], single
 
     @staticmethod
     def _points(x, t) -> tuple[np.ndarray, np.ndarray]:

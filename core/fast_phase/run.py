@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.allocator import retain_freed_memory
+from core.answer import FastPhaseDiagnostics, finite_or_none
 from core.error_proxy import ErrorProxy
 from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
 from core.fast_phase.acceptance import choose
 from core.fast_phase.adam import adam
 from core.fast_phase.lm import levenberg_marquardt
-from core.fastlrnr import ReducedOperators, check_coefficient_rows
+from core.fastlrnr import ReducedOperators
 from core.jet_chain import JetChain, exact_chain
-from core.lrnr import LRNRWeights
+from core.lrnr import LRNRWeights, coefficient_rows, split_layers
 from core.pde import as_param_array, interior_points
 
 BACKENDS = ("exact", "reduced")
@@ -100,7 +101,8 @@ class FastPhaseSettings:
 class FastPhaseResult:
     """One query's outcome.
 
-    s: coefficients served (list of (k_l,)); accepted: whether they are the update (else ŝ);
+    coefficients: the row served (P,) float64, ``s`` the same per layer (list of (k_l,));
+    ranks: (k_1, …, k_L); accepted: whether they are the update (else ŝ);
     locality: the weight of the kept candidate (None when ŝ was kept); steps_run: iterations
     the kept candidate ran (0 when ŝ was kept); objective_before/after: the optimiser's
     objective at ŝ and at the kept candidate (equal when ŝ was kept); residual_before/after:
@@ -111,7 +113,8 @@ class FastPhaseResult:
     queries of one call); iterates:
     the kept row's coefficient rows after every step (steps, P), or None unless recorded."""
 
-    s: list[np.ndarray]
+    coefficients: np.ndarray
+    ranks: tuple[int, ...]
     backend: str
     optimizer: str
     accepted: bool
@@ -127,6 +130,28 @@ class FastPhaseResult:
     optimise_ms: float
     check_ms: float
     iterates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def s(self) -> list[np.ndarray]:
+        """The served coefficients per layer: list of (k_l,)."""
+        return split_layers(self.coefficients, self.ranks)
+
+    def diagnostics(self) -> FastPhaseDiagnostics:
+        """What an answer reports of this outcome (``core.answer``)."""
+        return FastPhaseDiagnostics(
+            enabled=True,
+            backend=self.backend,
+            optimizer=self.optimizer,
+            steps_run=self.steps_run,
+            locality=finite_or_none(self.locality),
+            accepted=self.accepted,
+            objective_before=finite_or_none(self.objective_before),
+            objective_after=finite_or_none(self.objective_after),
+            residual_before=finite_or_none(self.residual_before),
+            residual_after=finite_or_none(self.residual_after),
+            error_proxy_before=finite_or_none(self.proxy_before),
+            error_proxy_after=finite_or_none(self.proxy_after),
+        )
 
 
 class FastPhaseModel:
@@ -235,7 +260,7 @@ def run_fast_phase(
     """The fast phase for B queries: s_hat as rows (B, P) or a per-layer list of (B, k_l)
     (or (k_l,) for one query), ≥ 0; mu (B, p) in the family's columns. Returns one result per query; with
     ``record`` each carries the kept candidate's iterates (for error-per-step curves)."""
-    S_hat = check_coefficient_rows(model.ranks, s_hat)
+    S_hat = coefficient_rows(model.ranks, s_hat)[0]
     mu = as_param_array(mu, model.family.params)
     B = S_hat.shape[0]
     p = len(model.family.params)
@@ -275,7 +300,6 @@ def run_fast_phase(
     rms_hat, rms_cand = rms[:B], rms[B:].reshape(B, C)
     best, accepted = choose(proxy_hat, proxy_cand, settings.margin)
 
-    ranks = np.cumsum(model.ranks)[:-1]
     results = []
     for b in range(B):
         i = b * C + int(best[b])
@@ -283,7 +307,8 @@ def run_fast_phase(
         s_row = S[i] if ok else S_hat[b]
         results.append(
             FastPhaseResult(
-                s=[np.array(part) for part in np.split(s_row, ranks)],
+                coefficients=np.array(s_row, dtype=np.float64),
+                ranks=model.ranks,
                 backend=settings.backend,
                 optimizer=settings.optimizer,
                 accepted=ok,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.jet_chain import exact_chain, layer0_jets
-from core.lrnr import lrnr_hidden_states, lrnr_jets
+from core.jet_chain import exact_chain
+from core.lrnr import layer0_jets, lrnr_hidden_states, lrnr_jets
 from core.pde import interior_points, residual
 from core.random_model import random_lrnr
 
