@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from core.answer import Flag, outside_served_domain
 from service.errors import ApiError
 from service.jobs import GridArrays, Job, grid_arrays
 from service.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
@@ -219,7 +220,7 @@ def check_sweep_params(runtime: ModelRuntime, mu: np.ndarray) -> None:
 
 def check_domain(
     runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool, single: bool
-) -> tuple[np.ndarray, list[list[dict]]]:
+) -> tuple[np.ndarray, list[list[Flag]]]:
     """(rows inside the served domain, per-row flags) or 422 naming every offending parameter.
 
     Outside the served domain a row is refused, unless ``allow_extrapolation``: then it is
@@ -227,7 +228,7 @@ def check_domain(
     served = runtime.served
     inside = served.contains(mu)
     errors: list[dict] = []
-    outside: list[list[dict]] = [[] for _ in range(len(mu))]
+    outside: list[list[Flag]] = [[] for _ in range(len(mu))]
     for row in np.flatnonzero(~inside):
         loc = ["body", "params"] + ([] if single else [int(row)])
         for i, key in enumerate(served.params):
@@ -256,13 +257,7 @@ def check_domain(
                     }
                 )
             else:
-                outside[row].append(
-                    {
-                        "code": "outside_served_domain",
-                        "message": f"{key} = {float(v)!r} is outside the served domain ({key} {allowed}): "
-                        "the error estimate is not calibrated there",
-                    }
-                )
+                outside[row].append(outside_served_domain(key, float(v), allowed))
     if errors:
         raise ApiError(422, "out_of_domain", errors[0]["msg"], errors[:20])
     return inside, outside

@@ -8,10 +8,11 @@
         res.diagnostics.fast_phase.accepted
 
 Installed alone by ``pip install ".[client]"`` (httpx and numpy): this module imports neither
-fastapi, pydantic, onnxruntime nor torch, nor the numerics in ``core``. Answers come back as
-the dataclasses of ``service.client_types`` (:class:`SolveResult`, :class:`BatchResult` of
-:class:`BatchItem`, :class:`Diagnostics`, :class:`FastPhaseDiagnostics`, :class:`Flag`,
-:class:`ModelRef`), the response contract of ``service.schemas`` typed for Python.
+fastapi, pydantic, onnxruntime nor torch, nor the numerics in ``core`` (only the pure-Python
+``core.answer`` and ``core.grid``). Answers come back as the dataclasses of
+``service.client_types`` (:class:`SolveResult`, :class:`BatchResult` of :class:`BatchItem`,
+:class:`ModelRef`; a row's :class:`Diagnostics` and :class:`Flag` are the server's own, from
+``core.answer``), the response contract of ``service.schemas`` typed for Python.
 
 Both clients retry, with exponential backoff and jitter, on 503 and 408 (waiting as long as the
 server's ``Retry-After`` says, capped) and on connection failures (the solve is a pure
@@ -47,6 +48,15 @@ from typing import TypeVar, Unpack
 
 import httpx
 
+from core.answer import (
+    AnswerDiagnostics,
+    CorrectionDiagnostics,
+    Diagnostics,
+    Escalation,
+    FastPhaseDiagnostics,
+    Flag,
+    FlagCode,
+)
 from service import client_plans as plans
 from service import sweep_client
 from service.client_plans import (
@@ -69,16 +79,7 @@ from service.client_requests import (
     params_dict,
     uniform_grid,
 )
-from service.client_types import (
-    BatchItem,
-    BatchResult,
-    Diagnostics,
-    FastPhaseDiagnostics,
-    Flag,
-    ModelRef,
-    SolveError,
-    SolveResult,
-)
+from service.client_types import BatchItem, BatchResult, ModelRef, SolveError, SolveResult
 from service.sweep_client import SweepKwargs, SweepOptions, SweepResult
 
 __all__ = [
@@ -89,13 +90,17 @@ __all__ = [
     "NPZ_TYPE",
     "PARAM_NAMES",
     "RETRY_EXCEPTIONS",
+    "AnswerDiagnostics",
     "AsyncSolveClient",
     "BatchItem",
     "BatchResult",
+    "CorrectionDiagnostics",
     "Diagnostics",
+    "Escalation",
     "FastPhaseDiagnostics",
     "FastPhaseOptions",
     "Flag",
+    "FlagCode",
     "ModelRef",
     "SolveClient",
     "SolveError",

@@ -63,7 +63,7 @@ def solve_result(response: httpx.Response, body: dict) -> SolveResult:
         within_tolerance=meta.get("within_tolerance"),
         flags=flags(meta.get("flags")),
         extrapolated=bool(meta["extrapolated"]),
-        diagnostics=Diagnostics.from_dict(meta["diagnostics"]),
+        diagnostics=Diagnostics.from_json(meta["diagnostics"]),
         request_id=meta.get("request_id"),
         grid=meta["grid"],
         rung=meta.get("rung", "corrected"),
@@ -100,7 +100,7 @@ def batch_part(response: httpx.Response, body: dict) -> BatchResult:
             within_tolerance=r.get("within_tolerance"),
             flags=flags(r.get("flags")),
             extrapolated=bool(r["extrapolated"]),
-            diagnostics=Diagnostics.from_dict(r["diagnostics"]),
+            diagnostics=Diagnostics.from_json(r["diagnostics"]),
             request_id=rid,
             rung=r.get("rung", "corrected"),
         )

@@ -7,7 +7,8 @@ methods keep them as keyword arguments, their signature read from the dataclass
 send me the response) and :class:`Sleep` (wait, then send me None); a shell does the I/O.
 
 ``PARAM_NAMES`` and :func:`uniform_grid` copy ``core.pde``'s (a test checks they agree), so
-that the client imports none of the numerics.
+that the client imports none of the numerics; the default grid's size is ``core.grid``'s (pure
+Python).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any, Literal, TypedDict, TypeVar
 
 import numpy as np
 
+from core.grid import STANDARD_NT, STANDARD_NX
+
 PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")  # = core.pde.PARAM_NAMES
 NPY = "application/x-npy"
-DEFAULT_GRID_VALUES = 256 * 100  # the server's default grid, 256 × 100
+DEFAULT_GRID_VALUES = STANDARD_NX * STANDARD_NT  # the server's default grid
 
 T = TypeVar("T")
 

@@ -1,8 +1,12 @@
 """The client's answer types: the response contract of ``service.schemas`` typed for Python.
 
-:class:`SolveResult`, :class:`BatchResult` of :class:`BatchItem`, :class:`Diagnostics`,
-:class:`FastPhaseDiagnostics`, :class:`Flag`, :class:`ModelRef`, and :class:`SolveError` for
-a refusal. Plain dataclasses over numpy arrays: no I/O, no server packages.
+:class:`SolveResult`, :class:`BatchResult` of :class:`BatchItem`, :class:`ModelRef`, and
+:class:`SolveError` for a refusal. A row's diagnostics and flags are the server's own
+definitions (``core.answer``: ``Diagnostics`` with ``FastPhaseDiagnostics``,
+``CorrectionDiagnostics``, ``AnswerDiagnostics`` and ``Escalation``; ``Flag`` with its
+``FlagCode``; ``service.client`` exports them all), read back by their ``from_json``. Plain dataclasses
+over numpy arrays: no I/O, no server packages (``core.answer`` is pure Python and loads nothing
+else of ``core``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from core.answer import Diagnostics, Flag
 
 
 class SolveError(Exception):
@@ -21,11 +27,6 @@ class SolveError(Exception):
         super().__init__(f"{status} {code}: {message}" + (f" (request {request_id})" if request_id else ""))
         self.status, self.code, self.message = status, code, message
         self.errors, self.request_id = errors or [], request_id
-
-
-def opt_float(v) -> float | None:
-    """``float(v)``, or None for None."""
-    return None if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -41,90 +42,9 @@ class ModelRef:
         return cls(str(d["name"]), str(d["version"]), str(d["sha256"]))
 
 
-@dataclass(frozen=True)
-class Flag:
-    """Why an answer may not be trusted: ``code`` is ``estimate_above_tolerance`` or
-    ``outside_served_domain`` (or a code a newer server adds)."""
-
-    code: str
-    message: str
-
-
 def flags(items) -> list[Flag]:
     """The answer's ``flags`` list as :class:`Flag` values (None: none)."""
-    return [Flag(str(f["code"]), str(f["message"])) for f in items or ()]
-
-
-@dataclass(frozen=True)
-class FastPhaseDiagnostics:
-    """What the per-query fast phase did (``service.schemas.FastPhaseDiagnostics``).
-
-    ``accepted``: the update was kept (else the hypernetwork's coefficients were returned);
-    objectives are the optimiser's, residuals the RMS PDE residual of the full LRNR on the
-    check grid; error proxies the linearised error that residual implies (``error_proxy_after``
-    is what acceptance compares and the error estimate calibrates)."""
-
-    enabled: bool
-    backend: str | None
-    optimizer: str | None
-    steps_requested: int
-    steps_run: int
-    locality: float | None
-    accepted: bool
-    objective_before: float | None
-    objective_after: float | None
-    residual_before: float | None
-    residual_after: float | None
-    error_proxy_before: float | None = None
-    error_proxy_after: float | None = None
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> FastPhaseDiagnostics:
-        return cls(
-            enabled=bool(d["enabled"]),
-            backend=d.get("backend"),
-            optimizer=d.get("optimizer"),
-            steps_requested=int(d["steps_requested"]),
-            steps_run=int(d["steps_run"]),
-            locality=opt_float(d.get("locality")),
-            accepted=bool(d["accepted"]),
-            objective_before=opt_float(d.get("objective_before")),
-            objective_after=opt_float(d.get("objective_after")),
-            residual_before=opt_float(d.get("residual_before")),
-            residual_after=opt_float(d.get("residual_after")),
-            error_proxy_before=opt_float(d.get("error_proxy_before")),
-            error_proxy_after=opt_float(d.get("error_proxy_after")),
-        )
-
-
-@dataclass
-class Diagnostics:
-    """Timings in ms (queue, hypernet, fast_phase, field, correction, encode, total), the fast
-    phase, ``batch_size``: the rows solved in the same server pass, and ``correction``:
-    whether the correction was added (``correction_applied``) and the two-grid difference its
-    estimate calibrates (``two_grid_difference``); ``answer``: the rung that produced u, which
-    stage produced the coefficients, and the escalation when a tolerance asked for it."""
-
-    timings_ms: dict[str, float]
-    fast_phase: FastPhaseDiagnostics
-    extrapolated: bool
-    batch_size: int
-    correction_applied: bool = False
-    two_grid_difference: float | None = None
-    answer: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Diagnostics:
-        corr = d.get("correction") or {}
-        return cls(
-            timings_ms={str(k): float(v) for k, v in d["timings_ms"].items()},
-            fast_phase=FastPhaseDiagnostics.from_dict(d["fast_phase"]),
-            extrapolated=bool(d["extrapolated"]),
-            batch_size=int(d["batch_size"]),
-            correction_applied=bool(corr.get("applied", False)),
-            two_grid_difference=opt_float(corr.get("two_grid_difference")),
-            answer=dict(d.get("answer") or {}),
-        )
+    return [Flag.from_json(f) for f in items or ()]
 
 
 @dataclass

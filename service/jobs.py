@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.answer import Diagnostics, Flag
 from core.fast_phase import FastPhaseSettings
 from core.pde import X_PERIOD, uniform_grid
 from service.schemas import Grid
@@ -48,7 +49,7 @@ def grid_arrays(grid: Grid) -> GridArrays:
 
 @dataclass
 class Job:
-    """Checked work for one request: ``mu`` (B, 3) rows on one grid with one fast-phase setting.
+    """Checked work for one request: ``mu`` (B, p) rows on one grid with one fast-phase setting.
 
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
     it breaks, as flags; tolerance: the request's, or None; correct: add the correction;
@@ -60,7 +61,7 @@ class Job:
     settings: FastPhaseSettings | None
     steps_requested: int
     tolerance: float | None = None
-    outside: list[list[dict]] = field(default_factory=list)
+    outside: list[list[Flag]] = field(default_factory=list)
     enqueued: float = field(default_factory=time.perf_counter)
     correct: bool = False
     budget_s: float | None = None
@@ -80,14 +81,15 @@ class Job:
 class PassResult:
     """Outcome of one solver pass over R rows (possibly several jobs).
 
-    ``s``: list of (R, k_l); ``u``: (R, nt, nx) or (R, P) float32; ``rows``: per-row fast-phase
-    diagnostics; ``estimate``: (R,) error estimates; ``timings``: seconds per stage for the whole
-    pass; ``started``: perf_counter when a worker picked the pass up; ``pass_rows``: rows solved
-    together in the pass."""
+    ``coefficients``: (R, Σ k_l) rows, every layer's in one row (``core.lrnr.split_layers``
+    splits them); ``u``: (R, nt, nx) or (R, P) float32; ``rows``: per-row diagnostics (fast
+    phase, correction, rung and escalation: ``core.answer``); ``estimate``: (R,) error
+    estimates; ``timings``: seconds per stage for the whole pass; ``started``: perf_counter
+    when a worker picked the pass up; ``pass_rows``: rows solved together in the pass."""
 
-    s: list[np.ndarray]
+    coefficients: np.ndarray
     u: np.ndarray
-    rows: list[dict]
+    rows: list[Diagnostics]
     estimate: np.ndarray
     timings: dict[str, float]
     started: float
@@ -98,7 +100,7 @@ class PassResult:
         for n in sizes:
             out.append(
                 PassResult(
-                    [sl[lo : lo + n] for sl in self.s],
+                    self.coefficients[lo : lo + n],
                     self.u[lo : lo + n],
                     self.rows[lo : lo + n],
                     self.estimate[lo : lo + n],

@@ -22,11 +22,22 @@ before the deadline; a row left above the tolerance when the time is up is flagg
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.answer import (
+    A_PRIORI,
+    AnswerDiagnostics,
+    CoefficientSource,
+    CorrectionDiagnostics,
+    Diagnostics,
+    Escalation,
+    FastPhaseDiagnostics,
+    Rung,
+    finite_or_none,
+)
 from core.correction import CorrectionPass, ErrorField
 from core.reference_rung import points_for, solve_to_tolerance
 from service.errors import SolverError
@@ -35,18 +46,15 @@ from service.jobs import GridArrays
 if TYPE_CHECKING:
     from service.solver import ModelRuntime
 
-SURROGATE, CORRECTED, REFERENCE = "surrogate", "corrected", "reference"
-
 
 @dataclass
 class Answer:
-    """A pass's answers: u (R, ...) float64, estimate (R,), info per row (rung, substeps,
-    coefficients' source, escalation), and the correction's LRNR pass and solve time (for the
-    further corrected rungs)."""
+    """A pass's answers: u (R, ...) float64, estimate (R,), and the correction's LRNR pass and
+    solve time (for the further corrected rungs). What produced each row's answer is in the
+    rows' diagnostics (``Diagnostics.answer``)."""
 
     u: np.ndarray
     estimate: np.ndarray
-    info: list[dict]
     correction_pass: CorrectionPass | None = None
     correction_s: float = 0.0
 
@@ -58,32 +66,25 @@ def at_sites(field: ErrorField, grid: GridArrays) -> np.ndarray:
     return field.on_axes(grid.x_eval, grid.t)
 
 
-def finite_or_none(v) -> float | None:
-    """A diagnostic number for the answer: the float, or None when missing or not finite."""
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
 def first_answer(
     rt: ModelRuntime,
     S: np.ndarray,
     mu: np.ndarray,
     grid: GridArrays,
     u_lrnr: np.ndarray,
-    rows: list[dict],
+    rows: list[Diagnostics],
     correct: bool,
     fast_ran: bool,
 ) -> Answer:
     """The cheapest answer of every row: corrected when ``correct``, else the surrogate.
-    Fills the rows' correction diagnostics (and their residual and error proxy when the fast
-    phase did not run)."""
+    Fills the rows' answer and correction diagnostics (and their residual and error proxy when
+    the fast phase did not run)."""
     outside = ~rt.served.contains(mu)
-    info = [
-        {"rung": CORRECTED if correct else SURROGATE, "coefficients": "fast_phase" if r["accepted"] else "hypernetwork"}
-        for r in rows
-    ]
+    for row in rows:
+        row.answer = AnswerDiagnostics(
+            Rung.CORRECTED if correct else Rung.SURROGATE,
+            CoefficientSource.FAST_PHASE if row.fast_phase.accepted else CoefficientSource.HYPERNETWORK,
+        )
     if correct:
         t0 = time.perf_counter()
         cp = rt.correction.evaluate(S, mu)
@@ -94,41 +95,48 @@ def first_answer(
         estimate = rt.correction_spec.rungs[0].error_model.predict(cr.d, mu)
         estimate = estimate * np.where(outside, rt.corrected_extrapolation_factor, 1.0)
         for i, row in enumerate(rows):
-            row["correction"] = _correction_diag(cr, i, rt)
+            row.correction = _correction_diag(cr, i, rt)
             if not fast_ran:
-                row["residual_before"] = row["residual_after"] = finite_or_none(cr.rms[i])
-                row["error_proxy_before"] = row["error_proxy_after"] = finite_or_none(cr.proxy[i])
-            info[i]["substeps"] = cr.substeps
-        return Answer(u, estimate, info, cp, time.perf_counter() - t0)
+                row.fast_phase = _checked(row.fast_phase, cr.rms[i], cr.proxy[i])
+            row.answer.substeps = cr.substeps
+        return Answer(u, estimate, cp, time.perf_counter() - t0)
     if fast_ran:
-        proxy = np.array([np.nan if r["error_proxy_after"] is None else r["error_proxy_after"] for r in rows])
+        proxy = np.array(
+            [np.nan if r.fast_phase.error_proxy_after is None else r.fast_phase.error_proxy_after for r in rows]
+        )
         estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
     elif rt.a_priori is not None:
         estimate = rt.a_priori.predict(mu)
-        for r in info:
-            r["estimate"] = "a_priori"
+        for row in rows:
+            row.answer.estimate = A_PRIORI
     else:  # an artifact without an a-priori map: the proxy on the check grid
         proxy, rms = rt.fast.check(S, mu)
         for row, p, q in zip(rows, proxy, rms):
-            row["error_proxy_before"] = row["error_proxy_after"] = finite_or_none(p)
-            row["residual_before"] = row["residual_after"] = finite_or_none(q)
+            row.fast_phase = _checked(row.fast_phase, q, p)
         estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
     if not np.all(np.isfinite(estimate)):
         raise SolverError(f"model {rt.name!r} produced a non-finite residual")
-    for row in rows:
-        row["correction"] = {"applied": False, "two_grid_difference": None}
-    return Answer(np.asarray(u_lrnr, dtype=np.float64), estimate, info)
+    return Answer(np.asarray(u_lrnr, dtype=np.float64), estimate)
 
 
-def _correction_diag(cr, i: int, rt: ModelRuntime) -> dict:
-    return {
-        "applied": True,
-        "two_grid_difference": finite_or_none(cr.d[i]),
-        "substeps": cr.substeps,
-        "newton_steps": int(cr.newton_steps[i]),
-        "newton_increment": None if np.isnan(cr.increment[i]) else float(cr.increment[i]),
-        "grid": {"nx": rt.correction.grid[0], "nt": rt.correction.grid[1]},
-    }
+def _checked(fast_phase: FastPhaseDiagnostics, rms, proxy) -> FastPhaseDiagnostics:
+    """A row's fast-phase diagnostics with the residual and the error proxy of its (unadapted)
+    coefficients, as the correction or the check grid measured them."""
+    rms, proxy = finite_or_none(rms), finite_or_none(proxy)
+    return replace(
+        fast_phase, residual_before=rms, residual_after=rms, error_proxy_before=proxy, error_proxy_after=proxy
+    )
+
+
+def _correction_diag(cr, i: int, rt: ModelRuntime) -> CorrectionDiagnostics:
+    return CorrectionDiagnostics(
+        applied=True,
+        two_grid_difference=finite_or_none(cr.d[i]),
+        substeps=cr.substeps,
+        newton_steps=int(cr.newton_steps[i]),
+        newton_increment=None if np.isnan(cr.increment[i]) else float(cr.increment[i]),
+        grid=(rt.correction.grid[0], rt.correction.grid[1]),
+    )
 
 
 def escalate(
@@ -139,14 +147,14 @@ def escalate(
     u_lrnr: np.ndarray,
     tolerance: float,
     deadline: float | None,
-    rows: list[dict],
+    rows: list[Diagnostics],
 ) -> None:
     """Climb the ladder, in place, for every row whose estimate is above ``tolerance``."""
     need = np.flatnonzero(~(ans.estimate <= tolerance))
     if need.size == 0:
         return
     for i in need:
-        ans.info[i]["escalation"] = {"from": ans.info[i]["rung"], "tried": [], "time_budget_exhausted": False}
+        rows[i].answer.escalation = Escalation(rows[i].answer.rung)
     exhausted = False
     outside = ~rt.served.contains(mu)
     if ans.correction_pass is not None:
@@ -165,12 +173,13 @@ def escalate(
             better = est < ans.estimate[need]
             e_sites = at_sites(cr.field, grid)
             for k, i in enumerate(need):
-                ans.info[i]["escalation"]["tried"].append(f"{CORRECTED}:{rung.substeps}")
+                answer = rows[i].answer
+                answer.escalation.tried.append(Escalation.corrected(rung.substeps))
                 if better[k]:
                     ans.u[i] = u_lrnr[i] + e_sites[k]
                     ans.estimate[i] = est[k]
-                    ans.info[i].update(rung=CORRECTED, substeps=rung.substeps)
-                    rows[i]["correction"] = _correction_diag(cr, k, rt)
+                    answer.rung, answer.substeps = Rung.CORRECTED, rung.substeps
+                    rows[i].correction = _correction_diag(cr, k, rt)
             need = need[~(ans.estimate[need] <= tolerance)]
     if need.size and not exhausted:
         predicted = rt.reference_cost(need.size, int(np.prod(grid.shape)))
@@ -183,11 +192,13 @@ def escalate(
             )
             exhausted = ref.exhausted
             for k, i in enumerate(need):
-                ans.info[i]["escalation"]["tried"].append(REFERENCE)
+                answer = rows[i].answer
+                answer.escalation.tried.append(str(Rung.REFERENCE))
                 if ref.estimate[k] < ans.estimate[i]:
                     ans.u[i] = ref.u[k]
                     ans.estimate[i] = ref.estimate[k]
-                    ans.info[i].update(rung=REFERENCE, substeps=int(ref.substeps[k]), reference_points=int(ref.points[k]))
+                    answer.rung, answer.substeps = Rung.REFERENCE, int(ref.substeps[k])
+                    answer.reference_points = int(ref.points[k])
             need = need[~(ans.estimate[need] <= tolerance)]
     for i in need:
-        ans.info[i]["escalation"]["time_budget_exhausted"] = exhausted
+        rows[i].answer.escalation.time_budget_exhausted = exhausted

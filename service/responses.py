@@ -1,5 +1,9 @@
 """Answers of /solve and /solve/batch: JSON (orjson, gzip when large and accepted) or .npy bytes.
 
+The one place the rows a solve filled in (``PassResult``: coefficient rows, fields, estimates,
+``core.answer.Diagnostics``) become the HTTP answer: the coefficients per layer, the trust of
+each answer (``core.answer.answer_flags``) and its diagnostics with the request's context.
+
 The arrays (x, t, the fields) are encoded on a worker thread first; the small head —
 which carries the timings, the encoding's included — is written after and the arrays are
 spliced in as pre-encoded fragments. Compression, when it applies, also runs on a
@@ -9,7 +13,8 @@ worker thread (zlib releases the GIL); its time is reported in ``Server-Timing``
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import numpy as np
@@ -17,13 +22,17 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from core.answer import answer_flags
+from core.lrnr import split_layers
 from service import encoding
 from service.jobs import Job, PassResult
 from service.logs import request_id_var
-from service.solver import ModelRuntime, answer_flags
 from service.state import ServiceState
 from service.sweep import NPZ_MEDIA_TYPE
 from service.sweep import npz_bytes as sweep_npz
+
+if TYPE_CHECKING:
+    from service.solver import ModelRuntime
 
 START_KEY = "fastlrnr.start"  # perf_counter at which the request arrived (set by the request-id middleware)
 
@@ -46,7 +55,7 @@ async def solve_response(
         "model": runtime.ref,
         "params": _params(runtime, job.mu[0]),
         "grid": job.grid.kind,
-        "coefficients": _coefficients(res, 0),
+        "coefficients": _coefficients(runtime, res, 0),
         **answer_trust(job, res, 0),
         "extrapolated": diag["extrapolated"],
         "diagnostics": diag,
@@ -68,7 +77,7 @@ async def batch_response(
     items = [
         {
             "params": _params(runtime, job.mu[i]),
-            "coefficients": _coefficients(res, i),
+            "coefficients": _coefficients(runtime, res, i),
             **answer_trust(job, res, i),
             "extrapolated": bool(job.extrapolated[i]),
             "diagnostics": row_diagnostics(job, res, i, timings),
@@ -104,14 +113,14 @@ async def sweep_response(
     estimate = np.concatenate([r.estimate for r in results])
     tolerance = jobs[0].tolerance  # one tolerance for the whole sweep
     within = np.full(estimate.size, -1, np.int8) if tolerance is None else (estimate <= tolerance).astype(np.int8)
-    answers = [row["answer"] for r in results for row in r.rows]
+    answers = [row.answer for r in results for row in r.rows]
     # as answer_flags says it per row: the budget ended the climb of a row left above the tolerance
-    stopped = np.array([a.get("escalation", {}).get("time_budget_exhausted", False) for a in answers], bool)
+    stopped = np.array([a.escalation is not None and a.escalation.time_budget_exhausted for a in answers], bool)
     arrays = {
         "u": np.concatenate([r.u for r in results]).astype(np.float32, copy=False),
         "error_estimate": estimate,
         "within_tolerance": within,
-        "rung": np.array([a["rung"] for a in answers]),
+        "rung": np.array([str(a.rung) for a in answers]),
         "extrapolated": np.concatenate([j.extrapolated for j in jobs]).astype(bool),
         "time_budget_exhausted": stopped & (within == 0),
     }
@@ -198,26 +207,29 @@ def _server_timing(timings_ms: dict[str, float], compress_s: float | None) -> st
 
 
 def row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> dict[str, Any]:
-    fp = dict(res.rows[row])
-    correction = fp.pop("correction")
-    answer = fp.pop("answer")
-    fp["steps_requested"] = job.steps_requested
-    return {
-        "timings_ms": timings_ms,
-        "fast_phase": fp,
-        "correction": correction,
-        "answer": answer,
-        "extrapolated": bool(job.extrapolated[row]),
-        "batch_size": res.pass_rows,
-    }
+    """A row's ``diagnostics``: what the solve filled in, with the request's context."""
+    diag = res.rows[row]
+    return replace(
+        diag,
+        fast_phase=replace(diag.fast_phase, steps_requested=job.steps_requested),
+        timings_ms=timings_ms,
+        extrapolated=bool(job.extrapolated[row]),
+        batch_size=res.pass_rows,
+    ).to_json()
 
 
 def answer_trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
     """rung, error_estimate, within_tolerance and flags of one answer."""
     estimate = float(res.estimate[row])
-    info = res.rows[row]["answer"]
-    within, flags = answer_flags(job, row, estimate, info)
-    return {"rung": info["rung"], "error_estimate": estimate, "within_tolerance": within, "flags": flags}
+    answer = res.rows[row].answer
+    outside = job.outside[row] if job.outside else ()
+    within, flags = answer_flags(estimate, job.tolerance, outside, answer.escalation)
+    return {
+        "rung": str(answer.rung),
+        "error_estimate": estimate,
+        "within_tolerance": within,
+        "flags": [f.to_json() for f in flags],
+    }
 
 
 def _params(runtime: ModelRuntime, mu_row: np.ndarray) -> dict[str, float]:
@@ -225,5 +237,6 @@ def _params(runtime: ModelRuntime, mu_row: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in zip(runtime.family.params, mu_row)}
 
 
-def _coefficients(res: PassResult, row: int) -> list[list[float]]:
-    return [sl[row].tolist() for sl in res.s]
+def _coefficients(runtime: ModelRuntime, res: PassResult, row: int) -> list[list[float]]:
+    """A row's coefficients as the JSON gives them: one list per hidden layer."""
+    return [part.tolist() for part in split_layers(res.coefficients[row], runtime.ranks)]

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.answer import CoefficientSource, FlagCode, Rung
+from core.grid import STANDARD_NT, STANDARD_NX
 from core.pde import T_END
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -58,7 +60,7 @@ class UniformGrid(_Strict):
 
     nx: Positive = Field(description="points in x")
     nt: Positive = Field(description="points in t")
-    model_config = ConfigDict(json_schema_extra={"examples": [{"nx": 256, "nt": 100}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"nx": STANDARD_NX, "nt": STANDARD_NT}]})
 
 
 class AxesGrid(_Strict):
@@ -128,7 +130,7 @@ class Grid(_Strict):
 
 
 def default_grid() -> Grid:
-    return Grid(nx=256, nt=100)
+    return Grid(nx=STANDARD_NX, nt=STANDARD_NT)
 
 
 class FastPhase(_Strict):
@@ -199,7 +201,7 @@ class SolveRequest(_Strict):
                 {
                     "model": "cdr",
                     "params": {"beta": 2.0, "nu": 1.0, "rho": 1.0},
-                    "grid": {"nx": 256, "nt": 100},
+                    "grid": {"nx": STANDARD_NX, "nt": STANDARD_NT},
                     "fast_phase": {"steps": 8, "backend": "exact"},
                     "tolerance": 0.02,
                 }
@@ -235,6 +237,13 @@ class BatchSolveRequest(_Strict):
 
 
 # ------------------------------------------------------------------ responses (documentation)
+# The answer's diagnostics and flags are defined in ``core.answer`` (what the server fills in
+# and writes, and what the client reads); these classes document the same shape for OpenAPI
+# (a test keeps their fields equal to the dataclasses'), with the codes and rungs taken from there.
+
+FlagCodeName = Literal[tuple(c.value for c in FlagCode)]
+RungName = Literal[tuple(r.value for r in Rung)]
+CoefficientSourceName = Literal[tuple(c.value for c in CoefficientSource)]
 
 
 class ModelRef(BaseModel):
@@ -267,7 +276,7 @@ class FastPhaseDiagnostics(BaseModel):
 
 
 class Flag(BaseModel):
-    code: Literal["estimate_above_tolerance", "outside_served_domain", "time_budget_exhausted"]
+    code: FlagCodeName
     message: str
 
 
@@ -289,10 +298,10 @@ class Escalation(BaseModel):
 
 
 class AnswerDiagnostics(BaseModel):
-    rung: Literal["surrogate", "corrected", "reference"] = Field(
+    rung: RungName = Field(
         description="what produced u: the LRNR alone, the LRNR plus its correction, or the reference solver"
     )
-    coefficients: Literal["hypernetwork", "fast_phase"] = Field(description="which stage produced `coefficients`")
+    coefficients: CoefficientSourceName = Field(description="which stage produced `coefficients`")
     substeps: int | None = Field(None, description="corrected: error-equation substeps; reference: steps per unit t")
     estimate: str | None = Field(None, description="a_priori when the estimate came from the a-priori error map")
     reference_points: int | None = Field(None, description="reference rung: internal Fourier points")
@@ -316,7 +325,7 @@ class SolveResponse(BaseModel):
     t: list[float] = Field(description="t axis (uniform/axes) or t of each point")
     u: list[list[float]] | list[float] = Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")
     coefficients: list[list[float]] = Field(description="s_l per hidden layer, as used for the field")
-    rung: Literal["surrogate", "corrected", "reference"] = Field(description="what produced u (diagnostics.answer)")
+    rung: RungName = Field(description="what produced u (diagnostics.answer)")
     error_estimate: float = Field(
         description="estimated relative L2 error against the true solution, from the "
         "a-posteriori residual (calibrated per model; GET /models)"
@@ -332,7 +341,7 @@ class BatchItem(BaseModel):
     params: dict[str, float]
     u: list[list[float]] | list[float]
     coefficients: list[list[float]]
-    rung: Literal["surrogate", "corrected", "reference"]
+    rung: RungName
     error_estimate: float
     within_tolerance: bool | None
     flags: list[Flag]

@@ -10,6 +10,10 @@ caller says the server is otherwise idle — then ``service.ladder``: the correc
 (``core.correction``: one LRNR pass on the correction grid gives the residual, the error proxy,
 the correction and its estimate) or the uncorrected estimate, and with a tolerance the climb
 of every row whose estimate is above it.
+
+Coefficients stay rows (R, Σ k_l) throughout (only the field evaluator splits them per layer);
+what each row's answer is made of is filled into one ``core.answer.Diagnostics`` per row, which
+``service.responses`` writes out.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from core.answer import Diagnostics
 from core.artifact import Artifact, ArtifactError, load_artifact
 from core.fast_phase import FastPhaseSettings, run_fast_phase
+from core.grid import STANDARD_NT, STANDARD_NX
 from core.hypernet import hyper_forward
 from core.reference_rung import FIRST_SUBSTEPS, NX_INTERNAL, solve_at_sites
 from service import ladder
 from service.errors import SolverError
 from service.jobs import GridArrays, Job, PassResult, grid_arrays
 from service.schemas import Grid
+
+STANDARD_SITES = STANDARD_NX * STANDARD_NT
 
 # How far a request may extrapolate when it opts in: one trained-domain width beyond each
 # bound (at least EXTRAPOLATION_MIN_SPAN), and never below zero (μ ≥ 0 is physical).
@@ -65,6 +73,7 @@ class ModelRuntime:
             raise ArtifactError(
                 path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}"
             )
+        self.ranks = tuple(artifact.lrnr.ranks)  # coefficients per hidden layer (a row holds Σ k_l)
         self.backend = "onnxruntime" if path else "numpy"
         # the exact backend and the full-LRNR check run in float32: half the cost of float64
         self.fast = artifact.fast_phase_model(np.float32)
@@ -84,7 +93,7 @@ class ModelRuntime:
         # how much an estimate is widened outside the served domain (measured at build time)
         self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
         self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
-        # the reference rung's first attempt per row, at 16 sites and at 256 × 100 (measured by warm())
+        # the reference rung's first attempt per row, at 16 sites and on the standard grid (measured by warm())
         self.reference_cost_s = (0.002, 0.05)
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
@@ -144,14 +153,20 @@ class ModelRuntime:
         estimate is above it (``service.ladder``), stopped at ``deadline`` (perf_counter)."""
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
+        # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them
         S = np.concatenate([np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)], axis=1)
         t1 = time.perf_counter()
         if settings is not None:
-            S, rows = _collect(run_fast_phase(self.fast, S, mu, settings), S.shape[1])
+            results = run_fast_phase(self.fast, S, mu, settings)
+            width = S.shape[1]
+            S = np.stack([r.coefficients for r in results])
+            if S.shape[1] != width:
+                raise SolverError(f"the fast phase returned {S.shape[1]} coefficients per row, expected {width}")
+            rows = [Diagnostics(r.diagnostics()) for r in results]
         else:
-            rows = [_skipped_row() for _ in range(len(mu))]
+            rows = [Diagnostics() for _ in range(len(mu))]
         t2 = time.perf_counter()
-        u_lrnr = self._field(_layers(S, self.artifact.lrnr.ranks), grid, field_workers)
+        u_lrnr = self._field(S, grid, field_workers)
         t3 = time.perf_counter()
         if not np.all(np.isfinite(u_lrnr)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")
@@ -161,13 +176,10 @@ class ModelRuntime:
         if tolerance is not None:
             ladder.escalate(self, answer, mu, grid, u_lrnr, tolerance, deadline, rows)
             timings["escalation"] = time.perf_counter() - t4
-        for row, info in zip(rows, answer.info):
-            row["answer"] = info
-        s = _layers(S, self.artifact.lrnr.ranks)
-        return PassResult(s, answer.u.astype(np.float32), rows, answer.estimate, timings, started, mu.shape[0])
+        return PassResult(S, answer.u.astype(np.float32), rows, answer.estimate, timings, started, mu.shape[0])
 
-    def _field(self, s: list[np.ndarray], grid: GridArrays, workers: int = 1) -> np.ndarray:
-        """The full-LRNR field for rows of coefficients s (R, k_l): (R, nt, nx) or (R, P).
+    def _field(self, S: np.ndarray, grid: GridArrays, workers: int = 1) -> np.ndarray:
+        """The full-LRNR field for coefficient rows S (R, Σ k_l): (R, nt, nx) or (R, P).
 
         With ``workers`` > 1 (and a field large enough to be worth it) the t axis, or the
         point list, is cut into parts evaluated at once on the field threads: onnxruntime
@@ -175,22 +187,22 @@ class ModelRuntime:
         points = grid.kind == "points"
         n = grid.x.size if points else grid.t.size
         parts = min(workers, self.field_threads, n)
-        if parts <= 1 or self._field_pool is None or s[0].shape[0] * grid.x.size * grid.t.size < MIN_SPLIT_VALUES:
-            return self._field_part(s, grid.x_eval, grid.t, points)
+        if parts <= 1 or self._field_pool is None or S.shape[0] * grid.x.size * grid.t.size < MIN_SPLIT_VALUES:
+            return self._field_part(S, grid.x_eval, grid.t, points)
         cuts = np.linspace(0, n, parts + 1).astype(int)
         x_eval = grid.x_eval
         if points:
             pieces = [(x_eval[a:b], grid.t[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
         else:
             pieces = [(x_eval, grid.t[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
-        futures = [self._field_pool.submit(self._field_part, s, x, t, points) for x, t in pieces[1:]]
-        first = self._field_part(s, *pieces[0], points)
+        futures = [self._field_pool.submit(self._field_part, S, x, t, points) for x, t in pieces[1:]]
+        first = self._field_part(S, *pieces[0], points)
         return np.concatenate([first, *(f.result() for f in futures)], axis=-1 if points else -2)
 
-    def _field_part(self, s: list[np.ndarray], x: np.ndarray, t: np.ndarray, points: bool) -> np.ndarray:
+    def _field_part(self, S: np.ndarray, x: np.ndarray, t: np.ndarray, points: bool) -> np.ndarray:
         if points:
-            return self.field.evaluate(s, x, t)
-        return self.field.evaluate_grid(s, x, t)
+            return self.field.evaluate(S, x, t)
+        return self.field.evaluate_grid(S, x, t)
 
     def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1) -> list[PassResult]:
         """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
@@ -206,7 +218,7 @@ class ModelRuntime:
         """One solve at the domain's centre on the standard grid; returns its wall time in seconds."""
         t0 = time.perf_counter()
         centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
-        grid = grid_arrays(Grid(nx=256, nt=100))
+        grid = grid_arrays(Grid(nx=STANDARD_NX, nt=STANDARD_NT))
         self.solve(centre[None], grid, self.default_settings, self.field_threads)
         elapsed = time.perf_counter() - t0
         # the reference rung's first attempt (its solve and its check: twice), per row: one row
@@ -226,84 +238,5 @@ class ModelRuntime:
         """Predicted seconds of the reference rung's first attempt for ``rows`` at ``sites``
         sites: per row, linear in the sites between the two measured by ``warm``."""
         few, full = self.reference_cost_s
-        share = min(1.0, max(0.0, (sites - 16) / (256 * 100 - 16)))
+        share = min(1.0, max(0.0, (sites - 16) / (STANDARD_SITES - 16)))
         return rows * (few + (full - few) * share)
-
-
-# ---------------------------------------------------------------------- fast-phase adapter
-
-
-def _layers(S: np.ndarray, ranks) -> list[np.ndarray]:
-    """Coefficient rows (R, P) → per-layer (R, k_l), as the field evaluator takes them."""
-    return np.split(S, np.cumsum(ranks)[:-1], axis=1)
-
-
-def _collect(results, width: int) -> tuple[np.ndarray, list[dict]]:
-    """list[FastPhaseResult] (one per row) → coefficient rows (R, P) and per-row diagnostics."""
-    rows = [
-        {
-            "enabled": True,
-            "backend": r.backend,
-            "optimizer": r.optimizer,
-            "steps_run": r.steps_run,
-            "locality": ladder.finite_or_none(r.locality),
-            "accepted": r.accepted,
-            "objective_before": ladder.finite_or_none(r.objective_before),
-            "objective_after": ladder.finite_or_none(r.objective_after),
-            "residual_before": ladder.finite_or_none(r.residual_before),
-            "residual_after": ladder.finite_or_none(r.residual_after),
-            "error_proxy_before": ladder.finite_or_none(r.proxy_before),
-            "error_proxy_after": ladder.finite_or_none(r.proxy_after),
-        }
-        for r in results
-    ]
-    S = np.stack([np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in r.s]) for r in results])
-    if S.shape[1] != width:
-        raise SolverError(f"the fast phase returned {S.shape[1]} coefficients per row, expected {width}")
-    return S, rows
-
-
-def _skipped_row() -> dict:
-    """The fast-phase diagnostics of a row that did not run it (the residual and the error
-    proxy are filled in by the correction when it runs, else stay null)."""
-    return {
-        "enabled": False,
-        "backend": None,
-        "optimizer": None,
-        "steps_run": 0,
-        "locality": None,
-        "accepted": False,
-        "objective_before": None,
-        "objective_after": None,
-        "residual_before": None,
-        "residual_after": None,
-        "error_proxy_before": None,
-        "error_proxy_after": None,
-    }
-
-
-def answer_flags(job: Job, row: int, estimate: float, info: dict) -> tuple[bool | None, list[dict]]:
-    """(within_tolerance, flags) of one answer: the served-domain breaches found at
-    validation, the tolerance check of its error estimate, and whether the time budget
-    stopped its escalation."""
-    flags = list(job.outside[row]) if job.outside else []
-    within = None
-    if job.tolerance is not None:
-        within = bool(estimate <= job.tolerance)
-        if not within:
-            flags.append(
-                {
-                    "code": "estimate_above_tolerance",
-                    "message": f"the estimated relative L2 error {estimate:.3g} exceeds the requested "
-                    f"tolerance {job.tolerance:g}",
-                }
-            )
-            if info.get("escalation", {}).get("time_budget_exhausted"):
-                flags.append(
-                    {
-                        "code": "time_budget_exhausted",
-                        "message": "the time budget ran out before a rung met the tolerance; this is the best "
-                        "answer found in time",
-                    }
-                )
-    return within, flags

@@ -117,7 +117,8 @@ class ServiceState:
         m.batch_rows.labels(runtime.name).observe(sum(j.mu.shape[0] for j in jobs))
         for res in results:
             for row in res.rows:
-                outcome = "skipped" if not row["enabled"] else "accepted" if row["accepted"] else "rejected"
+                fp = row.fast_phase
+                outcome = "skipped" if not fp.enabled else "accepted" if fp.accepted else "rejected"
                 m.solves.labels(runtime.name, outcome).inc()
         return results
 

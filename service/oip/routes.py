@@ -319,7 +319,7 @@ def _answer(
         "error_estimate": lambda: ("FP64", np.array([it["error_estimate"] for it in items], np.float64)),
         "within_tolerance": lambda: ("BOOL", np.array([it["within_tolerance"] for it in items], np.bool_)),
         "extrapolated": lambda: ("BOOL", np.array([it["extrapolated"] for it in items], np.bool_)),
-        "coefficients": lambda: ("FP64", np.concatenate([np.asarray(s, np.float64) for s in res.s], axis=1)),
+        "coefficients": lambda: ("FP64", np.asarray(res.coefficients, np.float64)),
         "diagnostics": lambda: (
             "BYTES",
             [encoding.dumps({k: v for k, v in it.items() if k not in ROW_TENSORS}) for it in items],

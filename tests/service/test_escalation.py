@@ -37,14 +37,14 @@ def test_escalation_picks_the_cheapest_rung_that_meets_a_tolerance(cdr):
     grid = grid_arrays(Grid(nx=256, nt=100))
     base = cdr.solve(HARD, grid, None)
     est = float(base.estimate[0])
-    assert base.rows[0]["answer"]["rung"] == "corrected" and "escalation" not in base.rows[0]["answer"]
+    assert base.rows[0].answer.rung == "corrected" and base.rows[0].answer.escalation is None
     met = cdr.solve(HARD, grid, None, tolerance=2 * est)  # the cheapest answer meets it: unchanged
-    assert met.rows[0]["answer"]["rung"] == "corrected" and np.array_equal(met.u, base.u)
+    assert met.rows[0].answer.rung == "corrected" and np.array_equal(met.u, base.u)
     tight = est / 20
     up = cdr.solve(HARD, grid, None, tolerance=tight, deadline=time.perf_counter() + 30)
-    info = up.rows[0]["answer"]
-    assert info["rung"] == "reference" and info["escalation"]["tried"] == ["reference"]
-    assert up.estimate[0] <= tight and not info["escalation"]["time_budget_exhausted"]
+    info = up.rows[0].answer
+    assert info.rung == "reference" and info.escalation.tried == ["reference"]
+    assert up.estimate[0] <= tight and not info.escalation.time_budget_exhausted
     assert rel_err(up.u[0], HARD) <= up.estimate[0]  # the promise is kept
     assert rel_err(up.u[0], HARD) < rel_err(base.u[0], HARD)
 
@@ -53,11 +53,11 @@ def test_an_uncorrected_request_escalates_straight_to_the_reference(cdr):
     grid = grid_arrays(Grid(points=[(0.5, 0.2), (3.0, 0.9), (6.0, 1.0)]))
     mu = np.array([[3.0, 0.0, 2.0], [2.0, 1.0, 1.0]])
     surrogate = cdr.solve(mu, grid, None, correct=False)
-    assert [r["answer"]["rung"] for r in surrogate.rows] == ["surrogate"] * 2
-    assert all(r["answer"]["estimate"] == "a_priori" for r in surrogate.rows)
+    assert [r.answer.rung for r in surrogate.rows] == ["surrogate"] * 2
+    assert all(r.answer.estimate == "a_priori" for r in surrogate.rows)
     tol = float(surrogate.estimate.min()) / 10
     up = cdr.solve(mu, grid, None, correct=False, tolerance=tol, deadline=time.perf_counter() + 30)
-    assert [r["answer"]["rung"] for r in up.rows] == ["reference"] * 2 and np.all(up.estimate <= tol)
+    assert [r.answer.rung for r in up.rows] == ["reference"] * 2 and np.all(up.estimate <= tol)
 
 
 def test_a_budget_that_runs_out_gives_a_flagged_answer_not_a_late_one(cdr):
@@ -65,8 +65,8 @@ def test_a_budget_that_runs_out_gives_a_flagged_answer_not_a_late_one(cdr):
     t0 = time.perf_counter()
     res = cdr.solve(HARD, grid, None, tolerance=1e-13, deadline=t0 + 0.005)
     assert time.perf_counter() - t0 < 1.0
-    info = res.rows[0]["answer"]
-    assert info["escalation"]["time_budget_exhausted"] and res.estimate[0] > 1e-13
+    info = res.rows[0].answer
+    assert info.escalation.time_budget_exhausted and res.estimate[0] > 1e-13
 
 
 def test_the_http_contract_of_escalation(client):
