@@ -16,7 +16,8 @@ estimate is above the tolerance is followed by one at 2s, until every row meets 
 largest step count is reached, or the next attempt would overrun the deadline. When a row's
 estimate falls by less than half from one attempt to the next, time is not what limits it:
 the next attempt doubles n as well (up to ``MAX_POINTS``; a front sharper than the grid, as
-in a reaction-dominated Allen–Cahn solution).
+in a reaction-dominated Allen–Cahn solution) — unless the estimate is already at the level
+of rounding (``ROUNDING``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
 MAX_SUBSTEPS = 8192
 MAX_POINTS = 1024  # internal points of the finest attempt (when space, not time, limits the estimate)
 STALLED = 0.5  # an estimate that falls by less than this factor between attempts is space-limited
+ROUNDING = 1e-8  # ... unless it is below this: there rounding stalls it, which more points do not cure
 MARCH_VALUES = 1 << 22  # states kept at once by the check's uniform march (32 MiB of float64)
 
 
@@ -141,7 +143,7 @@ def solve_to_tolerance(
         if u is None:
             u = np.empty((R,) + fine.shape[1:])
             est, steps, row_points = np.full(R, np.inf), np.zeros(R, dtype=int), np.zeros(R, dtype=int)
-        stalled = np.any((e > tolerance) & (e > STALLED * est[todo]))  # est: the previous attempt's
+        stalled = np.any((e > tolerance) & (e > STALLED * est[todo]) & (e > ROUNDING))  # est: the last attempt's
         u[todo], est[todo], steps[todo], row_points[todo] = fine, e, s, n
         attempts.append(s)
         last = time.perf_counter() - t0
