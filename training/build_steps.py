@@ -322,42 +322,40 @@ def sweep_step(run: Run, fp: FastPhaseChoice, size: BuildSize = BuildSize()) -> 
     sweep = solve_rows(lrnr, hyper, fast, default, mus, refs, correction=correction, family=family)
     # correct by default when the correction helps on the whole-domain sweep: the median falls
     # and no more than 5% of the sets get more than 5% worse
-    worse = float(np.mean(sweep["err_corrected"] > 1.05 * sweep["err_fast"]))
-    correct = bool(np.median(sweep["err_corrected"]) < np.median(sweep["err_fast"]) and worse <= 0.05)
-    served_err = sweep["err_corrected"] if correct else sweep["err_fast"]
+    worse = float(np.mean(sweep.err_corrected > 1.05 * sweep.err_fast))
+    correct = bool(np.median(sweep.err_corrected) < np.median(sweep.err_fast) and worse <= 0.05)
+    served_err = sweep.err_corrected if correct else sweep.err_fast
     served = served_box(domain, mus, served_err, TARGET)
     inside = served.contains(mus)
     # calibration: every swept answer served by default, plus the hypernetwork's answer where
     # the fast phase changed it (an answer the service gives with the fast phase off)
-    changed = sweep["accepted"]
+    changed = sweep.accepted
     model = fit_error_model(
-        np.concatenate([sweep["proxy_fast"], sweep["proxy_hyper"][changed]]),
+        np.concatenate([sweep.proxy_fast, sweep.proxy_hyper[changed]]),
         np.concatenate([mus, mus[changed]]),
-        np.concatenate([sweep["err_fast"], sweep["err_hyper"][changed]]),
+        np.concatenate([sweep.err_fast, sweep.err_hyper[changed]]),
         domain,
     )
     corrected_model = fit_error_model(
-        np.concatenate([sweep["d_fast"], sweep["d_hyper"][changed]]),
+        np.concatenate([sweep.d_fast, sweep.d_hyper[changed]]),
         np.concatenate([mus, mus[changed]]),
-        np.concatenate([sweep["err_corrected"], sweep["err_hyper_corrected"][changed]]),
+        np.concatenate([sweep.err_corrected, sweep.err_hyper_corrected[changed]]),
         domain,
     )
     validation_mus = served.sample(size.validation, np.random.default_rng(23))
     val_refs = reference_fields(validation_mus, family)
     val = solve_rows(lrnr, hyper, fast, default, validation_mus, val_refs, correction=correction, family=family)
-    estimate_sweep = estimate_quality(
-        model.predict(sweep["proxy_fast"][inside], mus[inside]), sweep["err_fast"][inside]
-    )
-    estimate_val = estimate_quality(model.predict(val["proxy_fast"], validation_mus), val["err_fast"])
+    estimate_sweep = estimate_quality(model.predict(sweep.proxy_fast[inside], mus[inside]), sweep.err_fast[inside])
+    estimate_val = estimate_quality(model.predict(val.proxy_fast, validation_mus), val.err_fast)
     corrected_sweep = estimate_quality(
-        corrected_model.predict(sweep["d_fast"][inside], mus[inside]), sweep["err_corrected"][inside]
+        corrected_model.predict(sweep.d_fast[inside], mus[inside]), sweep.err_corrected[inside]
     )
-    corrected_val = estimate_quality(corrected_model.predict(val["d_fast"], validation_mus), val["err_corrected"])
+    corrected_val = estimate_quality(corrected_model.predict(val.d_fast, validation_mus), val.err_corrected)
     print(
-        f"[5/7] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep['err_hyper']):.4f} worst "
-        f"{sweep['err_hyper'].max():.4f}; fast phase median {np.median(sweep['err_fast']):.4f} worst "
-        f"{sweep['err_fast'].max():.4f}; + correction median {np.median(sweep['err_corrected']):.5f} worst "
-        f"{sweep['err_corrected'].max():.5f} ({100 * worse:.0f}% > 5% worse; default {correct}); served "
+        f"[5/7] sweep over {len(mus)} sets: hypernetwork median {np.median(sweep.err_hyper):.4f} worst "
+        f"{sweep.err_hyper.max():.4f}; fast phase median {np.median(sweep.err_fast):.4f} worst "
+        f"{sweep.err_fast.max():.4f}; + correction median {np.median(sweep.err_corrected):.5f} worst "
+        f"{sweep.err_corrected.max():.5f} ({100 * worse:.0f}% > 5% worse; default {correct}); served "
         f"{served.bounds}; estimate (validation): uncorrected Spearman {estimate_val['spearman']:.2f}, within 1–5× "
         f"{100 * estimate_val['within_1_to_5x']:.0f}%; corrected Spearman {corrected_val['spearman']:.2f}, "
         f"within 1–5× {100 * corrected_val['within_1_to_5x']:.0f}%"
@@ -384,11 +382,11 @@ def sweep_step(run: Run, fp: FastPhaseChoice, size: BuildSize = BuildSize()) -> 
     quality_sweep = {
         "per_axis": int(len(np.unique(mus[:, 0]))),
         "target": TARGET,
-        "hyper": summary(sweep["err_hyper"]),
-        "fast": summary(sweep["err_fast"]),
-        "fast_served": summary(sweep["err_fast"][inside]),
-        "hyper_corrected": summary(sweep["err_hyper_corrected"]),
-        "corrected": summary(sweep["err_corrected"]),
+        "hyper": summary(sweep.err_hyper),
+        "fast": summary(sweep.err_fast),
+        "fast_served": summary(sweep.err_fast[inside]),
+        "hyper_corrected": summary(sweep.err_hyper_corrected),
+        "corrected": summary(sweep.err_corrected),
         "served_answer_in_served_domain": summary(served_err[inside]),
     }
     return SweepResult(served, error_estimate, correction_section, quality_sweep)

@@ -107,8 +107,6 @@ def hyper_rows(hyper: HyperWeights, mus: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- answers per row
 
-_FORMER_KEYS = {"mu": "mus", "S": "coefficients_fast", "ms": "ms_fast"}
-
 
 @dataclass(frozen=True, eq=False)
 class RowAnswers:
@@ -133,14 +131,6 @@ class RowAnswers:
     ms_fast: np.ndarray | None = None  # fast-phase wall time per row, milliseconds (its batch's mean)
     err_corrected: np.ndarray | None = None  # the fast phase's coefficients, corrected
     d_fast: np.ndarray | None = None  # their two-grid difference
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        """The array by its former dict key ("mu", "S", "ms" or the field's name), for callers
-        written against the dict this used to be (training/build_artifact.py)."""
-        value = getattr(self, _FORMER_KEYS.get(key, key))
-        if value is None:
-            raise KeyError(key)
-        return value
 
 
 def solve_rows(

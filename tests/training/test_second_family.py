@@ -1,6 +1,6 @@
 """The PDE-family seam end to end with a second family: a tiny Allen–Cahn model is trained
-here, built into an artifact by the same steps as the shipped models, served, and its
-answers are checked against the Allen–Cahn reference solver.
+(tests/training/conftest.py), built into an artifact by the same steps as the shipped models,
+served, and its answers are checked against the Allen–Cahn reference solver.
 
 Nothing below names Allen–Cahn's equation: the family module (core/families/allen_cahn.py)
 and its training config are all a new family needs.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,21 +24,8 @@ from core.pde import uniform_grid
 from core.reference import solve_reference_batch
 from service.app import create_app
 from service.settings import ServiceSettings
-from training.build_artifact import BuildSize, build
-from training.calibrate import CalibrationSize
-from training.config import TrainConfig
-from training.train import MetaTrainer
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "training" / "configs" / "allen_cahn_tiny.json"
 FAMILY = FAMILIES["allen_cahn"]
-SMALL = BuildSize(
-    grid_sets=9,
-    sweep_per_axis=3,
-    validation=6,
-    queries=(4, 2),
-    calibration=CalibrationSize(per_axis=3, random=6, validation=6, band=4, extrapolation=4),
-)
 NX, NT = 64, 21
 
 
@@ -49,14 +35,10 @@ def _relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(artifact directory, test client): trained, built and served once for the module."""
-    tmp = tmp_path_factory.mktemp("allen_cahn")
-    cfg = TrainConfig.from_json(CONFIG)
-    MetaTrainer(cfg, tmp / "run", progress=False).fit(resume=False)
-    out = tmp / "models" / "ac"
-    build(tmp / "run", "ac", out, "0.1.0", [8], [3], 4, None, True, SMALL)
-    app = create_app(ServiceSettings(artifact_dir=tmp / "models", default_model="ac", solver_threads=2))
+def served(tiny_allen_cahn):
+    """(artifact directory, test client): the tiny model (conftest.py), served for the module."""
+    out = tiny_allen_cahn
+    app = create_app(ServiceSettings(artifact_dir=out.parent, default_model="ac", solver_threads=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the test client's import warns about httpx versions
         from fastapi.testclient import TestClient
