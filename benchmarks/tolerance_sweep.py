@@ -32,7 +32,8 @@ from service import checks
 from service.schemas import SolveRequest
 from service.settings import ServiceSettings
 from service.solver import ModelRuntime
-from training.sweep import band_parameters, reference_fields, relative_l2, sweep_parameters
+from training.row_answers import reference_fields, relative_l2
+from training.sweep import band_parameters, sweep_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def run(name: str, tolerances: list[float | None], per_axis: int | None) -> list
             errs.append(float(relative_l2(res.u[:1].astype(np.float64), ref[None])[0]))
             ests.append(float(res.estimate[0]))
             within.append(tol is not None and ests[-1] <= tol)
-            rungs[res.rows[0]["answer"]["rung"]] += 1
+            rungs[res.rows[0].answer.rung] += 1
         errs, ests, within = np.array(errs), np.array(ests), np.array(within)
         rows.append(
             {

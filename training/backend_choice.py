@@ -21,7 +21,7 @@ from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from core.hypernet import HyperWeights
 from core.lrnr import LRNRWeights
 from core.pde import Domain
-from training.sweep import fields, hyper_rows, reference_fields, relative_l2
+from training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
 MEDIAN_RATIO = 0.65  # median error ratio fast / hypernetwork at most this
 IMPROVED = 0.80  # at least this share of queries improved

@@ -52,7 +52,7 @@ from training.build_steps import (
 from training.calibrate import CalibrationSize
 from training.calibrate import calibrate as calibrate_artifact
 from training.evaluate_hyper import hyper_only_errors, test_parameters
-from training.sweep import hyper_rows
+from training.row_answers import hyper_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

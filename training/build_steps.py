@@ -28,17 +28,8 @@ from training import backend_choice
 from training.calibrate import NEWTON, RUNGS, CalibrationSize
 from training.evaluate_hyper import load_run, run_family
 from training.onnx_export import lrnr_onnx
-from training.sweep import (
-    TARGET,
-    fields,
-    hyper_rows,
-    reference_fields,
-    relative_l2,
-    served_box,
-    solve_rows,
-    summary,
-    sweep_parameters,
-)
+from training.row_answers import fields, hyper_rows, reference_fields, relative_l2, solve_rows
+from training.sweep import TARGET, served_box, summary, sweep_parameters
 
 COLLOCATION = (256, 0)  # (points, seed) of the fast phase's collocation points
 CHECK_GRIDS = ((16, 17), (16, 33), (32, 33), (32, 65))  # (nx, nt) of the error proxy, cheapest first

@@ -34,7 +34,8 @@ from core.correction import CorrectionSpec, ErrorCorrection
 from core.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
 from core.fast_phase import run_fast_phase
 from core.pde import Domain, standard_grid
-from training.sweep import fields, has_low_nu_band, hyper_rows, reference_fields, relative_l2
+from training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from training.sweep import has_low_nu_band
 
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
 RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")

@@ -38,7 +38,7 @@ from training.backend_choice import hard_part
 from training.evaluate_hyper import relative_errors
 from training.finetune import FinetuneSettings, finetune
 from training.modules import LRNR
-from training.sweep import fields, hyper_rows, reference_fields
+from training.row_answers import fields, hyper_rows, reference_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAM_STEPS = 400

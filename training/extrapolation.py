@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.artifact import load_artifact
-from training.sweep import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
+from training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = {  # (β, ν, ρ) beyond the trained domains (cdr: β ∈ [1, 3], ν, ρ ∈ [0, 2]; convection: β ∈ [1, 20])

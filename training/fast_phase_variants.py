@@ -27,7 +27,7 @@ from core.fast_phase import FastPhaseModel, choose
 from core.fast_phase.lm import levenberg_marquardt
 from core.fast_phase.run import _Rows
 from training.evaluate import query_sets
-from training.sweep import fields, hyper_rows, reference_fields, relative_l2
+from training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.pde import Domain
+from training.row_answers import reference_fields, solve_rows
 from training.sweep import (
     COVERED_ABOVE,
     ROOT,
@@ -27,8 +28,6 @@ from training.sweep import (
     ArtifactSweep,
     ErrorSummary,
     EstimateQuality,
-    reference_fields,
-    solve_rows,
     sweep_artifact,
     sweep_parameters,
 )

@@ -14,7 +14,7 @@ from core.error_proxy import ErrorProxy
 from core.pde import CDR, uniform_grid
 from core.random_model import random_model
 from core.spectral import cubic_in_time, trig_interpolate
-from training.sweep import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
+from training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from core.error_estimate import spearman
 from core.error_proxy import ErrorProxy, error_field, linearised_error
 from core.pde import CDR, uniform_grid
 from core.random_model import random_model
-from training.sweep import fields, hyper_rows, reference_fields, relative_l2
+from training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,7 @@ import pytest
 from core.families.allen_cahn import ALLEN_CAHN
 from core.pde import CDR, CONVECTION, Domain, standard_grid
 from training import backend_choice
+from training.row_answers import RowAnswers, reference_fields, relative_l2
 from training.sweep import (
     HARD_NU,
     TARGET,
@@ -18,12 +19,9 @@ from training.sweep import (
     ErrorSummary,
     EstimateQuality,
     ExtrapolationBand,
-    RowAnswers,
     SweepQuality,
     band_parameters,
-    reference_fields,
     regions,
-    relative_l2,
     served_box,
     sweep_artifact,
     sweep_parameters,
