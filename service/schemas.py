@@ -6,6 +6,9 @@ need the loaded model or the configured limits (served domain, grid size, steps,
 size) live in ``service.checks``. Long lists stop at their first bad item (``fail_fast``),
 so a large invalid body costs no more than a valid one. Responses are built as plain
 dicts for speed; the response classes below document their shape.
+
+One module of ~400 lines on purpose: it is the whole HTTP contract, each request beside the
+response it gets, and the OpenAPI document is generated from it in this order.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ from typing import TypedDict
 import numpy as np
 
 from core.correction import ErrorCorrection
-from core.error_estimate import estimate_quality, fit_error_model, spearman
-from core.error_proxy import ErrorProxy
+from core.error_estimate import estimate_quality, fit_error_model
 from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
 from core.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
@@ -27,57 +26,12 @@ from core.pde import Domain, interior_points
 from training import backend_choice
 from training.calibrate import NEWTON, RUNGS, CalibrationSize
 from training.evaluate_hyper import load_run, run_family
+from training.grid_choice import choose_check_grid, choose_correction_nx, correction_grids
 from training.onnx_export import lrnr_onnx
-from training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2, solve_rows
+from training.row_answers import hyper_rows, reference_fields, solve_rows
 from training.sweep import TARGET, served_box, summary, sweep_parameters
 
 COLLOCATION = (256, 0)  # (points, seed) of the fast phase's collocation points
-CHECK_GRIDS = ((16, 17), (16, 33), (32, 33), (32, 65))  # (nx, nt) of the error proxy, cheapest first
-CHECK_SPEARMAN = 0.98  # the cheapest grid whose proxy ranks the true errors this well is shipped
-
-
-CORRECTION_NX = (32, 64, 128)  # candidate points in x of the correction grid, cheapest first
-
-
-def correction_grids(
-    domain: Domain, family: PdeFamily = CDR_FAMILY, nx: int = CORRECTION_NX[0]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(nx, nt) of the correction grid and of its two-grid check (same x, every other time).
-
-    The LRNR's residual is sampled at nt times and interpolated cubically in between: waves
-    that travel far (convection speed |a_x| = |β| up to 20 for convection: 0.13% worst on
-    32 × 33, 0.021% on 32 × 65) need more samples than cdr's |β| ≤ 3. ``nx``: see
-    ``choose_correction_nx``."""
-    corners = np.stack([domain.low, domain.high])  # the speed is linear in the parameters
-    speed = float(np.max(np.abs(family.linear_coefficients(*family.columns(corners, 1))[0])))
-    nt = 33 if speed <= 5.0 else 65
-    return (nx, nt), (nx, (nt - 1) // 2 + 1)
-
-
-def choose_correction_nx(run: Run, per_axis: int = 3) -> tuple[int, list[dict]]:
-    """The correction grid's points in x: the first of ``CORRECTION_NX`` whose correction, on
-    the domain's corners, faces and centre (``Domain.grid(per_axis)``), at least quarters the
-    hypernetwork's median error and makes at most 10% of those sets > 5% worse. A front sharper
-    than the grid (Allen–Cahn at ρ = 5: 32 points make the answer worse, 64 make it 15× better)
-    needs more points than CDR's smooth solutions. Returns (nx, the measurements)."""
-    mus = run.domain.grid(per_axis)
-    refs = reference_fields(mus, run.family)
-    S = hyper_rows(run.hyper, mus)
-    u = fields(run.lrnr, S, family=run.family)
-    err_hyper = relative_l2(u, refs)
-    rows = []
-    for nx in CORRECTION_NX:
-        grid, coarse = correction_grids(run.domain, run.family, nx)
-        corr = ErrorCorrection(run.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=run.family)
-        ratio = corrected_errors(corr, S, mus, u, refs)[0] / err_hyper
-        rows.append({"nx": nx, "median_ratio": float(np.median(ratio)), "worse": float(np.mean(ratio > 1.05))})
-        print(
-            f"[5/7] correction nx={nx}: median error ratio to the hypernetwork {rows[-1]['median_ratio']:.3f}, "
-            f"{100 * rows[-1]['worse']:.0f}% of {len(mus)} corner/face sets > 5% worse"
-        )
-        if rows[-1]["median_ratio"] <= 0.25 and rows[-1]["worse"] <= 0.1:
-            return nx, rows
-    return CORRECTION_NX[-1], rows
 
 
 def per_axis_for(domain: Domain, total: int = 64) -> int:
@@ -106,31 +60,6 @@ def agreement_figure(fast: FastPhaseModel, S: np.ndarray, mus: np.ndarray, path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def choose_check_grid(
-    lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray, family: PdeFamily = CDR_FAMILY
-) -> tuple[tuple[int, int], list[dict]]:
-    """The error proxy's grid: the cheapest of CHECK_GRIDS whose proxy has Spearman ≥
-    CHECK_SPEARMAN against the true errors of coefficient rows S (G, P) at mus (G, p) (else
-    the best one); returns (nx, nt) and the measurements."""
-    err = relative_l2(fields(lrnr, S, family=family), refs)
-    rows = []
-    for nx, nt in CHECK_GRIDS:
-        proxy, _ = ErrorProxy(lrnr, nx, nt, family=family)(S, mus)
-        ratio = err / proxy
-        rows.append(
-            {
-                "nx": nx,
-                "nt": nt,
-                "spearman": spearman(proxy, err),
-                "ratio_median": float(np.median(ratio)),
-                "ratio_p90_over_p10": float(np.quantile(ratio, 0.9) / np.quantile(ratio, 0.1)),
-            }
-        )
-    good = [r for r in rows if r["spearman"] >= CHECK_SPEARMAN]
-    pick = good[0] if good else max(rows, key=lambda r: r["spearman"])
-    return (pick["nx"], pick["nt"]), rows
 
 
 @dataclass(frozen=True)
