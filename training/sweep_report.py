@@ -292,7 +292,9 @@ def sweep_runs(runs: Sequence[Path], per_axis: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["cdr", "convection"], help="shipped models (artifacts/<name>)")
+    ap.add_argument(
+        "--models", nargs="+", default=["cdr", "convection", "allen_cahn"], help="shipped models (artifacts/<name>)"
+    )
     ap.add_argument("--run", type=Path, nargs="+", help="training run directories instead (hypernetwork only)")
     ap.add_argument("--per-axis", type=int)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "sweep.md")

@@ -63,7 +63,7 @@ def test_an_unknown_family_is_refused(art, family):
             check(art)
 
 
-@pytest.mark.parametrize("name", ["cdr", "convection"])
+@pytest.mark.parametrize("name", ["cdr", "convection", "allen_cahn"])
 def test_the_committed_artifacts_stay_valid(name):
     if not (ROOT / "artifacts" / name / "manifest.json").exists():
         pytest.skip("no committed artifact")

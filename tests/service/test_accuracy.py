@@ -18,7 +18,7 @@ from service.settings import DEFAULT_ARTIFACT_DIR
 # the default answer at every grid point; 3% leaves room for points between the grid's and
 # float32 serving without hiding a regression.
 REL_L2_TOL = 0.03
-MODELS = [m for m in ("cdr", "convection") if (DEFAULT_ARTIFACT_DIR / m / "manifest.json").is_file()]
+MODELS = [m for m in ("cdr", "convection", "allen_cahn") if (DEFAULT_ARTIFACT_DIR / m / "manifest.json").is_file()]
 
 
 def rel_l2(u: np.ndarray, ref: np.ndarray) -> float:
@@ -31,17 +31,18 @@ def test_bundled_model_matches_reference(name):
     """Random points of the served domain and its centre, end to end: the default answer (fast
     phase + correction) is within the target, better than the uncorrected one and the
     hypernetwork's, and its error estimate is of the right size."""
-    served = load_artifact(DEFAULT_ARTIFACT_DIR / name).served_domain
+    art = load_artifact(DEFAULT_ARTIFACT_DIR / name)
+    served, family = art.served_domain, art.family
     mus = np.vstack([served.sample(4, np.random.default_rng(2024)), 0.5 * (served.low + served.high)])
     with make_client(create_app(make_settings(Path(DEFAULT_ARTIFACT_DIR), models=name, default_model=name))) as c:
         for mu in mus:
-            params = dict(zip(("beta", "nu", "rho"), map(float, mu)))
+            params = dict(zip(family.params, map(float, mu)))
             answer = c.post("/solve", json={"model": name, "params": params}).json()
             adapted = c.post("/solve", json={"model": name, "params": params, "correction": False}).json()
             plain = c.post(
                 "/solve", json={"model": name, "params": params, "fast_phase": {"enabled": False}, "correction": False}
             ).json()
-            ref = solve_reference(mu, np.asarray(answer["x"]), np.asarray(answer["t"]))
+            ref = solve_reference(mu, np.asarray(answer["x"]), np.asarray(answer["t"]), family=family)
             err = rel_l2(np.asarray(answer["u"]), ref)
             err_fast, err_hyper = rel_l2(np.asarray(adapted["u"]), ref), rel_l2(np.asarray(plain["u"]), ref)
             fp = adapted["diagnostics"]["fast_phase"]

@@ -52,6 +52,12 @@ def test_models_lists_manifests(client, artifact_root):
     }
     by_name = {m["name"]: m for m in data["models"]}
     assert set(by_name) == {"cdr", "convection"}
+    assert by_name["cdr"]["family"] == {
+        "name": "cdr",
+        "equation": load_artifact(artifact_root / "cdr").family.equation,
+        "params": ["beta", "nu", "rho"],
+        "nonnegative": ["nu", "rho"],
+    }
     cdr = by_name["cdr"]
     art = load_artifact(artifact_root / "cdr")
     assert cdr["default"] is True and by_name["convection"]["default"] is False

@@ -136,7 +136,7 @@ def test_a_family_without_an_onnx_form_is_refused(case):
         lrnr_onnx(case[0], family=Gaussian())
 
 
-@pytest.mark.parametrize("model", ["cdr", "convection"])
+@pytest.mark.parametrize("model", ["cdr", "convection", "allen_cahn"])
 def test_the_shipped_graphs_are_what_the_exporter_writes(model):
     """The family-aware exporter writes the committed artifacts' graphs byte for byte."""
     art = load_artifact(ROOT / "artifacts" / model)
