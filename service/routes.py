@@ -94,12 +94,7 @@ async def solve(
     request: Request, state: ServiceState = Depends(get_state), fmt: Literal["json", "npy"] | None = Format
 ) -> Response:
     """One parameter set → the field on a grid."""
-    async with state.requests.slot():
-        body = await parse_body(request, SolveRequest, state)
-        runtime = checks.find_model(state.models, body.model, state.settings.default_model)
-        job = checks.solve_job(runtime, body, state.settings)
-        res = await state.execute(runtime, job, batchable=True)
-        return await solve_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
+    return await _solve(request, state, fmt, SolveRequest, checks.solve_job, solve_response, batchable=True)
 
 
 @api.post(
@@ -113,12 +108,19 @@ async def solve_batch(
     request: Request, state: ServiceState = Depends(get_state), fmt: Literal["json", "npy"] | None = Format
 ) -> Response:
     """Many parameter sets on one grid, solved together in one vectorised pass."""
+    return await _solve(request, state, fmt, BatchSolveRequest, checks.batch_job, batch_response, batchable=False)
+
+
+async def _solve(request: Request, state: ServiceState, fmt, schema, make_job, respond, batchable: bool) -> Response:
+    """The path of /solve and /solve/batch, top-down: parse the body as ``schema``, find the
+    model, check the request into a job (``make_job``), solve it (``batchable``: may share a
+    pass with other requests), answer (``respond``) as JSON or .npy."""
     async with state.requests.slot():
-        body = await parse_body(request, BatchSolveRequest, state)
+        body = await parse_body(request, schema, state)
         runtime = checks.find_model(state.models, body.model, state.settings.default_model)
-        job = checks.batch_job(runtime, body, state.settings)
-        res = await state.execute(runtime, job, batchable=False)
-        return await batch_response(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
+        job = make_job(runtime, body, state.settings)
+        res = await state.execute(runtime, job, batchable=batchable)
+        return await respond(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
 
 
 SWEEP_BODY = {

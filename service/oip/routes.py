@@ -10,6 +10,7 @@ protocol's body ``{"error": "<code>: <message>"}``.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import anyio.to_thread
@@ -85,6 +86,19 @@ META_ERRORS = _oip_errors(401, 404, 503)
 INFER_ERRORS = _oip_errors(400, 401, 404, 408, 413, 422, 500, 503)
 
 
+def _protocol_errors(handler):
+    """An ApiError raised by ``handler`` is answered with the protocol's error body (``oip_error``)."""
+
+    @functools.wraps(handler)  # FastAPI reads the handler's own signature through __wrapped__
+    async def wrapped(*args, **kwargs):
+        try:
+            return await handler(*args, **kwargs)
+        except ApiError as exc:
+            return oip_error(exc)
+
+    return wrapped
+
+
 def _state(request: Request) -> ServiceState:
     return request.app.state.service
 
@@ -120,11 +134,9 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("", summary="server metadata", responses=_oip_errors(401))
+@_protocol_errors
 async def server_metadata(request: Request) -> JSONResponse:
-    try:
-        await authorize(request, _state(request))
-    except ApiError as exc:
-        return oip_error(exc)
+    await authorize(request, _state(request))
     return JSONResponse({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
 
@@ -135,12 +147,10 @@ async def server_metadata(request: Request) -> JSONResponse:
     responses=META_ERRORS,
     openapi_extra=VERSION_PARAM,
 )
+@_protocol_errors
 async def model_ready(request: Request, model_name: str) -> JSONResponse:
     state = _state(request)
-    try:
-        runtime = _model(state, model_name, _version(request))
-    except ApiError as exc:
-        return oip_error(exc)
+    runtime = _model(state, model_name, _version(request))
     ok = state.status == "ready"
     return JSONResponse(
         {"name": model_name, "version": runtime.artifact.version, "ready": ok}, status_code=200 if ok else 503
@@ -154,13 +164,11 @@ async def model_ready(request: Request, model_name: str) -> JSONResponse:
     responses=META_ERRORS,
     openapi_extra=VERSION_PARAM,
 )
+@_protocol_errors
 async def model_metadata(request: Request, model_name: str) -> JSONResponse:
     state = _state(request)
-    try:
-        await authorize(request, state)
-        runtime = _model(state, model_name, _version(request))
-    except ApiError as exc:
-        return oip_error(exc)
+    await authorize(request, state)
+    runtime = _model(state, model_name, _version(request))
     return JSONResponse(
         {
             "name": runtime.name,
