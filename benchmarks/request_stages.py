@@ -53,13 +53,16 @@ def measure(queries: int, repeats: int) -> dict:
     for path in list_artifacts(Path.cwd() / "artifacts"):  # each tree's own artifacts
         rt = ModelRuntime.load(path, onnx_threads=1, field_threads=1)
         mus = rt.served.sample(queries, np.random.default_rng(9))
+        family = getattr(rt, "family", None)  # None: a baseline from before families (CDR only)
+        names = family.params if family else ("beta", "nu", "rho")
+        reference_kw = {"family": family} if family else {}
         out[rt.name] = {}
         for shape, grid in SHAPES.items():
             grid = grid or {"points": pts.tolist()}
             stages: dict[str, list[float]] = {}
             errors = []
             for mu in mus:
-                params = dict(zip(("beta", "nu", "rho"), map(float, mu)))
+                params = dict(zip(names, map(float, mu)))
                 body = SolveRequest.model_validate_json(json.dumps({"model": rt.name, "params": params, "grid": grid}))
                 for r in range(repeats + 1):
                     job = checks.solve_job(rt, body, limits)
@@ -71,7 +74,7 @@ def measure(queries: int, repeats: int) -> dict:
                     for k, v in {**res.timings, "pass": wall}.items():
                         stages.setdefault(k, []).append(1e3 * v)
                 if shape == "256x100":
-                    ref = solve_reference_batch(mu[None], job.grid.x, job.grid.t)[0]
+                    ref = solve_reference_batch(mu[None], job.grid.x, job.grid.t, **reference_kw)[0]
                     errors.append(float(np.linalg.norm(res.u[0] - ref) / np.linalg.norm(ref)))
             out[rt.name][shape] = {k: statistics.median(v) for k, v in stages.items()}
             if errors:
@@ -141,10 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     for model in merged[names[0]]:
         for shape in merged[names[0]][model]:
             print(f"\n{model}, {shape}")
-            keys = sorted({k for n in names for k in merged[n][model][shape]}, key=lambda k: (k.startswith("error"), k))
+            rows = {n: merged[n].get(model, {}).get(shape, {}) for n in names}  # a model one tree lacks: "—"
+            keys = sorted({k for n in names for k in rows[n]}, key=lambda k: (k.startswith("error"), k))
             print(f"{'stage':>12} " + " ".join(f"{n:>22}" for n in names) + ("   ratio" if len(names) == 2 else ""))
             for k in keys:
-                vals = [merged[n][model][shape].get(k) for n in names]
+                vals = [rows[n].get(k) for n in names]
                 fmt = (lambda v: f"{100 * v:>21.4f}%") if k.startswith("error") else (lambda v: f"{v:>22.2f}")
                 cells = " ".join(fmt(v) if v is not None else f"{'—':>22}" for v in vals)
                 ratio = f"   {vals[0] / vals[1]:.2f}" if len(vals) == 2 and None not in vals and vals[1] else ""
