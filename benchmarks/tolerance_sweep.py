@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.pde import PARAM_NAMES
 from service import checks
 from service.schemas import SolveRequest
 from service.settings import ServiceSettings
@@ -41,14 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(name: str, tolerances: list[float | None], per_axis: int | None) -> list[dict]:
     rt = ModelRuntime.load(ROOT / "artifacts" / name, onnx_threads=1, field_threads=1)
     rt.warm()
-    mus = np.concatenate([sweep_parameters(rt.artifact.domain, per_axis), band_parameters(rt.artifact.domain)])
-    refs = reference_fields(mus)
+    served = rt.served  # cdr's and convection's are their trained domains; allen_cahn's leaves out ν < 0.01
+    mus = np.concatenate([sweep_parameters(served, per_axis), band_parameters(served)])
+    refs = reference_fields(mus, rt.family)
     limits = ServiceSettings()
     rows = []
     for tol in tolerances:
         errs, ests, within, rungs, times = [], [], [], Counter(), []
         for mu, ref in zip(mus, refs):
-            body = {"model": name, "params": dict(zip(PARAM_NAMES, map(float, mu)))}
+            body = {"model": name, "params": dict(zip(rt.family.params, map(float, mu)))}
             if tol is not None:
                 body["tolerance"] = tol
             job = checks.solve_job(rt, SolveRequest.model_validate_json(json.dumps(body)), limits)
