@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 
@@ -151,21 +151,7 @@ class FastPhaseDiagnostics:
     steps_requested: int = 0
 
     def to_json(self) -> dict:
-        return {
-            "enabled": self.enabled,
-            "backend": self.backend,
-            "optimizer": self.optimizer,
-            "steps_run": self.steps_run,
-            "locality": self.locality,
-            "accepted": self.accepted,
-            "objective_before": self.objective_before,
-            "objective_after": self.objective_after,
-            "residual_before": self.residual_before,
-            "residual_after": self.residual_after,
-            "error_proxy_before": self.error_proxy_before,
-            "error_proxy_after": self.error_proxy_after,
-            "steps_requested": self.steps_requested,
-        }
+        return asdict(self)  # every field is a plain value, in the wire's order
 
     @classmethod
     def from_json(cls, d: Mapping) -> FastPhaseDiagnostics:
@@ -269,19 +255,11 @@ class AnswerDiagnostics:
 
     def to_json(self) -> dict:
         out = {"rung": str(self.rung), "coefficients": str(self.coefficients)}
-        # the keys in the order the answer gained them: the first rung's, then the escalation's
-        # (a surrogate has no substeps until an escalation gives it some)
-        late_substeps = self.escalation is not None and self.escalation.from_rung == Rung.SURROGATE
-        if self.substeps is not None and not late_substeps:
-            out["substeps"] = self.substeps
-        if self.estimate is not None:
-            out["estimate"] = self.estimate
+        for key in ("substeps", "estimate", "reference_points"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         if self.escalation is not None:
             out["escalation"] = self.escalation.to_json()
-        if self.substeps is not None and late_substeps:
-            out["substeps"] = self.substeps
-        if self.reference_points is not None:
-            out["reference_points"] = self.reference_points
         return out
 
     @classmethod

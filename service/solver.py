@@ -149,8 +149,9 @@ class ModelRuntime:
         """One pass over rows ``mu`` (R, p), the family's parameter columns: coefficients (the
         hypernetwork's, or the fast phase's when ``settings``), the LRNR's field (on up to
         ``field_workers`` threads), the correction when ``correct`` (None: the model's default)
-        with its estimate, or the uncorrected estimate; then, with a ``tolerance``, the escalation of every row whose
-        estimate is above it (``service.ladder``), stopped at ``deadline`` (perf_counter)."""
+        with its estimate, or the uncorrected estimate; then, with a ``tolerance``, the
+        escalation of every row whose estimate is above it (``service.ladder``), stopped at
+        ``deadline`` (perf_counter)."""
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
         # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them

@@ -55,7 +55,7 @@ def choose_correction_nx(run: ModelParts, per_axis: int = 3) -> tuple[int, list[
     """The correction grid's points in x: the first of ``CORRECTION_NX`` whose correction, on
     the domain's corners, faces and centre (``Domain.grid(per_axis)``), at least quarters the
     hypernetwork's median error and makes at most 10% of those sets > 5% worse. A front sharper
-    than the grid (Allen–Cahn at ρ = 5: 32 points make the answer worse, 64 make it 15× better)
+    than the grid (Allen–Cahn at ρ = 5: 32 points make the answer worse, 64 make it 8–15× better)
     needs more points than CDR's smooth solutions. Returns (nx, the measurements)."""
     mus = run.domain.grid(per_axis)
     refs = reference_fields(mus, run.family)

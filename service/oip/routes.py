@@ -254,7 +254,7 @@ def _parse_sync(
     return req, parse_json(BatchSolveRequest, orjson.dumps(batch_body(req, names)))
 
 
-def batch_body(req: InferRequest, names: tuple[str, ...] = ("beta", "nu", "rho")) -> dict:
+def batch_body(req: InferRequest, names: tuple[str, ...]) -> dict:
     """The /solve/batch body an inference request stands for (validated by its schema next);
     ``names``: the model's parameters, the columns of the input ``params``."""
     p, inputs = dict(req.parameters), dict(req.inputs)
