@@ -88,6 +88,14 @@ def make_sampler(cfg: TrainConfig) -> MuSampler:
     return MuSampler(cfg.box, cfg.boundary_frac, cfg.adaptive_frac, cfg.adaptive_bins, cfg.adaptive_power)
 
 
+def horizon_at(cfg: TrainConfig, step: int) -> float:
+    """The sampled time horizon at ``step``: 1, or growing from curriculum_start under a curriculum."""
+    if cfg.curriculum <= 0:
+        return 1.0
+    frac = step / max(1.0, cfg.curriculum * cfg.steps)
+    return min(1.0, cfg.curriculum_start + (1.0 - cfg.curriculum_start) * frac)
+
+
 def sample_batch(
     cfg: TrainConfig, rank: int, step: int, device, sampler: MuSampler | None = None
 ) -> tuple[torch.Tensor, ...]:
@@ -95,13 +103,37 @@ def sample_batch(
     rng = np.random.default_rng([cfg.seed, rank, step])
     sampler = sampler if sampler is not None else make_sampler(cfg)
     mu = sampler.sample(cfg.batch_params, rng)
-    horizon = 1.0
-    if cfg.curriculum > 0:
-        frac = step / max(1.0, cfg.curriculum * cfg.steps)
-        horizon = min(1.0, cfg.curriculum_start + (1.0 - cfg.curriculum_start) * frac)
-    x, t = sample_points(cfg.batch_params, cfg.batch_points, horizon, cfg.time_bins, rng)
+    x, t = sample_points(cfg.batch_params, cfg.batch_points, horizon_at(cfg, step), cfg.time_bins, rng)
     dt = torch.get_default_dtype()
     return tuple(torch.as_tensor(a, dtype=dt, device=device) for a in (mu, x, t))
+
+
+def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch: tuple) -> tuple[torch.Tensor, ...]:
+    """Residual-based adaptive points (RAD): per row and time slice, draw ``point_candidates``
+    candidates per point and keep as many points as the slice holds, drawn without replacement
+    with probability ∝ |R| / mean|R| + 1 under the current model (a uniform share plus a share
+    where the residual is: a sharp front gets points). Seeded by (seed, rank, step) like the batch."""
+    mu, x, t = batch
+    rng = np.random.default_rng([cfg.seed, rank, step, 1])
+    B, P = x.shape
+    c, bins = cfg.point_candidates, cfg.time_bins
+    per = P // bins
+    xc, tc = sample_points(B, P * c, horizon_at(cfg, step), bins, rng)
+    dt = x.dtype
+    xc_t, tc_t = (torch.as_tensor(a, dtype=dt, device=x.device) for a in (xc, tc))
+    with torch.no_grad():
+        s = net.hyper(mu)
+        u, u_x, u_t, u_xx = net.lrnr.jets(xc_t, tc_t, s)
+        res = net.lrnr.family.residual(u, u_t, u_x, u_xx, *net.lrnr.family.columns(mu))
+    w = np.abs(res.cpu().double().numpy()).reshape(B, bins, per * c)
+    w = w / np.maximum(w.mean(axis=-1, keepdims=True), 1e-300) + 1.0
+    w = np.where(np.isfinite(w), w, 1.0)
+    # Gumbel top-k: `per` draws without replacement with probability ∝ w, vectorised over rows and slices
+    keys = np.log(w) - np.log(-np.log(rng.random(w.shape)))
+    pick = np.argsort(-keys, axis=-1)[..., :per] + (np.arange(bins) * per * c)[None, :, None]
+    pick = pick.reshape(B, P)
+    take = lambda a: torch.as_tensor(np.take_along_axis(a, pick, axis=1), dtype=dt, device=x.device)
+    return mu, take(xc), take(tc)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -154,6 +186,8 @@ class MetaTrainer:
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)
             batch = sample_batch(cfg, rank, step, device, sampler)
+            if cfg.point_candidates > 1:
+                batch = residual_points(net, cfg, rank, step, batch)
             terms = model(*batch)
             loss = terms["loss_pde"] + cfg.orth_weight * terms["orth"] + cfg.lam_sparse * terms["sparse"]
             opt.zero_grad(set_to_none=True)

@@ -1,10 +1,11 @@
 """The PDE families this code knows, by the name artifacts give them (``FAMILIES``)."""
 
 from core.families.allen_cahn import ALLEN_CAHN_FAMILY
+from core.families.burgers import BURGERS_FAMILY
 from core.families.cdr import CDR_FAMILY
 from core.family import PdeFamily
 
-FAMILIES: dict[str, PdeFamily] = {f.name: f for f in (CDR_FAMILY, ALLEN_CAHN_FAMILY)}
+FAMILIES: dict[str, PdeFamily] = {f.name: f for f in (CDR_FAMILY, ALLEN_CAHN_FAMILY, BURGERS_FAMILY)}
 DEFAULT_FAMILY = "cdr"
 """What an artifact without a ``family`` key is."""
 
@@ -17,4 +18,4 @@ def family_named(name: str) -> PdeFamily:
         raise KeyError(f"unknown PDE family {name!r}; known: {sorted(FAMILIES)}") from None
 
 
-__all__ = ["ALLEN_CAHN_FAMILY", "CDR_FAMILY", "DEFAULT_FAMILY", "FAMILIES", "family_named"]
+__all__ = ["ALLEN_CAHN_FAMILY", "BURGERS_FAMILY", "CDR_FAMILY", "DEFAULT_FAMILY", "FAMILIES", "family_named"]
