@@ -40,7 +40,7 @@ class TrainConfig:
     adaptive_power: float = 1.0  # cell probability ∝ (running loss)^power
     time_bins: int = 1  # stratified time slices per row (causal weighting works per slice)
     causal_eps: float = 0.0  # causal weights exp(−ε Σ_{earlier slices} loss); 0 = off
-    point_candidates: int = 0  # residual-based points: draw this many candidates per point, keep ∝ |R| + mean|R|; 0 = off
+    point_candidates: int = 0  # residual-based points: candidates per point (kept ∝ |R|/mean + 1); 0 = off
     seed: int = 0
     threads: int = 0  # torch intra-op threads on the CPU; 0 = leave torch's default
     device: str = "auto"  # "auto" → cuda when available, else cpu
