@@ -4,7 +4,7 @@
 #   docker run --rm --stop-timeout 30 -p 8000:8000 fastlrnr-service
 #   docker run --rm -p 8000:8000 -v "$PWD/my-artifacts:/app/artifacts:ro" fastlrnr-service   # other models
 #
-# Settings come from the environment (FASTLRNR_*, see service/settings.py and
+# Settings come from the environment (FASTLRNR_*, see fastlrnr/server/settings.py and
 # deploy/fastlrnr.env.example), e.g. -e FASTLRNR_API_KEYS=... -e FASTLRNR_SOLVER_THREADS=2.
 # The bundled models are baked in at $FASTLRNR_ARTIFACT_DIR (/app/artifacts); mount a volume
 # there (or point the variable elsewhere) to serve others. Plain Dockerfile syntax: builds
@@ -37,8 +37,7 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r serve.lock \
 
 # The application tree, readable by everyone whatever the build context's modes were.
 WORKDIR /app
-COPY core/ core/
-COPY service/ service/
+COPY fastlrnr/ fastlrnr/
 COPY artifacts/ artifacts/
 RUN find /app -name '__pycache__' -prune -exec rm -rf {} + \
  && chmod -R a+rX,go-w /app
@@ -80,10 +79,10 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
-# Exec form: the server is PID 1 and gets SIGTERM. `python -m service.serve` is uvicorn with
-# the service's limits (service/serve.py): header size, connection cap, header and body
+# Exec form: the server is PID 1 and gets SIGTERM. `python -m fastlrnr.server.serve` is uvicorn with
+# the service's limits (fastlrnr/server/serve.py): header size, connection cap, header and body
 # deadlines, keep-alive 75 s (longer than nginx's 60 s in deploy/nginx.conf, so the balancer
 # never reuses a connection the service has just closed) and a graceful shutdown of
 # FASTLRNR_GRACEFUL_SHUTDOWN_S (25 s): stop the container with at least that long
 # (`docker stop -t 30`, `docker run --stop-timeout 30`; compose: stop_grace_period 30s).
-CMD ["python", "-m", "service.serve"]
+CMD ["python", "-m", "fastlrnr.server.serve"]

@@ -23,11 +23,11 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.stamp-serve
 
-# The service with its server configuration (service/serve.py: header size limit, connection
+# The service with its server configuration (fastlrnr/server/serve.py: header size limit, connection
 # cap, header and body deadlines, graceful shutdown, JSON logs); settings from FASTLRNR_*.
 # MALLOC_ARENA_MAX=2: glibc's malloc with 2 arenas, as in the image (docs/performance.md).
 serve: $(VENV)/.stamp-serve
-	MALLOC_ARENA_MAX=2 $(BIN)/python -m service.serve --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m fastlrnr.server.serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -39,24 +39,24 @@ lint: $(VENV)/.stamp-dev
 
 # From nothing to a shipped artifact: train MODEL's CPU default (resumes an interrupted
 # run in runs/MODEL), then build and verify artifacts/MODEL. CONFIG overrides the config.
-CONFIG ?= training/configs/$(MODEL)_cpu.json
+CONFIG ?= configs/$(MODEL)_cpu.json
 train: $(VENV)/.stamp-dev
-	$(BIN)/python -m training.train --config $(CONFIG) --out runs/$(MODEL)
-	$(BIN)/python -m training.build_artifact runs/$(MODEL) --name $(MODEL)
+	$(BIN)/python -m fastlrnr.training.train --config $(CONFIG) --out runs/$(MODEL)
+	$(BIN)/python -m fastlrnr.training.build_artifact runs/$(MODEL) --name $(MODEL)
 
 # Rebuild artifacts/MODEL from an existing run (EIM settings: see --help).
 artifact: $(VENV)/.stamp-dev
-	$(BIN)/python -m training.build_artifact runs/$(MODEL) --name $(MODEL) $(ARTIFACT_ARGS)
+	$(BIN)/python -m fastlrnr.training.build_artifact runs/$(MODEL) --name $(MODEL) $(ARTIFACT_ARGS)
 
 # The paper's experiment on the bundled artifacts (docs/evaluation.md and figures), then the
 # whole-domain sweep (docs/sweep.md and heat maps).
 evaluate: $(VENV)/.stamp-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m training.evaluate
-	OMP_NUM_THREADS=1 $(BIN)/python -m training.sweep
+	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.evaluate
+	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep
 
 # The whole-domain accuracy sweep of the bundled artifacts alone.
 sweep: $(VENV)/.stamp-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m training.sweep
+	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep
 
 # Timing scripts (ratios measured in one run; not tests).
 benchmark: $(VENV)/.stamp-dev

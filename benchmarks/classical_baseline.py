@@ -4,10 +4,10 @@
         [--variants default,fast_phase_on,correction_off,sweep] [--http-variants default] [--no-http]
         [--request-json '{"tolerance": 0.01}'] [--solve-kwargs '{}'] [--server-env KEY=VALUE ...]
 
-The classical baseline is the textbook method of ``core.reference`` (Fourier pseudo-spectral in
+The classical baseline is the textbook method of ``fastlrnr.numerics.reference`` (Fourier pseudo-spectral in
 x on ``nx_internal`` points, Strang splitting in t with both sub-flows exact) at low resolution,
 vectorised over parameter sets (``benchmarks/classical_solver.py``, with the choice of the
-cheapest resolution); it is checked against ``core.reference.solve_reference_batch`` at the
+cheapest resolution); it is checked against ``fastlrnr.numerics.reference.solve_reference_batch`` at the
 start of every run (printed max difference). This module holds the service's paths (in process
 and over HTTP, the server from ``benchmarks/server.py``), the query shapes and the tables.
 
@@ -26,7 +26,7 @@ error on the same points is at most that of the service's default answer; a seco
 Service paths, timed in the same interleaved rounds (medians): in-process
 ``ModelRuntime.solve`` (one field thread) as the server answers by default (corrected, no fast
 phase), with the fast phase on, uncorrected (the fast phase then runs, as the server does), and
-the sweep path (neither), and over HTTP (``python -m service.serve`` on a free loopback port, the
+the sweep path (neither), and over HTTP (``python -m fastlrnr.server.serve`` on a free loopback port, the
 deployed configuration: 2 solver threads, field split over 2 threads when idle): ``POST /solve``
 for (a), (b), (a'), ``POST /solve/batch`` in batches within ``GET /models`` limits for (c), (d).
 HTTP times include decoding the JSON answer into numpy arrays. New request options go in with
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.pde import X_PERIOD, uniform_grid
+from fastlrnr.numerics.pde import X_PERIOD, uniform_grid
 
 try:
     from benchmarks.classical_solver import Sites, cheapest, classical_solver, ladder_errors, reference_at, rel_l2
@@ -76,8 +76,8 @@ CDR_LOW, CDR_HIGH = np.array([1.0, 0.0, 0.0]), np.array([3.0, 2.0, 2.0])
 
 
 def service_grid(sites: Sites):
-    from service.jobs import grid_arrays
-    from service.schemas import Grid
+    from fastlrnr.server.api.jobs import grid_arrays
+    from fastlrnr.server.api.schemas import Grid
 
     if sites.kind == "grid":
         return grid_arrays(Grid(x=sites.x.tolist(), t=sites.t.tolist()))
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     substeps = [2**j for j in range(int(math.log2(top)) + 1)]
     print(f"{machine_line()}; {repeats} interleaved rounds ({args.batch_repeats or 3} for (c), (d)), medians")
 
-    from service.solver import ModelRuntime
+    from fastlrnr.server.engine.solver import ModelRuntime
 
     runtimes = {m: ModelRuntime.load(ROOT / "artifacts" / m) for m in ("cdr", "convection")}
     for rt in runtimes.values():

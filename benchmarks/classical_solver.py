@@ -1,12 +1,12 @@
 """The classical solver of the baseline (``classical_baseline``): the textbook method of
-``core.reference`` (Fourier pseudo-spectral in x on ``n`` points, Strang splitting in t with both
+``fastlrnr.numerics.reference`` (Fourier pseudo-spectral in x on ``n`` points, Strang splitting in t with both
 sub-flows exact) at low resolution, vectorised over parameter sets, and the choice of the
 cheapest resolution that meets an accuracy.
 
 ``strang_states`` and ``classical_solver`` are the reference's method with its operators built
 once per step length (a dense real matrix for the convection–diffusion step when there are few
 rows) and the trigonometric interpolation as one matrix; ``classical_baseline`` checks them
-against ``core.reference.solve_reference_batch`` at the start of every run, and
+against ``fastlrnr.numerics.reference.solve_reference_batch`` at the start of every run, and
 tests/benchmarks/test_benchmark_helpers.py to 1e-12. ``Sites`` is where a query wants u.
 Parameter rows are (B, 3): (β, ν, ρ) of the CDR family.
 """
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.pde import X_PERIOD, initial_condition
-from core.reference import solve_reference_batch
-from core.spectral import trig_interpolate
+from fastlrnr.numerics.pde import X_PERIOD, initial_condition
+from fastlrnr.numerics.reference import solve_reference_batch
+from fastlrnr.numerics.spectral import trig_interpolate
 
 try:
     from benchmarks.timing import interleaved, median
@@ -34,7 +34,7 @@ DENSE_ROWS = 16  # up to this many rows the convection–diffusion step is a den
 
 def strang_states(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
     """Grid values (B, nt, n) at the sorted times t (nt,) for mu (B, 3): the march of
-    ``core.reference._march`` (same steps, same sub-flows), operators built once per step length."""
+    ``fastlrnr.numerics.reference._march`` (same steps, same sub-flows), operators built once per step length."""
     B = mu.shape[0]
     beta, nu, rho = (mu[:, i : i + 1] for i in range(3))
     k = np.fft.rfftfreq(n, d=1.0 / n)
@@ -131,7 +131,7 @@ def classical_solver(sites: Sites, substeps: int, n: int) -> Callable[[np.ndarra
 
 
 def reference_at(sites: Sites, mu: np.ndarray, **kw) -> np.ndarray:
-    """``core.reference.solve_reference_batch`` at the sites (fine by default)."""
+    """``fastlrnr.numerics.reference.solve_reference_batch`` at the sites (fine by default)."""
     t, where = sites.times()
     u = solve_reference_batch(mu, sites.x, t, **kw)
     return u if where is None else u[:, where, np.arange(sites.x.size)]

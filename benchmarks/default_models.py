@@ -5,13 +5,13 @@
 For each artifact in artifacts/: the hypernetwork, the whole fast phase (``run_fast_phase``
 with the model's default settings, check included), the linearised correction (both grids,
 interpolated to the 256×100 grid), and the full-field evaluation on the 256×100 grid through
-the ONNX graph (``service.field.FieldEvaluator``), the last as achieved GFLOP/s (matmul flops
+the ONNX graph (``fastlrnr.server.engine.field.FieldEvaluator``), the last as achieved GFLOP/s (matmul flops
 2·P·(3N + Σ_l 2·N·k_l)) beside this machine's numpy float32 matmul rate measured in the same
 process. Minimum over repeats (median beside).
 
 Then, over ``--queries`` seeded queries from each model's served domain, one at a time: the
 fast phase split into its optimisation and its acceptance check (``FastPhaseResult``), and a
-whole solve pass (``service.solver.ModelRuntime.solve``, 256×100, one field thread, corrected
+whole solve pass (``fastlrnr.server.engine.solver.ModelRuntime.solve``, 256×100, one field thread, corrected
 answers) with the fast phase on and off — what skipping the fast phase saves. Medians.
 """
 
@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artifact import list_artifacts, load_artifact
-from core.fast_phase import run_fast_phase
-from core.hypernet import hyper_forward
-from core.pde import standard_grid
-from service.field import FieldEvaluator
-from service.jobs import grid_arrays
-from service.schemas import Grid
-from service.solver import ModelRuntime
+from fastlrnr.numerics.artifact import list_artifacts, load_artifact
+from fastlrnr.numerics.fast_phase import run_fast_phase
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.pde import standard_grid
+from fastlrnr.server.api.jobs import grid_arrays
+from fastlrnr.server.api.schemas import Grid
+from fastlrnr.server.engine.field import FieldEvaluator
+from fastlrnr.server.engine.solver import ModelRuntime
 
 ROOT = Path(__file__).resolve().parents[1]
 

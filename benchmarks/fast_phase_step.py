@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/fast_phase_step.py [--widths 256 1024 4000] [--n 40] [--repeats 7]
 
-For random models of width N (``core.random_model``, ranks (24, 16, 16)) at M = 256
+For random models of width N (``fastlrnr.numerics.random_model``, ranks (24, 16, 16)) at M = 256
 collocation points: the work of one accepted LM iteration — a backend evaluation
 (residuals and the per-point Jacobian, ``JetChain.residual_and_jacobian``) and the damped
 normal-equation solve — through the exact backend (the full LRNR, float32) and through
@@ -23,11 +23,11 @@ import argparse
 
 import numpy as np
 
-from core.fastlrnr import build_fastlrnr
-from core.hypernet import hyper_forward
-from core.jet_chain import JetChain, exact_chain
-from core.pde import CDR, interior_points
-from core.random_model import random_model
+from fastlrnr.numerics.fastlrnr import build_fastlrnr
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.jet_chain import JetChain, exact_chain
+from fastlrnr.numerics.pde import CDR, interior_points
+from fastlrnr.numerics.random_model import random_model
 
 RANKS = (24, 16, 16)
 MU = np.array([[2.0, 0.5, 1.0]])

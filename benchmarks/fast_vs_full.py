@@ -7,7 +7,7 @@ Per model, the same seeded queries from its served domain, one at a time:
   * the default fast phase (``run_fast_phase`` with the model's settings, check included);
   * the same with the other backend;
   * Adam on the ℓ1 objective, reduced backend, 400 steps, 3 locality candidates (check included);
-  * full fine-tuning (``training.finetune``: torch, 400 Adam steps, 1000 interior points).
+  * full fine-tuning (``fastlrnr.training.finetune``: torch, 400 Adam steps, 1000 interior points).
 Prints the median wall time per query and the ratio to the default fast phase. Timing, not a test.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artifact import load_artifact
-from core.fast_phase import FastPhaseSettings, run_fast_phase
-from core.hypernet import hyper_forward
+from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
+from fastlrnr.numerics.hypernet import hyper_forward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from training.finetune import FinetuneSettings, finetune
-    from training.modules import LRNR
+    from fastlrnr.training.finetune import FinetuneSettings, finetune
+    from fastlrnr.training.modules import LRNR
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["cdr", "convection"])

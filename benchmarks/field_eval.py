@@ -1,8 +1,8 @@
 """Field evaluation speed: the full LRNR on the 256 × 100 grid, onnxruntime vs numpy float32.
 
 For random LRNRs of width N ∈ {256, 1024} and ranks (20, 20, 20), times
-``evaluate_grid`` of ``service.field.FieldEvaluator`` (the exported ONNX graph) and of
-``NumpyFieldEvaluator`` (core.lrnr in float32) with 1 and 2 threads, and reports the
+``evaluate_grid`` of ``fastlrnr.server.engine.field.FieldEvaluator`` (the exported ONNX graph) and of
+``NumpyFieldEvaluator`` (fastlrnr.numerics.lrnr in float32) with 1 and 2 threads, and reports the
 achieved GFLOP/s — counting only the matmul flops, 2·P·(3N + Σ_l 2·N·k_l) per
 coefficient set — beside a plain float32 matmul (2048² @ 2048²) measured in the same
 process, so the ratio says how close the evaluation runs to the machine's GEMM speed.
@@ -38,10 +38,10 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
 def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) -> list[dict]:
     import numpy as np
 
-    from core.pde import standard_grid
-    from core.random_model import random_lrnr
-    from service.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator
-    from training.onnx_export import lrnr_onnx
+    from fastlrnr.numerics.pde import standard_grid
+    from fastlrnr.numerics.random_model import random_lrnr
+    from fastlrnr.server.engine.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator
+    from fastlrnr.training.onnx_export import lrnr_onnx
 
     rows = []
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)

@@ -4,13 +4,13 @@ what bare float32 numpy does with exactly that work, timed in one run.
     OMP_NUM_THREADS=1 python benchmarks/field_floor.py [--quick] [--repeats 9] [--artifact artifacts/cdr]
 
 Cases: (i) the 256×100 uniform grid for one parameter set (``evaluate_grid``); (ii) ``--sets``
-(1000) sets × 16 scattered points (``evaluate``). Counts follow ``core.lrnr`` from the weights'
+(1000) sets × 16 scattered points (``evaluate``). Counts follow ``fastlrnr.numerics.lrnr`` from the weights'
 shapes (N, ranks k_l): per point and set, 2·(3N + Σ_l 2·N·k_l + N) matmul FLOPs and (L + 1)·N
 tanh; across sets on the same points h_0 = tanh(A z + a) and U_1ᵀ h_0 do not depend on the
 coefficients, so they are needed once per point (the ONNX graph computes them once).
 
 Timed in interleaved rounds (medians): the evaluator the service uses
-(``service.field.FieldEvaluator``, the artifact's ``lrnr.onnx``, one thread); a bare numpy
+(``fastlrnr.server.engine.field.FieldEvaluator``, the artifact's ``lrnr.onnx``, one thread); a bare numpy
 float32 matmul of exactly those shapes (points as rows, whole and in the evaluator's chunks;
 the faster is the achievable rate); a bare numpy float32 tanh of that many values (in place,
 in cache-sized blocks). onnxruntime's profiler splits the evaluator's own time into MatMul,
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artifact import load_artifact
-from core.hypernet import hyper_forward
-from core.lrnr import LRNRWeights
-from core.pde import X_PERIOD, standard_grid
-from service.field import FieldEvaluator
+from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.lrnr import LRNRWeights
+from fastlrnr.numerics.pde import X_PERIOD, standard_grid
+from fastlrnr.server.engine.field import FieldEvaluator
 
 try:
     from benchmarks.timing import interleaved, machine_line, median
@@ -55,7 +55,7 @@ TANH_BLOCK = 1 << 18  # floats per in-place tanh call: the evaluator's hidden-st
 @dataclass(frozen=True)
 class Work:
     """What one field evaluation needs: ``flops`` (matmul, 2 per multiply-add), ``tanh`` (evaluations),
-    and the matmul shapes (m, k, n) in the points-as-rows layout of ``core.lrnr``."""
+    and the matmul shapes (m, k, n) in the points-as-rows layout of ``fastlrnr.numerics.lrnr``."""
 
     flops: int
     tanh: int

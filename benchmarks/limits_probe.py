@@ -1,7 +1,7 @@
 """Black-box probes of the server's limits (issue #20), on loopback: what a hostile or careless
 client can do to the metrics, the request places, the header limit and the error contract.
 
-    python -m benchmarks.limits_probe                      # starts python -m service.serve on artifacts/
+    python -m benchmarks.limits_probe                      # starts python -m fastlrnr.server.serve on artifacts/
     python -m benchmarks.limits_probe --url http://127.0.0.1:8000 --pid 1234   # a running server
 
 Probes, each bounded in requests and time:

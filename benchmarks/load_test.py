@@ -6,7 +6,7 @@
     python -m benchmarks.load_test --phases sequential,concurrent --transport npy
     python -m benchmarks.load_test --url http://127.0.0.1:8000 --pid 1234       # a running server
 
-The server is started as ``python -m service.serve`` (the deployed configuration), once per
+The server is started as ``python -m fastlrnr.server.serve`` (the deployed configuration), once per
 variant; a variant is ``LABEL:VAR=VALUE[,VAR=VALUE...]`` on top of the defaults, so every
 figure has a baseline measured in the same run. Phases, each bounded by a request count
 and a time budget:
@@ -48,8 +48,8 @@ PHASES = ("sequential", "concurrent", "rss32", "flood", "header", "sigterm")
 
 def synthetic_artifacts(directory: Path, width: int = 256, ranks=(12, 12, 12), eim_rank: int = 40) -> Path:
     """A random cdr model of the CPU default's size (N = 256, L = 3): timings only, no accuracy."""
-    from core.pde import CDR
-    from training.synthetic_artifact import write_synthetic  # needs the onnx package (train extra)
+    from fastlrnr.numerics.pde import CDR
+    from fastlrnr.training.synthetic_artifact import write_synthetic  # needs the onnx package (train extra)
 
     write_synthetic(directory / "cdr", "cdr", CDR, width=width, ranks=ranks, points=256, rank=eim_rank, steps=8)
     return directory

@@ -6,7 +6,7 @@ after each — does it level off? A benchmark, not a test.
         --variant t1:FASTLRNR_SOLVER_THREADS=1 --variant t4:FASTLRNR_SOLVER_THREADS=4 \\
         --variant mb16:FASTLRNR_MICROBATCH_MAX=16 --no-default-variants
 
-Each variant (``LABEL:VAR=VALUE[,VAR=VALUE...]``) gets a fresh ``python -m service.serve``
+Each variant (``LABEL:VAR=VALUE[,VAR=VALUE...]``) gets a fresh ``python -m fastlrnr.server.serve``
 (the deployed configuration) on a free loopback port; then ``--phases`` times: ``--clients``
 clients post ``--requests`` /solve requests (the model's default fast phase, nx × nt, the
 parameters drawn from the served domain with a fixed seed) and the server's VmRSS and VmHWM

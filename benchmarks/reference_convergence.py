@@ -1,8 +1,8 @@
-"""Convergence and speed of the classical reference solver (core/reference.py).
+"""Convergence and speed of the classical reference solver (fastlrnr/numerics/reference.py).
 
     python benchmarks/reference_convergence.py [--beta 2 --nu 0.7 --rho 1.5]
 
-Prints, for the standard grid (core.pde.standard_grid()), the relative L2 error of
+Prints, for the standard grid (fastlrnr.numerics.pde.standard_grid()), the relative L2 error of
 Strang splitting against a run with 16× the finest step count, the observed order
 between consecutive rows, and the median wall time of one default standard-grid solve.
 """
@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from core.pde import standard_grid
-from core.reference import DEFAULT_SUBSTEPS, reference_on_standard_grid, solve_reference
+from fastlrnr.numerics.pde import standard_grid
+from fastlrnr.numerics.reference import DEFAULT_SUBSTEPS, reference_on_standard_grid, solve_reference
 
 
 def total_steps(substeps: int, t: np.ndarray) -> int:

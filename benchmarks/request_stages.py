@@ -4,7 +4,7 @@
     python benchmarks/request_stages.py --baseline abc123   # against any revision
     python benchmarks/request_stages.py --baseline none     # this tree only
 
-A default request is built exactly as the server builds it (``service.checks.solve_job``
+A default request is built exactly as the server builds it (``fastlrnr.server.api.checks.solve_job``
 with the default settings) and solved in process (``ModelRuntime.solve_jobs``, one field
 thread, one BLAS thread), for the standard 256×100 grid and for 8 scattered points, at
 ``--queries`` seeded parameter sets of each model's served domain. Printed: the median of
@@ -40,12 +40,12 @@ SHAPES = {"256x100": {"nx": 256, "nt": 100}, "8 points": None}
 def measure(queries: int, repeats: int) -> dict:
     """{model: {shape: {stage: median ms, 'pass': median ms, 'error': median rel. L2}}} for the
     code that ``import service`` finds."""
-    from core.artifact import list_artifacts
-    from core.reference import solve_reference_batch
-    from service import checks
-    from service.schemas import SolveRequest
-    from service.settings import ServiceSettings
-    from service.solver import ModelRuntime
+    from fastlrnr.numerics.artifact import list_artifacts
+    from fastlrnr.numerics.reference import solve_reference_batch
+    from fastlrnr.server.api import checks
+    from fastlrnr.server.api.schemas import SolveRequest
+    from fastlrnr.server.engine.solver import ModelRuntime
+    from fastlrnr.server.settings import ServiceSettings
 
     limits = ServiceSettings()
     pts = np.random.default_rng(3).random((8, 2)) * [2 * np.pi, 1.0]

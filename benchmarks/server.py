@@ -1,4 +1,4 @@
-"""The service as a benchmark runs it: ``python -m service.serve`` in a subprocess on a free
+"""The service as a benchmark runs it: ``python -m fastlrnr.server.serve`` in a subprocess on a free
 loopback port (the deployed configuration), and what can be read of that process from /proc.
 
 Shared by ``classical_baseline``, ``load_test``, ``limits_probe`` and ``memory_soak``. Scripts
@@ -34,7 +34,7 @@ def is_loopback(url: str) -> bool:
 
 
 class Server:
-    """``python -m service.serve`` on a free loopback port, its stderr in ``log``; ``env`` on top
+    """``python -m fastlrnr.server.serve`` on a free loopback port, its stderr in ``log``; ``env`` on top
     of this process's environment (log level WARNING unless ``env`` says otherwise), serving
     ``artifact_dir`` when given (else the service's default). ``stop`` sends SIGTERM (then kills)."""
 
@@ -45,7 +45,7 @@ class Server:
         if artifact_dir is not None:
             environ["FASTLRNR_ARTIFACT_DIR"] = str(artifact_dir)
         environ.update(env)
-        cmd = [sys.executable, "-m", "service.serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "fastlrnr.server.serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=err)
         self.log = log

@@ -3,9 +3,9 @@
     python benchmarks/tolerance_sweep.py                   # both shipped models, 256×100
     python benchmarks/tolerance_sweep.py --models cdr --tolerances 1e-3
 
-For every parameter set of the whole-domain sweep (``training.sweep``: the tensor grid with
+For every parameter set of the whole-domain sweep (``fastlrnr.training.sweep``: the tensor grid with
 its faces and corners, plus the low-ν band), a default ``/solve`` request — built as the
-server builds it (``service.checks.solve_job``) and solved in process, one thread — with no
+server builds it (``fastlrnr.server.api.checks.solve_job``) and solved in process, one thread — with no
 tolerance and with each ``--tolerances``, against the reference solver on the standard grid.
 Printed per tolerance: the share of answers that come back within it, whether every answer
 marked within it is (the promise), the worst and median true error, the rungs used, and the
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from service import checks
-from service.schemas import SolveRequest
-from service.settings import ServiceSettings
-from service.solver import ModelRuntime
-from training.row_answers import reference_fields, relative_l2
-from training.sweep import band_parameters, sweep_parameters
+from fastlrnr.server.api import checks
+from fastlrnr.server.api.schemas import SolveRequest
+from fastlrnr.server.engine.solver import ModelRuntime
+from fastlrnr.server.settings import ServiceSettings
+from fastlrnr.training.row_answers import reference_fields, relative_l2
+from fastlrnr.training.sweep import band_parameters, sweep_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 

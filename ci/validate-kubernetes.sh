@@ -31,10 +31,10 @@ from kubernetes_validate import utils
 
 DIR, REPO = Path(sys.argv[1]), Path(sys.argv[2])
 sys.path.insert(0, str(REPO))
-from service.settings import ServiceSettings  # noqa: E402
+from fastlrnr.server.settings import ServiceSettings  # noqa: E402
 
 KNOWN_KUSTOMIZE = {"apiVersion", "kind", "resources", "labels", "images", "patches"}
-EXTRA_SETTINGS = {"FASTLRNR_RELOAD_INTERVAL_S"}  # read by service/reload.py
+EXTRA_SETTINGS = {"FASTLRNR_RELOAD_INTERVAL_S"}  # read by fastlrnr/server/engine/reload.py
 SETTINGS = {f"FASTLRNR_{name.upper()}" for name in ServiceSettings.model_fields} | EXTRA_SETTINGS
 DEFAULT_GRACE_S = 30  # Kubernetes' default terminationGracePeriodSeconds
 # KServe predictor fields around its inlined pod spec (serving.kserve.io/v1beta1 PredictorSpec)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.random_model import random_lrnr
-from core.reference import solve_reference_batch
+from fastlrnr.numerics.random_model import random_lrnr
+from fastlrnr.numerics.reference import solve_reference_batch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from training.build_artifact import BuildSize, build
-from training.calibrate import CalibrationSize
-from training.config import TrainConfig
-from training.train import MetaTrainer
+from fastlrnr.training.build_artifact import BuildSize, build
+from fastlrnr.training.calibrate import CalibrationSize
+from fastlrnr.training.config import TrainConfig
+from fastlrnr.training.train import MetaTrainer
 
-CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "allen_cahn_tiny.json"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "allen_cahn_tiny.json"
 SMALL = BuildSize(
     grid_sets=9,
     sweep_per_axis=3,
@@ -25,7 +25,7 @@ SMALL = BuildSize(
 @pytest.fixture(scope="session")
 def tiny_allen_cahn(tmp_path_factory) -> Path:
     """The artifact directory ``…/models/ac`` of a tiny Allen–Cahn model built through every
-    step of ``training.build_artifact`` (at the ``SMALL`` size)."""
+    step of ``fastlrnr.training.build_artifact`` (at the ``SMALL`` size)."""
     tmp = tmp_path_factory.mktemp("allen_cahn")
     MetaTrainer(TrainConfig.from_json(CONFIG), tmp / "run", progress=False).fit(resume=False)
     out = tmp / "models" / "ac"

@@ -1,4 +1,4 @@
-"""The fast phase's per-point residual Jacobian (core.jet_chain) against torch autograd of the
+"""The fast phase's per-point residual Jacobian (fastlrnr.numerics.jet_chain) against torch autograd of the
 same residual, written plainly: the torch LRNR's forward, input derivatives by autograd (not
 jets), float64."""
 
@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.jet_chain import exact_chain
-from core.pde import interior_points
-from core.random_model import random_lrnr
-from training.modules import LRNR
+from fastlrnr.numerics.jet_chain import exact_chain
+from fastlrnr.numerics.pde import interior_points
+from fastlrnr.numerics.random_model import random_lrnr
+from fastlrnr.training.modules import LRNR
 
 RANKS = (6, 5, 4)
 

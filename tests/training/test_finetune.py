@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from core.lrnr import LRNRWeights, lrnr_jets
-from training.finetune import FinetuneSettings, finetune
-from training.modules import LRNR
+from fastlrnr.numerics.lrnr import LRNRWeights, lrnr_jets
+from fastlrnr.training.finetune import FinetuneSettings, finetune
+from fastlrnr.training.modules import LRNR
 
 
 def _weights(rng, N=24, ranks=(5, 3, 4)):

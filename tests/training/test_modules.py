@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.hypernet import hyper_forward
-from core.lrnr import lrnr_forward, lrnr_jets
-from core.pde import CDR
-from training.modules import LRNR, HyperNet, sparsity
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.lrnr import lrnr_forward, lrnr_jets
+from fastlrnr.numerics.pde import CDR
+from fastlrnr.training.modules import LRNR, HyperNet, sparsity
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_torch_lrnr_matches_onnx_graph_in_float32():
     and numpy (core) agree to float32 tolerance on random points and coefficients."""
     import onnxruntime as ort
 
-    from training.onnx_export import lrnr_onnx
+    from fastlrnr.training.onnx_export import lrnr_onnx
 
     net = _model(7)
     w = net.to_weights()

@@ -1,4 +1,5 @@
-"""training/onnx_export.py: the exported graphs agree with core.lrnr (float64) to float32 accuracy."""
+"""fastlrnr/training/onnx_export.py: the exported graphs agree with fastlrnr.numerics.lrnr (float64)
+to float32 accuracy."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from core.artifact import load_artifact
-from core.families import FAMILIES
-from core.families.cdr import CdrFamily
-from core.lrnr import ANSATZ, lrnr_forward, lrnr_jets
-from core.random_model import random_lrnr
-from training.onnx_export import OPSET, lrnr_onnx
+from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.families import FAMILIES
+from fastlrnr.numerics.families.cdr import CdrFamily
+from fastlrnr.numerics.lrnr import ANSATZ, lrnr_forward, lrnr_jets
+from fastlrnr.numerics.random_model import random_lrnr
+from fastlrnr.training.onnx_export import OPSET, lrnr_onnx
 
 ROOT = Path(__file__).resolve().parents[2]
 N, RANKS, B, P = 32, (4, 3, 2), 3, 64

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config import TrainConfig
-from training.evaluate_hyper import load_run
-from training.train import MetaTrainer
+from fastlrnr.training.config import TrainConfig
+from fastlrnr.training.evaluate_hyper import load_run
+from fastlrnr.training.train import MetaTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "training" / "configs" / "tiny.json"
+TINY = ROOT / "configs" / "tiny.json"
 
 
 def test_tiny_pipeline_trains_and_reloads(tmp_path):
@@ -50,7 +50,7 @@ def test_ddp_smoke_two_processes_gloo(tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "training.train",
+        "fastlrnr.training.train",
         "--config",
         str(TINY),
         "--out",

@@ -2,7 +2,7 @@
 (tests/training/conftest.py), built into an artifact by the same steps as the shipped models,
 served, and its answers are checked against the Allen–Cahn reference solver.
 
-Nothing below names Allen–Cahn's equation: the family module (core/families/allen_cahn.py)
+Nothing below names Allen–Cahn's equation: the family module (fastlrnr/numerics/families/allen_cahn.py)
 and its training config are all a new family needs.
 """
 
@@ -15,15 +15,15 @@ import warnings
 import numpy as np
 import pytest
 
-from core.artifact import load_artifact
-from core.error_estimate import spearman
-from core.families import FAMILIES
-from core.hypernet import hyper_forward
-from core.lrnr import lrnr_forward
-from core.pde import uniform_grid
-from core.reference import solve_reference_batch
-from service.app import create_app
-from service.settings import ServiceSettings
+from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.error_estimate import spearman
+from fastlrnr.numerics.families import FAMILIES
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.lrnr import lrnr_forward
+from fastlrnr.numerics.pde import uniform_grid
+from fastlrnr.numerics.reference import solve_reference_batch
+from fastlrnr.server.app import create_app
+from fastlrnr.server.settings import ServiceSettings
 
 FAMILY = FAMILIES["allen_cahn"]
 NX, NT = 64, 21

@@ -1,4 +1,4 @@
-"""The whole-domain sweep (training/sweep.py, its report training/sweep_report.py), the served
+"""The whole-domain sweep (fastlrnr/training/sweep.py, its report fastlrnr/training/sweep_report.py), the served
 domain and the backend choice: on the committed convection artifact, on a tiny synthetic cdr
 model, and on the parameters of a two-parameter family (Allen–Cahn)."""
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.families.allen_cahn import ALLEN_CAHN
-from core.pde import CDR, CONVECTION, Domain, standard_grid
-from training import backend_choice
-from training.row_answers import RowAnswers, reference_fields, relative_l2
-from training.sweep import (
+from fastlrnr.numerics.families.allen_cahn import ALLEN_CAHN
+from fastlrnr.numerics.pde import CDR, CONVECTION, Domain, standard_grid
+from fastlrnr.training import backend_choice
+from fastlrnr.training.row_answers import RowAnswers, reference_fields, relative_l2
+from fastlrnr.training.sweep import (
     HARD_NU,
     TARGET,
     ArtifactSweep,
@@ -26,8 +26,8 @@ from training.sweep import (
     sweep_artifact,
     sweep_parameters,
 )
-from training.sweep_report import heat_map, markdown, report_json, sweep_heat_map
-from training.synthetic_artifact import write_synthetic
+from fastlrnr.training.sweep_report import heat_map, markdown, report_json, sweep_heat_map
+from fastlrnr.training.synthetic_artifact import write_synthetic
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -91,9 +91,9 @@ def convection() -> ArtifactSweep:
 
 
 def test_the_sweep_of_the_shipped_convection_model_is_the_services_answer(convection):
-    from service.jobs import grid_arrays
-    from service.schemas import Grid
-    from service.solver import ModelRuntime
+    from fastlrnr.server.api.jobs import grid_arrays
+    from fastlrnr.server.api.schemas import Grid
+    from fastlrnr.server.engine.solver import ModelRuntime
 
     s = convection
     assert s.mus.shape == (4, 3) and s.n_grid == 4 and s.band_points == 0
@@ -153,8 +153,8 @@ def test_tiny_sweep_of_a_synthetic_model(tmp_path):
 
 def _made_up_sweep(domain: Domain, mus: np.ndarray) -> ArtifactSweep:
     """A sweep of ``domain`` with made-up errors (nothing solved): for the report's layout."""
-    from core.families import ALLEN_CAHN_FAMILY
-    from core.fast_phase import FastPhaseSettings
+    from fastlrnr.numerics.families import ALLEN_CAHN_FAMILY
+    from fastlrnr.numerics.fast_phase import FastPhaseSettings
 
     err = 0.001 + 0.01 * np.linspace(0.0, 1.0, len(mus))
     rows = RowAnswers(
@@ -205,11 +205,11 @@ def test_the_report_of_a_two_parameter_family(tmp_path):
 def test_the_sweep_of_a_two_parameter_family_end_to_end(tiny_allen_cahn, tmp_path):
     """The tiny Allen–Cahn model (conftest.py) swept and reported: its own reference solver,
     its own parameter columns."""
-    from core.artifact import load_artifact
-    from core.families import FAMILIES
-    from core.hypernet import hyper_forward
-    from core.lrnr import lrnr_forward
-    from core.reference import solve_reference_batch
+    from fastlrnr.numerics.artifact import load_artifact
+    from fastlrnr.numerics.families import FAMILIES
+    from fastlrnr.numerics.hypernet import hyper_forward
+    from fastlrnr.numerics.lrnr import lrnr_forward
+    from fastlrnr.numerics.reference import solve_reference_batch
 
     s = sweep_artifact("ac", per_axis=3, root=tiny_allen_cahn.parent, band_per_axis=3, extrapolation_points=2)
     family = FAMILIES["allen_cahn"]

@@ -1,4 +1,4 @@
-"""Training reads the PDE through its family (core/families/): the residual is the one
+"""Training reads the PDE through its family (fastlrnr/numerics/families/): the residual is the one
 formula for numpy and torch, and the loss and the ansatz are what the inline code gave."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.families import FAMILIES
-from core.families.cdr import CdrFamily
-from training.config import TrainConfig
-from training.modules import LRNR
-from training.train import MetaNet, sample_batch
+from fastlrnr.numerics.families import FAMILIES
+from fastlrnr.numerics.families.cdr import CdrFamily
+from fastlrnr.training.config import TrainConfig
+from fastlrnr.training.modules import LRNR
+from fastlrnr.training.train import MetaNet, sample_batch
 
-TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.json"
+TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.json"
 
 
 class InlineCdr(CdrFamily):

@@ -1,0 +1,243 @@
+"""The solve path: hypernetwork → fast phase (when it runs) → full-LRNR field → the first
+answer (corrected, or the surrogate's) with its estimate → escalation to a tolerance,
+vectorised over parameter sets.
+
+One :class:`ModelRuntime` per loaded artifact. :meth:`ModelRuntime.solve_jobs` runs one or
+more compatible jobs (``fastlrnr.server.api.checks`` made them) as a single pass (CPU work, on a worker
+thread): one hypernetwork call for every row, one ``run_fast_phase`` over every row when the
+job asks for it, one batched field evaluation — split over ``field_workers`` threads when the
+caller says the server is otherwise idle — then ``fastlrnr.server.engine.ladder``: the correction of every row
+(``fastlrnr.numerics.correction``: one LRNR pass on the correction grid gives the residual, the error proxy,
+the correction and its estimate) or the uncorrected estimate, and with a tolerance the climb
+of every row whose estimate is above it.
+
+Coefficients stay rows (R, Σ k_l) throughout (only the field evaluator splits them per layer);
+what each row's answer is made of is filled into one ``fastlrnr.numerics.answer.Diagnostics`` per row, which
+``fastlrnr.server.api.responses`` writes out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from fastlrnr.numerics.answer import Diagnostics
+from fastlrnr.numerics.artifact import Artifact, ArtifactError, load_artifact
+from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
+from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
+from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.reference_rung import FIRST_SUBSTEPS, NX_INTERNAL, solve_at_sites
+from fastlrnr.server.api.jobs import GridArrays, Job, PassResult, grid_arrays
+from fastlrnr.server.api.schemas import Grid
+from fastlrnr.server.engine import ladder
+from fastlrnr.server.http.errors import SolverError
+
+STANDARD_SITES = STANDARD_NX * STANDARD_NT
+
+# How far a request may extrapolate when it opts in: one trained-domain width beyond each
+# bound (at least EXTRAPOLATION_MIN_SPAN), and never below zero (μ ≥ 0 is physical).
+EXTRAPOLATION_MIN_SPAN = 1.0
+# Fields smaller than this many values (rows × points) are not split over threads: the
+# hand-over would cost more than it saves.
+MIN_SPLIT_VALUES = 8192
+
+
+class ModelRuntime:
+    """A loaded, verified model ready to solve: artifact + field evaluator + fast-phase defaults."""
+
+    def __init__(self, artifact: Artifact, onnx_threads: int = 1, field_threads: int = 1):
+        from fastlrnr.server.engine.field import FieldEvaluator, NumpyFieldEvaluator
+
+        self.artifact = artifact
+        self.name = artifact.name
+        self.family = artifact.family
+        path = artifact.onnx.get("lrnr.onnx")
+        try:
+            self.field = (
+                FieldEvaluator(path, threads=onnx_threads)
+                if path
+                else NumpyFieldEvaluator(artifact.lrnr, family=self.family)
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a damaged graph
+            raise ArtifactError(path, f"onnxruntime cannot load the graph: {exc}") from None
+        if self.field.ansatz not in (None, self.family.ansatz):
+            raise ArtifactError(
+                path,
+                f"the graph computes {self.field.ansatz!r}, the {self.family.name!r} family {self.family.ansatz!r}",
+            )
+        if tuple(self.field.ranks) != tuple(artifact.lrnr.ranks):
+            raise ArtifactError(
+                path, f"graph ranks {self.field.ranks} differ from lrnr.npz ranks {artifact.lrnr.ranks}"
+            )
+        self.ranks = tuple(artifact.lrnr.ranks)  # coefficients per hidden layer (a row holds Σ k_l)
+        self.backend = "onnxruntime" if path else "numpy"
+        # the exact backend and the full-LRNR check run in float32: half the cost of float64
+        self.fast = artifact.fast_phase_model(np.float32)
+        # Threads that share one field evaluation (the caller's thread is one of them).
+        self.field_threads = max(1, int(field_threads))
+        self._field_pool = (
+            ThreadPoolExecutor(max_workers=self.field_threads - 1, thread_name_prefix=f"field-{self.name}")
+            if self.field_threads > 1
+            else None
+        )
+        self.default_settings = artifact.fast_phase
+        self.error_model = artifact.error_model
+        self.correction = artifact.correction_model(np.float32)
+        self.correction_spec = artifact.correction
+        self.correction_default = artifact.correction.default
+        self.a_priori = artifact.a_priori
+        # how much an estimate is widened outside the served domain (measured at build time)
+        self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
+        self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
+        # the reference rung's first attempt per row, at 16 sites and on the standard grid (measured by warm())
+        self.reference_cost_s = (0.002, 0.05)
+        self.served = artifact.served_domain
+        lo, hi = artifact.domain.low, artifact.domain.high
+        span = np.where(hi > lo, np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN), 0.0)  # a fixed parameter stays fixed
+        self.extrapolation_low = np.maximum(lo - span, 0.0)
+        self.extrapolation_high = hi + span
+
+    @classmethod
+    def load(cls, directory: Path | str, onnx_threads: int = 1, field_threads: int = 1) -> ModelRuntime:
+        """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
+        return cls(load_artifact(directory), onnx_threads, field_threads)
+
+    def close(self) -> None:
+        """Stop the field threads (idempotent)."""
+        if self._field_pool is not None:
+            self._field_pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def ref(self) -> dict:
+        return {"name": self.artifact.name, "version": self.artifact.version, "sha256": self.artifact.sha256}
+
+    def info(self, default: bool) -> dict:
+        m = self.artifact.manifest
+        return {
+            **self.ref,
+            "created": m["created"],
+            "default": default,
+            "family": self.family.describe(),
+            "domain": m["domain"],
+            "served_domain": m["served_domain"],
+            "test_domain": m["test_domain"],
+            "dimensions": m["dimensions"],
+            "quality": m["quality"],
+            "fast_phase_defaults": self.default_settings.to_dict(),
+            "fast_phase_measured": m["fast_phase"].get("measured", {}),
+            "error_estimate": m["error_estimate"],
+            "correction": m["correction"],
+            "backend": self.backend,
+        }
+
+    # ------------------------------------------------------------------ the solve (worker thread)
+    def solve(
+        self,
+        mu: np.ndarray,
+        grid: GridArrays,
+        settings: FastPhaseSettings | None,
+        field_workers: int = 1,
+        correct: bool | None = None,
+        tolerance: float | None = None,
+        deadline: float | None = None,
+    ) -> PassResult:
+        """One pass over rows ``mu`` (R, p), the family's parameter columns: coefficients (the
+        hypernetwork's, or the fast phase's when ``settings``), the LRNR's field (on up to
+        ``field_workers`` threads), the correction when ``correct`` (None: the model's default)
+        with its estimate, or the uncorrected estimate; then, with a ``tolerance``, the
+        escalation of every row whose estimate is above it (``fastlrnr.server.engine.ladder``), stopped at
+        ``deadline`` (perf_counter)."""
+        correct = self.correction_default if correct is None else correct
+        started = time.perf_counter()
+        # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them
+        S = np.concatenate([np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)], axis=1)
+        t1 = time.perf_counter()
+        if settings is not None:
+            results = run_fast_phase(self.fast, S, mu, settings)
+            width = S.shape[1]
+            S = np.stack([r.coefficients for r in results])
+            if S.shape[1] != width:
+                raise SolverError(f"the fast phase returned {S.shape[1]} coefficients per row, expected {width}")
+            rows = [Diagnostics(r.diagnostics()) for r in results]
+        else:
+            rows = [Diagnostics() for _ in range(len(mu))]
+        t2 = time.perf_counter()
+        u_lrnr = self._field(S, grid, field_workers)
+        t3 = time.perf_counter()
+        if not np.all(np.isfinite(u_lrnr)):
+            raise SolverError(f"model {self.name!r} produced a non-finite field")
+        answer = ladder.first_answer(self, S, mu, grid, u_lrnr, rows, correct, settings is not None)
+        t4 = time.perf_counter()
+        timings = {"hypernet": t1 - started, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
+        if tolerance is not None:
+            ladder.escalate(self, answer, mu, grid, u_lrnr, tolerance, deadline, rows)
+            timings["escalation"] = time.perf_counter() - t4
+        return PassResult(S, answer.u.astype(np.float32), rows, answer.estimate, timings, started, mu.shape[0])
+
+    def _field(self, S: np.ndarray, grid: GridArrays, workers: int = 1) -> np.ndarray:
+        """The full-LRNR field for coefficient rows S (R, Σ k_l): (R, nt, nx) or (R, P).
+
+        With ``workers`` > 1 (and a field large enough to be worth it) the t axis, or the
+        point list, is cut into parts evaluated at once on the field threads: onnxruntime
+        releases the GIL, and every point is evaluated exactly as it would be in one piece."""
+        points = grid.kind == "points"
+        n = grid.x.size if points else grid.t.size
+        parts = min(workers, self.field_threads, n)
+        if parts <= 1 or self._field_pool is None or S.shape[0] * grid.x.size * grid.t.size < MIN_SPLIT_VALUES:
+            return self._field_part(S, grid.x_eval, grid.t, points)
+        cuts = np.linspace(0, n, parts + 1).astype(int)
+        x_eval = grid.x_eval
+        if points:
+            pieces = [(x_eval[a:b], grid.t[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        else:
+            pieces = [(x_eval, grid.t[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        futures = [self._field_pool.submit(self._field_part, S, x, t, points) for x, t in pieces[1:]]
+        first = self._field_part(S, *pieces[0], points)
+        return np.concatenate([first, *(f.result() for f in futures)], axis=-1 if points else -2)
+
+    def _field_part(self, S: np.ndarray, x: np.ndarray, t: np.ndarray, points: bool) -> np.ndarray:
+        if points:
+            return self.field.evaluate(S, x, t)
+        return self.field.evaluate_grid(S, x, t)
+
+    def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1) -> list[PassResult]:
+        """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
+        mu = np.concatenate([j.mu for j in jobs]) if len(jobs) > 1 else jobs[0].mu
+        first = jobs[0]
+        deadlines = [j.deadline for j in jobs if j.deadline is not None]
+        result = self.solve(
+            mu, first.grid, first.settings, field_workers, first.correct, first.tolerance, min(deadlines, default=None)
+        )
+        return result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
+
+    def warm(self) -> float:
+        """One solve at the domain's centre on the standard grid; returns its wall time in seconds."""
+        t0 = time.perf_counter()
+        centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
+        grid = grid_arrays(Grid(nx=STANDARD_NX, nt=STANDARD_NT))
+        self.solve(centre[None], grid, self.default_settings, self.field_threads)
+        elapsed = time.perf_counter() - t0
+        # the reference rung's first attempt (its solve and its check: twice), per row: one row
+        # on the standard grid, and 64 rows at 16 points (vectorised over rows)
+        t1 = time.perf_counter()
+        solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family)
+        t2 = time.perf_counter()
+        pts = np.linspace(0.05, 0.95, 16)
+        solve_at_sites(
+            np.repeat(centre[None], 64, 0), 6.0 * pts, pts, True, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family
+        )
+        t3 = time.perf_counter()
+        self.reference_cost_s = (2.0 * (t3 - t2) / 64, 2.0 * (t2 - t1))
+        return elapsed
+
+    def reference_cost(self, rows: int, sites: int) -> float:
+        """Predicted seconds of the reference rung's first attempt for ``rows`` at ``sites``
+        sites: per row, linear in the sites between the two measured by ``warm``."""
+        few, full = self.reference_cost_s
+        share = min(1.0, max(0.0, (sites - 16) / (STANDARD_SITES - 16)))
+        return rows * (few + (full - few) * share)

@@ -1,0 +1,189 @@
+"""Build a verified artifact from a training run directory.
+
+    python -m fastlrnr.training.build_artifact runs/cdr --name cdr [--out artifacts/cdr] [--version 2.0.0]
+
+Steps (each reported):
+  1. load the run (arrays + JSON, no pickle); choose the error proxy's check grid (the
+     cheapest whose proxy ranks the hypernetwork's true errors on a parameter grid with
+     Spearman ≥ 0.98, ``fastlrnr.numerics.error_proxy``);
+  2. FastLRNRs for the collocation points: snapshots of the state jets of layers 1..L for
+     the hypernetwork's coefficients over a parameter grid and for where the exact
+     Levenberg–Marquardt fast phase takes them; POD + DEIM at each candidate rank n;
+  3. measure every backend candidate on held-out queries and choose the model's default
+     fast phase (``fastlrnr.training.backend_choice``);
+  4. ONNX graphs of the full LRNR (u, and u with its jets);
+  5. the whole-domain sweep with the default fast phase, with and without the linearised
+     correction (``fastlrnr.numerics.correction``): whether answers are corrected by default, the served
+     domain (where every swept error of the default answer is ≤ the target) and the
+     calibration of both error estimates, checked on held-out random queries;
+  6. ``fastlrnr.numerics.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR;
+  7. the calibration of the error estimates and the escalation rungs (``fastlrnr.training.calibrate``),
+     which rewrites the manifest's ``correction`` and ``error_estimate`` (``--no-calibrate``: skip).
+
+Steps 1–5 are the functions of ``fastlrnr.training.build_steps``, each returning what it adds to the
+manifest; this module writes (6) and calibrates (7), and ``build`` runs them in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fastlrnr.numerics.artifact import Sections, load_artifact, write_artifact
+from fastlrnr.training.build_steps import (
+    COLLOCATION,
+    BuildSize,
+    EimSection,
+    Run,
+    SweepResult,
+    TrainingSection,
+    agreement_figure,
+    check_grid_step,
+    eim_step,
+    fast_phase_step,
+    load_step,
+    onnx_step,
+    per_axis_for,
+    sweep_step,
+)
+from fastlrnr.training.calibrate import CalibrationSize
+from fastlrnr.training.calibrate import calibrate as calibrate_artifact
+from fastlrnr.training.evaluate_hyper import hyper_only_errors, test_parameters
+from fastlrnr.training.row_answers import hyper_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def training_section(run: Run) -> TrainingSection:
+    """The manifest's ``training``: what the run reports of itself."""
+    s = run.settings
+    return {
+        "config": s["config"],
+        "steps_done": s["steps_done"],
+        "train_time_s": s["train_time_s"],
+        "truncation": s["truncation"],
+        "final_losses": s["final"],
+        "torch": s.get("torch"),
+    }
+
+
+def quality_step(run: Run, n_eval: int, eim_quality: dict, sweep: SweepResult) -> dict:
+    """The manifest's ``quality``: the shipped FastLRNR's EIM quality, the hypernetwork alone
+    on ``n_eval`` test-range sets, and the sweep's summaries."""
+    mus = test_parameters(run.domain, n_eval, seed=0, family=run.family)
+    rows = hyper_only_errors(run.lrnr, run.hyper, mus, run.family)
+    l2 = np.array([r["rel_l2"] for r in rows])
+    hyper_eval = {
+        "n": n_eval,
+        "seed": 0,
+        "grid": "standard 256x100",
+        "test_domain": run.test_domain.name,
+        "rel_l2_median": float(np.median(l2)),
+        "rel_l2_mean": float(l2.mean()),
+        "rel_l2_max": float(l2.max()),
+        "rel_l1_median": float(np.median([r["rel_l1"] for r in rows])),
+        "rows": rows,
+    }
+    return {"eim": eim_quality, "hyper_only": hyper_eval, "sweep": sweep.quality_sweep}
+
+
+def calibration_step(out: Path, size: CalibrationSize = CalibrationSize()) -> None:
+    """Step 7: calibrate the written artifact's error estimates and rungs (``fastlrnr.training.calibrate``)."""
+    t0 = time.perf_counter()
+    art = load_artifact(out)
+    calibrate_artifact(out, grid=art.correction.grid, coarse=art.correction.coarse, size=size)
+    art = load_artifact(out)
+    print(f"[7/7] calibrated {out} (manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
+
+
+def build(
+    run_dir: Path,
+    name: str,
+    out: Path,
+    version: str,
+    ranks: list[int],
+    steps: list[int],
+    n_eval: int,
+    figure: Path | None,
+    calibrate: bool = True,
+    size: BuildSize = BuildSize(),
+) -> Path:
+    """Run the steps in order and write the artifact to ``out`` (replacing one there);
+    ``size``: how many parameter sets each step measures (the default: the shipped builds')."""
+    t0 = time.perf_counter()
+    run = load_step(run_dir)
+    grid = run.domain.grid(per_axis_for(run.domain, size.grid_sets))
+    S_grid = hyper_rows(run.hyper, grid)
+    check = check_grid_step(run, S_grid, grid)
+    reduced = eim_step(run, check, S_grid, grid, ranks, steps)
+    fp = fast_phase_step(run, check, reduced, steps, size.queries)
+    onnx_files = onnx_step(run.lrnr, run.family)
+    sweep = sweep_step(run, fp, size)
+    eim: EimSection = {"n": fp.n, "points": COLLOCATION[0], "seed": COLLOCATION[1], "ranks_measured": ranks}
+    sections = Sections(
+        training=training_section(run),
+        eim=eim,
+        fast_phase=fp.section,
+        error_estimate=sweep.error_estimate,
+        correction=sweep.correction,
+        quality=quality_step(run, n_eval, fp.eim_quality, sweep),
+    )
+    write_artifact(
+        out,
+        name=name,
+        version=version,
+        domain=run.domain,
+        test_domain=run.test_domain,
+        served_domain=sweep.served,
+        lrnr=run.lrnr,
+        hyper=run.hyper,
+        reduced_arrays=fp.ops.to_arrays(),
+        onnx_files=onnx_files,
+        sections=sections,
+        eim_rank=fp.n,
+        k_max=run.settings["config"]["rank"],
+        overwrite=True,
+        family=run.family,
+    )
+    art = load_artifact(out)  # the verified loader is the judge
+    nbytes = sum(p.stat().st_size for p in out.iterdir())
+    print(
+        f"[6/7] wrote {out} ({nbytes / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    if figure is not None:
+        agreement_figure(
+            fp.model,
+            reduced.S_held,
+            reduced.mus_held,
+            figure,
+            f"{name}: FastLRNR (n = {fp.n}) vs LRNR residual, {len(reduced.mus_held)} held-out parameter sets",
+        )
+        print(f"      figure {figure}")
+    if calibrate:
+        calibration_step(out, size.calibration)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--out", type=Path, help="default: artifacts/<name>")
+    ap.add_argument("--version", default="2.0.0")
+    ap.add_argument("--ranks", type=int, nargs="+", default=[24, 40, 64], help="EIM ranks n to build and measure")
+    ap.add_argument("--steps", type=int, nargs="+", default=[5, 8], help="fast-phase step counts to measure")
+    ap.add_argument("--eval", type=int, default=20, help="hypernetwork-only evaluation sets")
+    ap.add_argument("--figure", type=Path, help="default: docs/figures/<name>_fastlrnr_agreement.png")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip step 7 (fastlrnr.training.calibrate)")
+    args = ap.parse_args(argv)
+    out = args.out or ROOT / "artifacts" / args.name
+    figure = args.figure or ROOT / "docs" / "figures" / f"{args.name}_fastlrnr_agreement.png"
+    build(args.run_dir, args.name, out, args.version, args.ranks, args.steps, args.eval, figure, not args.no_calibrate)
+
+
+if __name__ == "__main__":
+    main()

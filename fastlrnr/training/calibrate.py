@@ -1,0 +1,262 @@
+"""Calibrate an artifact's error estimates and escalation rungs, and rewrite its manifest.
+
+    python -m fastlrnr.training.calibrate artifacts/cdr            # rewrites artifacts/cdr/manifest.json
+    python -m fastlrnr.training.calibrate artifacts/cdr --dry-run  # prints the figures only
+
+What it sets (docs/method.md, "Error estimates" and "Escalation"):
+
+- ``correction``: Newton's iteration on the error equation, the corrected rungs (substeps
+  of the error equation on the correction grid, cheapest first) and, per rung, the error
+  model of its two-grid difference, fitted at ``COVERAGE`` on a calibration set that is dense
+  where the answers are worst (every face and corner of the domain's tensor grid, a low-ν
+  band, random interior points) and validated on held-out points (published in the manifest);
+  the factor by which an estimate is widened outside the served domain, measured on points
+  of the extrapolation band.
+- ``error_estimate``: the error model of uncorrected fast-phase answers refitted at the same
+  coverage; the a-priori error map of the hypernetwork's answers (``fastlrnr.numerics.error_estimate``).
+
+Errors are relative L2 on the standard 256×100 grid against the reference solver; the
+corrected fields use the float32 LRNR pass the service uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fastlrnr.numerics.artifact import MANIFEST, load_artifact
+from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
+from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
+from fastlrnr.numerics.fast_phase import run_fast_phase
+from fastlrnr.numerics.pde import Domain, standard_grid
+from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.sweep import has_low_nu_band
+
+COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
+RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")
+NEWTON = {"iterations": 4, "tol": 3e-5}  # error after a step ≈ C·increment²: far below the grid's
+PER_AXIS = {1: 39, 2: 11, 3: 6}  # the tensor grid (faces and corners) by number of active parameters
+LOW_NU = (0.0, 0.01, 0.03, 0.06, 0.1, 0.2)  # the hard band of models whose ν varies down to 0
+MIN_FACTOR = 2.0  # the smallest widening of an estimate outside the served domain
+
+
+@dataclass(frozen=True)
+class CalibrationSize:
+    """How many parameter sets calibrate and validate: ``per_axis`` of the tensor grid (None:
+    ``PER_AXIS`` by the number of active parameters), ``random`` interior calibration points,
+    ``validation`` random held-out points, ``band`` held-out points in the low-ν band (where
+    ν varies down to 0), ``extrapolation`` points beyond the domain (None: the defaults below,
+    which the shipped artifacts were calibrated with; a smaller size serves tests)."""
+
+    per_axis: int | None = None
+    random: int | None = None
+    validation: int | None = None
+    band: int = 40
+    extrapolation: int = 24
+
+    def grid_per_axis(self, domain: Domain) -> int:
+        return self.per_axis or PER_AXIS[len(domain.active)]
+
+
+def calibration_set(domain: Domain, seed: int = 0, size: CalibrationSize = CalibrationSize()) -> tuple[np.ndarray, int]:
+    """(mus (G, p), how many of the first rows are the tensor grid ``domain.grid(per_axis)``)."""
+    rng = np.random.default_rng(seed)
+    parts = [domain.grid(size.grid_per_axis(domain))]
+    if has_low_nu_band(domain):
+        lo, hi = domain.low, domain.high
+        names = domain.params
+        axes = [np.linspace(lo[i], hi[i], 5) if k != "nu" else np.array(LOW_NU) for i, k in enumerate(names)]
+        mesh = np.meshgrid(*[a if names[i] in domain.active else a[:1] for i, a in enumerate(axes)])
+        parts.append(np.stack([m.ravel() for m in mesh], axis=1))
+    random = size.random if size.random is not None else (100 if len(domain.active) > 1 else 40)
+    parts.append(domain.sample(random, rng))
+    return np.concatenate(parts), len(parts[0])
+
+
+def validation_set(domain: Domain, seed: int = 23, size: CalibrationSize = CalibrationSize()) -> np.ndarray:
+    """Held-out points: random over the domain, and random in the low-ν band where ν varies."""
+    rng = np.random.default_rng(seed)
+    count = size.validation if size.validation is not None else (60 if len(domain.active) > 1 else 40)
+    parts = [domain.sample(count, rng)]
+    if has_low_nu_band(domain):
+        band = domain.sample(size.band, rng)
+        band[:, domain.params.index("nu")] = rng.uniform(0.0, 0.1, size.band)
+        parts.append(band)
+    return np.concatenate(parts)
+
+
+def extrapolation_set(domain: Domain, n: int = 24, seed: int = 5) -> np.ndarray:
+    """Points beyond the domain, within the extrapolation limits (one domain width per bound,
+    not below 0; fixed parameters stay fixed): each row breaks at least one bound."""
+    rng = np.random.default_rng(seed)
+    lo, hi = domain.low, domain.high
+    span = hi - lo
+    out = []
+    while len(out) < n:
+        mu = lo + span * rng.random(len(domain.params))
+        i = rng.choice([domain.params.index(k) for k in domain.active])
+        below = rng.random() < 0.5 and lo[i] > 0
+        mu[i] = rng.uniform(max(lo[i] - span[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + span[i])
+        out.append(mu)
+    return np.array(out)
+
+
+def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chunk: int = 8) -> dict:
+    """Per row: hypernetwork error, fast-phase proxy and error, and per rung the two-grid
+    difference and the corrected error (hypernetwork coefficients, as served by default)."""
+    x, t = standard_grid()
+    S = hyper_rows(art.hyper, mus)
+    u = fields(art.lrnr, S, family=art.family)
+    out = {"err_hyper": relative_l2(u, refs)}
+    for m in RUNGS:
+        out[f"d{m}"], out[f"err{m}"] = np.empty(len(mus)), np.empty(len(mus))
+    for lo in range(0, len(mus), chunk):
+        sl = slice(lo, lo + chunk)
+        p = corr.evaluate(S[sl], mus[sl])
+        for m in RUNGS:
+            res = corr.solve(p, m)
+            out[f"d{m}"][sl] = res.d
+            out[f"err{m}"][sl] = relative_l2(u[sl] + res.field.on_axes(x, t), refs[sl])
+    fast = art.fast_phase_model(np.float32)
+    results = [
+        r
+        for lo in range(0, len(mus), chunk)
+        for r in run_fast_phase(fast, S[lo : lo + chunk], mus[lo : lo + chunk], art.fast_phase)
+    ]
+    S_fast = np.array([np.concatenate(r.s) for r in results])
+    out["proxy_fast"] = np.array([r.proxy_after for r in results])
+    out["err_fast"] = relative_l2(fields(art.lrnr, S_fast, family=art.family), refs)
+    return out
+
+
+def _factor(estimate: np.ndarray, error: np.ndarray) -> float:
+    """The widening that makes every extrapolated estimate cover its error, with a margin of 2."""
+    return float(max(MIN_FACTOR, 2.0 * np.max(error / estimate)))
+
+
+def calibrate(
+    directory: Path,
+    write: bool = True,
+    grid: tuple[int, int] | None = None,
+    coarse: tuple[int, int] | None = None,
+    size: CalibrationSize = CalibrationSize(),
+) -> dict:
+    """Fit, validate and (with ``write``) store the sections; returns the figures. ``grid``,
+    ``coarse``: (nx, nt) of the correction and its two-grid check (None: the manifest's);
+    ``size``: how many parameter sets (the default is what the shipped artifacts used)."""
+    t0 = time.perf_counter()
+    art = load_artifact(directory)
+    domain = art.served_domain
+    grid, coarse = grid or art.correction.grid, coarse or art.correction.coarse
+    corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
+    cal_mu, n_grid = calibration_set(domain, size=size)
+    val_mu, ext_mu = validation_set(domain, size=size), extrapolation_set(domain, size.extrapolation)
+    everything = np.concatenate([cal_mu, val_mu, ext_mu])
+    refs = reference_fields(everything, art.family)
+    ans = _answers(art, corr, everything, refs)
+    cal = slice(0, len(cal_mu))
+    val = slice(len(cal_mu), len(cal_mu) + len(val_mu))
+    ext = slice(len(cal_mu) + len(val_mu), None)
+    report: dict = {"calibration_points": len(cal_mu), "validation_points": len(val_mu), "rungs": []}
+
+    rungs = []
+    for m in RUNGS:
+        model = fit_error_model(ans[f"d{m}"][cal], cal_mu, ans[f"err{m}"][cal], domain, COVERAGE)
+        q_cal = estimate_quality(model.predict(ans[f"d{m}"][cal], cal_mu), ans[f"err{m}"][cal])
+        q_val = estimate_quality(model.predict(ans[f"d{m}"][val], val_mu), ans[f"err{m}"][val])
+        factor = _factor(model.predict(ans[f"d{m}"][ext], ext_mu), ans[f"err{m}"][ext])
+        rungs.append({"substeps": m, "error_model": model.to_dict()})
+        report["rungs"].append(
+            {
+                "substeps": m,
+                "error_median": float(np.median(ans[f"err{m}"][: len(cal_mu) + len(val_mu)])),
+                "error_worst": float(np.max(ans[f"err{m}"][: len(cal_mu) + len(val_mu)])),
+                "quality_calibration": q_cal,
+                "quality_validation": q_val,
+                "extrapolation_factor": factor,
+            }
+        )
+    fast_model = fit_error_model(ans["proxy_fast"][cal], cal_mu, ans["err_fast"][cal], domain, COVERAGE)
+    fast_val = estimate_quality(fast_model.predict(ans["proxy_fast"][val], val_mu), ans["err_fast"][val])
+    fast_factor = _factor(fast_model.predict(ans["proxy_fast"][ext], ext_mu), ans["err_fast"][ext])
+    # the a-priori map: nodes from the tensor grid, its margin from the calibration set's other rows
+    bare = fit_apriori_map(domain, size.grid_per_axis(domain), ans["err_hyper"][:n_grid], cal_mu[:0], cal_mu[:0, 0])
+    rest = slice(n_grid, len(cal_mu))
+    a_priori = fit_apriori_map(
+        domain, size.grid_per_axis(domain), ans["err_hyper"][:n_grid], cal_mu[rest], ans["err_hyper"][rest], 0.99
+    )
+    apriori_factor = _factor(bare.predict(ext_mu) / bare.extrapolation_factor, ans["err_hyper"][ext])
+    a_priori = type(a_priori)(a_priori.axes, a_priori.log_error, a_priori.offset, apriori_factor)
+    apriori_val = estimate_quality(a_priori.predict(val_mu), ans["err_hyper"][val])
+    report.update(
+        {
+            "fast_phase_estimate": {"quality_validation": fast_val, "extrapolation_factor": fast_factor},
+            "a_priori": {
+                "offset": a_priori.offset,
+                "quality_validation": apriori_val,
+                "extrapolation_factor": apriori_factor,
+            },
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    if write:
+        path = directory / MANIFEST
+        manifest = json.loads(path.read_text())
+        c = manifest["correction"]
+        c.update(
+            {
+                "nx": grid[0],
+                "nt": grid[1],
+                "coarse": {"nx": coarse[0], "nt": coarse[1]},
+                "substeps": RUNGS[0],
+                "newton": dict(NEWTON),
+                "rungs": rungs,
+                "error_model": rungs[0]["error_model"],
+                "extrapolation_factor": report["rungs"][0]["extrapolation_factor"],
+                "calibration": f"{len(cal_mu)} sets (the tensor grid's faces and corners, a low-nu band, random "
+                f"interior points), hypernetwork coefficients, coverage {COVERAGE}",
+                "quality_sweep": report["rungs"][0]["quality_calibration"],
+                "quality_validation": report["rungs"][0]["quality_validation"],
+                "rungs_measured": report["rungs"],
+            }
+        )
+        CorrectionSpec.from_dict(c)  # the loader's own check before anything is written
+        e = manifest["error_estimate"]
+        e.update(
+            {
+                "model": fast_model.to_dict(),
+                "extrapolation_factor": fast_factor,
+                "quality_validation": fast_val,
+                "a_priori": a_priori.to_dict(),
+                "a_priori_quality_validation": apriori_val,
+            }
+        )
+        ErrorModel.from_dict(e["model"])
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=True) + "\n")
+        load_artifact(directory)  # the verified loader is the judge
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("artifact", type=Path)
+    ap.add_argument("--dry-run", action="store_true", help="print the figures, change nothing")
+    ap.add_argument("--grid", type=_nxnt, help="correction grid NXxNT (default: the manifest's)")
+    ap.add_argument("--coarse", type=_nxnt, help="its two-grid check NXxNT (default: the manifest's)")
+    args = ap.parse_args(argv)
+    report = calibrate(args.artifact, not args.dry_run, args.grid, args.coarse)
+    print(json.dumps(report, indent=1))
+
+
+def _nxnt(text: str) -> tuple[int, int]:
+    nx, nt = text.lower().split("x")
+    return int(nx), int(nt)
+
+
+if __name__ == "__main__":
+    main()

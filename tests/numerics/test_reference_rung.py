@@ -1,0 +1,65 @@
+"""The reference solver as the escalation's last rung (fastlrnr/numerics/reference_rung.py): its sites, its
+two-resolution estimate, and its deadline."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from fastlrnr.numerics.pde import standard_grid
+from fastlrnr.numerics.reference import solve_reference_batch
+from fastlrnr.numerics.reference_rung import solve_at_sites, solve_to_tolerance
+
+MUS = np.array([[3.0, 0.0, 2.0], [2.0, 0.5, 1.0], [1.0, 2.0, 2.0], [20.0, 0.0, 0.0], [1.0, 0.05, 0.0]])
+
+
+def test_points_and_unsorted_axes_match_the_reference():
+    rng = np.random.default_rng(0)
+    x, t = rng.uniform(-2, 9, 12), rng.uniform(0, 1, 12)
+    pts = solve_at_sites(MUS, x, t, True, 4000, 64)
+    for p in range(12):  # each point against a solve at exactly its time
+        want = solve_reference_batch(MUS, x[p : p + 1], t[p : p + 1], substeps=4000, nx_internal=64)[:, 0, 0]
+        np.testing.assert_allclose(pts[:, p], want, atol=1e-12)
+    axes = solve_at_sites(MUS, x, t, False, 4000, 64)
+    order = np.argsort(t)
+    want = solve_reference_batch(MUS, x, t[order], substeps=4000, nx_internal=64)
+    np.testing.assert_allclose(axes[:, order], want, atol=1e-12)
+
+
+@pytest.mark.parametrize("tolerance", [1e-3, 1e-5])
+@pytest.mark.parametrize("points", [False, True])
+def test_the_estimate_bounds_the_true_error_and_meets_the_tolerance(tolerance, points):
+    x, t = standard_grid()
+    if points:
+        rng = np.random.default_rng(1)
+        x, t = rng.uniform(0, 2 * np.pi, 16), rng.uniform(0, 1, 16)
+        truth = np.stack([solve_at_sites(MUS, x, t, True, 16000, 256)])[0]
+    else:
+        truth = solve_reference_batch(MUS, x, t, substeps=16000)
+    ans = solve_to_tolerance(MUS, x, t, points, tolerance)
+    err = np.linalg.norm((ans.u - truth).reshape(len(MUS), -1), axis=1) / np.linalg.norm(
+        truth.reshape(len(MUS), -1), axis=1
+    )
+    assert np.all(ans.estimate <= tolerance) and not ans.exhausted, (ans.estimate, ans.attempts)
+    assert np.all(err <= ans.estimate), np.c_[err, ans.estimate]
+    assert ans.attempts == tuple(ans.attempts[0] * 2**k for k in range(len(ans.attempts)))  # doubling
+
+
+def test_a_deadline_stops_the_doubling_and_says_so():
+    x, t = standard_grid()
+    t0 = time.perf_counter()
+    ans = solve_to_tolerance(MUS, x, t, False, 1e-14, deadline=time.perf_counter() + 0.05)
+    assert time.perf_counter() - t0 < 1.0
+    assert ans.exhausted and len(ans.attempts) >= 1 and np.all(np.isfinite(ans.u))
+
+
+def test_the_uniform_march_is_chunked_without_changing_a_value(monkeypatch):
+    import fastlrnr.numerics.reference_rung as rr
+
+    rng = np.random.default_rng(2)
+    x, t = rng.uniform(0, 6, 9), rng.uniform(0, 1, 9)
+    whole = solve_at_sites(MUS, x, t, True, 64, 32, uniform=True)
+    monkeypatch.setattr(rr, "MARCH_VALUES", 1)  # one row at a time
+    np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True), whole)
