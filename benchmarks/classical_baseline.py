@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.pde import X_PERIOD, uniform_grid
+from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
 
 try:
     from benchmarks.classical_solver import Sites, cheapest, classical_solver, ladder_errors, reference_at, rel_l2

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.pde import X_PERIOD, initial_condition
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
+from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.numerics.spectral import trig_interpolate
 
@@ -67,7 +68,7 @@ def strang_states(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.nd
         u /= den
         return u
 
-    u = np.broadcast_to(initial_condition(X_PERIOD * np.arange(n) / n), (B, n)).copy()
+    u = np.broadcast_to(CDR_FAMILY.initial_condition(X_PERIOD * np.arange(n) / n), (B, n)).copy()
     out = np.empty((B, t.size, n))
     t_now = 0.0
     for j, t_next in enumerate(t):
@@ -131,9 +132,9 @@ def classical_solver(sites: Sites, substeps: int, n: int) -> Callable[[np.ndarra
 
 
 def reference_at(sites: Sites, mu: np.ndarray, **kw) -> np.ndarray:
-    """``fastlrnr.numerics.reference.solve_reference_batch`` at the sites (fine by default)."""
+    """``fastlrnr.numerics.reference.solve_reference_batch`` of the CDR family at the sites (fine by default)."""
     t, where = sites.times()
-    u = solve_reference_batch(mu, sites.x, t, **kw)
+    u = solve_reference_batch(mu, sites.x, t, family=CDR_FAMILY, **kw)
     return u if where is None else u[:, where, np.arange(sites.x.size)]
 
 

@@ -30,8 +30,8 @@ import numpy as np
 
 from fastlrnr.numerics.artifact import list_artifacts, load_artifact
 from fastlrnr.numerics.fast_phase import run_fast_phase
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.hypernet import hyper_forward
-from fastlrnr.numerics.pde import standard_grid
 from fastlrnr.server.api.jobs import grid_arrays
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine.field import FieldEvaluator

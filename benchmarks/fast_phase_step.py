@@ -23,10 +23,11 @@ import argparse
 
 import numpy as np
 
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.fastlrnr import build_fastlrnr
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.jet_chain import JetChain, exact_chain
-from fastlrnr.numerics.pde import CDR, interior_points
 from fastlrnr.numerics.random_model import random_model
 
 RANKS = (24, 16, 16)
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     for N in args.widths:
         w, hyper = random_model(N, RANKS, CDR, seed=0)
         S_train = np.concatenate(hyper_forward(hyper, CDR.grid(2)), axis=1)
-        ops, _ = build_fastlrnr(w, x, t, S_train, min(args.n, N))
+        ops, _ = build_fastlrnr(w, x, t, S_train, min(args.n, N), family=CDR_FAMILY)
         S = np.concatenate(hyper_forward(hyper, MU), axis=1)
-        full_chain, red_chain = exact_chain(w, x, t, np.float32), ops.chain()
+        full_chain, red_chain = exact_chain(w, x, t, np.float32, family=CDR_FAMILY), ops.chain(family=CDR_FAMILY)
         exact, exact_med = timed(lambda: lm_step(full_chain, S), args.repeats)
         reduced, reduced_med = timed(lambda: lm_step(red_chain, S), args.repeats)
         base = base or (exact, reduced)

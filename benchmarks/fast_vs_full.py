@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.hypernet import hyper_forward
 
@@ -68,11 +69,11 @@ def main(argv: list[str] | None = None) -> None:
                 run_fast_phase(fast, S_hat[i : i + 1], mus[i : i + 1], st)
                 ts.append(time.perf_counter() - t0)
             times[label] = 1e3 * float(np.median(ts))
-        net = LRNR.from_weights(art.lrnr)
+        net = LRNR.from_weights(art.lrnr, family=CDR_FAMILY)
         ts = []
         for i in range(min(3, len(mus))):
             s0 = [np.asarray(p) for p in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
-            ts.append(finetune(art.lrnr, s0, mus[i], FinetuneSettings(steps=400), net=net)["time_s"])
+            ts.append(finetune(art.lrnr, s0, mus[i], FinetuneSettings(steps=400), net=net, family=art.family)["time_s"])
         times["full fine-tuning, 400 steps"] = 1e3 * float(np.median(ts))
         base = times[f"LM {default.backend} (default)"]
         for label, ms in times.items():

@@ -38,7 +38,8 @@ except ModuleNotFoundError:  # run as a script: benchmarks/ is sys.path[0]
 def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) -> list[dict]:
     import numpy as np
 
-    from fastlrnr.numerics.pde import standard_grid
+    from fastlrnr.numerics.families.cdr import CDR_FAMILY
+    from fastlrnr.numerics.grid import standard_grid
     from fastlrnr.numerics.random_model import random_lrnr
     from fastlrnr.server.engine.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator
     from fastlrnr.training.onnx_export import lrnr_onnx
@@ -55,10 +56,13 @@ def worker(threads: int, repeats: int, widths: list[int], batches: list[int]) ->
             w = random_lrnr(N, RANKS, seed=N)
             rng = np.random.default_rng(N)
             path, jets_path = Path(tmp) / f"lrnr{N}.onnx", Path(tmp) / f"jets{N}.onnx"
-            path.write_bytes(lrnr_onnx(w))
-            jets_path.write_bytes(lrnr_onnx(w, jets=True))
+            path.write_bytes(lrnr_onnx(w, family=CDR_FAMILY))
+            jets_path.write_bytes(lrnr_onnx(w, jets=True, family=CDR_FAMILY))
             flops = 2 * P * (3 * N + sum(2 * N * k for k in RANKS))
-            evaluators = {"onnxruntime": FieldEvaluator(path, threads=threads), "numpy": NumpyFieldEvaluator(w)}
+            evaluators = {
+                "onnxruntime": FieldEvaluator(path, threads=threads),
+                "numpy": NumpyFieldEvaluator(w, family=CDR_FAMILY),
+            }
             for B in batches:
                 s = [rng.uniform(0.0, 1.0, (B, k)) for k in RANKS]
                 for backend, ev in evaluators.items():

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.grid import X_PERIOD, standard_grid
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import X_PERIOD, standard_grid
 from fastlrnr.server.engine.field import FieldEvaluator
 
 try:

@@ -48,10 +48,12 @@ PHASES = ("sequential", "concurrent", "rss32", "flood", "header", "sigterm")
 
 def synthetic_artifacts(directory: Path, width: int = 256, ranks=(12, 12, 12), eim_rank: int = 40) -> Path:
     """A random cdr model of the CPU default's size (N = 256, L = 3): timings only, no accuracy."""
-    from fastlrnr.numerics.pde import CDR
+    from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
     from fastlrnr.training.synthetic_artifact import write_synthetic  # needs the onnx package (train extra)
 
-    write_synthetic(directory / "cdr", "cdr", CDR, width=width, ranks=ranks, points=256, rank=eim_rank, steps=8)
+    write_synthetic(
+        directory / "cdr", "cdr", CDR, width=width, ranks=ranks, points=256, rank=eim_rank, steps=8, family=CDR_FAMILY
+    )
     return directory
 
 

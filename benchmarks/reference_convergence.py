@@ -2,7 +2,7 @@
 
     python benchmarks/reference_convergence.py [--beta 2 --nu 0.7 --rho 1.5]
 
-Prints, for the standard grid (fastlrnr.numerics.pde.standard_grid()), the relative L2 error of
+Prints, for the standard grid (fastlrnr.numerics.grid.standard_grid()), the relative L2 error of
 Strang splitting against a run with 16× the finest step count, the observed order
 between consecutive rows, and the median wall time of one default standard-grid solve.
 """
@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from fastlrnr.numerics.pde import standard_grid
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.reference import DEFAULT_SUBSTEPS, reference_on_standard_grid, solve_reference
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     intervals = t.size - 1
     counts = sorted({intervals * 2**k for k in range(1, 8)} | {DEFAULT_SUBSTEPS})
     fine_count = 16 * max(counts)
-    fine = solve_reference(mu, x, t, substeps=fine_count)
+    fine = solve_reference(mu, x, t, substeps=fine_count, family=CDR_FAMILY)
     norm = np.linalg.norm(fine)
 
     print(f"reference solver, standard grid {t.size}x{x.size}, (beta, nu, rho) = {tuple(mu.tolist())}")
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     previous = None
     for n in counts:
         steps = total_steps(n, t)
-        error = np.linalg.norm(solve_reference(mu, x, t, substeps=n) - fine) / norm
+        error = np.linalg.norm(solve_reference(mu, x, t, substeps=n, family=CDR_FAMILY) - fine) / norm
         order = "" if previous is None else f"{math.log(previous[1] / error) / math.log(steps / previous[0]):6.2f}"
         mark = "  <- default" if n == DEFAULT_SUBSTEPS else ""
         print(f"{n:>9} {steps:>7} {error:>13.3e} {order:>6}{mark}")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        reference_on_standard_grid(mu)
+        reference_on_standard_grid(mu, family=CDR_FAMILY)
         times.append(time.perf_counter() - start)
     print(
         f"standard-grid solve at the default substeps = {DEFAULT_SUBSTEPS}: "

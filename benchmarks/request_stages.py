@@ -39,7 +39,7 @@ SHAPES = {"256x100": {"nx": 256, "nt": 100}, "8 points": None}
 
 def measure(queries: int, repeats: int) -> dict:
     """{model: {shape: {stage: median ms, 'pass': median ms, 'error': median rel. L2}}} for the
-    code that ``import service`` finds."""
+    code that ``import fastlrnr`` finds."""
     from fastlrnr.numerics.artifact import list_artifacts
     from fastlrnr.numerics.reference import solve_reference_batch
     from fastlrnr.server.api import checks

@@ -9,19 +9,26 @@ from pathlib import Path
 import pytest
 from service_testkit import make_client, make_settings, write_synthetic
 
-from fastlrnr.numerics.pde import CDR, CONVECTION, CONVECTION_TEST, Domain
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY, CONVECTION, CONVECTION_TEST, PARAM_NAMES
+from fastlrnr.numerics.family import Domain
 
 # convection is served on part of its trained range, as a model that misses its target at high β
-CONVECTION_SERVED = Domain("convection", {"beta": (1.0, 12.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)})
+CONVECTION_SERVED = Domain("convection", {"beta": (1.0, 12.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)}, PARAM_NAMES)
 
 
 @pytest.fixture(scope="session")
 def artifact_root(tmp_path_factory) -> Path:
     """A directory with two good models, ``cdr`` (default) and ``convection`` (served for β ≤ 12)."""
     root = tmp_path_factory.mktemp("artifacts")
-    write_synthetic(root / "cdr", "cdr", CDR, CDR, seed=3)
+    write_synthetic(root / "cdr", "cdr", CDR, CDR, seed=3, family=CDR_FAMILY)
     write_synthetic(
-        root / "convection", "convection", CONVECTION, CONVECTION_TEST, seed=4, served_domain=CONVECTION_SERVED
+        root / "convection",
+        "convection",
+        CONVECTION,
+        CONVECTION_TEST,
+        seed=4,
+        served_domain=CONVECTION_SERVED,
+        family=CDR_FAMILY,
     )
     return root
 

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 import httpx
 import numpy as np
 
-from fastlrnr.client.options import NPY, uniform_grid
+from fastlrnr.client.options import NPY
 from fastlrnr.client.results import BatchItem, BatchResult, Diagnostics, ModelRef, SolveError, SolveResult, flags
+from fastlrnr.numerics.grid import uniform_grid
 
 
 def raise_for(response: httpx.Response) -> None:

@@ -48,12 +48,11 @@ from typing import TypeVar, Unpack
 
 import httpx
 
-from fastlrnr.client import plans as plans
+from fastlrnr.client import plans
 from fastlrnr.client import sweeps as sweep_client
 from fastlrnr.client.options import (
     DEFAULT_GRID_VALUES,
     NPY,
-    PARAM_NAMES,
     FastPhaseOptions,
     Plan,
     Sleep,
@@ -61,7 +60,6 @@ from fastlrnr.client.options import (
     SolveOptions,
     keywords_from,
     params_dict,
-    uniform_grid,
 )
 from fastlrnr.client.plans import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -81,6 +79,7 @@ from fastlrnr.numerics.answer import (
     Flag,
     FlagCode,
 )
+from fastlrnr.numerics.grid import uniform_grid
 
 __all__ = [
     "DEFAULT_GRID_VALUES",
@@ -88,7 +87,6 @@ __all__ = [
     "DEFAULT_MAX_BATCH_VALUES",
     "NPY",
     "NPZ_TYPE",
-    "PARAM_NAMES",
     "RETRY_EXCEPTIONS",
     "AnswerDiagnostics",
     "AsyncSolveClient",

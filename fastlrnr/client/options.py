@@ -6,15 +6,15 @@ methods keep them as keyword arguments, their signature read from the dataclass
 (:func:`keywords_from`). A plan (``fastlrnr.client.plans``) yields :class:`Request` (send it,
 send me the response) and :class:`Sleep` (wait, then send me None); a shell does the I/O.
 
-``PARAM_NAMES`` and :func:`uniform_grid` copy ``fastlrnr.numerics.pde``'s (a test checks they agree), so
-that the client imports none of the numerics; the default grid's size is ``fastlrnr.numerics.grid``'s (pure
-Python).
+The grids are ``fastlrnr.numerics.grid``'s (numpy only: the one module of the numerics the client
+imports besides the answer's definition). Parameters go by name, as the model's family names them
+(``GET /models``: ``family.params``); a bare sequence is refused rather than read in one family's order.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypedDict, TypeVar
 
@@ -22,18 +22,10 @@ import numpy as np
 
 from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
 
-PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")  # = fastlrnr.numerics.pde.PARAM_NAMES
 NPY = "application/x-npy"
 DEFAULT_GRID_VALUES = STANDARD_NX * STANDARD_NT  # the server's default grid
 
 T = TypeVar("T")
-
-
-def uniform_grid(nx: int, nt: int) -> tuple[np.ndarray, np.ndarray]:
-    """``fastlrnr.numerics.pde.uniform_grid``: x_j = 2πj/nx (j < nx) and t = linspace(0, 1, nt), (n,) float64."""
-    if int(nx) != nx or int(nt) != nt or nx < 1 or nt < 1:
-        raise ValueError(f"nx and nt must be positive integers, got nx={nx!r}, nt={nt!r}")
-    return 2.0 * np.pi * np.arange(int(nx)) / int(nx), np.linspace(0.0, 1.0, int(nt))
 
 
 @dataclass(frozen=True)
@@ -125,15 +117,15 @@ def keywords_from(options: type) -> Callable[[Callable], Callable]:
     return mark
 
 
-def params_dict(params: Mapping[str, float] | Sequence[float] | np.ndarray) -> dict[str, float]:
-    """Parameters by name from a mapping (any family: the names ``GET /models`` lists under
-    ``family.params``), or from a length-3 sequence in the CDR family's order (beta, nu, rho)."""
-    if isinstance(params, Mapping):
-        return {str(k): float(v) for k, v in params.items()}
-    values = np.asarray(params, dtype=float).ravel()
-    if values.shape != (3,):
-        raise ValueError(f"expected 3 parameters (beta, nu, rho), got shape {values.shape}")
-    return dict(zip(PARAM_NAMES, map(float, values)))
+def params_dict(params: Mapping[str, float]) -> dict[str, float]:
+    """Parameters by name (the names ``GET /models`` lists under the model's ``family.params``),
+    as floats. A sequence is refused: its order would be one family's guess."""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"parameters must be a mapping by name, e.g. {{'beta': 2.0, 'nu': 0.5, 'rho': 1.0}}; "
+            f"got {type(params).__name__} (the model's names: GET /models, family.params)"
+        )
+    return {str(k): float(v) for k, v in params.items()}
 
 
 def solve_body(params, o: SolveOptions, *, model: str | None, time_budget_ms: int | None, batch: bool) -> dict:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-from fastlrnr.client import answers as answers
+from fastlrnr.client import answers
 from fastlrnr.client.options import Plan, Request, Sleep, SolveOptions, accept, grid_values, params_dict, solve_body
 from fastlrnr.client.results import BatchResult, SolveResult
 from fastlrnr.version import __version__

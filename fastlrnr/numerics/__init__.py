@@ -3,9 +3,9 @@
 The public API, by topic (the math of each is in docs/method.md):
 
 - the PDE family: ``PdeFamily`` (what a family declares), ``FAMILIES`` (by name: ``CDR_FAMILY``,
-  ``ALLEN_CAHN_FAMILY``), ``Domain``, ``DOMAINS``, ``TEST_DOMAINS``, ``residual`` (CDR's),
-  ``interior_points``, ``uniform_grid``, ``standard_grid``, ``ParameterError``; the reference
-  solver ``solve_reference``, ``solve_reference_batch``;
+  ``ALLEN_CAHN_FAMILY``, ``BURGERS_FAMILY``), ``Domain``, ``ParameterError``; the grids
+  (``fastlrnr.numerics.grid``): ``interior_points``, ``uniform_grid``, ``standard_grid``; the
+  reference solver ``solve_reference``, ``solve_reference_batch``;
 - the model: ``LRNRWeights``, ``lrnr_forward``, ``lrnr_jets``, ``HyperWeights``, ``hyper_forward``;
 - the fast phase: ``FastPhaseModel``, ``FastPhaseSettings``, ``FastPhaseResult``,
   ``run_fast_phase`` (over ``JetChain``: ``exact_chain`` or a FastLRNR ``ReducedOperators``,
@@ -17,7 +17,7 @@ The public API, by topic (the math of each is in docs/method.md):
 
 Everything else in the package is an implementation detail that may change.
 
-The names are loaded on first use (PEP 562): ``from core import X`` imports X's module then,
+The names are loaded on first use (PEP 562): ``from fastlrnr.numerics import X`` imports X's module then,
 and ``import fastlrnr.numerics.answer`` (what the client needs) loads nothing else of the numerics.
 """
 
@@ -36,6 +36,7 @@ _SOURCES = {
     "ErrorProxy": "fastlrnr.numerics.error_proxy",
     "linearised_error": "fastlrnr.numerics.error_proxy",
     "ALLEN_CAHN_FAMILY": "fastlrnr.numerics.families",
+    "BURGERS_FAMILY": "fastlrnr.numerics.families",
     "CDR_FAMILY": "fastlrnr.numerics.families",
     "FAMILIES": "fastlrnr.numerics.families",
     "PdeFamily": "fastlrnr.numerics.family",
@@ -52,14 +53,11 @@ _SOURCES = {
     "LRNRWeights": "fastlrnr.numerics.lrnr",
     "lrnr_forward": "fastlrnr.numerics.lrnr",
     "lrnr_jets": "fastlrnr.numerics.lrnr",
-    "DOMAINS": "fastlrnr.numerics.pde",
-    "TEST_DOMAINS": "fastlrnr.numerics.pde",
-    "Domain": "fastlrnr.numerics.pde",
-    "ParameterError": "fastlrnr.numerics.pde",
-    "interior_points": "fastlrnr.numerics.pde",
-    "residual": "fastlrnr.numerics.pde",
-    "standard_grid": "fastlrnr.numerics.pde",
-    "uniform_grid": "fastlrnr.numerics.pde",
+    "Domain": "fastlrnr.numerics.family",
+    "ParameterError": "fastlrnr.numerics.family",
+    "interior_points": "fastlrnr.numerics.grid",
+    "standard_grid": "fastlrnr.numerics.grid",
+    "uniform_grid": "fastlrnr.numerics.grid",
     "solve_reference": "fastlrnr.numerics.reference",
     "solve_reference_batch": "fastlrnr.numerics.reference",
 }
@@ -70,7 +68,7 @@ __all__ = sorted(_SOURCES)
 def __getattr__(name: str):
     source = _SOURCES.get(name)
     if source is None:
-        raise AttributeError(f"module 'core' has no attribute {name!r}")
+        raise AttributeError(f"module 'fastlrnr.numerics' has no attribute {name!r}")
     value = getattr(importlib.import_module(source), name)
     globals()[name] = value  # later look-ups skip this function
     return value

@@ -38,10 +38,9 @@ import numpy as np
 
 from fastlrnr.numerics.error_estimate import ErrorModel
 from fastlrnr.numerics.error_proxy import ErrorProxy, error_field
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import uniform_grid
 from fastlrnr.numerics.spectral import SITES_CHUNK, cubic_at_points, cubic_in_time, trig_interpolate
 
 MAX_CHUNK_VALUES = 1 << 21  # rows × times × sites interpolated at once in ``at_points`` (16 MiB)
@@ -61,7 +60,7 @@ def newton_error_field(
     t_end: float,
     iterations: int,
     tol: float,
-    family: PdeFamily = CDR_FAMILY,
+    family: PdeFamily,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The error e (R, nt, nx) of fields u with residuals r (R, nt, nx) on ``uniform_grid``
     scaled to [0, t_end], parameters mu (R, p): the linearised error, then up to
@@ -187,7 +186,8 @@ class ErrorCorrection:
         substeps: int = 1,
         iterations: int = 0,
         tol: float = 1e-9,
-        family: PdeFamily = CDR_FAMILY,
+        *,
+        family: PdeFamily,
     ):
         if not _finer(grid, coarse):
             raise ValueError(f"the correction grid {grid} must be finer than the coarse one {coarse}")
@@ -314,10 +314,10 @@ class CorrectionSpec:
             raise ValueError(f"correction.substeps {d['substeps']!r} differs from the first rung's {rungs[0].substeps}")
         return cls(grid, coarse, d["default"], rungs, iterations, tol)
 
-    def model(self, weights: LRNRWeights, dtype=np.float32, family: PdeFamily = CDR_FAMILY) -> ErrorCorrection:
+    def model(self, weights: LRNRWeights, dtype=np.float32, *, family: PdeFamily) -> ErrorCorrection:
         """The correction of ``weights`` (an LRNR of ``family``) at these grids."""
         return ErrorCorrection(
-            weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol, family
+            weights, self.grid, self.coarse, dtype, self.rungs[0].substeps, self.iterations, self.tol, family=family
         )
 
 

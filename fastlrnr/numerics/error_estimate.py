@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastlrnr.numerics.family import Domain, as_param_array
 from fastlrnr.numerics.hypernet import normalise_params
-from fastlrnr.numerics.pde import Domain, as_param_array
 
 
 @dataclass(frozen=True)

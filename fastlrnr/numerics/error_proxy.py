@@ -28,18 +28,15 @@ from __future__ import annotations
 import numpy as np
 
 from fastlrnr.numerics.allocator import retain_freed_memory
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
 from fastlrnr.numerics.jet_chain import JetChain, exact_chain
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import X_PERIOD, uniform_grid
 
 SMALL_Z = 1e-6  # below |z| the φ-functions use their Taylor series
 
 
-def error_field(
-    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily = CDR_FAMILY
-) -> np.ndarray:
+def error_field(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily) -> np.ndarray:
     """The linearised error e (R, nt, nx) for residuals r and fields u (R, nt, nx) on the
     grid ``uniform_grid(nx, nt)`` scaled to [0, t_end] in time, parameters mu (R, p) of
     ``family`` ((β, ν, ρ) for CDR)."""
@@ -74,9 +71,7 @@ def error_field(
     return e
 
 
-def linearised_error(
-    r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily = CDR_FAMILY
-) -> np.ndarray:
+def linearised_error(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, family: PdeFamily) -> np.ndarray:
     """The proxy ê = ‖e‖ / ‖u‖ (R,) over the times t_1..t_{nt−1} (arguments as for
     :func:`error_field`). Non-finite inputs give inf for that row."""
     e = error_field(r, u, mu, t_end, family)
@@ -99,7 +94,8 @@ class ErrorProxy:
         nt: int = 17,
         dtype=np.float32,
         chunk: int = 8,
-        family: PdeFamily = CDR_FAMILY,
+        *,
+        family: PdeFamily,
     ):
         if nx < 4 or nt < 2:
             raise ValueError(f"the proxy grid needs nx ≥ 4 and nt ≥ 2, got {nx} × {nt}")
@@ -107,7 +103,7 @@ class ErrorProxy:
         X, T = np.meshgrid(x, t)  # (nt, nx)
         self.nx, self.nt, self.t_end, self.chunk = int(nx), int(nt), float(t[-1]), int(chunk)
         self.family = family
-        self.chain: JetChain = exact_chain(weights, X.ravel(), T.ravel(), dtype, family)
+        self.chain: JetChain = exact_chain(weights, X.ravel(), T.ravel(), dtype, family=family)
         retain_freed_memory()  # a pass allocates MiB-sized jets: reuse them (fastlrnr/numerics/allocator.py)
 
     def __call__(self, S: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,6 @@ from types import ModuleType
 
 import numpy as np
 
-DEFAULT_PARAMS: tuple[str, ...] = ("beta", "nu", "rho")
-"""The parameter names of a Domain that names none: the CDR family's (compatibility)."""
-
 
 class ParameterError(ValueError):
     """A parameter set is malformed or outside a domain; ``param`` names the culprit."""
@@ -41,7 +38,7 @@ class ParameterError(ValueError):
         self.param = param
 
 
-def params_to_array(params: Mapping[str, float] | np.ndarray, names: Sequence[str] = DEFAULT_PARAMS) -> np.ndarray:
+def params_to_array(params: Mapping[str, float] | np.ndarray, names: Sequence[str]) -> np.ndarray:
     """(n,) float64 from a mapping over ``names`` (missing → 0) or a length-n array, n = len(names).
     Raises ParameterError for unknown names, non-numbers, NaN or inf."""
     names = tuple(names)
@@ -64,7 +61,7 @@ def params_to_array(params: Mapping[str, float] | np.ndarray, names: Sequence[st
     return mu
 
 
-def as_param_array(mu: np.ndarray, names: Sequence[str] | int = DEFAULT_PARAMS) -> np.ndarray:
+def as_param_array(mu: np.ndarray, names: Sequence[str] | int) -> np.ndarray:
     """(B, n) float64 view of parameter rows over ``names`` (or n unnamed columns when an
     int); a single (n,) row is promoted."""
     mu = np.asarray(mu, dtype=np.float64)
@@ -80,12 +77,12 @@ def as_param_array(mu: np.ndarray, names: Sequence[str] | int = DEFAULT_PARAMS) 
 @dataclass(frozen=True)
 class Domain:
     """A box of parameter sets: ``bounds[name] = (low, high)``; low == high fixes it.
-    ``params``: the parameter names in column order (default: the CDR family's)."""
+    ``params``: the parameter names in column order (its family's)."""
 
     name: str
     bounds: Mapping[str, tuple[float, float]]
+    params: tuple[str, ...]
     description: str = ""
-    params: tuple[str, ...] = DEFAULT_PARAMS
 
     def __post_init__(self) -> None:
         if set(self.bounds) != set(self.params):
@@ -114,14 +111,19 @@ class Domain:
             "name": self.name,
             "description": self.description,
             "bounds": {k: list(map(float, self.bounds[k])) for k in self.params},
+            "params": list(self.params),
         }
-        if self.params != DEFAULT_PARAMS:
-            out["params"] = list(self.params)
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> Domain:
-        params = tuple(map(str, d.get("params", DEFAULT_PARAMS)))
+    def from_dict(cls, d: Mapping, params: Sequence[str] | None = None) -> Domain:
+        """The domain ``d`` describes; its parameter names from ``d["params"]``, else ``params``
+        (the family's: a record written before domains named their parameters)."""
+        if "params" in d:
+            params = d["params"]
+        if params is None:
+            raise ValueError(f"domain {d.get('name')!r} names no parameters and none were given")
+        params = tuple(map(str, params))
         return cls(
             name=str(d["name"]),
             description=str(d.get("description", "")),

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastlrnr.numerics.eim import deim_indices
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
-from fastlrnr.numerics.jet_chain import JetChain, exact_chain, layer1_inputs
+from fastlrnr.numerics.jet_chain import JetChain, check_layers, exact_chain, layer1_inputs
 from fastlrnr.numerics.lrnr import LRNRWeights
 
 
@@ -61,7 +60,7 @@ class ReducedOperators:
                     f"layer {l + 1}: expected Wout ({n}, k), bias ({n},), p ({n},); got "
                     f"{self.Wout[l].shape}, {self.bias[l].shape}, {self.p[l].shape}"
                 )
-        self.chain()  # checks the remaining shapes
+        check_layers(self.x, self.t, self.a1, self.Wout, self.bias, (None,) + tuple(self.Win), self.w)
 
     @property
     def n(self) -> int:
@@ -71,7 +70,7 @@ class ReducedOperators:
     def ranks(self) -> tuple[int, ...]:
         return tuple(int(W.shape[1]) for W in self.Wout)
 
-    def chain(self, dtype=np.float64, family: PdeFamily = CDR_FAMILY) -> JetChain:
+    def chain(self, dtype=np.float64, *, family: PdeFamily) -> JetChain:
         """The reduced network as a JetChain in ``dtype``, for the residual of ``family``."""
         cast = lambda a: np.ascontiguousarray(a, dtype=dtype)
         return JetChain(
@@ -83,7 +82,7 @@ class ReducedOperators:
             (None,) + tuple(map(cast, self.Win)),
             cast(self.w),
             float(self.c),
-            family,
+            family=family,
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -134,6 +133,8 @@ def build_fastlrnr(
     rank: int,
     heldout_rows: np.ndarray | None = None,
     chunk: int = 8,
+    *,
+    family: PdeFamily,
 ) -> tuple[ReducedOperators, dict]:
     """POD + DEIM of the state jets of layers 1..L at points x, t (M,).
 
@@ -143,7 +144,7 @@ def build_fastlrnr(
     (and held-out) snapshots. Computed in float64 from the snapshot Gram matrices, so the
     memory does not grow with the number of snapshots."""
     w64 = weights if weights.A.dtype == np.float64 else weights.astype(np.float64)
-    full = exact_chain(w64, x, t, dtype=np.float64)
+    full = exact_chain(w64, x, t, dtype=np.float64, family=family)
     L, N = len(w64.U), w64.width
     if not (1 <= rank <= N):
         raise ValueError(f"rank must lie in [1, N = {N}], got {rank}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.pde import as_param_array
+from fastlrnr.numerics.family import as_param_array
 
 
 @dataclass(frozen=True)

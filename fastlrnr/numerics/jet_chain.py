@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.lrnr import LRNRWeights, layer0_jets
 
@@ -43,7 +42,7 @@ class JetChain:
 
     x, t (M,); a1 (4, M, k_1); Wout[l] (d_l, k_l), bias[l] (d_l,) for l = 1..L;
     Win[l] (d_{l−1}, k_l) for l = 2..L (Win[0] is None); w (d_L,); c: output bias;
-    family: the PDE whose residual the chain evaluates (default CDR)."""
+    family: the PDE whose residual the chain evaluates ."""
 
     x: np.ndarray
     t: np.ndarray
@@ -53,27 +52,10 @@ class JetChain:
     Win: tuple[np.ndarray | None, ...]
     w: np.ndarray
     c: float
-    family: PdeFamily = CDR_FAMILY
+    family: PdeFamily
 
     def __post_init__(self) -> None:
-        M = self.x.shape[0]
-        L = len(self.Wout)
-        if self.x.shape != (M,) or self.t.shape != (M,):
-            raise ValueError(f"expected points x, t of shape (M,), got {self.x.shape}, {self.t.shape}")
-        if self.a1.shape != (4, M, self.Wout[0].shape[1]):
-            raise ValueError(f"expected a1 of shape (4, {M}, k_1), got {self.a1.shape}")
-        if len(self.bias) != L or len(self.Win) != L or self.Win[0] is not None:
-            raise ValueError("expected L entries of Wout, bias and Win, with Win[0] None")
-        for l in range(L):
-            d, k = self.Wout[l].shape
-            if self.bias[l].shape != (d,):
-                raise ValueError(f"layer {l + 1}: expected bias ({d},), got {self.bias[l].shape}")
-            if l > 0 and self.Win[l].shape != (self.Wout[l - 1].shape[0], k):
-                raise ValueError(
-                    f"layer {l + 1}: expected Win ({self.Wout[l - 1].shape[0]}, {k}), got {self.Win[l].shape}"
-                )
-        if self.w.shape != (self.Wout[-1].shape[0],):
-            raise ValueError(f"expected w of shape ({self.Wout[-1].shape[0]},), got {self.w.shape}")
+        check_layers(self.x, self.t, self.a1, self.Wout, self.bias, self.Win, self.w)
 
     @property
     def ranks(self) -> tuple[int, ...]:
@@ -171,6 +153,27 @@ class JetChain:
         return S, mu
 
 
+def check_layers(x, t, a1, Wout, bias, Win, w) -> None:
+    """Raise ValueError unless the chain's arrays fit together: points x, t (M,), a1 (4, M, k_1),
+    Wout[l] (d_l, k_l), bias[l] (d_l,), Win[l] (d_{l−1}, k_l) for l ≥ 1 (Win[0] None), w (d_L,)."""
+    M = x.shape[0]
+    L = len(Wout)
+    if x.shape != (M,) or t.shape != (M,):
+        raise ValueError(f"expected points x, t of shape (M,), got {x.shape}, {t.shape}")
+    if a1.shape != (4, M, Wout[0].shape[1]):
+        raise ValueError(f"expected a1 of shape (4, {M}, k_1), got {a1.shape}")
+    if len(bias) != L or len(Win) != L or Win[0] is not None:
+        raise ValueError("expected L entries of Wout, bias and Win, with Win[0] None")
+    for l in range(L):
+        d, k = Wout[l].shape
+        if bias[l].shape != (d,):
+            raise ValueError(f"layer {l + 1}: expected bias ({d},), got {bias[l].shape}")
+        if l > 0 and Win[l].shape != (Wout[l - 1].shape[0], k):
+            raise ValueError(f"layer {l + 1}: expected Win ({Wout[l - 1].shape[0]}, {k}), got {Win[l].shape}")
+    if w.shape != (Wout[-1].shape[0],):
+        raise ValueError(f"expected w of shape ({Wout[-1].shape[0]},), got {w.shape}")
+
+
 @dataclass(frozen=True)
 class ChainState:
     """A forward pass: S (R, P) in the chain's dtype, mu (R, p), per layer the input jets a_l
@@ -235,9 +238,7 @@ def layer1_inputs(weights: LRNRWeights, x: np.ndarray, t: np.ndarray) -> np.ndar
     return np.stack(layer0_jets(w64, x, t)) @ w64.U[0]
 
 
-def exact_chain(
-    weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.float32, family: PdeFamily = CDR_FAMILY
-) -> JetChain:
+def exact_chain(weights: LRNRWeights, x: np.ndarray, t: np.ndarray, dtype=np.float32, *, family: PdeFamily) -> JetChain:
     """The full LRNR as a JetChain at points x, t (M,): Wout_l = V_l, Win_l = U_l, w = w
     (every state has width N), in ``dtype``, for the residual of ``family``."""
     x = np.asarray(x, dtype=np.float64)

@@ -159,7 +159,7 @@ def _points(x, t, dtype):
 
 
 def lrnr_forward(
-    weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily = CDR_FAMILY
+    weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily
 ) -> np.ndarray:
     """u at points (x_p, t_p): x, t (P,) → (P,), or (B, P) when each s[l] is (B, k_l); u0 is
     ``family``'s initial condition.
@@ -174,9 +174,7 @@ def lrnr_forward(
     return family.initial_condition(x) + t * g
 
 
-def lrnr_jets(
-    weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily = CDR_FAMILY
-):
+def lrnr_jets(weights: LRNRWeights, s: Sequence[np.ndarray], x: np.ndarray, t: np.ndarray, family: PdeFamily):
     """Exact (u, u_x, u_t, u_xx) at points, each (P,) or (B, P); forward-mode jets of
     ``family``'s ansatz u = u0(x) + t g.
 

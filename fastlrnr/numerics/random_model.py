@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fastlrnr.numerics.family import Domain
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain
 
 
 def random_lrnr(width: int, ranks: Sequence[int], seed: int = 0) -> LRNRWeights:

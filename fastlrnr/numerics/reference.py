@@ -33,9 +33,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
-from fastlrnr.numerics.pde import X_PERIOD, params_to_array, standard_grid
+from fastlrnr.numerics.family import PdeFamily, params_to_array
+from fastlrnr.numerics.grid import X_PERIOD, standard_grid
 from fastlrnr.numerics.spectral import trig_interpolate
 
 NX_INTERNAL: int = 256
@@ -54,7 +53,7 @@ def solve_reference(
     *,
     substeps: int = DEFAULT_SUBSTEPS,
     nx_internal: int = NX_INTERNAL,
-    family: PdeFamily = CDR_FAMILY,
+    family: PdeFamily,
 ) -> np.ndarray:
     """Reference solution u(x_j, t_i) for one parameter set.
 
@@ -64,17 +63,19 @@ def solve_reference(
     t: (nt,) times, non-decreasing, ≥ 0;
     substeps: splitting steps per unit time (see module docstring);
     nx_internal: even number of internal Fourier grid points;
-    family: the PDE family (default CDR).
+    family: the PDE family.
     Returns (nt, nx) float64. Raises ValueError (ParameterError for mu) on bad input.
     """
     mu = params_to_array(mu, family.params)[None, :]
     return solve_reference_batch(mu, x, t, substeps=substeps, nx_internal=nx_internal, family=family)[0]
 
 
-def reference_on_standard_grid(mu: Mapping[str, float] | np.ndarray, *, substeps: int = DEFAULT_SUBSTEPS) -> np.ndarray:
-    """(100, 256) reference on ``fastlrnr.numerics.pde.standard_grid()`` (rows t, columns x)."""
+def reference_on_standard_grid(
+    mu: Mapping[str, float] | np.ndarray, *, family: PdeFamily, substeps: int = DEFAULT_SUBSTEPS
+) -> np.ndarray:
+    """(100, 256) reference on ``fastlrnr.numerics.grid.standard_grid()`` (rows t, columns x)."""
     x, t = standard_grid()
-    return solve_reference(mu, x, t, substeps=substeps)
+    return solve_reference(mu, x, t, substeps=substeps, family=family)
 
 
 def solve_reference_batch(
@@ -84,7 +85,7 @@ def solve_reference_batch(
     *,
     substeps: int = DEFAULT_SUBSTEPS,
     nx_internal: int = NX_INTERNAL,
-    family: PdeFamily = CDR_FAMILY,
+    family: PdeFamily,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
@@ -124,7 +125,7 @@ def _check_vector(v, name: str) -> np.ndarray:
     return v
 
 
-def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily) -> np.ndarray:
     """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows."""
     params = family.columns(mu)  # (B, 1) each
     k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
-from fastlrnr.numerics.pde import X_PERIOD
+from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.numerics.spectral import cubic_in_time, trig_at_points, trig_interpolate
 
@@ -59,7 +58,8 @@ def solve_at_sites(
     substeps: int,
     n: int,
     uniform: bool = False,
-    family: PdeFamily = CDR_FAMILY,
+    *,
+    family: PdeFamily,
 ) -> np.ndarray:
     """Reference values of ``family`` for rows mu (R, p): (R, len(t), len(x)) on the axes x,
     t, or (R, P) at the points (x_p, t_p) when ``points``. Times need not be sorted.
@@ -115,7 +115,8 @@ def solve_to_tolerance(
     deadline: float | None = None,
     n: int = NX_INTERNAL,
     first: int = FIRST_SUBSTEPS,
-    family: PdeFamily = CDR_FAMILY,
+    *,
+    family: PdeFamily,
 ) -> ReferenceAnswer:
     """Rows mu (R, p) of ``family`` solved at doubling step counts until each row's estimate is ≤
     ``tolerance`` (a row keeps the first attempt that meets it), ``MAX_SUBSTEPS`` is reached,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastlrnr.numerics.pde import X_PERIOD
+from fastlrnr.numerics.grid import X_PERIOD
 
 SITES_CHUNK = 8192  # sites evaluated at once: bounds the basis matrix to a few MiB
 

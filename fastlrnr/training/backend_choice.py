@@ -15,12 +15,10 @@ import time
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain
 from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
 MEDIAN_RATIO = 0.65  # median error ratio fast / hypernetwork at most this
@@ -58,7 +56,7 @@ def measure(
     hyper: HyperWeights,
     candidates: list[tuple[dict, FastPhaseModel, FastPhaseSettings]],
     mus: np.ndarray,
-    family: PdeFamily = CDR_FAMILY,
+    family: PdeFamily,
 ) -> list[dict]:
     """One row per candidate ``(label, model, settings)``: accuracy against the hypernetwork
     and time per query on the queries ``mus`` (rows of ``family``'s parameters)."""

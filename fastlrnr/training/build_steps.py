@@ -16,13 +16,12 @@ import numpy as np
 
 from fastlrnr.numerics.correction import ErrorCorrection
 from fastlrnr.numerics.error_estimate import estimate_quality, fit_error_model
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.fastlrnr import ReducedOperators, build_fastlrnr
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain, interior_points
 from fastlrnr.training import backend_choice
 from fastlrnr.training.calibrate import NEWTON, RUNGS, CalibrationSize
 from fastlrnr.training.evaluate_hyper import load_run, run_family
@@ -187,7 +186,9 @@ def eim_step(
     S_held = hyper_rows(run.hyper, mus_held)
     by_rank = {}
     for n in ranks:
-        ops, quality = build_fastlrnr(run.lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held)
+        ops, quality = build_fastlrnr(
+            run.lrnr, x, t, np.concatenate([S_grid, S_lm]), n, heldout_rows=S_held, family=run.family
+        )
         by_rank[n] = (ops, quality)
         errs = ", ".join(f"{q['eim_error_heldout']:.1e}" for q in quality["layers"])
         print(
@@ -250,13 +251,13 @@ def fast_phase_step(
     return FastPhaseChoice(default, ship_n, ops, eim_quality, model, section)
 
 
-def onnx_step(lrnr: LRNRWeights, family: PdeFamily = CDR_FAMILY) -> dict[str, bytes]:
+def onnx_step(lrnr: LRNRWeights, family: PdeFamily) -> dict[str, bytes]:
     """Step 4: ONNX graphs of the full LRNR (u, and u with its jets); none when the family's
     u0 has no ONNX form (the service then evaluates the LRNR in numpy)."""
     if family.initial_trig is None:
         print(f"[4/7] no ONNX graphs: the {family.name!r} family's u0 has no ONNX form")
         return {}
-    onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr, family=family), "lrnr_jets.onnx": lrnr_onnx(lrnr, True, family)}
+    onnx_files = {"lrnr.onnx": lrnr_onnx(lrnr, family=family), "lrnr_jets.onnx": lrnr_onnx(lrnr, True, family=family)}
     print(f"[4/7] ONNX graphs: {', '.join(f'{k} {len(v) / 1024:.0f} KiB' for k, v in onnx_files.items())}")
     return onnx_files
 

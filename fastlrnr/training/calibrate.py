@@ -32,8 +32,9 @@ import numpy as np
 from fastlrnr.numerics.artifact import MANIFEST, load_artifact
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
+from fastlrnr.numerics.family import Domain
 from fastlrnr.numerics.fast_phase import run_fast_phase
-from fastlrnr.numerics.pde import Domain, standard_grid
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 from fastlrnr.training.sweep import has_low_nu_band
 

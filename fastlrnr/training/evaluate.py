@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 from fastlrnr.numerics.artifact import load_artifact
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
-from fastlrnr.numerics.pde import Domain, standard_grid
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.training.backend_choice import hard_part
 from fastlrnr.training.evaluate_hyper import relative_errors
 from fastlrnr.training.finetune import FinetuneSettings, finetune
@@ -75,7 +74,7 @@ def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1, family: PdeFamily = CDR_FAMILY) -> list[float]:
+def curve(lrnr, iterates: np.ndarray, ref: np.ndarray, every: int = 1, *, family: PdeFamily) -> list[float]:
     """Relative L2 error after every ``every``-th step of (steps, P) iterates."""
     picked = iterates[every - 1 :: every]
     return [relative_errors(u, ref)[0] for u in fields(lrnr, picked, family=family)]
@@ -123,7 +122,7 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                 served[method] = (np.concatenate(res.s), ms)
                 err = relative_errors(fields(art.lrnr, np.concatenate(res.s), family=family)[0], ref)
                 every = 1 if st.optimizer == "lm" else RECORD
-                curves[method].append([e_hat[0]] + curve(art.lrnr, res.iterates, ref, every, family))
+                curves[method].append([e_hat[0]] + curve(art.lrnr, res.iterates, ref, every, family=family))
                 row.update(
                     {
                         f"{method}_l2": err[0],
@@ -134,7 +133,14 @@ def evaluate_model(name: str, n: int, seed: int) -> dict:
                     }
                 )
             s0 = [np.asarray(part) for part in np.split(S_hat[i], np.cumsum(art.lrnr.ranks)[:-1])]
-            ft = finetune(art.lrnr, s0, mu, FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed), net=net)
+            ft = finetune(
+                art.lrnr,
+                s0,
+                mu,
+                FinetuneSettings(steps=ADAM_STEPS, record_every=RECORD, seed=seed),
+                net=net,
+                family=family,
+            )
             err = relative_errors(fields(art.lrnr, np.concatenate(ft["s"]), family=family)[0], ref)
             curves["finetune"].append(
                 [e_hat[0]]

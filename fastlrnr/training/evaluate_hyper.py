@@ -2,7 +2,7 @@
 
     python -m fastlrnr.training.evaluate_hyper runs/cdr [--n 20] [--seed 0] [--out report.md]
 
-Draws n seeded parameter sets from the domain's test range (fastlrnr.numerics.pde.TEST_DOMAINS),
+Draws n seeded parameter sets from the domain's test range (its family's ``test_domains``),
 evaluates the truncated LRNR with s = s(μ) on the standard 256×100 grid and reports
 relative L2 and L1 errors against fastlrnr.numerics.reference.
 """
@@ -17,10 +17,10 @@ import numpy as np
 
 from fastlrnr.numerics.families import FAMILIES
 from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward
 from fastlrnr.numerics.lrnr import LRNRWeights, lrnr_forward
-from fastlrnr.numerics.pde import Domain, standard_grid
 from fastlrnr.numerics.reference import solve_reference
 
 
@@ -40,14 +40,12 @@ def load_run(run_dir: Path) -> tuple[LRNRWeights, HyperWeights, dict]:
     return lrnr, hyper, json.loads((run_dir / "settings.json").read_text())
 
 
-def test_parameters(domain: Domain, n: int, seed: int, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+def test_parameters(domain: Domain, n: int, seed: int, family: PdeFamily) -> np.ndarray:
     """(n, p) seeded parameter sets in the test range of a trained domain of ``family``."""
     return family.test_domains.get(domain.name, domain).sample(n, np.random.default_rng(seed))
 
 
-def hyper_only_errors(
-    lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray, family: PdeFamily = CDR_FAMILY
-) -> list[dict]:
+def hyper_only_errors(lrnr: LRNRWeights, hyper: HyperWeights, mus: np.ndarray, family: PdeFamily) -> list[dict]:
     """Per parameter set: μ by name, relative L2 and L1 of the hypernetwork-only LRNR on the
     standard grid against ``family``'s reference solver."""
     x, t = standard_grid()

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import X_PERIOD
 from fastlrnr.training.modules import LRNR
 
 
@@ -51,10 +52,12 @@ def finetune(
     mu: np.ndarray,
     settings: FinetuneSettings = FinetuneSettings(),
     net: LRNR | None = None,
+    *,
+    family: PdeFamily,
 ) -> dict:
     """Fine-tune s from s0 (list of (k_l,)) for one μ (p,) in net.family's columns. Returns {"s": list of (k_l,),
     "history": [(step, s list)] if record_every, "loss": [float per step], "time_s", "step_s"}."""
-    net = net if net is not None else LRNR.from_weights(weights)
+    net = net if net is not None else LRNR.from_weights(weights, family)
     for p in net.parameters():
         p.requires_grad_(False)
     K, ranks = net.U.shape[-1], [len(v) for v in s0]

@@ -12,11 +12,9 @@ import numpy as np
 from fastlrnr.numerics.correction import ErrorCorrection
 from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.error_proxy import ErrorProxy
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain
 from fastlrnr.training.calibrate import NEWTON, RUNGS
 from fastlrnr.training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
 
@@ -37,7 +35,7 @@ CORRECTION_NX = (32, 64, 128)  # candidate points in x of the correction grid, c
 
 
 def correction_grids(
-    domain: Domain, family: PdeFamily = CDR_FAMILY, nx: int = CORRECTION_NX[0]
+    domain: Domain, family: PdeFamily, nx: int = CORRECTION_NX[0]
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """(nx, nt) of the correction grid and of its two-grid check (same x, every other time).
 
@@ -78,7 +76,7 @@ def choose_correction_nx(run: ModelParts, per_axis: int = 3) -> tuple[int, list[
 
 
 def choose_check_grid(
-    lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray, family: PdeFamily = CDR_FAMILY
+    lrnr, S: np.ndarray, mus: np.ndarray, refs: np.ndarray, family: PdeFamily
 ) -> tuple[tuple[int, int], list[dict]]:
     """The error proxy's grid: the cheapest of CHECK_GRIDS whose proxy has Spearman ≥
     CHECK_SPEARMAN against the true errors of coefficient rows S (G, P) at mus (G, p) (else

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
@@ -30,7 +29,7 @@ class LRNR(nn.Module):
     """Low-rank coordinate network; shapes: A (N,3), a (N,), U, V (L,N,K), b (L,N), w (N,), c ().
 
     Coefficients ``s`` are (B, L, K); points x, t are (B, P). The output is the exact-IC
-    ansatz u = u0(x) + t g of ``family`` (its initial condition u0; default the CDR family's)."""
+    ansatz u = u0(x) + t g of ``family`` (its initial condition u0)."""
 
     def __init__(
         self,
@@ -40,7 +39,8 @@ class LRNR(nn.Module):
         seed: int = 0,
         input_scale: float = 1.0,
         time_scale: float = 1.0,
-        family: PdeFamily = CDR_FAMILY,
+        *,
+        family: PdeFamily,
     ):
         super().__init__()
         self.family = family
@@ -56,7 +56,7 @@ class LRNR(nn.Module):
         self.c = nn.Parameter(torch.zeros(()))
 
     @classmethod
-    def from_weights(cls, weights: LRNRWeights, family: PdeFamily = CDR_FAMILY) -> LRNR:
+    def from_weights(cls, weights: LRNRWeights, family: PdeFamily) -> LRNR:
         """Rebuild from numpy weights (e.g. truncated). Layers of rank k_l < K = max k_l are
         padded with zero columns of U and V, which leaves the function unchanged; the
         matching coefficients s[:, l, k_l:] have no effect and receive zero gradient."""

@@ -30,7 +30,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.lrnr import LRNRWeights
 
@@ -59,7 +58,7 @@ class _Graph:
         return out
 
 
-def lrnr_onnx(weights: LRNRWeights, jets: bool = False, family: PdeFamily = CDR_FAMILY) -> bytes:
+def lrnr_onnx(weights: LRNRWeights, jets: bool = False, *, family: PdeFamily) -> bytes:
     """Serialized ONNX model (opset 17) of the LRNR u(x, t; s), or of (u, u_x, u_t, u_xx),
     with ``family``'s initial condition u0 in the ansatz.
 

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastlrnr.numerics.correction import ErrorCorrection
-from fastlrnr.numerics.families import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward
 from fastlrnr.numerics.lrnr import LRNRWeights, lrnr_forward
-from fastlrnr.numerics.pde import standard_grid
 from fastlrnr.numerics.reference import solve_reference_batch
 
 
-def reference_fields(mus: np.ndarray, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+def reference_fields(mus: np.ndarray, family: PdeFamily) -> np.ndarray:
     """(G, nt, nx) reference solutions of ``family`` on the standard grid for mus (G, p)."""
     x, t = standard_grid()
     return solve_reference_batch(mus, x, t, family=family)
@@ -39,7 +38,7 @@ def relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.linalg.norm(d, axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
 
 
-def fields(lrnr: LRNRWeights, S: np.ndarray, chunk: int = 16, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
+def fields(lrnr: LRNRWeights, S: np.ndarray, chunk: int = 16, *, family: PdeFamily) -> np.ndarray:
     """(G, nt, nx) LRNR fields on the standard grid for coefficient rows S (G, P); u0 is
     ``family``'s initial condition."""
     x, t = standard_grid()
@@ -95,7 +94,8 @@ def solve_rows(
     refs: np.ndarray,
     chunk: int = 8,
     correction: ErrorCorrection | None = None,
-    family: PdeFamily = CDR_FAMILY,
+    *,
+    family: PdeFamily,
 ) -> RowAnswers:
     """Hypernetwork and fast-phase answers for parameter rows mus (G, p) with reference fields
     refs (G, nt, nx): per row the errors, error proxies (``fastlrnr.numerics.error_proxy``), acceptance and

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastlrnr.numerics.pde import X_PERIOD, Domain
+from fastlrnr.numerics.family import Domain
+from fastlrnr.numerics.grid import X_PERIOD
 
 INITIAL_LOSS = 1.0  # running mean of an unvisited cell: above any loss seen after the first steps
 

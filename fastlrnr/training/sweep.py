@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.error_estimate import estimate_quality, spearman
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.numerics.pde import Domain
 from fastlrnr.training.row_answers import (
     RowAnswers,
     corrected_errors,
@@ -210,7 +209,7 @@ def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float =
     for j, i in enumerate(active):
         bounds[domain.params[i]] = (float(axes[j][lo[j]]), float(axes[j][hi[j]]))
     description = f"served: sweep errors after the fast phase ≤ {100 * target:g}%"
-    return Domain(domain.name, bounds, description, domain.params)
+    return Domain(domain.name, bounds, domain.params, description)
 
 
 # ---------------------------------------------------------------------- a shipped model

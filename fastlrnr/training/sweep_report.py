@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.pde import Domain
+from fastlrnr.numerics.family import Domain
 from fastlrnr.training.row_answers import reference_fields, solve_rows
 from fastlrnr.training.sweep import (
     COVERED_ABOVE,

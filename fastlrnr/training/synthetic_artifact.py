@@ -15,30 +15,39 @@ import numpy as np
 
 from fastlrnr.numerics.artifact import write_artifact
 from fastlrnr.numerics.error_estimate import ErrorModel, fit_apriori_map
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.fastlrnr import ReducedOperators, build_fastlrnr
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain, interior_points
 from fastlrnr.numerics.random_model import random_model
 
 
 def synthetic_parts(
-    lrnr: LRNRWeights, hyper: HyperWeights, domain: Domain, points: int = 32, rank: int = 4, steps: int = 3
+    lrnr: LRNRWeights,
+    hyper: HyperWeights,
+    domain: Domain,
+    points: int = 32,
+    rank: int = 4,
+    steps: int = 3,
+    *,
+    family: PdeFamily,
 ) -> dict:
-    """The keyword arguments of ``write_artifact`` that describe the fast phase: reduced
-    operators at ``points`` collocation points (seed 0), fast_phase, served_domain,
-    error_estimate, correction."""
+    """The keyword arguments of ``write_artifact`` that describe the model's family and fast
+    phase: family, reduced operators at ``points`` collocation points (seed 0), fast_phase,
+    served_domain, error_estimate, correction."""
     from fastlrnr.numerics.hypernet import hyper_forward
 
     x, t = interior_points(points, 0)
     S = np.concatenate(hyper_forward(hyper, domain.grid(2)), axis=1)
-    ops, _ = build_fastlrnr(lrnr, x, t, S, min(rank, lrnr.width))
+    ops, _ = build_fastlrnr(lrnr, x, t, S, min(rank, lrnr.width), family=family)
     model = ErrorModel(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), 0.0, domain.low.copy(), domain.high.copy(), 0.95)
     # a placeholder a-priori map: 1% at the corners of the domain, growing with β
     nodes = 0.01 * (1.0 + np.arange(len(domain.grid(2))) / len(domain.grid(2)))
     a_priori = fit_apriori_map(domain, 2, nodes, domain.grid(2)[:0], nodes[:0], extrapolation_factor=10.0)
     return {
+        "family": family,
         "reduced_arrays": ops,
         "fast_phase": {
             "collocation": {"points": points, "seed": 0},
@@ -79,16 +88,19 @@ def write_synthetic(
     steps: int = 3,
     onnx: bool = True,
     served_domain: Domain | None = None,
+    *,
+    family: PdeFamily,
 ) -> Path:
-    """Write a synthetic artifact to ``directory`` (replacing one there) and return its path."""
+    """Write a synthetic artifact of ``family`` to ``directory`` (replacing one there) and return its path."""
     from fastlrnr.training.onnx_export import lrnr_onnx
 
     lrnr, hyper = random_model(width, ranks, domain, seed)
-    parts = synthetic_parts(lrnr, hyper, domain, points, rank, steps)
+    parts = synthetic_parts(lrnr, hyper, domain, points, rank, steps, family=family)
     if served_domain is not None:
         parts["served_domain"] = served_domain
     ops: ReducedOperators = parts["reduced_arrays"]
-    files = {"lrnr.onnx": lrnr_onnx(lrnr), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True)} if onnx else {}
+    files = {"lrnr.onnx": lrnr_onnx(lrnr, family=family), "lrnr_jets.onnx": lrnr_onnx(lrnr, jets=True, family=family)}
+    files = files if onnx else {}
     return write_artifact(
         directory,
         name=name,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastlrnr.numerics.family import Domain
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward
-from fastlrnr.numerics.pde import Domain
 
 
 def surviving_indices(hyper: HyperWeights, domain: Domain, per_axis: int) -> list[np.ndarray]:

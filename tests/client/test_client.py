@@ -24,7 +24,7 @@ from fastlrnr.client.clients import (
     SolveError,
     SolveResult,
 )
-from fastlrnr.numerics.pde import uniform_grid
+from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine.solver import grid_arrays
 
@@ -66,7 +66,8 @@ def test_solve_returns_typed_arrays(sc, transport):
 
 def test_transports_agree(sc):
     kw = dict(grid={"x": np.array([0.0, 1.0, 2.0]), "t": [0.0, 0.5]}, fast_phase={"enabled": False})
-    a, b = sc.solve((2.0, 0.5, 1.0), transport="json", **kw), sc.solve((2.0, 0.5, 1.0), transport="npy", **kw)
+    mu = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
+    a, b = sc.solve(mu, transport="json", **kw), sc.solve(mu, transport="npy", **kw)
     np.testing.assert_allclose(a.u, b.u, rtol=1e-6)
     np.testing.assert_allclose(b.x, [0.0, 1.0, 2.0])
     assert a.error_estimate == b.error_estimate and a.model == b.model and a.flags == b.flags
@@ -112,7 +113,11 @@ def test_fast_phase_options(sc):
 @pytest.mark.parametrize("transport", ["json", "npy"])
 def test_solve_batch_is_typed(sc, transport):
     res = sc.solve_batch(
-        [MU, (1.5, 0.0, 0.0)], grid={"nx": 8, "nt": 3}, fast_phase=FP, tolerance=1e-12, transport=transport
+        [MU, {"beta": 1.5, "nu": 0.0, "rho": 0.0}],
+        grid={"nx": 8, "nt": 3},
+        fast_phase=FP,
+        tolerance=1e-12,
+        transport=transport,
     )
     assert res.u.shape == (2, 3, 8) and len(res) == len(res.results) == 2
     assert all(isinstance(r, BatchItem) for r in res.results)
@@ -146,8 +151,8 @@ def test_errors_raise_solve_error(sc):
         sc.solve(MU, model="nope")
     with pytest.raises(SolveError, match="422 validation_error"):
         sc.solve(MU, tolerance=-1.0)
-    with pytest.raises(ValueError, match="3 parameters"):
-        sc.solve([1.0, 2.0])
+    with pytest.raises(TypeError, match="mapping by name"):
+        sc.solve([1.0, 2.0, 3.0])
 
 
 # ------------------------------------------------------------------ retries (mock transport)

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from client_testkit import solve_body
 
+from fastlrnr.client import answers, plans
 from fastlrnr.client import options as client_requests
-from fastlrnr.client import plans as plans
 from fastlrnr.client import sweeps as sweep_client
 from fastlrnr.client.clients import AsyncSolveClient, SolveClient, SolveError, SolveOptions, SolveResult, SweepOptions
 from fastlrnr.client.options import Request, Sleep
 from fastlrnr.client.plans import ClientConfig
-from fastlrnr.numerics import pde
+from fastlrnr.numerics import grid
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 REFUSED = {"error": "overloaded", "message": "full", "request_id": "x", "errors": []}
@@ -41,22 +41,18 @@ def drive(plan, answer):
         return stop.value, steps
 
 
-def test_param_names_and_uniform_grid_are_cores():
-    assert client_requests.PARAM_NAMES == pde.PARAM_NAMES
-    for nx, nt in [(1, 1), (3, 2), (16, 5), (256, 100), (1000, 7), (8.0, 4.0)]:
-        for mine, theirs in zip(client_requests.uniform_grid(nx, nt), pde.uniform_grid(nx, nt)):
-            assert mine.dtype == theirs.dtype == np.float64
-            np.testing.assert_array_equal(mine, theirs)
-    for nx, nt in [(0, 1), (2, -1), (2.5, 3)]:
-        with pytest.raises(ValueError, match="positive integers"):
-            client_requests.uniform_grid(nx, nt)
+def test_the_client_uses_the_one_grid_module_and_parameters_by_name():
+    assert answers.uniform_grid is grid.uniform_grid
+    assert client_requests.params_dict({"nu": 1, "rho": 0.5}) == {"nu": 1.0, "rho": 0.5}
+    with pytest.raises(TypeError, match="mapping by name"):
+        client_requests.params_dict((2.0, 0.5, 1.0))
 
 
 def test_solve_plan_retries_503_then_answers():
     cfg = ClientConfig(retries=2, transport="npy", model="cdr", time_budget_ms=500)
     full = httpx.Response(503, json=REFUSED, headers={"Retry-After": "2"})
     replies = iter([full, httpx.Response(200, json=solve_body())])
-    plan = plans.solve(cfg, (2.0, 0.5, 1.0), SolveOptions(tolerance=0.1, transport="json"))
+    plan = plans.solve(cfg, {"beta": 2.0, "nu": 0.5, "rho": 1.0}, SolveOptions(tolerance=0.1, transport="json"))
     res, steps = drive(plan, lambda r: next(replies))
     assert isinstance(res, SolveResult) and res.u.shape == (1, 1)
     first, pause, again = steps

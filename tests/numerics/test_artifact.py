@@ -20,10 +20,10 @@ from fastlrnr.numerics.artifact import (
     write_artifact,
 )
 from fastlrnr.numerics.error_estimate import ErrorModel
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import ANSATZ, lrnr_forward
-from fastlrnr.numerics.pde import CDR
 from fastlrnr.numerics.random_model import random_hyper, random_lrnr
 from fastlrnr.training.synthetic_artifact import synthetic_parts
 
@@ -35,7 +35,7 @@ ONNX = {"lrnr.onnx": b"\x08\x08fake-onnx-bytes", "lrnr_jets.onnx": b"\x08\x08fak
 
 def parts(lrnr, hyper, points=16, rank=3) -> dict:
     """The fast-phase keyword arguments of write_artifact (reduced operators at ``points``)."""
-    return synthetic_parts(lrnr, hyper, CDR, points=points, rank=rank)
+    return synthetic_parts(lrnr, hyper, CDR, points=points, rank=rank, family=CDR_FAMILY)
 
 
 @pytest.fixture
@@ -118,7 +118,8 @@ def test_round_trip(art, weights):
     mu = np.array([2.0, 1.0, 0.5])
     x, t = np.linspace(0, 6, 7), np.linspace(0, 1, 7)
     np.testing.assert_array_equal(
-        lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t), lrnr_forward(lrnr, hyper_forward(hyper, mu), x, t)
+        lrnr_forward(a.lrnr, hyper_forward(a.hyper, mu), x, t, family=CDR_FAMILY),
+        lrnr_forward(lrnr, hyper_forward(hyper, mu), x, t, family=CDR_FAMILY),
     )
     assert verify_artifact(art) == a.manifest
     assert list_artifacts(art.parent) == [art]
@@ -308,6 +309,7 @@ def test_reduced_operators_must_build_and_agree(tmp_path, weights):
         served_domain=base["served_domain"],
         error_estimate=base["error_estimate"],
         correction=base["correction"],
+        family=CDR_FAMILY,
     )
     arrays = base["reduced_arrays"].to_arrays()
     write_artifact(tmp_path / "a", reduced_arrays={k: v for k, v in arrays.items() if k != "w"}, **kw)

@@ -13,8 +13,8 @@ from fastlrnr.numerics.artifact.format import array_problem, is_int
 from fastlrnr.numerics.artifact.npz import npz_bytes, parse_npz
 from fastlrnr.numerics.correction import CorrectionSpec
 from fastlrnr.numerics.error_estimate import ErrorModel
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.numerics.pde import CDR
 from fastlrnr.numerics.random_model import random_hyper, random_lrnr
 from fastlrnr.training.synthetic_artifact import synthetic_parts
 
@@ -25,13 +25,14 @@ SECTION_KEYS = ("training", "eim", "fast_phase", "error_estimate", "correction",
 def _arguments() -> tuple[dict, dict]:
     """(the model's keywords, the six sections' keywords) of a small artifact."""
     lrnr, hyper = random_lrnr(16, RANKS, seed=3), random_hyper(RANKS, CDR, width=6, seed=3)
-    parts = synthetic_parts(lrnr, hyper, CDR, points=16, rank=3)
+    parts = synthetic_parts(lrnr, hyper, CDR, points=16, rank=3, family=CDR_FAMILY)
     model = {
         "name": "m",
         "version": "1.0",
         "domain": CDR,
         "test_domain": CDR,
         "served_domain": parts.pop("served_domain"),
+        "family": parts.pop("family"),
         "lrnr": lrnr,
         "hyper": hyper,
         "reduced_arrays": parts.pop("reduced_arrays"),

@@ -11,7 +11,8 @@ from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.correction import ErrorCorrection, ErrorField, newton_error_field, on_substeps
 from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.error_proxy import ErrorProxy
-from fastlrnr.numerics.pde import CDR, uniform_grid
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
+from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.random_model import random_model
 from fastlrnr.numerics.spectral import cubic_in_time, trig_interpolate
 from fastlrnr.training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
@@ -68,16 +69,16 @@ def test_axes_and_points_agree():
 
 def test_correction_of_a_random_model_is_its_fine_error_field():
     w, _ = random_model(24, (4, 3), CDR, seed=5)
-    corr = ErrorCorrection(w, (16, 9), (8, 5), dtype=np.float64)
+    corr = ErrorCorrection(w, (16, 9), (8, 5), dtype=np.float64, family=CDR_FAMILY)
     S = np.abs(np.random.default_rng(2).normal(size=(3, 7)))
     mu = np.array([[1.0, 0.5, 1.0], [2.0, 0.0, 0.0], [3.0, 1.0, 2.0]])
     field, d = corr(S, mu)
-    e, _ = ErrorProxy(w, 16, 9, dtype=np.float64).error_field(S, mu)
+    e, _ = ErrorProxy(w, 16, 9, dtype=np.float64, family=CDR_FAMILY).error_field(S, mu)
     np.testing.assert_allclose(field.e, e, rtol=1e-12)
     assert np.all(np.isfinite(d) & (d > 0))
     # the two-grid difference measures discretisation: it shrinks as both grids are refined
-    _, d_finer = ErrorCorrection(w, (32, 17), (16, 9), dtype=np.float64)(S, mu)
-    _, d_finest = ErrorCorrection(w, (64, 33), (32, 17), dtype=np.float64)(S, mu)
+    _, d_finer = ErrorCorrection(w, (32, 17), (16, 9), dtype=np.float64, family=CDR_FAMILY)(S, mu)
+    _, d_finest = ErrorCorrection(w, (64, 33), (32, 17), dtype=np.float64, family=CDR_FAMILY)(S, mu)
     assert np.all(d_finer < 0.6 * d) and np.all(d_finest < 0.6 * d_finer), (d, d_finer, d_finest)
     assert corr.to_dict() == {
         "nx": 16,
@@ -88,8 +89,8 @@ def test_correction_of_a_random_model_is_its_fine_error_field():
     }
     for coarse in ((16, 9), (32, 5), (8, 17)):  # the same grid, or coarser on neither axis
         with pytest.raises(ValueError, match="finer"):
-            ErrorCorrection(w, (16, 9), coarse)
-    ErrorCorrection(w, (16, 9), (16, 5))  # finer in t only: a valid check of the time step
+            ErrorCorrection(w, (16, 9), coarse, family=CDR_FAMILY)
+    ErrorCorrection(w, (16, 9), (16, 5), family=CDR_FAMILY)  # finer in t only: a valid check of the time step
 
 
 @pytest.mark.parametrize("name", ["cdr", "convection", "allen_cahn"])
@@ -118,14 +119,14 @@ def test_a_nested_coarse_grid_reuses_the_fine_residual():
     w, _ = random_model(24, (4, 3), CDR, seed=6)
     S = np.abs(np.random.default_rng(3).normal(size=(2, 7)))
     mu = np.array([[1.5, 0.3, 1.0], [2.5, 1.0, 0.0]])
-    nested = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64)
+    nested = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64, family=CDR_FAMILY)
     assert nested.coarse_proxy is None
-    separate = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64)
-    separate._stride, separate.coarse_proxy = None, ErrorProxy(w, 16, 17, dtype=np.float64)
+    separate = ErrorCorrection(w, (32, 33), (16, 17), dtype=np.float64, family=CDR_FAMILY)
+    separate._stride, separate.coarse_proxy = None, ErrorProxy(w, 16, 17, dtype=np.float64, family=CDR_FAMILY)
     (e1, d1), (e2, d2) = nested(S, mu), separate(S, mu)
     np.testing.assert_allclose(e1.e, e2.e, rtol=1e-12)
     np.testing.assert_allclose(d1, d2, rtol=1e-9)
-    assert ErrorCorrection(w, (32, 33), (12, 17)).coarse_proxy is not None
+    assert ErrorCorrection(w, (32, 33), (12, 17), family=CDR_FAMILY).coarse_proxy is not None
 
 
 def test_long_axes_and_many_points_are_interpolated_in_chunks(monkeypatch):
@@ -172,7 +173,7 @@ def test_newton_finds_the_exact_error_of_a_manufactured_case_and_never_makes_it_
     r, u, es = np.stack(r), np.stack(u), np.stack(es)
     errs = []
     for k in range(4):
-        e, e_lin, steps, inc = newton_error_field(r, u, mu, 1.0, k, 0.0)
+        e, e_lin, steps, inc = newton_error_field(r, u, mu, 1.0, k, 0.0, family=CDR_FAMILY)
         errs.append(np.sqrt(np.sum((e - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)) + 1e-300))
         if k == 0:
             assert np.all(steps == 0) and np.isnan(inc[:2]).all() and inc[2] == 0.0  # ρ = 0: linear, exact at once
@@ -183,10 +184,10 @@ def test_newton_finds_the_exact_error_of_a_manufactured_case_and_never_makes_it_
     assert np.all(errs[1:] <= errs[:-1] * 1.05), errs
     assert errs[-1, 0] < errs[0, 0] / 10, errs[:, 0]  # Newton removes the nonlinear part
     np.testing.assert_allclose(errs[:, 2], errs[0, 2])  # ρ = 0: nothing to iterate
-    _, _, steps, inc = newton_error_field(r, u, mu, 1.0, 10, 1e-12)
+    _, _, steps, inc = newton_error_field(r, u, mu, 1.0, 10, 1e-12, family=CDR_FAMILY)
     assert np.all(steps[:2] <= 5) and np.all(inc[:2] <= 1e-12), (steps, inc)
     # the remaining error is the grid's: it falls with the time step (second order)
-    coarse, _, _, _ = newton_error_field(r[:, ::2], u[:, ::2], mu, 1.0, 6, 0.0)
+    coarse, _, _, _ = newton_error_field(r[:, ::2], u[:, ::2], mu, 1.0, 6, 0.0, family=CDR_FAMILY)
     err_coarse = np.sqrt(np.sum((coarse - es[:, ::2]) ** 2, axis=(1, 2)) / np.sum(es[:, ::2] ** 2, axis=(1, 2)))
     assert np.all(errs[-1, :2] < err_coarse[:2] / 3), (errs[-1], err_coarse)
 
@@ -197,8 +198,8 @@ def test_substeps_cut_the_error_of_a_manufactured_case():
     mu = np.array([[2.0, 0.1, 2.0], [1.0, 1.0, 1.0]])
     r, u, es = zip(*(_manufactured(m, 32, 17) for m in mu))
     r, u, es = np.stack(r), np.stack(u), np.stack(es)
-    e1, *_ = newton_error_field(r, u, mu, 1.0, 6, 0.0)
-    e4, *_ = newton_error_field(on_substeps(r, 4), on_substeps(u, 4), mu, 1.0, 6, 0.0)
+    e1, *_ = newton_error_field(r, u, mu, 1.0, 6, 0.0, family=CDR_FAMILY)
+    e4, *_ = newton_error_field(on_substeps(r, 4), on_substeps(u, 4), mu, 1.0, 6, 0.0, family=CDR_FAMILY)
     err1 = np.sqrt(np.sum((e1 - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
     err4 = np.sqrt(np.sum((e4[:, ::4] - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
     assert np.all(err4 < err1 / 4), (err1, err4)

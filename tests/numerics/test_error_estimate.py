@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_error_model, spearman
-from fastlrnr.numerics.pde import CDR
+from fastlrnr.numerics.families.cdr import CDR
 
 
 def synthetic(n=400, seed=0, noise=0.2):

@@ -9,7 +9,8 @@ import pytest
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.error_proxy import ErrorProxy, error_field, linearised_error
-from fastlrnr.numerics.pde import CDR, uniform_grid
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
+from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.random_model import random_model
 from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
@@ -37,18 +38,18 @@ def test_second_order_in_time_on_a_manufactured_error(mu):
     gaps = []
     for nt in (9, 17, 33, 65):
         r, u, d = manufactured(16, nt, mu, u_of)
-        gaps.append(np.abs(error_field(r, u, np.array([mu]), 1.0) - d).max() / np.abs(d).max())
+        gaps.append(np.abs(error_field(r, u, np.array([mu]), 1.0, family=CDR_FAMILY) - d).max() / np.abs(d).max())
     assert gaps[-1] < 1e-3
     orders = np.log2(np.array(gaps[:-1]) / np.array(gaps[1:]))
     assert np.all(orders > 1.8), (gaps, orders)  # second order (Strang splitting + ETD)
     r, u, d = manufactured(16, 65, mu, u_of)
     want = np.sqrt(np.sum(d[:, 1:] ** 2) / np.sum(u[:, 1:] ** 2))
-    assert linearised_error(r, u, np.array([mu]), 1.0)[0] == pytest.approx(want, rel=1e-3)
+    assert linearised_error(r, u, np.array([mu]), 1.0, family=CDR_FAMILY)[0] == pytest.approx(want, rel=1e-3)
 
 
 def test_exact_for_a_source_linear_in_time_without_advection_or_reaction():
     r, u, d = manufactured(16, 5, (0.0, 0.0, 0.0), lambda X, T: 0.5 + 0 * X)
-    np.testing.assert_allclose(error_field(r, u, np.zeros((1, 3)), 1.0), d, atol=1e-13)
+    np.testing.assert_allclose(error_field(r, u, np.zeros((1, 3)), 1.0, family=CDR_FAMILY), d, atol=1e-13)
 
 
 def test_rows_are_independent_and_bad_rows_give_inf():
@@ -56,29 +57,31 @@ def test_rows_are_independent_and_bad_rows_give_inf():
     parts = [manufactured(16, 17, mu, lambda X, T: 0.5 + 0 * X) for mu in mus]
     r = np.concatenate([p[0] for p in parts])
     u = np.concatenate([p[1] for p in parts])
-    both = linearised_error(r, u, np.array(mus), 1.0)
+    both = linearised_error(r, u, np.array(mus), 1.0, family=CDR_FAMILY)
     for i in range(2):
-        assert both[i] == pytest.approx(linearised_error(r[i : i + 1], u[i : i + 1], np.array(mus[i : i + 1]), 1.0)[0])
+        assert both[i] == pytest.approx(
+            linearised_error(r[i : i + 1], u[i : i + 1], np.array(mus[i : i + 1]), 1.0, family=CDR_FAMILY)[0]
+        )
     r[1, 3, 2] = np.nan
-    out = linearised_error(r, u, np.array(mus), 1.0)
+    out = linearised_error(r, u, np.array(mus), 1.0, family=CDR_FAMILY)
     assert np.isfinite(out[0]) and out[1] == np.inf
     with pytest.raises(ValueError, match="expected r, u"):
-        linearised_error(r[:, :1], u[:, :1], np.array(mus), 1.0)
+        linearised_error(r[:, :1], u[:, :1], np.array(mus), 1.0, family=CDR_FAMILY)
 
 
 def test_error_proxy_of_a_model_uses_its_residual_on_the_grid():
     w, hyper = random_model(24, (4, 3), CDR, seed=3)
-    proxy = ErrorProxy(w, nx=8, nt=5, dtype=np.float64, chunk=2)
+    proxy = ErrorProxy(w, nx=8, nt=5, dtype=np.float64, chunk=2, family=CDR_FAMILY)
     S = np.abs(np.random.default_rng(0).normal(size=(3, 7)))
     mu = np.array([[1.0, 0.5, 1.0], [2.0, 0.0, 0.0], [3.0, 1.0, 2.0]])
     p, rms = proxy(S, mu)
     state = proxy.chain.forward(S, mu)
     np.testing.assert_allclose(rms, np.sqrt(np.mean(state.r**2, axis=1)), rtol=1e-12)
-    want = linearised_error(state.r.reshape(3, 5, 8), state.u.reshape(3, 5, 8), mu, 1.0)
+    want = linearised_error(state.r.reshape(3, 5, 8), state.u.reshape(3, 5, 8), mu, 1.0, family=CDR_FAMILY)
     np.testing.assert_allclose(p, want, rtol=1e-12)
     assert proxy.to_dict() == {"nx": 8, "nt": 5}
     with pytest.raises(ValueError, match="proxy grid"):
-        ErrorProxy(w, nx=2, nt=5)
+        ErrorProxy(w, nx=2, nt=5, family=CDR_FAMILY)
 
 
 def test_proxy_tracks_the_true_error_of_the_shipped_cdr_model():
@@ -87,8 +90,8 @@ def test_proxy_tracks_the_true_error_of_the_shipped_cdr_model():
     art = load_artifact(ROOT / "artifacts" / "cdr")
     mus = art.domain.grid(3)  # 27 sets: corners, edge and face centres, the centre
     S = hyper_rows(art.hyper, mus)
-    err = relative_l2(fields(art.lrnr, S), reference_fields(mus))
-    p, _ = ErrorProxy(art.lrnr, 16, 17)(S, mus)
+    err = relative_l2(fields(art.lrnr, S, family=art.family), reference_fields(mus, family=art.family))
+    p, _ = ErrorProxy(art.lrnr, 16, 17, family=CDR_FAMILY)(S, mus)
     assert spearman(p, err) > 0.95
     ratio = err / p
     assert np.all((ratio > 0.5) & (ratio < 2.0)), np.c_[mus, err, p]

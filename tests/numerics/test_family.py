@@ -8,10 +8,11 @@ import pytest
 from fastlrnr.numerics.correction import newton_error_field
 from fastlrnr.numerics.families import ALLEN_CAHN_FAMILY, CDR_FAMILY, FAMILIES, family_named
 from fastlrnr.numerics.families.allen_cahn import ALLEN_CAHN
+from fastlrnr.numerics.families.cdr import CDR
 from fastlrnr.numerics.family import Domain, PdeFamily
+from fastlrnr.numerics.grid import interior_points, uniform_grid
 from fastlrnr.numerics.jet_chain import exact_chain
 from fastlrnr.numerics.lrnr import lrnr_forward
-from fastlrnr.numerics.pde import CDR, interior_points, uniform_grid
 from fastlrnr.numerics.random_model import random_lrnr
 from fastlrnr.numerics.reference import solve_reference, solve_reference_batch
 
@@ -93,8 +94,12 @@ def test_cdr_symbol_and_ansatz():
 
 
 def test_domains_keep_their_parameter_names():
-    assert "params" not in CDR.to_dict()  # CDR manifests are unchanged
+    assert CDR.to_dict()["params"] == ["beta", "nu", "rho"]  # written always: no family is the default
     assert Domain.from_dict(CDR.to_dict()) == CDR
+    legacy = {k: v for k, v in CDR.to_dict().items() if k != "params"}  # a record from before
+    assert Domain.from_dict(legacy, params=CDR.params) == CDR
+    with pytest.raises(ValueError, match="names no parameters"):
+        Domain.from_dict(legacy)
     assert Domain.from_dict(ALLEN_CAHN.to_dict()) == ALLEN_CAHN
     assert ALLEN_CAHN.sample(4, np.random.default_rng(0)).shape == (4, 2)
     np.testing.assert_array_equal(ALLEN_CAHN.validate({"rho": 1.0}), [0.0, 1.0])
@@ -185,14 +190,14 @@ def weights():
 def _ac_field(weights, S, x, t):
     """u = 0.5 sin x + t g for the LRNR's g (lrnr_forward is the CDR ansatz 1 + sin x + t g)."""
     s = np.split(S, np.cumsum(RANKS)[:-1], axis=1)
-    return lrnr_forward(weights, s, x, t) - (1.0 + np.sin(x)) + 0.5 * np.sin(x)
+    return lrnr_forward(weights, s, x, t, family=CDR_FAMILY) - (1.0 + np.sin(x)) + 0.5 * np.sin(x)
 
 
 def test_allen_cahn_jet_chain_residual_is_the_family_residual_of_finite_differences(weights):
     x, t = interior_points(30, 0)
     S = np.random.default_rng(0).uniform(0.0, 1.5, size=(3, sum(RANKS)))
     mu = MUS["allen_cahn"]
-    r = exact_chain(weights, x, t, np.float64, AC).residual(S, mu)
+    r = exact_chain(weights, x, t, np.float64, family=AC).residual(S, mu)
     h = 1e-4
     f = lambda dx, dt: _ac_field(weights, S, x + dx, t + dt)  # noqa: E731
     u = f(0, 0)
@@ -206,7 +211,7 @@ def test_allen_cahn_jet_chain_residual_is_the_family_residual_of_finite_differen
 @pytest.mark.parametrize("nu", [1.0, 0.0], ids=["with_diffusion", "diffusion_free"])
 def test_allen_cahn_jet_chain_jacobian_matches_central_differences(weights, nu):
     x, t = interior_points(25, 1)
-    chain = exact_chain(weights, x, t, np.float64, AC)
+    chain = exact_chain(weights, x, t, np.float64, family=AC)
     S = np.random.default_rng(2).uniform(0.0, 1.5, size=(3, sum(RANKS)))
     mu = MUS["allen_cahn"] * np.array([nu, 1.0])
     _, jac = chain.residual_and_jacobian(S, mu)

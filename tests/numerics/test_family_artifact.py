@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fastlrnr.numerics.artifact import ArtifactError, load_artifact, verify_artifact, write_artifact
-from fastlrnr.numerics.pde import CDR
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.random_model import random_hyper, random_lrnr
 from fastlrnr.training.synthetic_artifact import synthetic_parts
 
@@ -31,7 +31,7 @@ def art(tmp_path) -> Path:
         training={},
         eim={},
         quality={},
-        **synthetic_parts(lrnr, hyper, CDR, points=12, rank=3),
+        **synthetic_parts(lrnr, hyper, CDR, points=12, rank=3, family=CDR_FAMILY),
     )
 
 

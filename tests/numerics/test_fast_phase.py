@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.fast_phase import (
     FastPhaseModel,
     FastPhaseSettings,
@@ -14,9 +15,9 @@ from fastlrnr.numerics.fast_phase import (
 from fastlrnr.numerics.fast_phase.lm import levenberg_marquardt
 from fastlrnr.numerics.fast_phase.run import _Rows
 from fastlrnr.numerics.fastlrnr import build_fastlrnr, identity_operators
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.jet_chain import exact_chain
-from fastlrnr.numerics.pde import CDR, interior_points
 from fastlrnr.numerics.random_model import random_model
 
 RANKS = (6, 5, 4)
@@ -36,13 +37,13 @@ def s_hat_of(hyper, mu):
 
 
 def small_model(w, reduced=None, points=64):
-    return FastPhaseModel(w, reduced, collocation=(points, 0), check=(16, 9), dtype=np.float64)
+    return FastPhaseModel(w, reduced, collocation=(points, 0), check=(16, 9), dtype=np.float64, family=CDR_FAMILY)
 
 
 @pytest.mark.parametrize("kind", ["lsq", "l1"])
 def test_objective_gradient_matches_differences(model, kind):
     w, hyper = model
-    chain = exact_chain(w, *interior_points(30, 0), np.float64)
+    chain = exact_chain(w, *interior_points(30, 0), np.float64, family=CDR_FAMILY)
     rng = np.random.default_rng(0)
     S_hat = s_hat_of(hyper, MU)
     S = S_hat + rng.uniform(0.05, 0.2, size=S_hat.shape)  # away from the ℓ1 kinks
@@ -65,7 +66,7 @@ def test_objective_gradient_matches_differences(model, kind):
 
 def test_lm_lowers_the_objective_monotonically_and_respects_the_bound(model):
     w, hyper = model
-    chain = exact_chain(w, *interior_points(64, 0), np.float64)
+    chain = exact_chain(w, *interior_points(64, 0), np.float64, family=CDR_FAMILY)
     S_hat = s_hat_of(hyper, MU)
     problem = _Rows(chain, MU)
     lam = np.full(len(MU), 1e-5)
@@ -82,7 +83,7 @@ def test_lm_lowers_the_objective_monotonically_and_respects_the_bound(model):
 
 def test_lm_holds_a_coefficient_at_zero_when_its_gradient_points_below(model):
     w, hyper = model
-    chain = exact_chain(w, *interior_points(64, 0), np.float64)
+    chain = exact_chain(w, *interior_points(64, 0), np.float64, family=CDR_FAMILY)
     S_hat = s_hat_of(hyper, MU[:1])
     r, jac = chain.residual_and_jacobian(S_hat, MU[:1])
     g = objective_gradient("lsq", r, jac, S_hat, S_hat, 0.0)[0]
@@ -165,7 +166,7 @@ def test_reduced_backend_with_a_built_fastlrnr_improves_the_check(model):
     x, t = interior_points(64, 0)
     S_hat = s_hat_of(hyper, MU)
     snapshots = s_hat_of(hyper, CDR.grid(3))
-    ops, _ = build_fastlrnr(w, x, t, snapshots, rank=30)
+    ops, _ = build_fastlrnr(w, x, t, snapshots, rank=30, family=CDR_FAMILY)
     results = run_fast_phase(small_model(w, reduced=ops), S_hat, MU, FastPhaseSettings(backend="reduced", steps=6))
     assert all(r.backend == "reduced" and r.proxy_after <= r.proxy_before for r in results)
     assert any(r.accepted for r in results)

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.fastlrnr import ReducedOperators, build_fastlrnr, identity_operators
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.jet_chain import exact_chain
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import interior_points
 from fastlrnr.numerics.random_model import random_lrnr
 
 RANKS = (6, 5, 4)
@@ -42,8 +43,8 @@ def test_identity_operators_are_the_lrnr():
     w = random_lrnr(32, RANKS, seed=0)
     x, t = interior_points(20, 0)
     S = coefficient_rows(3)
-    r_full, j_full = exact_chain(w, x, t, np.float64).residual_and_jacobian(S, MU)
-    r_id, j_id = identity_operators(w, x, t).chain().residual_and_jacobian(S, MU)
+    r_full, j_full = exact_chain(w, x, t, np.float64, family=CDR_FAMILY).residual_and_jacobian(S, MU)
+    r_id, j_id = identity_operators(w, x, t).chain(family=CDR_FAMILY).residual_and_jacobian(S, MU)
     np.testing.assert_array_equal(r_full, r_id)
     np.testing.assert_array_equal(j_full, j_id)
 
@@ -51,10 +52,12 @@ def test_identity_operators_are_the_lrnr():
 def test_full_rank_fastlrnr_is_the_lrnr():
     w = random_lrnr(24, RANKS, seed=1)
     x, t = interior_points(30, 1)
-    ops, quality = build_fastlrnr(w, x, t, coefficient_rows(12), rank=24, heldout_rows=coefficient_rows(3, 2))
+    ops, quality = build_fastlrnr(
+        w, x, t, coefficient_rows(12), rank=24, heldout_rows=coefficient_rows(3, 2), family=CDR_FAMILY
+    )
     S = coefficient_rows(3, seed=3)
-    r_full, j_full = exact_chain(w, x, t, np.float64).residual_and_jacobian(S, MU)
-    r_red, j_red = ops.chain().residual_and_jacobian(S, MU)
+    r_full, j_full = exact_chain(w, x, t, np.float64, family=CDR_FAMILY).residual_and_jacobian(S, MU)
+    r_red, j_red = ops.chain(family=CDR_FAMILY).residual_and_jacobian(S, MU)
     np.testing.assert_allclose(r_red, r_full, rtol=0, atol=1e-10)
     np.testing.assert_allclose(j_red, j_full, rtol=0, atol=1e-9)
     assert all(layer["eim_error_heldout"] < 1e-10 for layer in quality["layers"])
@@ -63,11 +66,13 @@ def test_full_rank_fastlrnr_is_the_lrnr():
 def test_states_of_rank_n_are_reproduced_with_n_equal_to_that_rank():
     w = lifted_lrnr(N=48, r=5)
     x, t = interior_points(40, 2)
-    ops, quality = build_fastlrnr(w, x, t, coefficient_rows(6), rank=5, heldout_rows=coefficient_rows(2, 9))
+    ops, quality = build_fastlrnr(
+        w, x, t, coefficient_rows(6), rank=5, heldout_rows=coefficient_rows(2, 9), family=CDR_FAMILY
+    )
     assert ops.n == 5 and ops.ranks == RANKS
     S = coefficient_rows(3, seed=4)
-    r_full, j_full = exact_chain(w, x, t, np.float64).residual_and_jacobian(S, MU)
-    r_red, j_red = ops.chain().residual_and_jacobian(S, MU)
+    r_full, j_full = exact_chain(w, x, t, np.float64, family=CDR_FAMILY).residual_and_jacobian(S, MU)
+    r_red, j_red = ops.chain(family=CDR_FAMILY).residual_and_jacobian(S, MU)
     np.testing.assert_allclose(r_red, r_full, rtol=0, atol=1e-9 * np.abs(r_full).max())
     np.testing.assert_allclose(j_red, j_full, rtol=0, atol=1e-8 * np.abs(j_full).max())
     assert max(layer["eim_error_heldout"] for layer in quality["layers"]) < 1e-10
@@ -76,8 +81,8 @@ def test_states_of_rank_n_are_reproduced_with_n_equal_to_that_rank():
 def test_reduced_jacobian_matches_central_differences():
     w = random_lrnr(40, RANKS, seed=5)
     x, t = interior_points(30, 3)
-    ops, _ = build_fastlrnr(w, x, t, coefficient_rows(10), rank=12)
-    chain = ops.chain()
+    ops, _ = build_fastlrnr(w, x, t, coefficient_rows(10), rank=12, family=CDR_FAMILY)
+    chain = ops.chain(family=CDR_FAMILY)
     S = coefficient_rows(3, seed=6)
     r, jac = chain.residual_and_jacobian(S, MU)
     h = 1e-6
@@ -95,7 +100,7 @@ def test_eim_error_falls_with_the_rank_and_the_report_is_json():
     train, held = coefficient_rows(16), coefficient_rows(4, seed=8)
     errors = []
     for n in (4, 10, 20):
-        _, quality = build_fastlrnr(w, x, t, train, rank=n, heldout_rows=held)
+        _, quality = build_fastlrnr(w, x, t, train, rank=n, heldout_rows=held, family=CDR_FAMILY)
         json.dumps(quality, allow_nan=False)
         assert quality["n"] == n and quality["points"] == 30 and quality["snapshot_sets"] == 16
         errors.append([layer["eim_error_heldout"] for layer in quality["layers"]])
@@ -106,14 +111,16 @@ def test_eim_error_falls_with_the_rank_and_the_report_is_json():
 
 def test_to_arrays_round_trip_through_npz():
     w = random_lrnr(30, RANKS, seed=9)
-    ops, _ = build_fastlrnr(w, *interior_points(12, 5), coefficient_rows(5), rank=6)
+    ops, _ = build_fastlrnr(w, *interior_points(12, 5), coefficient_rows(5), rank=6, family=CDR_FAMILY)
     buf = io.BytesIO()
     np.savez(buf, **ops.to_arrays())
     buf.seek(0)
     with np.load(buf, allow_pickle=False) as z:
         back = ReducedOperators.from_arrays(dict(z))
     S = coefficient_rows(2, seed=10)
-    np.testing.assert_array_equal(back.chain().residual(S, MU[:2]), ops.chain().residual(S, MU[:2]))
+    np.testing.assert_array_equal(
+        back.chain(family=CDR_FAMILY).residual(S, MU[:2]), ops.chain(family=CDR_FAMILY).residual(S, MU[:2])
+    )
     assert [p.tolist() for p in back.p] == [p.tolist() for p in ops.p]
 
 
@@ -121,8 +128,8 @@ def test_inputs_are_validated():
     w = random_lrnr(16, RANKS, seed=11)
     x, t = interior_points(8, 6)
     with pytest.raises(ValueError, match="rank"):
-        build_fastlrnr(w, x, t, coefficient_rows(2), rank=17)
-    ops, _ = build_fastlrnr(w, x, t, coefficient_rows(4), rank=4)
+        build_fastlrnr(w, x, t, coefficient_rows(2), rank=17, family=CDR_FAMILY)
+    ops, _ = build_fastlrnr(w, x, t, coefficient_rows(4), rank=4, family=CDR_FAMILY)
     arrays = ops.to_arrays()
     arrays["bias2"] = arrays["bias2"][:-1]
     with pytest.raises(ValueError, match="layer 2"):

@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pytest
 
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward, normalise_params
 from fastlrnr.numerics.lrnr import ANSATZ, LRNRWeights, coefficient_rows, lrnr_forward, lrnr_hidden_states, lrnr_jets
-from fastlrnr.numerics.pde import CDR
 
 N, RANKS, K_HYPER = 48, (5, 4, 3), 7
 
@@ -59,9 +59,9 @@ def points() -> tuple[np.ndarray, np.ndarray]:
 def test_jets_match_central_differences(weights, points):
     x, t = points
     s = make_coefficients(np.random.default_rng(3))
-    u, u_x, u_t, u_xx = lrnr_jets(weights, s, x, t)
-    np.testing.assert_allclose(u, lrnr_forward(weights, s, x, t), rtol=0, atol=1e-14)
-    f = lambda xx, tt: lrnr_forward(weights, s, xx, tt)
+    u, u_x, u_t, u_xx = lrnr_jets(weights, s, x, t, family=CDR_FAMILY)
+    np.testing.assert_allclose(u, lrnr_forward(weights, s, x, t, family=CDR_FAMILY), rtol=0, atol=1e-14)
+    f = lambda xx, tt: lrnr_forward(weights, s, xx, tt, family=CDR_FAMILY)
     h = 1e-5
     np.testing.assert_allclose(u_x, (f(x + h, t) - f(x - h, t)) / (2 * h), rtol=0, atol=1e-7)
     np.testing.assert_allclose(u_t, (f(x, t + h) - f(x, t - h)) / (2 * h), rtol=0, atol=1e-7)
@@ -74,13 +74,13 @@ def test_jets_match_central_differences(weights, points):
 def test_batched_coefficient_sets_equal_the_loop(weights, points):
     x, t = points
     s = make_coefficients(np.random.default_rng(4), batch=(3,))
-    forward = lrnr_forward(weights, s, x, t)
-    jets = lrnr_jets(weights, s, x, t)
+    forward = lrnr_forward(weights, s, x, t, family=CDR_FAMILY)
+    jets = lrnr_jets(weights, s, x, t, family=CDR_FAMILY)
     assert forward.shape == (3, x.size) and all(j.shape == (3, x.size) for j in jets)
     for i in range(3):
         one = [sl[i] for sl in s]
-        np.testing.assert_allclose(forward[i], lrnr_forward(weights, one, x, t), rtol=0, atol=1e-13)
-        for batched, single in zip(jets, lrnr_jets(weights, one, x, t)):
+        np.testing.assert_allclose(forward[i], lrnr_forward(weights, one, x, t, family=CDR_FAMILY), rtol=0, atol=1e-13)
+        for batched, single in zip(jets, lrnr_jets(weights, one, x, t, family=CDR_FAMILY)):
             np.testing.assert_allclose(batched[i], single, rtol=0, atol=1e-13)
 
 
@@ -88,9 +88,9 @@ def test_initial_condition_is_exact(weights):
     x = np.linspace(-1.0, 8.0, 40)
     t = np.zeros_like(x)
     for s in (make_coefficients(np.random.default_rng(5)), make_coefficients(np.random.default_rng(6), (2,))):
-        u = lrnr_forward(weights, s, x, t)
+        u = lrnr_forward(weights, s, x, t, family=CDR_FAMILY)
         np.testing.assert_array_equal(u, np.broadcast_to(1.0 + np.sin(x), u.shape))
-        u_j, u_x, _, u_xx = lrnr_jets(weights, s, x, t)
+        u_j, u_x, _, u_xx = lrnr_jets(weights, s, x, t, family=CDR_FAMILY)
         np.testing.assert_array_equal(u_j, np.broadcast_to(1.0 + np.sin(x), u.shape))
         np.testing.assert_array_equal(u_x, np.broadcast_to(np.cos(x), u.shape))
         np.testing.assert_array_equal(u_xx, np.broadcast_to(-np.sin(x), u.shape))
@@ -100,7 +100,9 @@ def test_periodic_in_x(weights, points):
     x, t = points
     s = make_coefficients(np.random.default_rng(7))
     for shift in (2.0 * np.pi, -4.0 * np.pi):
-        for a, b in zip(lrnr_jets(weights, s, x, t), lrnr_jets(weights, s, x + shift, t)):
+        for a, b in zip(
+            lrnr_jets(weights, s, x, t, family=CDR_FAMILY), lrnr_jets(weights, s, x + shift, t, family=CDR_FAMILY)
+        ):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
@@ -110,7 +112,9 @@ def test_hidden_states_rebuild_the_output(weights, points):
     states = lrnr_hidden_states(weights, s, x, t)
     assert len(states) == len(RANKS) + 1 and all(h.shape == (x.size, N) for h in states)
     g = states[-1] @ weights.w + weights.c
-    np.testing.assert_allclose(lrnr_forward(weights, s, x, t), 1.0 + np.sin(x) + t * g, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        lrnr_forward(weights, s, x, t, family=CDR_FAMILY), 1.0 + np.sin(x) + t * g, rtol=0, atol=1e-14
+    )
     with pytest.raises(ValueError, match="one coefficient set"):
         lrnr_hidden_states(weights, make_coefficients(np.random.default_rng(8), (2,)), x, t)
 
@@ -130,10 +134,12 @@ def test_lrnr_weights_round_trip(weights, points):
         np.testing.assert_array_equal(back.to_arrays()[key], value)
     x, t = points
     s = make_coefficients(np.random.default_rng(9))
-    np.testing.assert_array_equal(lrnr_forward(back, s, x, t), lrnr_forward(weights, s, x, t))
+    np.testing.assert_array_equal(
+        lrnr_forward(back, s, x, t, family=CDR_FAMILY), lrnr_forward(weights, s, x, t, family=CDR_FAMILY)
+    )
     single = weights.astype(np.float32)
     assert single.A.dtype == np.float32 and single.U[0].flags.c_contiguous
-    assert lrnr_forward(single, s, x, t).dtype == np.float32
+    assert lrnr_forward(single, s, x, t, family=CDR_FAMILY).dtype == np.float32
     assert isinstance(ANSATZ, str) and ANSATZ
 
 
@@ -173,17 +179,17 @@ def test_shape_errors(weights, points):
     rng = np.random.default_rng(12)
     s = make_coefficients(rng)
     with pytest.raises(ValueError, match="expected 3 coefficient vectors"):
-        lrnr_forward(weights, s[:2], x, t)
+        lrnr_forward(weights, s[:2], x, t, family=CDR_FAMILY)
     with pytest.raises(ValueError, match=r"layer 2: expected coefficients of shape \(4,\)"):
-        lrnr_forward(weights, [s[0], np.ones(5), s[2]], x, t)
+        lrnr_forward(weights, [s[0], np.ones(5), s[2]], x, t, family=CDR_FAMILY)
     with pytest.raises(ValueError, match=r"layer 2: expected coefficients of shape \(2, 4\)"):
-        lrnr_jets(weights, [np.ones((2, 5)), np.ones((3, 4)), np.ones((2, 3))], x, t)
+        lrnr_jets(weights, [np.ones((2, 5)), np.ones((3, 4)), np.ones((2, 3))], x, t, family=CDR_FAMILY)
     with pytest.raises(ValueError, match="layer 1"):
-        lrnr_forward(weights, [np.ones((1, 2, 5)), np.ones((1, 2, 4)), np.ones((1, 2, 3))], x, t)
+        lrnr_forward(weights, [np.ones((1, 2, 5)), np.ones((1, 2, 4)), np.ones((1, 2, 3))], x, t, family=CDR_FAMILY)
     with pytest.raises(ValueError, match=r"expected x and t of the same shape \(P,\)"):
-        lrnr_jets(weights, s, x, t[:-1])
+        lrnr_jets(weights, s, x, t[:-1], family=CDR_FAMILY)
     with pytest.raises(ValueError, match=r"expected x and t of the same shape \(P,\)"):
-        lrnr_forward(weights, s, x.reshape(5, 5), t.reshape(5, 5))
+        lrnr_forward(weights, s, x.reshape(5, 5), t.reshape(5, 5), family=CDR_FAMILY)
     d = weights.to_arrays()
     with pytest.raises(ValueError, match=r"expected A \(N, 3\)"):
         LRNRWeights.from_arrays({**d, "A": np.ones((N, 2))})

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from fastlrnr.numerics.pde import standard_grid
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
+from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.numerics.reference_rung import solve_at_sites, solve_to_tolerance
 
@@ -18,13 +19,15 @@ MUS = np.array([[3.0, 0.0, 2.0], [2.0, 0.5, 1.0], [1.0, 2.0, 2.0], [20.0, 0.0, 0
 def test_points_and_unsorted_axes_match_the_reference():
     rng = np.random.default_rng(0)
     x, t = rng.uniform(-2, 9, 12), rng.uniform(0, 1, 12)
-    pts = solve_at_sites(MUS, x, t, True, 4000, 64)
+    pts = solve_at_sites(MUS, x, t, True, 4000, 64, family=CDR_FAMILY)
     for p in range(12):  # each point against a solve at exactly its time
-        want = solve_reference_batch(MUS, x[p : p + 1], t[p : p + 1], substeps=4000, nx_internal=64)[:, 0, 0]
+        want = solve_reference_batch(MUS, x[p : p + 1], t[p : p + 1], substeps=4000, nx_internal=64, family=CDR_FAMILY)[
+            :, 0, 0
+        ]
         np.testing.assert_allclose(pts[:, p], want, atol=1e-12)
-    axes = solve_at_sites(MUS, x, t, False, 4000, 64)
+    axes = solve_at_sites(MUS, x, t, False, 4000, 64, family=CDR_FAMILY)
     order = np.argsort(t)
-    want = solve_reference_batch(MUS, x, t[order], substeps=4000, nx_internal=64)
+    want = solve_reference_batch(MUS, x, t[order], substeps=4000, nx_internal=64, family=CDR_FAMILY)
     np.testing.assert_allclose(axes[:, order], want, atol=1e-12)
 
 
@@ -35,10 +38,10 @@ def test_the_estimate_bounds_the_true_error_and_meets_the_tolerance(tolerance, p
     if points:
         rng = np.random.default_rng(1)
         x, t = rng.uniform(0, 2 * np.pi, 16), rng.uniform(0, 1, 16)
-        truth = np.stack([solve_at_sites(MUS, x, t, True, 16000, 256)])[0]
+        truth = np.stack([solve_at_sites(MUS, x, t, True, 16000, 256, family=CDR_FAMILY)])[0]
     else:
-        truth = solve_reference_batch(MUS, x, t, substeps=16000)
-    ans = solve_to_tolerance(MUS, x, t, points, tolerance)
+        truth = solve_reference_batch(MUS, x, t, substeps=16000, family=CDR_FAMILY)
+    ans = solve_to_tolerance(MUS, x, t, points, tolerance, family=CDR_FAMILY)
     err = np.linalg.norm((ans.u - truth).reshape(len(MUS), -1), axis=1) / np.linalg.norm(
         truth.reshape(len(MUS), -1), axis=1
     )
@@ -50,7 +53,7 @@ def test_the_estimate_bounds_the_true_error_and_meets_the_tolerance(tolerance, p
 def test_a_deadline_stops_the_doubling_and_says_so():
     x, t = standard_grid()
     t0 = time.perf_counter()
-    ans = solve_to_tolerance(MUS, x, t, False, 1e-14, deadline=time.perf_counter() + 0.05)
+    ans = solve_to_tolerance(MUS, x, t, False, 1e-14, deadline=time.perf_counter() + 0.05, family=CDR_FAMILY)
     assert time.perf_counter() - t0 < 1.0
     assert ans.exhausted and len(ans.attempts) >= 1 and np.all(np.isfinite(ans.u))
 
@@ -60,6 +63,6 @@ def test_the_uniform_march_is_chunked_without_changing_a_value(monkeypatch):
 
     rng = np.random.default_rng(2)
     x, t = rng.uniform(0, 6, 9), rng.uniform(0, 1, 9)
-    whole = solve_at_sites(MUS, x, t, True, 64, 32, uniform=True)
+    whole = solve_at_sites(MUS, x, t, True, 64, 32, uniform=True, family=CDR_FAMILY)
     monkeypatch.setattr(rr, "MARCH_VALUES", 1)  # one row at a time
-    np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True), whole)
+    np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True, family=CDR_FAMILY), whole)

@@ -10,9 +10,10 @@ import pytest
 from service_testkit import RANKS, TEST_STEPS
 
 from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
+from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward
-from fastlrnr.numerics.pde import X_PERIOD
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 SMALL = {"nx": 16, "nt": 5}
@@ -28,7 +29,9 @@ def field_from(artifact_root, coefficients, x, t):
     """The full LRNR (numpy, float64) at the given coefficients on the tensor grid t × x."""
     w = load_artifact(artifact_root / "cdr").lrnr
     xx, tt = np.meshgrid(x, t)
-    return lrnr_forward(w, [np.asarray(c) for c in coefficients], xx.ravel(), tt.ravel()).reshape(len(t), len(x))
+    return lrnr_forward(w, [np.asarray(c) for c in coefficients], xx.ravel(), tt.ravel(), family=CDR_FAMILY).reshape(
+        len(t), len(x)
+    )
 
 
 # ------------------------------------------------------------------ ops endpoints

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.lrnr import LRNRWeights, lrnr_forward
 from fastlrnr.numerics.random_model import random_lrnr
 from fastlrnr.server.engine.field import FieldEvaluator, JetsEvaluator, NumpyFieldEvaluator, NumpyJetsEvaluator
@@ -21,8 +22,8 @@ def weights() -> LRNRWeights:
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory, weights):
     d = tmp_path_factory.mktemp("onnx")
-    (d / "lrnr.onnx").write_bytes(lrnr_onnx(weights))
-    (d / "lrnr_jets.onnx").write_bytes(lrnr_onnx(weights, jets=True))
+    (d / "lrnr.onnx").write_bytes(lrnr_onnx(weights, family=CDR_FAMILY))
+    (d / "lrnr_jets.onnx").write_bytes(lrnr_onnx(weights, jets=True, family=CDR_FAMILY))
     return d / "lrnr.onnx", d / "lrnr_jets.onnx"
 
 
@@ -35,7 +36,7 @@ GRID = (2 * np.pi * np.arange(32) / 32, np.linspace(0.0, 1.0, 10))
 
 
 def test_grid_matches_numpy_fallback(weights, paths):
-    onnx_ev, np_ev = FieldEvaluator(paths[0]), NumpyFieldEvaluator(weights)
+    onnx_ev, np_ev = FieldEvaluator(paths[0]), NumpyFieldEvaluator(weights, family=CDR_FAMILY)
     assert onnx_ev.ranks == np_ev.ranks == RANKS
     for B in (None, 1, 3):
         s = coeffs(B)
@@ -49,7 +50,7 @@ def test_grid_layout_is_t_major(weights, paths):
     x_axis, t_axis = GRID
     s = coeffs(2)
     grid = FieldEvaluator(paths[0]).evaluate_grid(s, x_axis, t_axis)
-    ref = lrnr_forward(weights, s, x_axis, np.full_like(x_axis, t_axis[7]))
+    ref = lrnr_forward(weights, s, x_axis, np.full_like(x_axis, t_axis[7]), family=CDR_FAMILY)
     np.testing.assert_allclose(grid[:, 7, :], ref, rtol=1e-5, atol=1e-5)
 
 
@@ -61,7 +62,7 @@ def test_points_and_chunking(weights, paths):
     chunked_ev = FieldEvaluator(paths[0], block_elements=1)  # forces 256-point chunks
     assert chunked_ev.chunk_points(3) == 256
     np.testing.assert_allclose(chunked_ev.evaluate(s, x, t), whole, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(whole, lrnr_forward(weights, s, x, t), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(whole, lrnr_forward(weights, s, x, t, family=CDR_FAMILY), rtol=1e-5, atol=1e-5)
     single = FieldEvaluator(paths[0].read_bytes(), threads=2).evaluate([sl[1] for sl in s], x, t)
     assert single.shape == (1000,)
     np.testing.assert_allclose(single, whole[1], rtol=1e-6, atol=1e-6)
@@ -71,7 +72,7 @@ def test_points_and_chunking(weights, paths):
 def test_jets_match_numpy_fallback(weights, paths):
     s = coeffs(2, seed=1)
     got = JetsEvaluator(paths[1], block_elements=1).evaluate_grid(s, *GRID)
-    want = NumpyJetsEvaluator(weights).evaluate_grid(s, *GRID)
+    want = NumpyJetsEvaluator(weights, family=CDR_FAMILY).evaluate_grid(s, *GRID)
     assert len(got) == len(want) == 4
     for g, w in zip(got, want):
         assert g.shape == (2, 10, 32)
@@ -97,7 +98,7 @@ def test_wrong_graph_for_the_evaluator(paths):
 )
 def test_bad_coefficients_are_refused(weights, paths, bad, match):
     s = coeffs(2)
-    for ev in (FieldEvaluator(paths[0]), NumpyFieldEvaluator(weights)):
+    for ev in (FieldEvaluator(paths[0]), NumpyFieldEvaluator(weights, family=CDR_FAMILY)):
         with pytest.raises(ValueError, match=match):
             ev.evaluate_grid(bad(s), *GRID)
 
@@ -124,7 +125,9 @@ def test_large_batches_are_split_into_groups(weights, paths, monkeypatch):
     monkeypatch.setattr(ev, "_run", lambda s32, x, t: calls.append(s32[0].shape[0]) or run(s32, x, t))
     got = ev.evaluate_grid(s, *GRID)
     assert calls == [2, 2, 1]
-    np.testing.assert_allclose(got, NumpyFieldEvaluator(weights).evaluate_grid(s, *GRID), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        got, NumpyFieldEvaluator(weights, family=CDR_FAMILY).evaluate_grid(s, *GRID), rtol=1e-5, atol=1e-5
+    )
     assert ev.evaluate_grid([sl[:0] for sl in s], *GRID).shape == (0, 10, 32)
 
 

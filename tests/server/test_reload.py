@@ -19,7 +19,7 @@ from service_testkit import TEST_STEPS, make_client, make_settings, write_synthe
 from test_oip import served
 
 from fastlrnr.numerics.artifact import load_artifact
-from fastlrnr.numerics.pde import CDR
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 
 SOLVE = {
     "params": {"beta": 2.0, "nu": 0.5, "rho": 1.0},
@@ -33,7 +33,9 @@ def new_version(src: Path, dst: Path, version: str, seed: int | None = None) -> 
     if seed is None:
         shutil.copytree(src, dst)
     else:
-        write_synthetic(dst, json.loads((src / "manifest.json").read_text())["name"], CDR, CDR, seed=seed)
+        write_synthetic(
+            dst, json.loads((src / "manifest.json").read_text())["name"], CDR, CDR, seed=seed, family=CDR_FAMILY
+        )
     manifest = json.loads((dst / "manifest.json").read_text())
     manifest["version"] = version
     (dst / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -117,7 +119,7 @@ def test_a_corrupt_version_changes_nothing_clients_see(app_client, fresh_root, t
 
 def test_models_added_and_removed(app_client, fresh_root):
     c = app_client
-    write_synthetic(fresh_root / "extra", "extra", CDR, CDR, seed=5)
+    write_synthetic(fresh_root / "extra", "extra", CDR, CDR, seed=5, family=CDR_FAMILY)
     shutil.copytree(fresh_root / "cdr", fresh_root / "misnamed")
     assert check(c) == {"extra": "loaded", "misnamed": "refused"}
     data = c.get("/models").json()

@@ -9,6 +9,7 @@ import pytest
 
 import fastlrnr.server.api.sweep
 from fastlrnr.numerics.artifact import load_artifact
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward
 
@@ -37,7 +38,7 @@ def test_a_sweep_is_the_surrogate_at_every_row(client, artifact_root):
     assert np.all(out["error_estimate"] > 0) and not out["extrapolated"].any()
     w = load_artifact(artifact_root / "cdr")
     s = hyper_forward(w.hyper, mu)
-    want = lrnr_forward(w.lrnr, s, pts[:, 0], pts[:, 1])
+    want = lrnr_forward(w.lrnr, s, pts[:, 0], pts[:, 1], family=CDR_FAMILY)
     np.testing.assert_allclose(out["u"], want, rtol=2e-5, atol=2e-5)
     assert w.a_priori is not None  # the sweep's estimate is the a-priori map's, not a check grid's
     np.testing.assert_allclose(out["error_estimate"], w.a_priori.predict(mu))

@@ -7,8 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fastlrnr.numerics.families.cdr import CDR_FAMILY
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.jet_chain import exact_chain
-from fastlrnr.numerics.pde import interior_points
 from fastlrnr.numerics.random_model import random_lrnr
 from fastlrnr.training.modules import LRNR
 
@@ -36,9 +37,9 @@ def test_jacobian_matches_autograd():
     torch.set_default_dtype(torch.float64)
     try:
         w = random_lrnr(40, RANKS, seed=4)
-        net = LRNR.from_weights(w)
+        net = LRNR.from_weights(w, family=CDR_FAMILY)
         x, t = interior_points(12, 3)
-        chain = exact_chain(w, x, t, np.float64)
+        chain = exact_chain(w, x, t, np.float64, family=CDR_FAMILY)
         rng = np.random.default_rng(0)
         for mu in ([2.0, 0.5, 1.0], [7.0, 0.0, 0.0]):
             S = rng.uniform(0.2, 1.5, size=(1, sum(RANKS)))

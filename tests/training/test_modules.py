@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward, lrnr_jets
-from fastlrnr.numerics.pde import CDR
 from fastlrnr.training.modules import LRNR, HyperNet, sparsity
 
 
@@ -20,7 +20,7 @@ def float64():
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    net = LRNR(width=40, rank=6, layers=3, seed=seed)
+    net = LRNR(width=40, rank=6, layers=3, seed=seed, family=CDR_FAMILY)
     with torch.no_grad():
         net.b.normal_(0, 0.2)
         net.c.fill_(0.3)
@@ -33,12 +33,15 @@ def test_torch_jets_match_numpy_core():
     x, t = rng.random((2, 9)) * [[2 * np.pi], [1.0]]
     s = rng.random((2, 3, 6)) * 2
     tj = net.jets(torch.as_tensor(x).expand(2, 9), torch.as_tensor(t).expand(2, 9), torch.as_tensor(s))
-    nj = lrnr_jets(net.to_weights(), [s[:, l] for l in range(3)], x, t)
+    nj = lrnr_jets(net.to_weights(), [s[:, l] for l in range(3)], x, t, family=CDR_FAMILY)
     for a, b in zip(tj, nj):
         np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-12, atol=1e-12)
     u = net(torch.as_tensor(x).expand(2, 9), torch.as_tensor(t).expand(2, 9), torch.as_tensor(s))
     np.testing.assert_allclose(
-        u.detach().numpy(), lrnr_forward(net.to_weights(), [s[:, l] for l in range(3)], x, t), rtol=1e-12, atol=1e-12
+        u.detach().numpy(),
+        lrnr_forward(net.to_weights(), [s[:, l] for l in range(3)], x, t, family=CDR_FAMILY),
+        rtol=1e-12,
+        atol=1e-12,
     )
 
 
@@ -102,7 +105,7 @@ def test_torch_lrnr_matches_onnx_graph_in_float32():
     rng = np.random.default_rng(8)
     x, t = (rng.random(50) * 2 * np.pi).astype(np.float32), rng.random(50).astype(np.float32)
     s = rng.random((3, 3, 6)).astype(np.float32) * 2
-    sess = ort.InferenceSession(lrnr_onnx(w, jets=True), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(lrnr_onnx(w, jets=True, family=CDR_FAMILY), providers=["CPUExecutionProvider"])
     feeds = {"x": x, "t": t, **{f"s{l + 1}": s[:, l] for l in range(3)}}
     onnx_out = sess.run(None, feeds)
     torch_out = net.jets(

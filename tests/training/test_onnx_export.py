@@ -12,7 +12,7 @@ import pytest
 
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.families import FAMILIES
-from fastlrnr.numerics.families.cdr import CdrFamily
+from fastlrnr.numerics.families.cdr import CDR_FAMILY, CdrFamily
 from fastlrnr.numerics.lrnr import ANSATZ, lrnr_forward, lrnr_jets
 from fastlrnr.numerics.random_model import random_lrnr
 from fastlrnr.training.onnx_export import OPSET, lrnr_onnx
@@ -53,7 +53,7 @@ def assert_close32(got, want, name):
 def test_graph_is_valid_and_described(case):
     w = case[0]
     for jets in (False, True):
-        model = onnx.load_from_string(lrnr_onnx(w, jets=jets))
+        model = onnx.load_from_string(lrnr_onnx(w, jets=jets, family=CDR_FAMILY))
         onnx.checker.check_model(model, full_check=True)
         assert model.opset_import[0].version == OPSET
         meta = {p.key: p.value for p in model.metadata_props}
@@ -69,36 +69,36 @@ def test_graph_is_valid_and_described(case):
 
 def test_u_matches_numpy_float64(case):
     w, s, x, t = case
-    (u,) = run(lrnr_onnx(w), s, x, t)
-    assert_close32(u, lrnr_forward(w, s, x, t), "u")
+    (u,) = run(lrnr_onnx(w, family=CDR_FAMILY), s, x, t)
+    assert_close32(u, lrnr_forward(w, s, x, t, family=CDR_FAMILY), "u")
 
 
 def test_jets_match_numpy_float64(case):
     w, s, x, t = case
-    got = run(lrnr_onnx(w, jets=True), s, x, t)
-    for name, g, want in zip(("u", "u_x", "u_t", "u_xx"), got, lrnr_jets(w, s, x, t)):
+    got = run(lrnr_onnx(w, jets=True, family=CDR_FAMILY), s, x, t)
+    for name, g, want in zip(("u", "u_x", "u_t", "u_xx"), got, lrnr_jets(w, s, x, t, family=CDR_FAMILY)):
         assert_close32(g, want, name)
 
 
 def test_dynamic_batch_and_points(case):
     w, s, x, t = case
-    model = lrnr_onnx(w)
+    model = lrnr_onnx(w, family=CDR_FAMILY)
     for b, p in ((1, 1), (5, 7)):
         rng = np.random.default_rng(b)
         sb = [rng.uniform(0.0, 2.0, (b, k)) for k in RANKS]
         (u,) = run(model, sb, x[:p], t[:p])
-        assert_close32(u, lrnr_forward(w, sb, x[:p], t[:p]), f"u (B={b}, P={p})")
+        assert_close32(u, lrnr_forward(w, sb, x[:p], t[:p], family=CDR_FAMILY), f"u (B={b}, P={p})")
 
 
 def test_initial_condition_is_exact(case):
     w, s, x, _ = case
-    (u,) = run(lrnr_onnx(w), s, x, np.zeros_like(x))
+    (u,) = run(lrnr_onnx(w, family=CDR_FAMILY), s, x, np.zeros_like(x))
     np.testing.assert_allclose(u, np.broadcast_to(1 + np.sin(x), u.shape), atol=1e-6)
 
 
 def test_float32_weights_give_the_same_graph(case):
     w = case[0]
-    assert lrnr_onnx(w) == lrnr_onnx(w.astype(np.float32))
+    assert lrnr_onnx(w, family=CDR_FAMILY) == lrnr_onnx(w.astype(np.float32), family=CDR_FAMILY)
 
 
 class TrigFamily(CdrFamily):
@@ -142,4 +142,4 @@ def test_the_shipped_graphs_are_what_the_exporter_writes(model):
     """The family-aware exporter writes the committed artifacts' graphs byte for byte."""
     art = load_artifact(ROOT / "artifacts" / model)
     for name, jets in (("lrnr.onnx", False), ("lrnr_jets.onnx", True)):
-        assert lrnr_onnx(art.lrnr, jets, art.family) == (art.directory / name).read_bytes(), name
+        assert lrnr_onnx(art.lrnr, jets, family=art.family) == (art.directory / name).read_bytes(), name

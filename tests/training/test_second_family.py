@@ -18,9 +18,9 @@ import pytest
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.families import FAMILIES
+from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward
-from fastlrnr.numerics.pde import uniform_grid
 from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.server.app import create_app
 from fastlrnr.server.settings import ServiceSettings

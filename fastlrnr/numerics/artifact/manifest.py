@@ -23,9 +23,8 @@ from fastlrnr.numerics.artifact.format import (
 from fastlrnr.numerics.correction import CorrectionSpec
 from fastlrnr.numerics.error_estimate import AprioriMap, ErrorModel
 from fastlrnr.numerics.families import DEFAULT_FAMILY, FAMILIES
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.numerics.pde import Domain
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def _domains(mpath: Path, manifest: dict, family: PdeFamily) -> tuple[Domain, Do
     domains = []
     for key in ("domain", "test_domain", "served_domain"):
         try:
-            domains.append(Domain.from_dict(manifest[key]))
+            domains.append(Domain.from_dict(manifest[key], params=family.params))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ArtifactError(mpath, f"{key} is malformed: {exc!r}") from None
         if domains[-1].params != family.params:

@@ -13,12 +13,12 @@ from fastlrnr.numerics.artifact.manifest import Dimensions, Manifest, read_manif
 from fastlrnr.numerics.artifact.npz import parse_npz
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import AprioriMap, ErrorModel
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings
 from fastlrnr.numerics.fastlrnr import ReducedOperators
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain, interior_points
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +54,7 @@ class Artifact:
 
     def correction_model(self, dtype=np.float32) -> ErrorCorrection:
         """The correction at the manifest's grids."""
-        return self.correction.model(self.lrnr, dtype, self.family)
+        return self.correction.model(self.lrnr, dtype, family=self.family)
 
     def fast_phase_model(self, dtype=np.float32, collocation: int | None = None) -> FastPhaseModel:
         """The fast phase's per-model state at the manifest's collocation points and check
@@ -63,8 +63,9 @@ class Artifact:
         seed = fp["collocation"]["seed"]
         check = (fp["check"]["nx"], fp["check"]["nt"])
         if collocation is not None:
-            return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype, self.family)
-        return FastPhaseModel(self.lrnr, self.reduced, (fp["collocation"]["points"], seed), check, dtype, self.family)
+            return FastPhaseModel(self.lrnr, None, (collocation, seed), check, dtype, family=self.family)
+        points = fp["collocation"]["points"]
+        return FastPhaseModel(self.lrnr, self.reduced, (points, seed), check, dtype, family=self.family)
 
 
 def verify_artifact(directory: Path | str) -> dict:

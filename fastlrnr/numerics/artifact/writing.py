@@ -17,11 +17,9 @@ import numpy as np
 from fastlrnr.numerics.artifact.format import MANIFEST, PLAIN_NAME, SCHEMA_VERSION
 from fastlrnr.numerics.artifact.npz import npz_bytes
 from fastlrnr.numerics.artifact.reading import read_verified
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.numerics.pde import Domain
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def write_artifact(
     k_max: int | None = None,
     created: str | None = None,
     overwrite: bool = False,
-    family: PdeFamily = CDR_FAMILY,
+    family: PdeFamily,
     **section_kwargs: dict,
 ) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.

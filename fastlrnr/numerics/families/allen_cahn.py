@@ -21,8 +21,8 @@ PARAM_NAMES: tuple[str, ...] = ("nu", "rho")
 ALLEN_CAHN = Domain(
     "allen-cahn",
     {"nu": (0.0, 0.1), "rho": (0.0, 5.0)},
+    PARAM_NAMES,
     "Allen–Cahn: diffusion and bistable reaction",
-    params=PARAM_NAMES,
 )
 
 

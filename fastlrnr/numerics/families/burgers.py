@@ -26,8 +26,8 @@ PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")
 BURGERS = Domain(
     "burgers",
     {"beta": (1.0, 3.0), "nu": (1e-3, 1e-2), "rho": (0.0, 1.0)},
+    PARAM_NAMES,
     "viscous Burgers–Fisher: shocks at small ν",
-    params=PARAM_NAMES,
 )
 
 

@@ -21,16 +21,19 @@ PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")
 CONVECTION = Domain(
     "convection",
     {"beta": (1.0, 20.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
+    PARAM_NAMES,
     "pure convection, meta-training range (D1)",
 )
 CONVECTION_TEST = Domain(
     "convection-test",
     {"beta": (5.0, 8.0), "nu": (0.0, 0.0), "rho": (0.0, 0.0)},
+    PARAM_NAMES,
     "pure convection, fast-phase test range (D1)",
 )
 CDR = Domain(
     "cdr",
     {"beta": (1.0, 3.0), "nu": (0.0, 2.0), "rho": (0.0, 2.0)},
+    PARAM_NAMES,
     "convection–diffusion–reaction (D2); training and test range",
 )
 

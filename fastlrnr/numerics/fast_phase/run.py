@@ -19,15 +19,14 @@ import numpy as np
 from fastlrnr.numerics.allocator import retain_freed_memory
 from fastlrnr.numerics.answer import FastPhaseDiagnostics, finite_or_none
 from fastlrnr.numerics.error_proxy import ErrorProxy
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import PdeFamily, as_param_array
 from fastlrnr.numerics.fast_phase.acceptance import choose
 from fastlrnr.numerics.fast_phase.adam import adam
 from fastlrnr.numerics.fast_phase.lm import levenberg_marquardt
 from fastlrnr.numerics.fastlrnr import ReducedOperators
+from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.jet_chain import JetChain, exact_chain
 from fastlrnr.numerics.lrnr import LRNRWeights, coefficient_rows, split_layers
-from fastlrnr.numerics.pde import as_param_array, interior_points
 
 BACKENDS = ("exact", "reduced")
 OPTIMIZERS = ("lm", "adam")
@@ -161,7 +160,7 @@ class FastPhaseModel:
 
     weights: the LRNR (cast to ``dtype`` for the exact chain and the check); reduced: the
     FastLRNR for the collocation points (its points are used when given); collocation:
-    (count, seed) of ``fastlrnr.numerics.pde.interior_points``; check: (nx, nt) of the proxy's grid;
+    (count, seed) of ``fastlrnr.numerics.grid.interior_points``; check: (nx, nt) of the proxy's grid;
     family: the PDE whose residual the chains and the check evaluate."""
 
     def __init__(
@@ -171,7 +170,8 @@ class FastPhaseModel:
         collocation: tuple[int, int] = (256, 0),
         check: tuple[int, int] = (16, 17),
         dtype=np.float32,
-        family: PdeFamily = CDR_FAMILY,
+        *,
+        family: PdeFamily,
     ):
         if reduced is not None:
             if tuple(reduced.ranks) != tuple(weights.ranks):
@@ -180,9 +180,9 @@ class FastPhaseModel:
         else:
             x, t = interior_points(*collocation)
         self.ranks = tuple(weights.ranks)
-        self.chains: dict[str, JetChain] = {"exact": exact_chain(weights, x, t, dtype, family)}
+        self.chains: dict[str, JetChain] = {"exact": exact_chain(weights, x, t, dtype, family=family)}
         if reduced is not None:
-            self.chains["reduced"] = reduced.chain(np.float64, family)
+            self.chains["reduced"] = reduced.chain(np.float64, family=family)
         self.check = ErrorProxy(weights, *check, dtype=dtype, family=family)
         self.family = family
         retain_freed_memory()  # a step reallocates MiB-sized arrays: reuse them (fastlrnr/numerics/allocator.py)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fastlrnr.numerics.answer import Diagnostics, Flag
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.numerics.pde import X_PERIOD, uniform_grid
+from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
 from fastlrnr.server.api.schemas import Grid
 
 

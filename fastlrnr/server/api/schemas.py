@@ -18,8 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fastlrnr.numerics.answer import CoefficientSource, FlagCode, Rung
-from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
-from fastlrnr.numerics.pde import T_END
+from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX, T_END
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 TimeValue = Annotated[float, Field(ge=0.0, le=T_END, allow_inf_nan=False)]

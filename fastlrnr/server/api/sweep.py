@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.pde import T_END
+from fastlrnr.numerics.grid import T_END
 from fastlrnr.server.http.errors import ApiError
 
 NPZ_MEDIA_TYPE = "application/x-npz"

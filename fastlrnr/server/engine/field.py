@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.lrnr import LRNRWeights, coefficient_rows, lrnr_forward, lrnr_jets, split_layers
 
@@ -210,7 +209,8 @@ class NumpyFieldEvaluator(_Evaluator):
         weights: LRNRWeights,
         threads: int = 1,
         block_elements: int = DEFAULT_BLOCK_ELEMENTS,
-        family: PdeFamily = CDR_FAMILY,
+        *,
+        family: PdeFamily,
     ):
         super().__init__(block_elements)
         self.weights = weights.astype(np.float32)

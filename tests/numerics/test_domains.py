@@ -5,21 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastlrnr.numerics.pde import (
-    CDR,
-    CONVECTION,
-    DOMAINS,
-    PARAM_NAMES,
-    TEST_DOMAINS,
-    Domain,
-    ParameterError,
-    as_param_array,
-    initial_condition,
-    params_to_array,
-    residual,
-    standard_grid,
-    uniform_grid,
-)
+from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY, CONVECTION, DOMAINS, PARAM_NAMES, TEST_DOMAINS
+from fastlrnr.numerics.family import Domain, ParameterError, as_param_array, params_to_array
+from fastlrnr.numerics.grid import standard_grid, uniform_grid
 
 
 def test_validate_accepts_points_inside_and_fills_missing_names_with_zero():
@@ -64,21 +52,21 @@ def test_unknown_names_and_bad_values_are_refused():
     with pytest.raises(ParameterError, match=r"expected shape \(3,\)"):
         CDR.validate(np.ones(4))
     with pytest.raises(ValueError, match=r"expected shape \(B, 3\)"):
-        as_param_array(np.ones((2, 2)))
+        as_param_array(np.ones((2, 2)), PARAM_NAMES)
 
 
 def test_params_to_array_orders_columns():
-    np.testing.assert_array_equal(params_to_array({"rho": 3.0, "beta": 1.0}), [1.0, 0.0, 3.0])
+    np.testing.assert_array_equal(params_to_array({"rho": 3.0, "beta": 1.0}, PARAM_NAMES), [1.0, 0.0, 3.0])
     assert PARAM_NAMES == ("beta", "nu", "rho")
 
 
 def test_domain_construction_checks_bounds():
     with pytest.raises(ValueError, match="must bound exactly"):
-        Domain("x", {"beta": (0.0, 1.0), "nu": (0.0, 1.0)})
+        Domain("x", {"beta": (0.0, 1.0), "nu": (0.0, 1.0)}, PARAM_NAMES)
     with pytest.raises(ValueError, match="bad range for nu"):
-        Domain("x", {"beta": (0.0, 1.0), "nu": (2.0, 1.0), "rho": (0.0, 0.0)})
+        Domain("x", {"beta": (0.0, 1.0), "nu": (2.0, 1.0), "rho": (0.0, 0.0)}, PARAM_NAMES)
     with pytest.raises(ValueError, match="bad range for rho"):
-        Domain("x", {"beta": (0.0, 1.0), "nu": (0.0, 1.0), "rho": (0.0, np.inf)})
+        Domain("x", {"beta": (0.0, 1.0), "nu": (0.0, 1.0), "rho": (0.0, np.inf)}, PARAM_NAMES)
 
 
 @pytest.mark.parametrize("domain", list(DOMAINS.values()), ids=list(DOMAINS))
@@ -142,20 +130,20 @@ def test_residual_vanishes_on_closed_form_solutions():
     beta = 7.3  # pure convection: u = 1 + sin(x − βt)
     u, u_x = 1.0 + np.sin(x - beta * t), np.cos(x - beta * t)
     u_t, u_xx = -beta * np.cos(x - beta * t), -np.sin(x - beta * t)
-    np.testing.assert_allclose(residual(u, u_t, u_x, u_xx, beta, 0.0, 0.0), 0.0, atol=1e-13)
-    assert np.abs(residual(u, u_t, u_x, u_xx, beta + 0.1, 0.0, 0.0)).max() > 0.05
+    np.testing.assert_allclose(CDR_FAMILY.residual(u, u_t, u_x, u_xx, beta, 0.0, 0.0), 0.0, atol=1e-13)
+    assert np.abs(CDR_FAMILY.residual(u, u_t, u_x, u_xx, beta + 0.1, 0.0, 0.0)).max() > 0.05
     nu = 0.8  # pure diffusion: u = 1 + e^{−νt} sin x
     decay = np.exp(-nu * t)
     u, u_t = 1.0 + decay * np.sin(x), -nu * decay * np.sin(x)
     u_x, u_xx = decay * np.cos(x), -decay * np.sin(x)
-    np.testing.assert_allclose(residual(u, u_t, u_x, u_xx, 0.0, nu, 0.0), 0.0, atol=1e-13)
+    np.testing.assert_allclose(CDR_FAMILY.residual(u, u_t, u_x, u_xx, 0.0, nu, 0.0), 0.0, atol=1e-13)
     rho = 1.3  # pure reaction, constant in x: logistic u = u0 g / (1 + u0 (g − 1)), g = e^{ρt}
     u0, g = 0.4, np.exp(rho * t)
     u = u0 * g / (1.0 + u0 * (g - 1.0))
     u_t = rho * u0 * (1.0 - u0) * g / (1.0 + u0 * (g - 1.0)) ** 2  # d/dt of the closed form
-    np.testing.assert_allclose(residual(u, u_t, 0.0, 0.0, 0.0, 0.0, rho), 0.0, atol=1e-13)
+    np.testing.assert_allclose(CDR_FAMILY.residual(u, u_t, 0.0, 0.0, 0.0, 0.0, rho), 0.0, atol=1e-13)
 
 
 def test_initial_condition():
     x = np.array([0.0, np.pi / 2.0, 3.0 * np.pi / 2.0])
-    np.testing.assert_allclose(initial_condition(x), [1.0, 2.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(CDR_FAMILY.initial_condition(x), [1.0, 2.0, 0.0], atol=1e-15)
