@@ -49,10 +49,11 @@ def test_written_artifacts_name_their_family(art):
     assert load_artifact(art).manifest["family"] == "cdr"
 
 
-def test_an_artifact_without_a_family_is_cdr(art):
+def test_an_artifact_must_name_its_family(art):
     _set_family(art, None)
-    assert "family" not in verify_artifact(art)
-    load_artifact(art)
+    for check in (verify_artifact, load_artifact):
+        with pytest.raises(ArtifactError, match=r"missing keys \['family'\]"):
+            check(art)
 
 
 @pytest.mark.parametrize("family", ["heat", 3, ["cdr"]])

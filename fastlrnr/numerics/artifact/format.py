@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.families import DEFAULT_FAMILY, FAMILIES
-
 SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
-PDE = FAMILIES[DEFAULT_FAMILY].equation
 NPZ_FILES = ("lrnr.npz", "hyper.npz", "fastlrnr.npz")
 ONNX_FILES = ("lrnr.onnx", "lrnr_jets.onnx")  # the usual graphs; any other *.onnx may be listed too
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # model names and file names
@@ -24,6 +21,7 @@ REQUIRED_KEYS = (
     "name",
     "version",
     "created",
+    "family",
     "pde",
     "ansatz",
     "domain",

@@ -22,7 +22,7 @@ from fastlrnr.numerics.artifact.format import (
 )
 from fastlrnr.numerics.correction import CorrectionSpec
 from fastlrnr.numerics.error_estimate import AprioriMap, ErrorModel
-from fastlrnr.numerics.families import DEFAULT_FAMILY, FAMILIES
+from fastlrnr.numerics.families import FAMILIES
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 
@@ -140,7 +140,7 @@ def read_manifest(directory: Path) -> Manifest:
 
 def _check_identity(mpath: Path, manifest: dict) -> PdeFamily:
     """Required keys, schema, family, its PDE and ansatz, the string keys and the free-form
-    sections' types; returns the family (absent: an artifact from before families, CDR)."""
+    sections' types; returns the family the manifest names."""
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise ArtifactError(mpath, f"missing keys {missing}")
@@ -149,7 +149,7 @@ def _check_identity(mpath: Path, manifest: dict) -> PdeFamily:
         raise ArtifactError(
             mpath, f"schema_version {found!r} is not supported; this loader reads schema_version {SCHEMA_VERSION}"
         )
-    name = manifest.get("family", DEFAULT_FAMILY)
+    name = manifest["family"]
     if not isinstance(name, str) or name not in FAMILIES:
         raise ArtifactError(mpath, f"family {name!r} is not one of this code's {sorted(FAMILIES)}")
     family = FAMILIES[name]

@@ -6,8 +6,6 @@ from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 
 FAMILIES: dict[str, PdeFamily] = {f.name: f for f in (CDR_FAMILY, ALLEN_CAHN_FAMILY, BURGERS_FAMILY)}
-DEFAULT_FAMILY = "cdr"
-"""What an artifact without a ``family`` key is."""
 
 
 def family_named(name: str) -> PdeFamily:
@@ -18,4 +16,4 @@ def family_named(name: str) -> PdeFamily:
         raise KeyError(f"unknown PDE family {name!r}; known: {sorted(FAMILIES)}") from None
 
 
-__all__ = ["ALLEN_CAHN_FAMILY", "BURGERS_FAMILY", "CDR_FAMILY", "DEFAULT_FAMILY", "FAMILIES", "family_named"]
+__all__ = ["ALLEN_CAHN_FAMILY", "BURGERS_FAMILY", "CDR_FAMILY", "FAMILIES", "family_named"]
