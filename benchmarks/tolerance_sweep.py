@@ -41,7 +41,7 @@ def run(name: str, tolerances: list[float | None], per_axis: int | None) -> list
     rt = ModelRuntime.load(ROOT / "artifacts" / name, onnx_threads=1, field_threads=1)
     rt.warm()
     served = rt.served  # cdr's and convection's are their trained domains; allen_cahn's leaves out ν < 0.01
-    mus = np.concatenate([sweep_parameters(served, per_axis), band_parameters(served)])
+    mus = np.concatenate([sweep_parameters(served, per_axis), band_parameters(served, rt.family)])
     refs = reference_fields(mus, rt.family)
     limits = ServiceSettings()
     rows = []

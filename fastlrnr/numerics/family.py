@@ -166,6 +166,29 @@ class Domain:
 Flow = Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class HardBand:
+    """Where a family's solutions are sharpest: ``param`` at the low end of its range, from
+    ``low`` (the smallest value the family is trained on) up to ``upto``. The sweeps and the
+    calibration add points there, off their tensor grids: ``sweep_values`` and
+    ``calibration_values`` of ``param``; ``name`` says what the band is, for reports."""
+
+    param: str
+    low: float
+    upto: float
+    sweep_values: tuple[float, ...]
+    calibration_values: tuple[float, ...]
+    name: str
+
+    def applies(self, domain: Domain) -> bool:
+        """Whether ``domain`` varies ``param`` and reaches down to the band's bottom."""
+        return self.param in domain.active and domain.bounds[self.param][0] <= self.low
+
+    def contains(self, domain: Domain, mu: np.ndarray) -> np.ndarray:
+        """(B,) bool: rows mu (B, p) of ``domain`` whose ``param`` is at most ``upto``."""
+        return np.asarray(mu)[:, domain.params.index(self.param)] <= self.upto
+
+
 class PdeFamily(ABC):
     """One PDE family (see the module docstring). Parameters enter every method as columns
     ``*params`` in ``params`` order, each broadcastable against the fields (``columns``)."""
@@ -189,6 +212,9 @@ class PdeFamily(ABC):
     initial_trig: tuple[float, float, float] | None = None
     """(c0, c_sin, c_cos) when u0 = c0 + c_sin sin x + c_cos cos x (what an ONNX graph of the
     LRNR can embed); None for any other initial condition (then the numpy evaluator serves)."""
+    hard_band: HardBand | None = None
+    """The parameter that sharpens the solution and where (the sweeps and the calibration
+    sample it more densely); None: no such parameter."""
 
     # ---------------------------------------------------------------- the equation
     @abstractmethod
@@ -247,6 +273,11 @@ class PdeFamily(ABC):
     def ansatz(self) -> str:
         """The LRNR's form for this family, as artifacts record it."""
         return f"embed(cos x, sin x, t); u = {self.initial_text} + t * (w.h_L + c)"
+
+    def hard_band_of(self, domain: Domain) -> HardBand | None:
+        """The family's hard band where ``domain`` reaches it, else None."""
+        band = self.hard_band
+        return band if band is not None and band.applies(domain) else None
 
     def describe(self) -> dict:
         """What ``GET /models`` says of the family: name, equation, parameter names in column

@@ -26,15 +26,16 @@ IMPROVED = 0.80  # at least this share of queries improved
 WORST_RATIO = 1.05  # no query worse than this ratio
 
 
-def hard_part(domain: Domain) -> tuple[Domain, str]:
-    """The hardest part of a domain and its description: ν in the lowest 15% of its range
-    when ν varies (little diffusion to damp errors), else the upper 40% of the first active
-    parameter (fast convection)."""
+def hard_part(domain: Domain, family: PdeFamily) -> tuple[Domain, str]:
+    """The hardest part of a domain and its description: the family's hard-band parameter
+    (ν) in the lowest 15% of its range when the domain varies it (little diffusion to damp
+    errors), else the upper 40% of the first active parameter (fast convection)."""
     bounds = dict(domain.bounds)
-    if "nu" in domain.active:
-        lo, hi = bounds["nu"]
-        bounds["nu"] = (lo, lo + 0.15 * (hi - lo))
-        label = f"low viscosity ν ≤ {bounds['nu'][1]:g}"
+    key = family.hard_band.param if family.hard_band is not None else None
+    if key in domain.active:
+        lo, hi = bounds[key]
+        bounds[key] = (lo, lo + 0.15 * (hi - lo))
+        label = f"{family.hard_band.name} ≤ {bounds[key][1]:g}"
     else:
         key = domain.active[0]
         lo, hi = bounds[key]
@@ -43,12 +44,14 @@ def hard_part(domain: Domain) -> tuple[Domain, str]:
     return Domain(domain.name, bounds, params=domain.params), label
 
 
-def heldout_queries(domain: Domain, n_uniform: int = 16, n_hard: int = 8, seed: int = 7) -> np.ndarray:
+def heldout_queries(
+    domain: Domain, family: PdeFamily, n_uniform: int = 16, n_hard: int = 8, seed: int = 7
+) -> np.ndarray:
     """(n_uniform + n_hard, p) seeded queries: uniform over ``domain``, then from its
     ``hard_part``."""
     rng = np.random.default_rng(seed)
     uniform = domain.sample(n_uniform, rng)
-    return np.concatenate([uniform, hard_part(domain)[0].sample(n_hard, rng)])
+    return np.concatenate([uniform, hard_part(domain, family)[0].sample(n_hard, rng)])
 
 
 def measure(

@@ -204,7 +204,7 @@ def fast_phase_step(
     """Step 3: measure every backend candidate on held-out queries and choose the default
     (``fastlrnr.training.backend_choice``); the reduced operators shipped are the chosen rank's, or the
     best reduced candidate's when the exact backend is the default."""
-    queries = backend_choice.heldout_queries(run.domain, *queries_per_kind)
+    queries = backend_choice.heldout_queries(run.domain, run.family, *queries_per_kind)
     candidates = [
         ({"backend": "exact", "n": None, "steps": k}, reduced.exact, FastPhaseSettings(steps=k)) for k in steps
     ]

@@ -32,17 +32,15 @@ import numpy as np
 from fastlrnr.numerics.artifact import MANIFEST, load_artifact
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
-from fastlrnr.numerics.family import Domain
+from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
-from fastlrnr.training.sweep import has_low_nu_band
 
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
 RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")
 NEWTON = {"iterations": 4, "tol": 3e-5}  # error after a step ≈ C·increment²: far below the grid's
 PER_AXIS = {1: 39, 2: 11, 3: 6}  # the tensor grid (faces and corners) by number of active parameters
-LOW_NU = (0.0, 0.01, 0.03, 0.06, 0.1, 0.2)  # the hard band of models whose ν varies down to 0
 MIN_FACTOR = 2.0  # the smallest widening of an estimate outside the served domain
 
 
@@ -64,14 +62,19 @@ class CalibrationSize:
         return self.per_axis or PER_AXIS[len(domain.active)]
 
 
-def calibration_set(domain: Domain, seed: int = 0, size: CalibrationSize = CalibrationSize()) -> tuple[np.ndarray, int]:
-    """(mus (G, p), how many of the first rows are the tensor grid ``domain.grid(per_axis)``)."""
+def calibration_set(
+    domain: Domain, family: PdeFamily, seed: int = 0, size: CalibrationSize = CalibrationSize()
+) -> tuple[np.ndarray, int]:
+    """(mus (G, p), how many of the first rows are the tensor grid ``domain.grid(per_axis)``);
+    then the family's hard band where the domain reaches it, and random sets."""
     rng = np.random.default_rng(seed)
     parts = [domain.grid(size.grid_per_axis(domain))]
-    if has_low_nu_band(domain):
+    band = family.hard_band_of(domain)
+    if band is not None:
         lo, hi = domain.low, domain.high
         names = domain.params
-        axes = [np.linspace(lo[i], hi[i], 5) if k != "nu" else np.array(LOW_NU) for i, k in enumerate(names)]
+        values = np.array(band.calibration_values)
+        axes = [np.linspace(lo[i], hi[i], 5) if k != band.param else values for i, k in enumerate(names)]
         mesh = np.meshgrid(*[a if names[i] in domain.active else a[:1] for i, a in enumerate(axes)])
         parts.append(np.stack([m.ravel() for m in mesh], axis=1))
     random = size.random if size.random is not None else (100 if len(domain.active) > 1 else 40)
@@ -79,15 +82,19 @@ def calibration_set(domain: Domain, seed: int = 0, size: CalibrationSize = Calib
     return np.concatenate(parts), len(parts[0])
 
 
-def validation_set(domain: Domain, seed: int = 23, size: CalibrationSize = CalibrationSize()) -> np.ndarray:
-    """Held-out points: random over the domain, and random in the low-ν band where ν varies."""
+def validation_set(
+    domain: Domain, family: PdeFamily, seed: int = 23, size: CalibrationSize = CalibrationSize()
+) -> np.ndarray:
+    """Held-out points: random over the domain, and random in the family's hard band where the
+    domain reaches it."""
     rng = np.random.default_rng(seed)
     count = size.validation if size.validation is not None else (60 if len(domain.active) > 1 else 40)
     parts = [domain.sample(count, rng)]
-    if has_low_nu_band(domain):
-        band = domain.sample(size.band, rng)
-        band[:, domain.params.index("nu")] = rng.uniform(0.0, 0.1, size.band)
-        parts.append(band)
+    band = family.hard_band_of(domain)
+    if band is not None:
+        rows = domain.sample(size.band, rng)
+        rows[:, domain.params.index(band.param)] = rng.uniform(band.low, band.upto, size.band)
+        parts.append(rows)
     return np.concatenate(parts)
 
 
@@ -155,8 +162,8 @@ def calibrate(
     domain = art.served_domain
     grid, coarse = grid or art.correction.grid, coarse or art.correction.coarse
     corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
-    cal_mu, n_grid = calibration_set(domain, size=size)
-    val_mu, ext_mu = validation_set(domain, size=size), extrapolation_set(domain, size.extrapolation)
+    cal_mu, n_grid = calibration_set(domain, art.family, size=size)
+    val_mu, ext_mu = validation_set(domain, art.family, size=size), extrapolation_set(domain, size.extrapolation)
     everything = np.concatenate([cal_mu, val_mu, ext_mu])
     refs = reference_fields(everything, art.family)
     ans = _answers(art, corr, everything, refs)

@@ -61,7 +61,7 @@ def query_sets(art, n: int, seed: int) -> dict[str, np.ndarray]:
     """{"test": the test range, "hard: …": the hard part of the served domain}, n queries each
     (the test range clipped to the served domain)."""
     served = art.served_domain
-    hard, label = hard_part(served)
+    hard, label = hard_part(served, art.family)
     test = art.test_domain
     test_in = Domain(
         test.name,

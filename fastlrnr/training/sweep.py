@@ -40,8 +40,6 @@ from fastlrnr.training.row_answers import (
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}  # points per active parameter, by number of active parameters
 TARGET = 0.02  # the worst relative L2 error a served answer may have
-HARD_NU = (0.005, 0.02, 0.05, 0.08)  # the low-viscosity band (models whose ν goes down to 0), off the tensor grid
-HARD_BAND_NU = 0.1  # rows with ν at most this count to the hard band (where ν goes down to 0)
 COVERED_ABOVE = 1e-3  # every served answer whose error is above this must be covered by its estimate
 
 
@@ -53,20 +51,16 @@ def sweep_parameters(domain: Domain, per_axis: int | None = None) -> np.ndarray:
     return domain.grid(per_axis or DEFAULT_PER_AXIS[len(domain.active)])
 
 
-def has_low_nu_band(domain: Domain) -> bool:
-    """Whether ``domain`` has a parameter ν that varies down to 0: its low-viscosity band is
-    where answers are worst."""
-    return "nu" in domain.active and domain.bounds["nu"][0] == 0.0
-
-
-def band_parameters(domain: Domain, per_axis: int = 4) -> np.ndarray:
-    """(G, p) points of the low-ν band (ν ∈ HARD_NU) on a per_axis grid of the other active
-    parameters (fixed ones at their value); (0, p) when ν does not vary down to 0."""
-    if not has_low_nu_band(domain):
+def band_parameters(domain: Domain, family: PdeFamily, per_axis: int = 4) -> np.ndarray:
+    """(G, p) points of the family's hard band (its parameter at ``sweep_values``) on a per_axis
+    grid of the other active parameters (fixed ones at their value); (0, p) when ``domain``
+    does not reach the band."""
+    band = family.hard_band_of(domain)
+    if band is None:
         return np.empty((0, len(domain.params)))
     axes = [
-        np.array(HARD_NU)
-        if k == "nu"
+        np.array(band.sweep_values)
+        if k == band.param
         else np.linspace(*domain.bounds[k], per_axis)
         if k in domain.active
         else np.array([domain.bounds[k][0]])
@@ -138,7 +132,7 @@ class EstimateQuality:
 @dataclass(frozen=True, eq=False)
 class Regions:
     """Boolean masks (G,) over a sweep's rows: an active parameter at a bound, the rest, and
-    the hard band (ν ≤ HARD_BAND_NU; None unless ν varies down to 0)."""
+    the family's hard band (None where the domain does not reach it)."""
 
     faces_and_corners: np.ndarray
     interior: np.ndarray
@@ -150,13 +144,14 @@ class Regions:
         return {k: m for k, m in masks.items() if m is not None}
 
 
-def regions(domain: Domain, mus: np.ndarray) -> Regions:
-    """The regions of rows mus (G, p) of ``domain``."""
+def regions(domain: Domain, family: PdeFamily, mus: np.ndarray) -> Regions:
+    """The regions of rows mus (G, p) of ``domain`` (a domain of ``family``)."""
     at_bound = np.zeros(len(mus), dtype=bool)
     for k in domain.active:
         i = domain.params.index(k)
         at_bound |= np.isclose(mus[:, i], domain.bounds[k][0]) | np.isclose(mus[:, i], domain.bounds[k][1])
-    hard = mus[:, domain.params.index("nu")] <= HARD_BAND_NU if has_low_nu_band(domain) else None
+    band = family.hard_band_of(domain)
+    hard = band.contains(domain, mus) if band is not None else None
     return Regions(at_bound, ~at_bound, hard)
 
 
@@ -309,7 +304,7 @@ def sweep_artifact(
     art = load_artifact(root / name)
     family, domain, served, settings, spec = art.family, art.domain, art.served_domain, art.fast_phase, art.correction
     grid = sweep_parameters(domain, per_axis)
-    mus = np.concatenate([grid, band_parameters(domain, band_per_axis)])
+    mus = np.concatenate([grid, band_parameters(domain, family, band_per_axis)])
     correction = art.correction_model()
     rows = solve_rows(
         art.lrnr,
@@ -333,7 +328,9 @@ def sweep_artifact(
     factor = float(art.manifest["correction"].get("extrapolation_factor", 10.0))
     band = ExtrapolationBand(ext, ext_err, spec.error_model.predict(ext_d, ext) * factor)
     inside = served.contains(mus)
-    by_region = {k: EstimateQuality.of(estimate[m], served_err[m]) for k, m in regions(domain, mus).named().items()}
+    by_region = {
+        k: EstimateQuality.of(estimate[m], served_err[m]) for k, m in regions(domain, family, mus).named().items()
+    }
     by_region["extrapolation_band"] = EstimateQuality.of(band.estimate, band.err)
     above = served_err > COVERED_ABOVE
     quality = SweepQuality(

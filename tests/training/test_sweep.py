@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastlrnr.numerics.families import ALLEN_CAHN_FAMILY, FAMILIES
 from fastlrnr.numerics.families.allen_cahn import ALLEN_CAHN
 from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY, CONVECTION
 from fastlrnr.numerics.family import Domain
@@ -15,7 +16,6 @@ from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.training import backend_choice
 from fastlrnr.training.row_answers import RowAnswers, reference_fields, relative_l2
 from fastlrnr.training.sweep import (
-    HARD_NU,
     TARGET,
     ArtifactSweep,
     ErrorSummary,
@@ -60,20 +60,37 @@ def test_served_box_on_one_axis_and_when_nothing_meets_the_target():
 def test_the_grids_regions_and_served_box_of_a_two_parameter_family():
     mus = sweep_parameters(ALLEN_CAHN, 5)  # (ν, ρ) columns
     assert mus.shape == (25, 2)
-    band = band_parameters(ALLEN_CAHN, 3)  # ν ∈ [0, 0.1]: the low-ν band is inside the domain
-    assert band.shape == (len(HARD_NU) * 3, 2) and set(band[:, 0]) == set(HARD_NU)
+    hard_nu = ALLEN_CAHN_FAMILY.hard_band.sweep_values
+    band = band_parameters(ALLEN_CAHN, ALLEN_CAHN_FAMILY, 3)  # ν ∈ [0, 0.1]: the low-ν band is inside the domain
+    assert band.shape == (len(hard_nu) * 3, 2) and set(band[:, 0]) == set(hard_nu)
     assert np.all(ALLEN_CAHN.contains(band))
-    r = regions(ALLEN_CAHN, mus)
+    r = regions(ALLEN_CAHN, ALLEN_CAHN_FAMILY, mus)
     assert set(r.named()) == {"faces_and_corners", "interior", "hard_band"}
     assert r.interior.sum() == 9 and np.array_equal(r.hard_band, mus[:, 0] <= 0.1)
     err = np.where(mus[:, 1] == 5.0, 0.05, 0.01)  # the ρ = 5 face fails
     box = served_box(ALLEN_CAHN, mus, err)
     assert box.params == ("nu", "rho") and box.bounds == {"nu": (0.0, 0.1), "rho": (0.0, 3.75)}
     # no band where ν is fixed or starts above 0
-    assert band_parameters(CONVECTION).shape == (0, 3)
-    assert regions(CONVECTION, sweep_parameters(CONVECTION, 3)).hard_band is None
+    assert band_parameters(CONVECTION, CDR_FAMILY).shape == (0, 3)
+    assert regions(CONVECTION, CDR_FAMILY, sweep_parameters(CONVECTION, 3)).hard_band is None
     high_nu = Domain("n", {"nu": (0.5, 1.0), "rho": (0.0, 1.0)}, params=("nu", "rho"))
-    assert band_parameters(high_nu).shape == (0, 2)
+    assert band_parameters(high_nu, ALLEN_CAHN_FAMILY).shape == (0, 2)
+
+
+def test_each_family_declares_its_hard_band_inside_its_trained_domain():
+    """The band the sweeps and the calibration sample more densely is the family's, not a name
+    the training code assumes: every family that declares one has it inside a training domain."""
+    for family in FAMILIES.values():
+        band = family.hard_band
+        assert band is not None and band.param in family.params
+        domain = next(iter(family.domains.values())) if family.name != "cdr" else family.domains["cdr"]
+        assert family.hard_band_of(domain) is band
+        lo, hi = domain.bounds[band.param]
+        assert lo <= band.low < band.upto <= hi
+        assert all(lo <= v <= hi for v in band.sweep_values)
+    burgers = FAMILIES["burgers"]
+    rows = band_parameters(burgers.domains["burgers"], burgers, 2)
+    assert rows.shape == (3 * 2 * 2, 3) and set(rows[:, 1]) == set(burgers.hard_band.sweep_values)
 
 
 def test_summaries_and_the_former_dict_keys():
@@ -240,8 +257,8 @@ def test_backend_choice_prefers_the_fastest_candidate_meeting_the_targets():
 
 
 def test_heldout_queries_cover_the_hard_part():
-    q = backend_choice.heldout_queries(CDR, n_uniform=10, n_hard=6)
+    q = backend_choice.heldout_queries(CDR, CDR_FAMILY, n_uniform=10, n_hard=6)
     assert q.shape == (16, 3) and np.all(CDR.contains(q))
     assert np.all(q[10:, 1] <= 0.3)
-    hard, label = backend_choice.hard_part(CONVECTION)
+    hard, label = backend_choice.hard_part(CONVECTION, CDR_FAMILY)
     assert hard.bounds["beta"] == (pytest.approx(12.4), 20.0) and "β" not in label and "beta" in label

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
+from fastlrnr.numerics.families.cdr import LOW_VISCOSITY
 from fastlrnr.numerics.family import Domain, Flow, PdeFamily
 
 PARAM_NAMES: tuple[str, ...] = ("nu", "rho")
@@ -38,6 +39,7 @@ class AllenCahnFamily(PdeFamily):
     test_domains = {ALLEN_CAHN.name: ALLEN_CAHN}
     initial_text = "0.5 sin x"
     initial_trig = (0.0, 0.5, 0.0)
+    hard_band = LOW_VISCOSITY  # the same low-ν band as CDR's: fronts sharpen as ν → 0
 
     def initial_jets(self, x, xp: ModuleType = np) -> tuple:
         """(0.5 sin x, 0.5 cos x, −0.5 sin x)."""

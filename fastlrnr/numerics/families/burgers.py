@@ -19,7 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
-from fastlrnr.numerics.family import Domain, Flow, PdeFamily
+from fastlrnr.numerics.family import Domain, Flow, HardBand, PdeFamily
 
 PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")
 
@@ -45,8 +45,14 @@ class BurgersFamily(PdeFamily):
     test_domains = {BURGERS.name: BURGERS}
     initial_text = "1 + sin x"
     initial_trig = (1.0, 1.0, 0.0)
-    hard_param = "nu"
-    hard_low = True
+    hard_band = HardBand(  # the shock is ~4ν/(βΔu) wide: thinnest at the bottom of ν's range
+        "nu",
+        low=1e-3,
+        upto=2e-3,
+        sweep_values=(1.25e-3, 1.5e-3, 2e-3),
+        calibration_values=(1e-3, 1.5e-3, 2e-3, 3e-3),
+        name="low viscosity ν",
+    )
 
     def initial_jets(self, x, xp: ModuleType = np) -> tuple:
         """(1 + sin x, cos x, −sin x)."""

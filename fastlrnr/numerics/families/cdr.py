@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from fastlrnr.numerics.family import Domain, Flow, PdeFamily
+from fastlrnr.numerics.family import Domain, Flow, HardBand, PdeFamily
 
 PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")
 
@@ -37,6 +37,16 @@ CDR = Domain(
     "convection–diffusion–reaction (D2); training and test range",
 )
 
+LOW_VISCOSITY = HardBand(
+    "nu",
+    low=0.0,
+    upto=0.1,
+    sweep_values=(0.005, 0.02, 0.05, 0.08),
+    calibration_values=(0.0, 0.01, 0.03, 0.06, 0.1, 0.2),
+    name="low viscosity ν",
+)
+"""Little diffusion to damp errors: ν ≤ 0.1 (a reaction front with ν = 0 is the sharpest)."""
+
 DOMAINS: dict[str, Domain] = {d.name: d for d in (CONVECTION, CONVECTION_TEST, CDR)}
 # The range each trained domain is evaluated on (docs/method.md, “The PDE family and its domains”).
 TEST_DOMAINS: dict[str, Domain] = {"convection": CONVECTION_TEST, "cdr": CDR}
@@ -54,6 +64,7 @@ class CdrFamily(PdeFamily):
     test_domains = TEST_DOMAINS
     initial_text = "1 + sin x"
     initial_trig = (1.0, 1.0, 0.0)
+    hard_band = LOW_VISCOSITY
 
     def initial_jets(self, x, xp: ModuleType = np) -> tuple:
         """(1 + sin x, cos x, −sin x)."""
