@@ -18,21 +18,24 @@ Steps (each reported):
      calibration of both error estimates, checked on held-out random queries;
   6. ``fastlrnr.numerics.artifact.write_artifact`` (atomic, verified) and a figure of FastLRNR vs LRNR;
   7. the calibration of the error estimates and the escalation rungs (``fastlrnr.training.calibrate``),
-     which rewrites the manifest's ``correction`` and ``error_estimate`` (``--no-calibrate``: skip).
+     which gives the manifest's ``correction`` and ``error_estimate`` (``--no-calibrate``: skip).
 
 Steps 1–5 are the functions of ``fastlrnr.training.build_steps``, each returning what it adds to the
-manifest; this module writes (6) and calibrates (7), and ``build`` runs them in order.
+manifest; this module writes (6) and calibrates (7), and ``build`` runs them in order. With the
+calibration the artifact is first written to a hidden staging directory beside ``out`` (the
+calibration loads it from there), then published once, calibrated, at ``out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.artifact import Sections, load_artifact, write_artifact
+from fastlrnr.numerics.artifact import Sections, load_artifact, republish, write_artifact
 from fastlrnr.training.build_steps import (
     COLLOCATION,
     BuildSize,
@@ -49,7 +52,7 @@ from fastlrnr.training.build_steps import (
     per_axis_for,
     sweep_step,
 )
-from fastlrnr.training.calibrate import CalibrationSize
+from fastlrnr.training.calibrate import Calibration, CalibrationSize
 from fastlrnr.training.calibrate import calibrate as calibrate_artifact
 from fastlrnr.training.evaluate_hyper import hyper_only_errors, test_parameters
 from fastlrnr.training.row_answers import hyper_rows
@@ -90,13 +93,14 @@ def quality_step(run: Run, n_eval: int, eim_quality: dict, sweep: SweepResult) -
     return {"eim": eim_quality, "hyper_only": hyper_eval, "sweep": sweep.quality_sweep}
 
 
-def calibration_step(out: Path, size: CalibrationSize = CalibrationSize()) -> None:
-    """Step 7: calibrate the written artifact's error estimates and rungs (``fastlrnr.training.calibrate``)."""
+def calibration_step(staged: Path, size: CalibrationSize = CalibrationSize()) -> Calibration:
+    """Step 7: calibrate the staged artifact's error estimates and rungs (``fastlrnr.training.calibrate``):
+    its new ``correction`` and ``error_estimate`` sections."""
     t0 = time.perf_counter()
-    art = load_artifact(out)
-    calibrate_artifact(out, grid=art.correction.grid, coarse=art.correction.coarse, size=size)
-    art = load_artifact(out)
-    print(f"[7/7] calibrated {out} (manifest sha256 {art.sha256[:12]}…) in {time.perf_counter() - t0:.1f} s")
+    art = load_artifact(staged)
+    cal = calibrate_artifact(art, grid=art.correction.grid, coarse=art.correction.coarse, size=size)
+    print(f"[7/7] calibrated in {time.perf_counter() - t0:.1f} s")
+    return cal
 
 
 def build(
@@ -131,8 +135,11 @@ def build(
         correction=sweep.correction,
         quality=quality_step(run, n_eval, fp.eim_quality, sweep),
     )
+    # With the calibration, the artifact is staged (a hidden sibling that no server lists) so the
+    # calibration can load it, and published once, calibrated, at ``out``.
+    staged = out.parent / f".{out.name}.staged" if calibrate else out
     write_artifact(
-        out,
+        staged,
         name=name,
         version=version,
         domain=run.domain,
@@ -148,10 +155,10 @@ def build(
         overwrite=True,
         family=run.family,
     )
-    art = load_artifact(out)  # the verified loader is the judge
-    nbytes = sum(p.stat().st_size for p in out.iterdir())
+    art = load_artifact(staged)  # the verified loader is the judge
+    nbytes = sum(p.stat().st_size for p in staged.iterdir())
     print(
-        f"[6/7] wrote {out} ({nbytes / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
+        f"[6/7] wrote {staged} ({nbytes / 1024:.0f} KiB, manifest sha256 {art.sha256[:12]}…) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     if figure is not None:
@@ -164,7 +171,13 @@ def build(
         )
         print(f"      figure {figure}")
     if calibrate:
-        calibration_step(out, size.calibration)
+        try:
+            cal = calibration_step(staged, size.calibration)
+            republish(art, out, correction=cal.correction, error_estimate=cal.error_estimate)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        art = load_artifact(out)
+        print(f"      published {out} (manifest sha256 {art.sha256[:12]}…)")
     return out
 
 

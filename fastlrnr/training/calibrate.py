@@ -1,6 +1,9 @@
-"""Calibrate an artifact's error estimates and escalation rungs, and rewrite its manifest.
+"""Calibrate an artifact's error estimates and escalation rungs: ``calibrate`` returns the
+manifest's ``correction`` and ``error_estimate`` sections; it writes nothing. The build puts
+them into the artifact it publishes (once); the command line republishes an existing
+artifact with them (atomically, every other file and section unchanged):
 
-    python -m fastlrnr.training.calibrate artifacts/cdr            # rewrites artifacts/cdr/manifest.json
+    python -m fastlrnr.training.calibrate artifacts/cdr            # republishes artifacts/cdr
     python -m fastlrnr.training.calibrate artifacts/cdr --dry-run  # prints the figures only
 
 What it sets (docs/method.md, "Error estimates" and "Escalation"):
@@ -22,6 +25,7 @@ corrected fields use the float32 LRNR pass the service uses.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.artifact import MANIFEST, load_artifact
+from fastlrnr.numerics.artifact import Artifact, load_artifact, republish
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
 from fastlrnr.numerics.family import Domain, PdeFamily
@@ -147,18 +151,27 @@ def _factor(estimate: np.ndarray, error: np.ndarray) -> float:
     return float(max(MIN_FACTOR, 2.0 * np.max(error / estimate)))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` measured: the manifest's new ``correction`` and ``error_estimate``
+    sections (checked by the loader's own parsers) and the figures behind them (``report``)."""
+
+    correction: dict
+    error_estimate: dict
+    report: dict
+
+
 def calibrate(
-    directory: Path,
-    write: bool = True,
+    art: Artifact,
     grid: tuple[int, int] | None = None,
     coarse: tuple[int, int] | None = None,
     size: CalibrationSize = CalibrationSize(),
-) -> dict:
-    """Fit, validate and (with ``write``) store the sections; returns the figures. ``grid``,
-    ``coarse``: (nx, nt) of the correction and its two-grid check (None: the manifest's);
-    ``size``: how many parameter sets (the default is what the shipped artifacts used)."""
+) -> Calibration:
+    """Fit and validate the error models of the loaded artifact ``art``; returns its new
+    sections and the figures. ``grid``, ``coarse``: (nx, nt) of the correction and its two-grid
+    check (None: the manifest's); ``size``: how many parameter sets (the default is what the
+    shipped artifacts used)."""
     t0 = time.perf_counter()
-    art = load_artifact(directory)
     domain = art.served_domain
     grid, coarse = grid or art.correction.grid, coarse or art.correction.coarse
     corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
@@ -212,42 +225,37 @@ def calibrate(
             "seconds": time.perf_counter() - t0,
         }
     )
-    if write:
-        path = directory / MANIFEST
-        manifest = json.loads(path.read_text())
-        c = manifest["correction"]
-        c.update(
-            {
-                "nx": grid[0],
-                "nt": grid[1],
-                "coarse": {"nx": coarse[0], "nt": coarse[1]},
-                "substeps": RUNGS[0],
-                "newton": dict(NEWTON),
-                "rungs": rungs,
-                "error_model": rungs[0]["error_model"],
-                "extrapolation_factor": report["rungs"][0]["extrapolation_factor"],
-                "calibration": f"{len(cal_mu)} sets (the tensor grid's faces and corners, a low-nu band, random "
-                f"interior points), hypernetwork coefficients, coverage {COVERAGE}",
-                "quality_sweep": report["rungs"][0]["quality_calibration"],
-                "quality_validation": report["rungs"][0]["quality_validation"],
-                "rungs_measured": report["rungs"],
-            }
-        )
-        CorrectionSpec.from_dict(c)  # the loader's own check before anything is written
-        e = manifest["error_estimate"]
-        e.update(
-            {
-                "model": fast_model.to_dict(),
-                "extrapolation_factor": fast_factor,
-                "quality_validation": fast_val,
-                "a_priori": a_priori.to_dict(),
-                "a_priori_quality_validation": apriori_val,
-            }
-        )
-        ErrorModel.from_dict(e["model"])
-        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=True) + "\n")
-        load_artifact(directory)  # the verified loader is the judge
-    return report
+    c = copy.deepcopy(art.manifest["correction"])
+    c.update(
+        {
+            "nx": grid[0],
+            "nt": grid[1],
+            "coarse": {"nx": coarse[0], "nt": coarse[1]},
+            "substeps": RUNGS[0],
+            "newton": dict(NEWTON),
+            "rungs": rungs,
+            "error_model": rungs[0]["error_model"],
+            "extrapolation_factor": report["rungs"][0]["extrapolation_factor"],
+            "calibration": f"{len(cal_mu)} sets (the tensor grid's faces and corners, the family's hard band, "
+            f"random interior points), hypernetwork coefficients, coverage {COVERAGE}",
+            "quality_sweep": report["rungs"][0]["quality_calibration"],
+            "quality_validation": report["rungs"][0]["quality_validation"],
+            "rungs_measured": report["rungs"],
+        }
+    )
+    CorrectionSpec.from_dict(c)  # the loader's own checks
+    e = copy.deepcopy(art.manifest["error_estimate"])
+    e.update(
+        {
+            "model": fast_model.to_dict(),
+            "extrapolation_factor": fast_factor,
+            "quality_validation": fast_val,
+            "a_priori": a_priori.to_dict(),
+            "a_priori_quality_validation": apriori_val,
+        }
+    )
+    ErrorModel.from_dict(e["model"])
+    return Calibration(correction=c, error_estimate=e, report=report)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,8 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grid", type=_nxnt, help="correction grid NXxNT (default: the manifest's)")
     ap.add_argument("--coarse", type=_nxnt, help="its two-grid check NXxNT (default: the manifest's)")
     args = ap.parse_args(argv)
-    report = calibrate(args.artifact, not args.dry_run, args.grid, args.coarse)
-    print(json.dumps(report, indent=1))
+    art = load_artifact(args.artifact)
+    cal = calibrate(art, args.grid, args.coarse)
+    if not args.dry_run:
+        republish(art, correction=cal.correction, error_estimate=cal.error_estimate)
+    print(json.dumps(cal.report, indent=1))
 
 
 def _nxnt(text: str) -> tuple[int, int]:

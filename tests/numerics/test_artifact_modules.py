@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlrnr.numerics.artifact import ArtifactError, Manifest, Sections, load_artifact, read_manifest, write_artifact
+from fastlrnr.numerics.artifact import (
+    ArtifactError,
+    Manifest,
+    Sections,
+    load_artifact,
+    read_manifest,
+    republish,
+    write_artifact,
+)
 from fastlrnr.numerics.artifact.format import array_problem, is_int
 from fastlrnr.numerics.artifact.npz import npz_bytes, parse_npz
 from fastlrnr.numerics.correction import CorrectionSpec
@@ -79,6 +87,31 @@ def test_manifest_view_matches_the_artifact(tmp_path):
     assert m.collocation == (16, 0)
     assert set(m.files) == {"lrnr.npz", "hyper.npz", "fastlrnr.npz", "lrnr.onnx"}
     assert set(json.loads((path / "manifest.json").read_text())) >= set(SECTION_KEYS)
+
+
+def test_republish_replaces_sections_and_copies_every_other_byte(tmp_path):
+    """A recalibration reaches an artifact by republishing it (atomically, verified), never by
+    editing its manifest in place: unchanged, it is byte for byte the same; a new section changes
+    that section alone; a section the loader refuses replaces nothing."""
+    model, sections = _arguments()
+    path = write_artifact(tmp_path / "a", **model, **sections)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    art = load_artifact(path)
+    republish(art, tmp_path / "copy")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()} == before
+    corr = {**art.manifest["correction"], "note": "recalibrated"}
+    assert republish(art, correction=corr) == path
+    after = {p.name: p.read_bytes() for p in path.iterdir()}
+    assert {k for k in before if before[k] != after[k]} == {"manifest.json"}
+    m_before, m_after = json.loads(before["manifest.json"]), json.loads(after["manifest.json"])
+    assert m_after["correction"]["note"] == "recalibrated"
+    assert {k for k in m_before if m_before[k] != m_after[k]} == {"correction"}
+    with pytest.raises(ArtifactError, match="correction"):
+        republish(load_artifact(path), correction={**corr, "nx": -3})
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == after  # nothing was replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "copy"]  # no staging left behind
+    with pytest.raises(TypeError, match="not manifest sections"):
+        republish(art, files={})
 
 
 def test_read_manifest_reads_no_other_file(tmp_path):

@@ -44,7 +44,7 @@ from fastlrnr.numerics.artifact.format import (
 from fastlrnr.numerics.artifact.manifest import Dimensions, Manifest, read_manifest
 from fastlrnr.numerics.artifact.npz import parse_npz
 from fastlrnr.numerics.artifact.reading import Artifact, list_artifacts, load_artifact, read_verified, verify_artifact
-from fastlrnr.numerics.artifact.writing import Sections, write_artifact
+from fastlrnr.numerics.artifact.writing import Sections, republish, write_artifact
 
 __all__ = [
     "MANIFEST",
@@ -63,5 +63,6 @@ __all__ = [
     "read_manifest",
     "read_verified",
     "verify_artifact",
+    "republish",
     "write_artifact",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastlrnr.numerics.artifact.format import MANIFEST, PLAIN_NAME, SCHEMA_VERSION
 from fastlrnr.numerics.artifact.npz import npz_bytes
-from fastlrnr.numerics.artifact.reading import read_verified
+from fastlrnr.numerics.artifact.reading import Artifact, read_verified
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
@@ -110,6 +110,26 @@ def write_artifact(
         raise ValueError(
             f"fastlrnr/training/eim/quality must be JSON-serialisable with finite numbers: {exc}"
         ) from None
+    _publish(directory, {**payload, MANIFEST: manifest_text.encode()})
+    return directory
+
+
+def republish(art: Artifact, directory: Path | str | None = None, **changes: dict) -> Path:
+    """Publish the loaded artifact ``art`` again — to its own directory by default, atomically
+    replacing it — with some of its manifest's JSON sections replaced (``changes``: section name
+    → new section, e.g. ``correction=...``). Every file but the manifest is copied byte for byte
+    and every other manifest entry stays; the loader verifies the result before it replaces
+    anything. How a recalibration reaches an artifact: never by editing its manifest in place."""
+    unknown = set(changes) - set(Sections.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"not manifest sections: {sorted(unknown)}")
+    manifest = {k: changes.get(k, v) for k, v in art.manifest.items()}
+    payload = {fname: (art.directory / fname).read_bytes() for fname in art.manifest["files"]}
+    try:
+        manifest_text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sections must be JSON-serialisable with finite numbers: {exc}") from None
+    directory = art.directory if directory is None else Path(directory)
     _publish(directory, {**payload, MANIFEST: manifest_text.encode()})
     return directory
 
