@@ -36,6 +36,7 @@ test: $(VENV)/.stamp-dev
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # From nothing to a shipped artifact: train MODEL's CPU default (resumes an interrupted
 # run in runs/MODEL), then build and verify artifacts/MODEL. CONFIG overrides the config.
@@ -52,11 +53,11 @@ artifact: $(VENV)/.stamp-dev
 # whole-domain sweep (docs/sweep.md and heat maps).
 evaluate: $(VENV)/.stamp-dev
 	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.evaluate
-	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep
+	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep_report
 
 # The whole-domain accuracy sweep of the bundled artifacts alone.
 sweep: $(VENV)/.stamp-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep
+	OMP_NUM_THREADS=1 $(BIN)/python -m fastlrnr.training.sweep_report
 
 # Timing scripts (ratios measured in one run; not tests).
 benchmark: $(VENV)/.stamp-dev

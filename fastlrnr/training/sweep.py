@@ -14,7 +14,7 @@ columns in the domain's ``params`` order (the family's).
 - :func:`served_box` finds the served domain of a sweep's errors.
 
 The markdown report, the heat maps and the command line are in ``fastlrnr.training.sweep_report``;
-``python -m fastlrnr.training.sweep`` runs that.
+``python -m fastlrnr.training.sweep_report`` runs that.
 """
 
 from __future__ import annotations
@@ -365,14 +365,3 @@ def sweep_artifact(
         extrapolation=band,
         quality=quality,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m fastlrnr.training.sweep``: the report's command line (``fastlrnr.training.sweep_report.main``)."""
-    from fastlrnr.training.sweep_report import main as report_main
-
-    report_main(argv)
-
-
-if __name__ == "__main__":
-    main()

@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.run:
         print(sweep_runs(args.run, args.per_axis))
         return
-    command = "python -m fastlrnr.training.sweep" + (f" --per-axis {args.per_axis}" if args.per_axis else "")
+    command = "python -m fastlrnr.training.sweep_report" + (f" --per-axis {args.per_axis}" if args.per_axis else "")
     parts = [
         "# Whole-domain accuracy sweep",
         "",
