@@ -50,6 +50,7 @@ class MetaNet(torch.nn.Module):
         self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
         self.gamma = cfg.gamma
         self.scale_power, self.time_bins, self.causal_eps = cfg.residual_scale_power, cfg.time_bins, cfg.causal_eps
+        self.shock_weight = cfg.shock_weight
 
     def forward(self, mu: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms for μ (B, p) and points x, t (B, P) (P in ``time_bins`` equal slices of t).
@@ -60,7 +61,7 @@ class MetaNet(torch.nn.Module):
         u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
         family = self.lrnr.family
         params = family.columns(mu)  # (B, 1) each, in the family's order (CDR: β, ν, ρ)
-        res = family.residual(u, u_t, u_x, u_xx, *params)
+        res = weighted_residual(family, u, u_t, u_x, u_xx, params, self.shock_weight)
         speed = torch.abs(torch.as_tensor(family.linear_coefficients(*params)[0], dtype=res.dtype))
         # Scale by 1/(1+|a_x|)^p (CDR: a_x = β): the residual of a fast convection grows with
         # the speed, and unscaled it would let the fastest row of each batch dominate the loss.
@@ -82,6 +83,20 @@ class MetaNet(torch.nn.Module):
             "alive": (s > 0).float().mean(),
             "causal_min": weight[:, -1].mean() if weight is not None else torch.ones(()),
         }
+
+
+def weighted_residual(family, u, u_t, u_x, u_xx, params, shock_weight: float) -> torch.Tensor:
+    """R[u], or with ``shock_weight`` k > 0 R / (1 + k·max(−b u_x, 0)), b the family's transport
+    coefficient (Burgers: β) and the weight detached. Where a front compresses (b u_x < 0) an
+    unresolved shock's residual grows as the front sharpens, so plain least squares prefers a
+    smeared, wrong front; the weight caps what a sharp front costs, and the smooth regions,
+    whose residuals fix where the front travels, drive the fit."""
+    res = family.residual(u, u_t, u_x, u_xx, *params)
+    if shock_weight <= 0:
+        return res
+    b = torch.as_tensor(family.burgers_coefficient(*params), dtype=res.dtype)
+    compression = torch.relu(-b * u_x).detach()
+    return res / (1.0 + shock_weight * compression)
 
 
 def make_sampler(cfg: TrainConfig) -> MuSampler:
@@ -124,7 +139,7 @@ def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch:
     with torch.no_grad():
         s = net.hyper(mu)
         u, u_x, u_t, u_xx = net.lrnr.jets(xc_t, tc_t, s)
-        res = net.lrnr.family.residual(u, u_t, u_x, u_xx, *net.lrnr.family.columns(mu))
+        res = weighted_residual(net.lrnr.family, u, u_t, u_x, u_xx, net.lrnr.family.columns(mu), cfg.shock_weight)
     w = np.abs(res.cpu().double().numpy()).reshape(B, bins, per * c)
     w = w / np.maximum(w.mean(axis=-1, keepdims=True), 1e-300) + 1.0
     w = np.where(np.isfinite(w), w, 1.0)
