@@ -256,6 +256,13 @@ class PdeFamily(ABC):
             - (self.reaction_coefficient(u + e, *params) - self.reaction_coefficient(u, *params)) * e
         )
 
+    def residual_partials(self, u, u_x, *params) -> tuple:
+        """(∂R/∂u, ∂R/∂u_x, ∂R/∂u_xx) at a state (∂R/∂u_t = 1): b u_x − c(u), a_x + b u and a_xx,
+        broadcast against u (b: ``burgers_coefficient``)."""
+        a_x, a_xx = self.linear_coefficients(*params)
+        b = self.burgers_coefficient(*params)
+        return b * u_x - self.reaction_coefficient(u, *params), a_x + b * u, a_xx + 0.0 * u
+
     def symbol(self, k: np.ndarray, *params) -> np.ndarray:
         """The linear part's Fourier symbol per mode: ê_t = symbol(k) ê for the equation
         e_t + a_x e_x + a_xx e_xx = 0, i.e. −i a_x k + a_xx k²; k wavenumbers (…, modes)."""
