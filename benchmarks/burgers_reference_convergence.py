@@ -1,7 +1,7 @@
 """Convergence, accuracy and cost of the burgers reference solver (fastlrnr/numerics/shock_reference.py).
 
     OMP_NUM_THREADS=1 python benchmarks/burgers_reference_convergence.py          # the study, ~4 min
-    OMP_NUM_THREADS=1 python benchmarks/burgers_reference_convergence.py --rule   # the rule's data, ~9 min
+    OMP_NUM_THREADS=1 python benchmarks/burgers_reference_convergence.py --rule   # the rule's data, 4-9 min
 
 On the standard grid (x_j = 2πj/256, t = linspace(0, 1, 100)), one thread, relative L2 errors:
 
@@ -15,10 +15,12 @@ On the standard grid (x_j = 2πj/256, t = linspace(0, 1, 100)), one thread, rela
    Cole–Hopf at ρ = 0, against twice the points at ρ = 1 — with the cost of each solve.
 
 ``--rule``: the measurement behind ``points_for``: for β ∈ {1, …, 3} × ν ∈ {1e-3, …, 1e-2}, the
-error against Cole–Hopf on a ladder of n, the points per unit shock width s = n ν / β that each
-tolerance needs (log-interpolated between the ladder's sizes), and the rule's constants fitted
-to them (a: the largest s at ν = 1e-3 over β ≥ 1.25; b: the slope per decade of ν to the largest s
-at ν = 1e-2), beside the constants in shock_reference.py.
+error against Cole–Hopf on a ladder of n (cached in runs/burgers_reference_rule.json), the
+points per unit shock width s = n ν / β that each tolerance needs (log-interpolated between the
+ladder's sizes), and the rule's constants from them (a: the largest s at ν = 1e-3 over
+β ≥ 1.25; b: the slope per decade of ν through the largest s at ν = 1e-2, and the slope that
+envelops every ν), beside the constants in shock_reference.py and how far above their line the
+measured s lie (the margin must cover it).
 
 "observed order" between rows is log(e_prev / e) / log(n / n_prev) (in n; in the step for
 table 3). A spectral method's order grows with n (geometric convergence) once the shock is
@@ -33,8 +35,10 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -174,52 +178,60 @@ def needed_width_points(sizes: np.ndarray, errors: np.ndarray, scale: float, tol
 
 
 def rule_data() -> None:
+    """The measurement behind ``points_for`` (errors cached in runs/burgers_reference_rule.json)."""
     tols = sr.RULE_TOLERANCES
+    cache_path = Path(__file__).resolve().parents[1] / "runs" / "burgers_reference_rule.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     s_table: dict[tuple[float, float], list[tuple[float, bool]]] = {}
     print(f"\nthe rule's data: rel L2 error against Cole–Hopf (rho = 0), n in {RULE_SIZES}")
     for beta in RULE_BETAS:
         for nu in RULE_NUS:
-            exact = cole_hopf_burgers(beta, nu, X, T)
-            errors = []
-            for n in RULE_SIZES:
-                errors.append(rel_l2(solve((beta, nu, 0.0), n)[0], exact))
-                if errors[-1] < tols[-1] / 3:
-                    break
+            key = f"{beta},{nu},{sr.COURANT},{sr.DEFAULT_SUBSTEPS}"
+            if key not in cache:
+                exact = cole_hopf_burgers(beta, nu, X, T)
+                errors = []
+                for n in RULE_SIZES:
+                    errors.append(rel_l2(solve((beta, nu, 0.0), n)[0], exact))
+                    if errors[-1] < tols[-1] / 3:
+                        break
+                cache[key] = errors
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+                cache_path.write_text(json.dumps(cache))
+            errors = cache[key]
             sizes = np.array(RULE_SIZES[: len(errors)], dtype=float)
             s_table[beta, nu] = [needed_width_points(sizes, np.array(errors), nu / beta, tol) for tol in tols]
             print(f"  beta {beta:g} nu {nu:.2e}: " + " ".join(f"{e:.1e}" for e in errors), flush=True)
-    print("\npoints per unit shock width s = n nu / beta needed for each tolerance ('<': the smallest n meets it)")
+    print("\npoints per unit shock width s = n nu / beta needed for each tolerance")
+    print("('<': the smallest n meets it; '>': the largest does not)")
     print(f"  {'beta':>5} {'nu':>8} " + " ".join(f"{t:>7.0e}" for t in tols))
     for (beta, nu), row in s_table.items():
-        cells = [f"{'<' if not bounded else ''}{s:.2f}" for s, bounded in row]
+        cells = [f"> {RULE_SIZES[-1] * nu / beta:.2f}" if np.isinf(v) else f"{'' if b else '<'}{v:.2f}" for v, b in row]
         print(f"  {beta:>5g} {nu:>8.2e} " + " ".join(f"{c:>7}" for c in cells))
+
+    def decades(nu: float) -> float:
+        return math.log10(nu / RULE_NUS[0])
+
     for name, betas, declared in (
         ("RULE_SHOCK (beta >= 1.25)", [b for b in RULE_BETAS if b >= 1.25], sr.RULE_SHOCK),
         ("RULE_BREAKING (beta = 1)", [1.0], sr.RULE_BREAKING),
     ):
-        a = np.array([max(s_table[b, RULE_NUS[0]][j][0] for b in betas) for j in range(len(tols))])
-        b_fit = np.array(
-            [
-                max(
-                    (s_table[b, nu][j][0] - a[j]) / math.log10(nu / RULE_NUS[0])
-                    for b in betas
-                    for nu in RULE_NUS[1:]
-                    if s_table[b, nu][j][1]
-                )
-                for j in range(len(tols))
-            ]
-        )
-        line = {"a": a, "b": b_fit}
-        print(f"\n{name}: fitted a {np.round(line['a'], 2).tolist()}, b {np.round(line['b'], 2).tolist()}")
-        print(f"  declared a {declared[0].tolist()}, b {declared[1].tolist()}; margin {sr.RULE_MARGIN:g}")
-        short = max(
-            s_table[b, nu][j][0] / (declared[0][j] + declared[1][j] * math.log10(nu / RULE_NUS[0]))
-            for b in betas
-            for nu in RULE_NUS
-            for j in range(len(tols))
-            if s_table[b, nu][j][1]
-        )
-        print(f"  largest measured s / declared line: {short:.3f} (the margin must cover it)")
+        print(f"\n{name}: declared a {declared[0].tolist()}, b {declared[1].tolist()}; margin {sr.RULE_MARGIN:g}")
+        for j, tol in enumerate(tols):
+            measured = [(b, nu, *s_table[b, nu][j]) for b in betas for nu in RULE_NUS]
+            finite = [(b, nu, v, bounded) for b, nu, v, bounded in measured if np.isfinite(v)]
+            a = max((v for b, nu, v, _ in finite if nu == RULE_NUS[0]), default=math.nan)
+            top = [v for b, nu, v, bounded in finite if nu == RULE_NUS[-1] and bounded]
+            through = (max(top) - a) / decades(RULE_NUS[-1]) if top else math.nan
+            slopes = [(v - a) / decades(nu) for b, nu, v, bounded in finite if nu > RULE_NUS[0] and bounded]
+            envelope = max(slopes, default=math.nan)
+            line = [v / (declared[0][j] + declared[1][j] * decades(nu)) for b, nu, v, bounded in finite if bounded]
+            missing = [f"({b:g}, {nu:.2e})" for b, nu, v, _ in measured if not np.isfinite(v)]
+            print(
+                f"  {tol:.0e}: a = largest s at nu = 1e-3: {a:.2f}; b through the largest s at nu = 1e-2: "
+                f"{through:.2f}, enveloping every nu: {envelope:.2f}; measured s / declared line at most "
+                f"{max(line, default=math.nan):.3f}"
+                + (f"; not reached by n = {RULE_SIZES[-1]} at {', '.join(missing)}" if missing else "")
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
