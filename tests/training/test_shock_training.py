@@ -87,3 +87,27 @@ def test_adaptive_points_are_seeded_stratified_and_drawn_where_the_residual_is(t
     kept = np.mean([mean_abs_residual(*residual_points(net, cfg, 0, s, (mu, x, t))[1:]) for s in range(20)])
     uniform = np.mean([mean_abs_residual(*sample_batch(cfg, 0, s, "cpu")[1:]) for s in range(20)])
     assert kept > 1.1 * uniform
+
+
+def test_the_mass_balance_is_the_x_mean_of_the_residual_at_each_time(tiny):
+    """Periodicity makes the x-means of β u u_x and ν u_xx vanish on the shifted uniform grid, so
+    the term is (x-mean of u_t − ρ u (1 − u))² per time: the mass balance."""
+    cfg, _ = tiny
+    cfg = TrainConfig(**{**cfg.to_dict(), "mass_weight": 2.0, "mass_times": 3, "mass_points": 64})
+    net = MetaNet(cfg)
+    mu, x, t, xm, tm = sample_batch(cfg, 0, 5, "cpu")
+    assert xm.shape == tm.shape == (cfg.batch_params, 3 * 64)
+    times = tm.view(cfg.batch_params, 3, 64)
+    assert torch.all(times == times[..., :1]) and torch.all((times > 0) & (times <= 1))
+    spacing = torch.diff(xm.view(cfg.batch_params, 3, 64), dim=-1)
+    torch.testing.assert_close(spacing, torch.full_like(spacing, 2 * np.pi / 64))
+    s = net.hyper(mu)
+    u, u_x, u_t, u_xx = net.lrnr.jets(xm, tm, s)
+    beta, nu, rho = BURGERS_FAMILY.columns(mu)
+    per_time = (u_t - rho * u * (1 - u)).view(cfg.batch_params, 3, 64).mean(dim=-1)
+    got = net.mass_balance(mu, xm, tm, s)
+    torch.testing.assert_close(got, (per_time**2).mean(), rtol=1e-3, atol=1e-7)
+    terms = net(mu, x, t, xm, tm)
+    plain = MetaNet(TrainConfig(**{**cfg.to_dict(), "mass_weight": 0.0}))
+    plain.load_state_dict(net.state_dict())
+    torch.testing.assert_close(terms["loss_pde"], plain(mu, x, t)["loss_pde"] + 2.0 * terms["mass"])
