@@ -29,7 +29,7 @@ directly when x is that grid).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.pde import X_PERIOD, params_to_array, standard_grid
 from fastlrnr.numerics.spectral import trig_interpolate
+from fastlrnr.numerics.stopping import POLL_STEPS, Stop, check
+
+Emit = Callable[[int, np.ndarray], None]  # (time index j, grid values (B, n) at t_j)
 
 NX_INTERNAL: int = 256
 """Default number of internal grid points in x (even)."""
@@ -85,11 +88,41 @@ def solve_reference_batch(
     substeps: int = DEFAULT_SUBSTEPS,
     nx_internal: int = NX_INTERNAL,
     family: PdeFamily = CDR_FAMILY,
+    stop: Stop | None = None,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
 
-    Every row shares x, t and the step sizes; see ``solve_reference`` for the arguments."""
+    Every row shares x, t and the step sizes; see ``solve_reference`` for the arguments.
+    ``stop`` is polled every few steps (``fastlrnr.numerics.stopping``: Stopped when it says so)."""
+    mu, x, t = _checked(mu, x, t, substeps, nx_internal, family)
+    states = _march(mu, t, int(substeps), int(nx_internal), family, stop=stop)  # (B, nt, nx_internal)
+    grid = X_PERIOD * np.arange(nx_internal) / nx_internal
+    if x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13):
+        return states
+    return trig_interpolate(states, x)
+
+
+def march(
+    mu: np.ndarray,
+    t: np.ndarray,
+    emit: Emit,
+    *,
+    substeps: int = DEFAULT_SUBSTEPS,
+    nx_internal: int = NX_INTERNAL,
+    family: PdeFamily = CDR_FAMILY,
+    stop: Stop | None = None,
+) -> None:
+    """The march of ``solve_reference_batch`` without keeping its states: the grid values
+    (B, nx_internal) on x_j = 2πj/nx_internal at each time t_i are handed to ``emit(i, u)``
+    (a view, valid during the call) as the march reaches them, so memory stays that of one
+    state whatever the number of times. Same checks, same steps, same values."""
+    mu, _, t = _checked(mu, np.zeros(1), t, substeps, nx_internal, family)
+    _march(mu, t, int(substeps), int(nx_internal), family, emit=emit, stop=stop)
+
+
+def _checked(mu, x, t, substeps, nx_internal, family: PdeFamily) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arguments of the solver checked (ValueError, ParameterError): (mu, x, t) as float64."""
     mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
@@ -107,12 +140,7 @@ def solve_reference_batch(
         or nx_internal % 2
     ):
         raise ValueError(f"nx_internal must be an even integer ≥ 8, got {nx_internal!r}")
-
-    states = _march(mu, t, int(substeps), int(nx_internal), family)  # (B, nt, nx_internal)
-    grid = X_PERIOD * np.arange(nx_internal) / nx_internal
-    if x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13):
-        return states
-    return trig_interpolate(states, x)
+    return mu, x, t
 
 
 def _check_vector(v, name: str) -> np.ndarray:
@@ -124,16 +152,26 @@ def _check_vector(v, name: str) -> np.ndarray:
     return v
 
 
-def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily = CDR_FAMILY) -> np.ndarray:
-    """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows."""
+def _march(
+    mu: np.ndarray,
+    t: np.ndarray,
+    substeps: int,
+    n: int,
+    family: PdeFamily = CDR_FAMILY,
+    emit: Emit | None = None,
+    stop: Stop | None = None,
+) -> np.ndarray | None:
+    """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows; with
+    ``emit``, each time's values are handed to it instead (and None is returned). ``stop`` is
+    polled every POLL_STEPS steps."""
     params = family.columns(mu)  # (B, 1) each
     k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2
     symbol = family.symbol(k, *params)  # (B, n/2 + 1)
     reacting = bool(np.any(family.reacting(mu)))
 
     u = np.broadcast_to(family.initial_condition(X_PERIOD * np.arange(n) / n), (mu.shape[0], n)).copy()
-    out = np.empty((mu.shape[0], t.shape[0], n))
-    t_now = 0.0
+    out = np.empty((mu.shape[0], t.shape[0], n)) if emit is None else None
+    t_now, done = 0.0, 0
     for j, t_next in enumerate(t):
         span = t_next - t_now
         if span > 0.0:
@@ -146,8 +184,17 @@ def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFami
                 for step in range(steps):
                     u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
                     u = full(u) if step < steps - 1 else half(u)
+                    done += 1
+                    if done % POLL_STEPS == 0:
+                        check(stop)
             else:
                 u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
-        out[:, j] = u
+                done += 1
+        if out is not None:
+            out[:, j] = u
+        else:
+            emit(j, u)
         t_now = t_next
+        if j % POLL_STEPS == 0:
+            check(stop)
     return out
