@@ -423,7 +423,20 @@ def test_openapi_examples_for_every_request_and_error(client):
             for ex in content["examples"].values():
                 assert set(ex["value"]) == {"error", "message", "request_id", "errors"}
     assert spec["paths"]["/models"]["get"]["responses"]["401"]["content"]["application/json"]["examples"]
+    # no API keys set: no route asks for bearer auth (issue #25)
+    assert "securitySchemes" not in spec["components"]
+    assert not [p for p, ops in spec["paths"].items() for op in ops.values() if "security" in op]
+
+
+def test_openapi_declares_bearer_auth_when_keys_are_set(artifact_root):
+    from service_testkit import make_client, make_settings
+
+    from fastlrnr.server.app import create_app
+
+    with make_client(create_app(make_settings(artifact_root, warmup=False, api_keys="key-one-123"))) as c:
+        spec = c.get("/openapi.json").json()
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert {"HTTPBearer": []} in spec["paths"]["/solve"]["post"]["security"]
 
 
 def test_openapi_examples_are_served(client):

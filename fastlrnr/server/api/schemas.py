@@ -42,6 +42,8 @@ Params = Annotated[
         "family.params; the CDR family's are beta, nu, rho); a missing one is 0 (as for the fixed nu, rho "
         "of `convection`); a name the family does not declare is refused",
         examples=[{"beta": 2.0, "nu": 1.0, "rho": 1.0}],
+        # a name that does not match the pattern is refused too: say so (patternProperties alone allows it)
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 """One parameter set μ by name; the model's family checks the names (``fastlrnr.server.api.checks``)."""

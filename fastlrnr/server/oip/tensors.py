@@ -21,6 +21,7 @@ import orjson
 
 from fastlrnr.server.http import encoding
 from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.http.headers import is_decimal
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES: dict[str, np.dtype] = {
@@ -38,6 +39,9 @@ DTYPES: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
 }
 FLOATS = ("FP64", "FP32")  # what the float inputs accept (FP32 is widened to FP64)
+# bytes an input value takes once read: widened to float64, then a Python float in the list the
+# /solve/batch body is built from, and that body's JSON text
+VALUE_BYTES = 64
 
 
 def invalid(message: str, loc: tuple = ()) -> ApiError:
@@ -57,12 +61,15 @@ class InferRequest:
     datatypes: dict[str, str] = field(default_factory=dict)
 
 
-def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
-    """Worker thread: the body → :class:`InferRequest`, or ApiError 422 (400 for a bad framing header)."""
+def parse_request(raw: bytes, header_length: str | None, memory_bytes: int | None = None) -> InferRequest:
+    """Worker thread: the body → :class:`InferRequest`, or ApiError 422 (400 for a bad framing
+    header). Every input is sized from its shape and datatype before it is read: its count must
+    match the bytes or values it brings, and all of them, widened, must fit ``memory_bytes``
+    (413 ``over_memory_budget``)."""
     if header_length is None:
         head_bytes, blob = raw, b""
     else:
-        if not header_length.isdigit() or int(header_length) > len(raw):
+        if not is_decimal(header_length) or int(header_length) > len(raw):
             raise ApiError(400, "bad_request", f"Inference-Header-Content-Length {header_length!r} is not valid")
         n = int(header_length)
         head_bytes, blob = raw[:n], raw[n:]
@@ -85,6 +92,13 @@ def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
+    declared = sum(_count(item) for item in inputs_raw)
+    if memory_bytes is not None and declared * VALUE_BYTES > memory_bytes:
+        msg = (
+            f"the inputs declare {declared} values, about {declared * VALUE_BYTES / 2**20:.1f} MiB once read; "
+            f"this server takes at most {memory_bytes / 2**20:.0f} MiB per request (request_memory_bytes)"
+        )
+        raise ApiError(413, "over_memory_budget", msg, [{"loc": ["body", "inputs"], "msg": msg, "type": "too_large"}])
     for i, item in enumerate(inputs_raw):
         name, array, used = _input(item, blob, offset, ("inputs", i))
         if name in inputs:
@@ -97,6 +111,15 @@ def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
     if not isinstance(binary_output, bool):
         raise invalid("binary_data_output must be a boolean", ("parameters", "binary_data_output"))
     return InferRequest(rid, inputs, params, _outputs(head.get("outputs")), binary_output, datatypes)
+
+
+def _count(item: Any) -> int:
+    """The values an input declares (prod(shape)); 0 when its shape is not a list of integers
+    (``_input`` refuses it with its reason)."""
+    shape = item.get("shape") if isinstance(item, dict) else None
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        return 0
+    return math.prod(shape)
 
 
 def _parameters(value: Any, loc: tuple) -> dict[str, Any]:

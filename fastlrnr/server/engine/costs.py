@@ -1,0 +1,76 @@
+"""What a solver pass costs, predicted before it runs: seconds (from rates measured at warm-up)
+and bytes (from per-value and per-row constants measured once, kept honest by a test).
+
+A pass over R rows at P sites (``fastlrnr.server.engine.solver``) costs
+
+- time: R·P field values (``value_s`` each, one thread), the correction per row when the answer
+  is corrected (``corrected_row_s``), the fast phase per row when it runs (``fast_row_s``), and a
+  fixed ``pass_s``; ``PassRates.measure`` times them on the model at warm-up;
+- memory: ``PASS_FIXED_BYTES`` (evaluator blocks, interpolation chunks) + R·P·``VALUE_BYTES``
+  (the LRNR's float32 field, the correction at the sites in float64, the float32 answer) +
+  R·``CORRECTED_ROW_BYTES`` (the correction's LRNR pass with its jets and the error equation);
+  a tolerance keeps the LRNR's field for the climb (``CLIMB_VALUE_BYTES``); a JSON answer adds
+  its text, body and gzip copy (``JSON_VALUE_BYTES``).
+
+The reference rung has its own model (``fastlrnr.numerics.reference_cost``); ``PassRates``
+carries its rates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastlrnr.numerics.reference_cost import ReferenceRates
+
+PASS_FIXED_BYTES = 48 << 20
+VALUE_BYTES = 24
+CLIMB_VALUE_BYTES = 4
+JSON_VALUE_BYTES = 32
+CORRECTED_ROW_BYTES = 384 << 10
+LONG_PASS_S = 0.25  # a pass predicted longer runs in the long lane (fastlrnr.server.engine.pool)
+
+
+@dataclass(frozen=True)
+class PassRates:
+    """Seconds per unit of a pass on this machine: per field value (one thread), per corrected
+    row, per fast-phase row (the model's default steps), per pass; and the reference rung's."""
+
+    value_s: float = 2e-6
+    corrected_row_s: float = 0.03
+    fast_row_s: float = 0.04
+    pass_s: float = 0.003
+    reference: ReferenceRates = field(default_factory=ReferenceRates)
+
+    def pass_seconds(self, rows: int, sites: int, correct: bool, fast: bool) -> float:
+        """Predicted seconds of one pass of ``rows`` rows at ``sites`` sites on one thread."""
+        per_row = (self.corrected_row_s if correct else 0.0) + (self.fast_row_s if fast else 0.0)
+        return self.pass_s + rows * (sites * self.value_s + per_row)
+
+    @classmethod
+    def measure(cls, solve, fast_settings, family) -> PassRates:
+        """The rates of a model: ``solve(mu (R, p), sites, correct, settings) -> timings`` runs one
+        pass on one thread and returns its stage timings (seconds); a few passes of a few rows."""
+        rows, sites = 4, 4096
+        mu = np.repeat(family.check_params(np.ones((1, len(family.params)))), rows, axis=0)
+        plain = solve(mu, sites, False, None)
+        value_s = plain["field"] / (rows * sites)
+        corrected = solve(mu[:2], 16, True, None)["correction"] / 2
+        fast = solve(mu[:1], 16, False, fast_settings)["fast_phase"] if fast_settings is not None else 0.0
+        t0 = time.perf_counter()
+        solve(mu[:1], 1, False, None)
+        return cls(
+            value_s=max(value_s, 1e-9),
+            corrected_row_s=max(corrected, 1e-5),
+            fast_row_s=max(fast, 1e-5),
+            pass_s=max(time.perf_counter() - t0, 1e-4),
+            reference=ReferenceRates.measure(family),
+        )
+
+
+def pass_bytes(rows: int, sites: int, correct: bool, tolerance: bool = False, json: bool = False) -> int:
+    """Predicted peak bytes of one pass of ``rows`` rows at ``sites`` sites and its answer."""
+    per_value = VALUE_BYTES + (CLIMB_VALUE_BYTES if tolerance else 0) + (JSON_VALUE_BYTES if json else 0)
+    return PASS_FIXED_BYTES + rows * sites * per_value + (rows * CORRECTED_ROW_BYTES if correct else 0)
