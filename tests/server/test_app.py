@@ -49,6 +49,8 @@ def test_models_lists_manifests(client, artifact_root):
         "max_batch_size": 64,
         "max_batch_values": 2_097_152,
         "max_body_bytes": 1 << 20,
+        "request_memory_bytes": 256 << 20,
+        "max_time_budget_ms": 60_000,
     }
     by_name = {m["name"]: m for m in data["models"]}
     assert set(by_name) == {"cdr", "convection"}

@@ -166,3 +166,25 @@ def test_a_first_pass_that_waited_past_its_budget_is_shed(artifact_root):
         assert "past its time budget" in r.json()["message"]
         assert first[0].status_code == 200
         assert c.post("/solve", json=body).status_code == 200  # no budget: never shed
+
+
+def test_predictions_follow_how_the_passes_ran(app_client):
+    """Rates are measured once; a machine that became four times slower makes the passes run four
+    times their prediction, and the next prediction says so."""
+    from fastlrnr.server.engine.costs import LOAD_MAX, Load
+
+    load = Load()
+    assert load.factor == 1.0
+    for _ in range(30):
+        load.observe(0.1, 0.4)
+    assert load.factor == pytest.approx(4.0)
+    load.observe(1e-9, 1e9)
+    assert load.factor == LOAD_MAX
+    app, c = app_client
+    rt = app.state.service.models["cdr"]
+    rt.rates = PassRates(value_s=1e-5)  # 64 × 2048 values: 1.3 s + the correction, 3.2 s: fits 5 s
+    body = {"params": [MU] * 64, "grid": {"nx": 64, "nt": 32}, "time_budget_ms": 5000, "correction": False}
+    assert rt.current_rates().pass_seconds(64, 2048, False, False) < 5.0
+    rt.load = load  # ... on a machine 8 times slower than measured: 10.5 s
+    r = c.post("/solve/batch", json=body)
+    assert r.status_code == 422 and r.json()["error"] == "over_time_budget", r.text

@@ -91,7 +91,7 @@ def _job(
     tolerance = body.tolerance is not None
     what = f"{rows} × {sites} field values and their answer"
     budget.refuse_memory(pass_bytes(rows, sites, correct, tolerance, json=True), what, ("body", "grid"))
-    predicted = runtime.rates.pass_seconds(rows, sites, correct, settings is not None)
+    predicted = runtime.current_rates().pass_seconds(rows, sites, correct, settings is not None)
     budget.refuse_time(predicted, f"the first answer ({rows} × {sites} field values)")
     return Job(
         mu,
@@ -124,7 +124,9 @@ def sweep_jobs(
     check_sweep_params(runtime, sweep.mu)
     inside, outside = check_domain(runtime, sweep.mu, allow_extrapolation, single=False)
     budget = Budget.of(budget_ms, limits, loc=("query", "time_budget_ms"))
-    parts = plan(sweep, held_bytes, correct, tolerance is not None, limits.max_batch_values, runtime.rates, budget)
+    budget.reserved_bytes = held_bytes
+    rates = runtime.current_rates()
+    parts = plan(sweep, held_bytes, correct, tolerance is not None, limits.max_batch_values, rates, budget)
     jobs = [
         Job(
             sweep.mu[p.rows],

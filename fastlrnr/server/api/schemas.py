@@ -399,6 +399,8 @@ class Limits(BaseModel):
     max_batch_size: int = Field(description="most parameter sets in one /solve/batch request")
     max_batch_values: int = Field(description="most field values in one /solve/batch answer")
     max_body_bytes: int = Field(description="largest request body")
+    request_memory_bytes: int = Field(description="the most memory one request may take (predicted; 413 beyond)")
+    max_time_budget_ms: int = Field(description="the largest time_budget_ms a request may ask for")
 
 
 class ModelsResponse(BaseModel):

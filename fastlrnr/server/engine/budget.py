@@ -37,7 +37,8 @@ GRACE_S = 0.25
 class Budget:
     """``start`` (perf_counter) when the request had been read and checked; ``time_s`` the
     seconds its passes may take, ``escalation_s`` its escalation; ``explicit``: the request
-    gave ``time_budget_ms``; ``memory_bytes`` what its arrays may take; ``gone``: its client left."""
+    gave ``time_budget_ms``; ``memory_bytes`` what its arrays may take (``reserved_bytes`` of them
+    held outside its passes); ``gone``: its client left."""
 
     start: float
     time_s: float
@@ -46,6 +47,7 @@ class Budget:
     memory_bytes: int
     gone: threading.Event = field(default_factory=threading.Event)
     loc: tuple = ("body", "time_budget_ms")
+    reserved_bytes: int = 0  # held by the request outside its passes (a sweep's inputs and answer)
 
     @classmethod
     def of(

@@ -13,13 +13,16 @@ A pass over R rows at P sites (``fastlrnr.server.engine.solver``) costs
   its text, body and gzip copy (``JSON_VALUE_BYTES``).
 
 The reference rung has its own model (``fastlrnr.numerics.reference_cost``); ``PassRates``
-carries its rates.
+carries its rates. The rates are measured once, on a machine whose load changes: ``Load`` keeps
+how long the passes served since took against their prediction (decaying sums, so the large
+passes weigh most), and ``PassRates.scaled`` applies it to every prediction.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,6 +46,22 @@ class PassRates:
     fast_row_s: float = 0.04
     pass_s: float = 0.003
     reference: ReferenceRates = field(default_factory=ReferenceRates)
+
+    def scaled(self, factor: float) -> PassRates:
+        """Every rate (the reference rung's too) times ``factor``: this machine now."""
+        ref = self.reference
+        return PassRates(
+            self.value_s * factor,
+            self.corrected_row_s * factor,
+            self.fast_row_s * factor,
+            self.pass_s * factor,
+            replace(
+                ref,
+                step_s=ref.step_s * factor,
+                point_step_s=ref.point_step_s * factor,
+                site_mode_s=ref.site_mode_s * factor,
+            ),
+        )
 
     def pass_seconds(self, rows: int, sites: int, correct: bool, fast: bool) -> float:
         """Predicted seconds of one pass of ``rows`` rows at ``sites`` sites on one thread."""
@@ -68,6 +87,32 @@ class PassRates:
             pass_s=max(time.perf_counter() - t0, 1e-4),
             reference=ReferenceRates.measure(family),
         )
+
+
+class Load:
+    """How much slower (or faster) than their prediction the passes have run lately: the ratio
+    of decaying sums of their measured and predicted seconds, within [LOAD_MIN, LOAD_MAX]."""
+
+    DECAY = 0.9  # each new pass keeps this much of what came before
+
+    def __init__(self) -> None:
+        self._measured = self._predicted = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, predicted_s: float, measured_s: float) -> None:
+        with self._lock:
+            self._measured = self._measured * self.DECAY + measured_s
+            self._predicted = self._predicted * self.DECAY + predicted_s
+
+    @property
+    def factor(self) -> float:
+        with self._lock:
+            if self._predicted <= 0.0:
+                return 1.0
+            return min(LOAD_MAX, max(LOAD_MIN, self._measured / self._predicted))
+
+
+LOAD_MIN, LOAD_MAX = 0.5, 8.0
 
 
 def pass_bytes(rows: int, sites: int, correct: bool, tolerance: bool = False, json: bool = False) -> int:

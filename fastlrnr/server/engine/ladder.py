@@ -247,7 +247,7 @@ def escalate(
             family=rt.family,
             stop=limits.stop,
             max_bytes=limits.max_bytes,
-            rates=rt.rates.reference,
+            rates=rt.current_rates().reference,
         )
         exhausted = ref.exhausted
         for k, i in enumerate(need if ref.attempts else ()):

@@ -7,9 +7,9 @@ bound: the app uses one for open solve requests (taken before the body is read) 
 Each is taken and released in one place, ``async with gate.slot():``.
 
 :class:`SolverPool` runs CPU work on at most ``threads`` worker threads
-(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``). Long work — a climb to a tolerance,
-a sweep's passes, a pass predicted longer than ``LONG_PASS_S`` — also takes a place in the long
-lane, ``threads − 1`` places (at least one): however many long requests run, a worker stays
+(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``). Long work — a pass predicted
+longer than ``LONG_PASS_S``, a climb to a tolerance whose budget leaves it longer — also takes a
+place in the long lane, ``threads − 1`` places (at least one): however many long requests run, a worker stays
 free for short ones. The pool knows since when each worker has been on its pass
 (``pinned_s``): readiness reports a pod whose workers are all pinned (``fastlrnr.server.api.routes``).
 

@@ -33,7 +33,7 @@ from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.server.api.jobs import GridArrays, Job, PassResult, grid_arrays
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine import ladder
-from fastlrnr.server.engine.costs import PassRates
+from fastlrnr.server.engine.costs import Load, PassRates
 from fastlrnr.server.http.errors import SolverError
 
 # How far a request may extrapolate when it opts in: one trained-domain width beyond each
@@ -91,8 +91,10 @@ class ModelRuntime:
         # how much an estimate is widened outside the served domain (measured at build time)
         self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
         self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
-        # seconds per unit of a pass and of the reference rung (measured by warm())
+        # seconds per unit of a pass and of the reference rung (measured by warm()), and how the
+        # passes served since have run against them
         self.rates = PassRates()
+        self.load = Load()
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
         span = np.where(hi > lo, np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN), 0.0)  # a fixed parameter stays fixed
@@ -103,6 +105,10 @@ class ModelRuntime:
     def load(cls, directory: Path | str, onnx_threads: int = 1, field_threads: int = 1) -> ModelRuntime:
         """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
         return cls(load_artifact(directory), onnx_threads, field_threads)
+
+    def current_rates(self) -> PassRates:
+        """The measured rates scaled by how the recent passes ran against them (``Load``)."""
+        return self.rates.scaled(self.load.factor)
 
     def close(self) -> None:
         """Stop the field threads (idempotent)."""

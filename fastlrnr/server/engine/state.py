@@ -9,9 +9,11 @@ its number of passes, and a replaced runtime — its field threads included — 
 last request holding it is done.
 
 A job is two passes at most: its first answer (micro-batched for /solve, in the long lane when
-predicted long) and, when rows are above its tolerance, their climb (always in the long lane),
-under one place in the solver queue. A job whose explicit time budget ran out while it waited
-is refused at the start of its pass (503 + Retry-After), one whose client left is dropped.
+predicted long) and, when rows are above its tolerance, their climb (in the long lane unless its
+budget leaves it less than LONG_PASS_S), under one place in the solver queue. Every first pass
+tells its runtime's ``Load`` how long it took against its prediction. A job whose explicit time
+budget ran out while it waited is refused at the start of its pass (503 + Retry-After), one
+whose client left is dropped.
 """
 
 from __future__ import annotations
@@ -158,6 +160,10 @@ class ServiceState:
         results = iter(runtime.solve_jobs(live, field_workers=workers, climb=False))
         out = [refused[i] if i in refused else next(results) for i in range(len(jobs))]
         m, timings = self.metrics, next(r for r in out if isinstance(r, PassResult)).timings
+        first = live[0]
+        rows, sites = sum(j.mu.shape[0] for j in live), first.grid.sites
+        predicted = runtime.rates.pass_seconds(rows, sites, first.correct, first.settings is not None)
+        runtime.load.observe(predicted, sum(timings.values()))
         for stage, secs in timings.items():
             m.stage.labels(runtime.name, stage).observe(secs)
         m.fast_phase.labels(runtime.name).observe(timings["fast_phase"])
@@ -174,7 +180,7 @@ class ServiceState:
         (the reference rung may take what the pass's answer leaves of the memory budget)."""
         budget = job.budget
         held = res.u.nbytes + (res.climb.u_lrnr.nbytes if res.climb is not None else 0)
-        max_bytes = None if budget is None else max(0, budget.memory_bytes - held)
+        max_bytes = None if budget is None else max(0, budget.memory_bytes - budget.reserved_bytes - held)
         runtime.climb(res, job.mu, job.grid, job.tolerance, job.limits(max_bytes))
         self.metrics.stage.labels(runtime.name, "escalation").observe(res.timings["escalation"])
         return res
@@ -207,17 +213,18 @@ class ServiceState:
             return res
 
     async def _climb(self, runtime: ModelRuntime, job: Job, res: PassResult) -> PassResult:
-        """The climb of a first pass's rows above the tolerance, in the long lane; none when no
-        row needs it; flagged without work when the budget is spent before it could start (the
-        wait for the long lane included)."""
+        """The climb of a first pass's rows above the tolerance (in the long lane unless its budget
+        leaves it less than LONG_PASS_S); none when no row needs it; flagged without work when the
+        budget is spent before it could start (the wait for a worker included)."""
         if np.all(res.estimate <= job.tolerance):
             res.climb = None
             return res
         budget = job.budget
         if budget is None or not budget.escalation_stop():
             wait_s = None if budget is None else budget.escalation_deadline - time.perf_counter()
+            long = wait_s is None or wait_s > LONG_PASS_S  # a climb its budget keeps short is short work
             try:
-                return await self.pool.run(self.run_climb, runtime, job, res, long=True, wait_s=wait_s)
+                return await self.pool.run(self.run_climb, runtime, job, res, long=long, wait_s=wait_s)
             except TimeoutError:
                 pass
         ladder.give_up(res.estimate, job.tolerance, res.rows)
