@@ -112,6 +112,9 @@ def test_v2_tensors_are_sized_from_shape_and_datatype_first(small):
         headers={"Inference-Header-Content-Length": str(len(head))},
     )
     assert r.status_code in (413, 422) and r.status_code != 500, r.text
+    # a request that breaks the protocol elsewhere is refused for that first (422), whatever it declares
+    r = small.post("/v2/models/cdr/infer", json={**huge, "outputs": [{"parameters": {}}]})
+    assert r.status_code == 422 and r.json()["error"].startswith("validation_error: ")
 
 
 def test_a_json_batch_over_the_budget_is_413_before_its_grid_is_built(small):

@@ -411,7 +411,11 @@ def test_a_compressed_body_is_415_and_a_header_length_of_superscript_two_is_400(
 def test_openapi_describes_the_infer_body_and_closes_params(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v2/models/{model_name}/infer"]["post"]["requestBody"]["content"]
-    assert body["application/json"]["schema"]["required"] == ["inputs"] and "application/octet-stream" in body
+    assert body["application/json"]["schema"]["required"] == ["inputs"]
     assert "415" in spec["paths"]["/v2/models/{model_name}/infer"]["post"]["responses"]
     params = spec["components"]["schemas"]["SolveRequest"]["properties"]["params"]
     assert params["additionalProperties"] is False and params["patternProperties"]
+    budget = spec["components"]["schemas"]["SolveRequest"]["properties"]["time_budget_ms"]["anyOf"][0]
+    assert budget["maximum"] == 60_000  # this server's max_time_budget_ms, not the schema's 600 000
+    query = {p["name"]: p for p in spec["paths"]["/solve/sweep"]["post"]["parameters"]}
+    assert query["time_budget_ms"]["schema"]["anyOf"][0]["maximum"] == 60_000

@@ -229,9 +229,33 @@ NPY_RESPONSE = {
 }
 
 
-def build_openapi(app: FastAPI, auth: bool = True) -> dict[str, Any]:
+def _cap(node: Any, name: str, maximum: int) -> None:
+    """Every schema of a property or parameter called ``name`` under ``node`` gets ``maximum``."""
+    if isinstance(node, list):
+        for item in node:
+            _cap(item, name, maximum)
+    elif isinstance(node, dict):
+        if node.get("name") == name and "schema" in node:  # a query parameter
+            _set_maximum(node["schema"], maximum)
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict) and name in value:
+                _set_maximum(value[name], maximum)
+            _cap(value, name, maximum)
+
+
+def _set_maximum(schema: Any, maximum: int) -> None:
+    if isinstance(schema, dict):
+        if "maximum" in schema:
+            schema["maximum"] = maximum
+        for option in schema.get("anyOf", []):
+            _set_maximum(option, maximum)
+
+
+def build_openapi(app: FastAPI, auth: bool = True, max_time_budget_ms: int | None = None) -> dict[str, Any]:
     """FastAPI's document plus the request-body schemas; cached on the app. Without ``auth``
-    (no API keys set) the bearer scheme is left out: no route needs it."""
+    (no API keys set) the bearer scheme is left out: no route needs it. ``time_budget_ms`` is
+    documented up to this server's ``max_time_budget_ms`` (the schema's own bound is the
+    largest any server takes)."""
     if app.openapi_schema is None:
         spec = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
@@ -241,6 +265,8 @@ def build_openapi(app: FastAPI, auth: bool = True) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}",
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        if max_time_budget_ms is not None:
+            _cap(spec, "time_budget_ms", max_time_budget_ms)
         if not auth:
             spec["components"].pop("securitySchemes", None)
             for operations in spec.get("paths", {}).values():

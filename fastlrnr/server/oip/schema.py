@@ -51,6 +51,8 @@ INFER_REQUEST = {
 INFER_BODY = {
     "requestBody": {
         "required": True,
+        "description": "the inference request as JSON; with binary tensor data (Triton's extension), this JSON "
+        "followed by each input's raw bytes, its length in the Inference-Header-Content-Length header",
         "content": {
             "application/json": {
                 "schema": INFER_REQUEST,
@@ -58,11 +60,6 @@ INFER_BODY = {
                     "inputs": [{"name": "params", "shape": [1, 3], "datatype": "FP64", "data": [[2.0, 1.0, 1.0]]}],
                     "parameters": {"nx": 64, "nt": 20, "tolerance": 0.01, "time_budget_ms": 1000},
                 },
-            },
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"},
-                "description": "the JSON request (its length in the Inference-Header-Content-Length header), then "
-                "the binary data of each input with parameters.binary_data_size, in input order",
             },
         },
     }

@@ -89,37 +89,30 @@ def parse_request(raw: bytes, header_length: str | None, memory_bytes: int | Non
     inputs_raw = head.get("inputs")
     if not isinstance(inputs_raw, list) or not inputs_raw:
         raise invalid("inputs must be a non-empty list", ("inputs",))
-    inputs: dict[str, np.ndarray] = {}
-    datatypes: dict[str, str] = {}
-    offset = 0
-    declared = sum(_count(item) for item in inputs_raw)
+    outputs = _outputs(head.get("outputs"))
+    described = [_described(item, ("inputs", i)) for i, item in enumerate(inputs_raw)]  # no data read yet
+    declared = sum(math.prod(d.shape) for d in described)
     if memory_bytes is not None and declared * VALUE_BYTES > memory_bytes:
         msg = (
             f"the inputs declare {declared} values, about {declared * VALUE_BYTES / 2**20:.1f} MiB once read; "
             f"this server takes at most {memory_bytes / 2**20:.0f} MiB per request (request_memory_bytes)"
         )
         raise ApiError(413, "over_memory_budget", msg, [{"loc": ["body", "inputs"], "msg": msg, "type": "too_large"}])
-    for i, item in enumerate(inputs_raw):
-        name, array, used = _input(item, blob, offset, ("inputs", i))
-        if name in inputs:
-            raise invalid(f"input {name!r} is given twice", ("inputs", i, "name"))
-        inputs[name], datatypes[name] = array, item["datatype"]
+    inputs: dict[str, np.ndarray] = {}
+    datatypes: dict[str, str] = {}
+    offset = 0
+    for i, (item, d) in enumerate(zip(inputs_raw, described)):
+        if d.name in inputs:
+            raise invalid(f"input {d.name!r} is given twice", ("inputs", i, "name"))
+        array, used = _read(item, d, blob, offset, ("inputs", i))
+        inputs[d.name], datatypes[d.name] = array, d.datatype
         offset += used
     if offset != len(blob):
         raise invalid(f"{len(blob) - offset} bytes of binary data belong to no input", ("inputs",))
     binary_output = params.pop("binary_data_output", False)
     if not isinstance(binary_output, bool):
         raise invalid("binary_data_output must be a boolean", ("parameters", "binary_data_output"))
-    return InferRequest(rid, inputs, params, _outputs(head.get("outputs")), binary_output, datatypes)
-
-
-def _count(item: Any) -> int:
-    """The values an input declares (prod(shape)); 0 when its shape is not a list of integers
-    (``_input`` refuses it with its reason)."""
-    shape = item.get("shape") if isinstance(item, dict) else None
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        return 0
-    return math.prod(shape)
+    return InferRequest(rid, inputs, params, outputs, binary_output, datatypes)
 
 
 def _parameters(value: Any, loc: tuple) -> dict[str, Any]:
@@ -133,8 +126,18 @@ def _parameters(value: Any, loc: tuple) -> dict[str, Any]:
     return dict(value)
 
 
-def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.ndarray, int]:
-    """One input tensor → (name, float64 array of its shape, binary bytes it took)."""
+@dataclass(frozen=True)
+class _Described:
+    """An input as its metadata declares it, checked, before any of its data is read."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any]
+
+
+def _described(item: Any, loc: tuple) -> _Described:
+    """An input's name, shape, datatype and parameters, checked (422); its data is not looked at."""
     if not isinstance(item, dict):
         raise invalid("an input must be an object", loc)
     unknown = set(item) - {"name", "shape", "datatype", "parameters", "data"}
@@ -148,20 +151,27 @@ def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.nda
     if dtype not in FLOATS:
         raise invalid(f"input {name!r}: datatype {dtype!r} is not accepted; use FP64 (or FP32)", (*loc, "datatype"))
     params = _parameters(item.get("parameters"), (*loc, "parameters"))
+    if "binary_data_size" in params and "data" in item:
+        raise invalid(f"input {name!r} has both data and binary_data_size", (*loc, "data"))
+    if "binary_data_size" not in params and "data" not in item:
+        raise invalid(f"input {name!r} has neither data nor binary_data_size", loc)
+    return _Described(name, shape, dtype, params)
+
+
+def _read(item: dict, d: _Described, blob: bytes, offset: int, loc: tuple) -> tuple[np.ndarray, int]:
+    """One described input → (float64 array of its shape, binary bytes it took); its values must
+    be exactly as many as its shape declares (422)."""
+    name, shape, dtype = d.name, d.shape, d.datatype
     count = math.prod(shape)
-    size = params.get("binary_data_size")
+    size = d.parameters.get("binary_data_size")
     if size is not None:
-        if "data" in item:
-            raise invalid(f"input {name!r} has both data and binary_data_size", (*loc, "data"))
         itemsize = DTYPES[dtype].itemsize
         if not isinstance(size, int) or isinstance(size, bool) or size != count * itemsize:
             raise invalid(f"input {name!r}: binary_data_size must be {count * itemsize} for shape {shape}", loc)
         if offset + size > len(blob):
             raise invalid(f"input {name!r}: the body ends before its {size} bytes of binary data", loc)
         flat = np.frombuffer(blob, DTYPES[dtype], count, offset)
-        return name, flat.astype(np.float64).reshape(shape), size
-    if "data" not in item:
-        raise invalid(f"input {name!r} has neither data nor binary_data_size", loc)
+        return flat.astype(np.float64).reshape(shape), size
     flat_list = _flatten(item["data"])
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat_list):
         raise invalid(f"input {name!r}: data must be numbers", (*loc, "data"))
@@ -170,7 +180,7 @@ def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.nda
     array = np.array(flat_list, dtype=np.float64)
     if dtype == "FP32":
         array = array.astype(np.float32).astype(np.float64)
-    return name, array.reshape(shape), 0
+    return array.reshape(shape), 0
 
 
 def _flatten(data: Any) -> list:
