@@ -5,7 +5,7 @@ A pass over R rows at P sites (``fastlrnr.server.engine.solver``) costs
 
 - time: R·P field values (``value_s`` each, one thread), the correction per row when the answer
   is corrected (``corrected_row_s``), the fast phase per row when it runs (``fast_row_s``), and a
-  fixed ``pass_s``; ``PassRates.measure`` times them on the model at warm-up;
+  fixed ``pass_s``; ``PassRates.from_pass`` reads them off the model's warm-up pass;
 - memory: ``PASS_FIXED_BYTES`` (evaluator blocks, interpolation chunks) + R·P·``VALUE_BYTES``
   (the LRNR's float32 field, the correction at the sites in float64, the float32 answer) +
   R·``CORRECTED_ROW_BYTES`` (the correction's LRNR pass with its jets and the error equation);
@@ -21,10 +21,7 @@ passes weigh most), and ``PassRates.scaled`` applies it to every prediction.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field, replace
-
-import numpy as np
 
 from fastlrnr.numerics.reference_cost import ReferenceRates
 
@@ -69,24 +66,30 @@ class PassRates:
         return self.pass_s + rows * (sites * self.value_s + per_row)
 
     @classmethod
-    def measure(cls, solve, fast_settings, family) -> PassRates:
-        """The rates of a model: ``solve(mu (R, p), sites, correct, settings) -> timings`` runs one
-        pass on one thread and returns its stage timings (seconds); a few passes of a few rows."""
-        rows, sites = 4, 4096
-        mu = np.repeat(family.check_params(np.ones((1, len(family.params)))), rows, axis=0)
-        plain = solve(mu, sites, False, None)
-        value_s = plain["field"] / (rows * sites)
-        corrected = solve(mu[:2], 16, True, None)["correction"] / 2
-        fast = solve(mu[:1], 16, False, fast_settings)["fast_phase"] if fast_settings is not None else 0.0
-        t0 = time.perf_counter()
-        solve(mu[:1], 1, False, None)
+    def from_pass(cls, timings: dict[str, float], rows: int, sites: int, family) -> PassRates:
+        """The rates of a model from one pass's stage timings (seconds) over ``rows`` rows at
+        ``sites`` sites on one thread, with the fast phase and the correction (the warm-up's), and
+        the reference rung's rates of this machine for ``family`` (``reference_rates``)."""
         return cls(
-            value_s=max(value_s, 1e-9),
-            corrected_row_s=max(corrected, 1e-5),
-            fast_row_s=max(fast, 1e-5),
-            pass_s=max(time.perf_counter() - t0, 1e-4),
-            reference=ReferenceRates.measure(family),
+            value_s=max(timings["field"] / (rows * sites), 1e-10),
+            corrected_row_s=max(timings["correction"] / rows, 1e-5),
+            fast_row_s=max(timings["fast_phase"] / rows, 1e-5),
+            pass_s=max(timings["hypernet"], 1e-4),
+            reference=reference_rates(family),
         )
+
+
+_REFERENCE_RATES: dict[str, ReferenceRates] = {}
+_REFERENCE_LOCK = threading.Lock()
+
+
+def reference_rates(family) -> ReferenceRates:
+    """The reference rung's rates on this machine for ``family``, measured once per process
+    (~0.1 s; a reload reuses them: the machine did not change, and ``Load`` follows its load)."""
+    with _REFERENCE_LOCK:
+        if family.name not in _REFERENCE_RATES:
+            _REFERENCE_RATES[family.name] = ReferenceRates.measure(family)
+        return _REFERENCE_RATES[family.name]
 
 
 class Load:

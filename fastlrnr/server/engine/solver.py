@@ -251,18 +251,13 @@ class ModelRuntime:
         return results
 
     def warm(self) -> float:
-        """One solve at the domain's centre on the standard grid, then the rates a pass's cost is
-        predicted from (``fastlrnr.server.engine.costs``); returns the solve's wall time in seconds."""
+        """One solve at the domain's centre on the standard grid, on one thread, with the model's
+        default fast phase and correction: it warms the model, and its stage timings are the rates
+        a pass's cost is predicted from (``fastlrnr.server.engine.costs``). Its wall time, seconds."""
         t0 = time.perf_counter()
         centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
         grid = grid_arrays(Grid(nx=STANDARD_NX, nt=STANDARD_NT))
-        self.solve(centre[None], grid, self.default_settings, self.field_threads)
+        res = self.first_pass(centre[None], grid, self.default_settings, 1, True)
         elapsed = time.perf_counter() - t0
-        rng = np.random.default_rng(0)
-
-        def one_pass(mu: np.ndarray, sites: int, correct: bool, settings) -> dict:
-            pts = GridArrays("points", rng.uniform(0, 2 * np.pi, sites), rng.uniform(0, 1, sites), ("rates", sites))
-            return self.first_pass(mu, pts, settings, 1, correct).timings
-
-        self.rates = PassRates.measure(one_pass, self.default_settings, self.family)
+        self.rates = PassRates.from_pass(res.timings, 1, grid.sites, self.family)
         return elapsed
