@@ -1,5 +1,6 @@
 """Black-box probes of the server's limits (issue #20), on loopback: what a hostile or careless
 client can do to the metrics, the request places, the header limit and the error contract.
+What one request may take in memory and time (issue #25) is ``benchmarks/budget_probe.py``.
 
     python -m benchmarks.limits_probe                      # starts python -m fastlrnr.server.serve on artifacts/
     python -m benchmarks.limits_probe --url http://127.0.0.1:8000 --pid 1234   # a running server

@@ -44,7 +44,8 @@ from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.numerics.spectral import SITES_CHUNK, cubic_at_points, cubic_in_time, trig_interpolate
 from fastlrnr.numerics.transport_error import has_transport, transport_shift
 
-MAX_CHUNK_VALUES = 1 << 21  # rows × times × sites interpolated at once in ``at_points`` (16 MiB)
+MAX_CHUNK_VALUES = 1 << 18  # rows × times × sites (or × grid points) interpolated at once (2 MiB of float64)
+MIN_CHUNK_SITES = 64  # sites per chunk at least (rows are taken in groups to keep to MAX_CHUNK_VALUES)
 
 
 def _relative_norm(e: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -123,19 +124,31 @@ class ErrorField:
         return np.linspace(0.0, self.t_end, self.e.shape[1])
 
     def on_axes(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """(R, len(t), len(x)) on the tensor grid of axes x, t."""
-        return trig_interpolate(cubic_in_time(self.e, self.t_grid, t), x)  # in time first, then in x
+        """(R, len(t), len(x)) on the tensor grid of axes x, t; in time first, then in x, a block
+        of times at a time (rows × times × max(grid points, len(x)) ≤ MAX_CHUNK_VALUES)."""
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        R, _, nx = self.e.shape
+        out = np.empty((R, t.size, x.size))
+        step = max(1, MAX_CHUNK_VALUES // max(1, R * max(nx, x.size)))
+        for lo in range(0, t.size, step):
+            out[:, lo : lo + step] = trig_interpolate(cubic_in_time(self.e, self.t_grid, t[lo : lo + step]), x)
+        return out
 
     def at_points(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """(R, P) at the points (x_p, t_p)."""
+        """(R, P) at the points (x_p, t_p): in x first, then in time, a block of rows and points
+        at a time (rows × grid times × points ≤ MAX_CHUNK_VALUES, at least MIN_CHUNK_SITES points)."""
         x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         R, n = self.e.shape[:2]
         out = np.empty((R, x.size))
-        chunk = max(64, min(SITES_CHUNK, MAX_CHUNK_VALUES // max(1, R * n)))
-        for lo in range(0, x.size, chunk):
-            M = trig_interpolate(self.e, x[lo : lo + chunk])  # (R, nt, p): in x first
-            out[:, lo : lo + chunk] = cubic_at_points(M, self.t_grid, t[lo : lo + chunk])
+        group = max(1, MAX_CHUNK_VALUES // (n * MIN_CHUNK_SITES))
+        for r0 in range(0, R, group):
+            e = self.e[r0 : r0 + group]
+            chunk = max(MIN_CHUNK_SITES, min(SITES_CHUNK, MAX_CHUNK_VALUES // max(1, len(e) * n)))
+            for lo in range(0, x.size, chunk):
+                M = trig_interpolate(e, x[lo : lo + chunk])  # (r, nt, p): in x first
+                out[r0 : r0 + group, lo : lo + chunk] = cubic_at_points(M, self.t_grid, t[lo : lo + chunk])
         return out
 
 

@@ -31,7 +31,8 @@ from types import ModuleType
 
 import numpy as np
 
-from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, strang_march
+from fastlrnr.numerics.stopping import Stop
+from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, Emit, strang_march
 
 
 class ParameterError(ValueError):
@@ -300,13 +301,24 @@ class PdeFamily(ABC):
         """The exact flow over a step h of the pointwise ODE u_t = −N(u), as a function of
         the grid values; params (B, 1) columns, u (B, n)."""
 
-    def march(self, mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
+    def march(
+        self,
+        mu: np.ndarray,
+        t: np.ndarray,
+        substeps: int,
+        n: int,
+        *,
+        emit: Emit | None = None,
+        stop: Stop | None = None,
+    ) -> np.ndarray | None:
         """The reference solver's grid values (B, nt, n) at x_j = 2πj/n and the sorted times t
         (nt,) ≥ 0 for rows mu (B, p): ``substeps`` time steps per unit time, n internal points.
-        By default Strang splitting of ``symbol`` and ``reaction_flow``
-        (``fastlrnr.numerics.strang.strang_march``); a family whose equation those sub-flows
-        do not cover (a transport term u u_x) brings its own solver."""
-        return strang_march(mu, t, substeps, n, self)
+        With ``emit``, each time's values (B, n) go to ``emit(j, u)`` instead and None is
+        returned; ``stop`` is polled inside the march (``fastlrnr.numerics.stopping``). By default
+        Strang splitting of ``symbol`` and ``reaction_flow`` (``fastlrnr.numerics.strang``); a
+        family whose equation those sub-flows do not cover (a transport term u u_x) brings its
+        own solver."""
+        return strang_march(mu, t, substeps, n, self, emit=emit, stop=stop)
 
     def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
         """(substeps, points): the reference solver's default time steps per unit time and its

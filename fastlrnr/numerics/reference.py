@@ -41,7 +41,8 @@ import numpy as np
 from fastlrnr.numerics.family import PdeFamily, params_to_array
 from fastlrnr.numerics.grid import X_PERIOD, standard_grid
 from fastlrnr.numerics.spectral import trig_interpolate
-from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, strang_march  # noqa: F401 (re-exported)
+from fastlrnr.numerics.stopping import Stop
+from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, Emit  # noqa: F401 (re-exported)
 
 
 def solve_reference(
@@ -71,7 +72,7 @@ def solve_reference(
 
 
 def reference_on_standard_grid(
-    mu: Mapping[str, float] | np.ndarray, *, family: PdeFamily, substeps: int = DEFAULT_SUBSTEPS
+    mu: Mapping[str, float] | np.ndarray, *, family: PdeFamily, substeps: int | None = None
 ) -> np.ndarray:
     """(100, 256) reference on ``fastlrnr.numerics.grid.standard_grid()`` (rows t, columns x)."""
     x, t = standard_grid()
@@ -86,13 +87,55 @@ def solve_reference_batch(
     substeps: int | None = None,
     nx_internal: int | None = None,
     family: PdeFamily,
+    stop: Stop | None = None,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
 
     Every row shares x and t; rows of equal internal points are marched together (with the
     family's default ``nx_internal``, rows may differ in points); see ``solve_reference`` for
-    the arguments."""
+    the arguments. ``stop`` is polled every few steps (``fastlrnr.numerics.stopping``: Stopped
+    when it says so)."""
+    mu, x, t, substeps, points = _checked(mu, x, t, substeps, nx_internal, family)
+    out = None
+    for n in np.unique(points):
+        rows = points == n
+        states = family.march(mu[rows], t, substeps, int(n), stop=stop)  # (R, nt, n)
+        grid = X_PERIOD * np.arange(n) / n
+        if not (x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13)):
+            states = trig_interpolate(states, x)
+        if rows.all():
+            return states
+        if out is None:
+            out = np.empty((mu.shape[0], t.size, x.size))
+        out[rows] = states
+    return out
+
+
+def march(
+    mu: np.ndarray,
+    t: np.ndarray,
+    emit: Emit,
+    *,
+    substeps: int | None = None,
+    nx_internal: int,
+    family: PdeFamily,
+    stop: Stop | None = None,
+) -> None:
+    """The march of ``solve_reference_batch`` without keeping its states: the grid values
+    (B, nx_internal) on x_j = 2πj/nx_internal at each time t_i are handed to ``emit(i, u)``
+    (a view, valid during the call) as the march reaches them, so memory stays that of one
+    state whatever the number of times (for a family whose march streams; see
+    ``PdeFamily.march``). Same checks, same steps, same values."""
+    mu, _, t, substeps, _ = _checked(mu, np.zeros(1), t, substeps, nx_internal, family)
+    family.march(mu, t, substeps, int(nx_internal), emit=emit, stop=stop)
+
+
+def _checked(
+    mu, x, t, substeps, nx_internal, family: PdeFamily
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """The arguments of the solver checked (ValueError, ParameterError): (mu, x, t) as float64,
+    the substeps and the internal points per row (the family's defaults for None)."""
     mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
@@ -113,20 +156,7 @@ def solve_reference_batch(
     ):
         raise ValueError(f"nx_internal must be an even integer ≥ 8, got {nx_internal!r}")
     points = default_points if nx_internal is None else np.full(mu.shape[0], int(nx_internal))
-
-    out = None
-    for n in np.unique(points):
-        rows = points == n
-        states = family.march(mu[rows], t, int(substeps), int(n))  # (R, nt, n)
-        grid = X_PERIOD * np.arange(n) / n
-        if not (x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13)):
-            states = trig_interpolate(states, x)
-        if rows.all():
-            return states
-        if out is None:
-            out = np.empty((mu.shape[0], t.size, x.size))
-        out[rows] = states
-    return out
+    return mu, x, t, int(substeps), points
 
 
 def _check_vector(v, name: str) -> np.ndarray:

@@ -52,6 +52,7 @@ import math
 import numpy as np
 
 from fastlrnr.numerics.family import ParameterError
+from fastlrnr.numerics.stopping import POLL_STEPS, check
 
 X_PERIOD = 2.0 * math.pi
 
@@ -212,9 +213,13 @@ def etdrk4_march(
     courant: float = COURANT,
     points: int = CONTOUR_POINTS,
     dealias: str = "houli",
-) -> np.ndarray:
+    emit=None,
+    stop=None,
+) -> np.ndarray | None:
     """Grid values u (B, nt, n) at x_j = 2πj/n and the sorted times t (nt,) ≥ 0 (unit time), for
     rows mu (B, 3) of (β, ν, ρ); all rows share the steps (the CFL limit of the largest β).
+    With ``emit``, each time's values (B, n) go to ``emit(j, u)`` instead and None is returned;
+    ``stop`` (``fastlrnr.numerics.stopping``) is polled every POLL_STEPS steps.
 
     substeps: time steps per unit time (a floor; see the module docstring); n: even number of
     points ≥ 8; courant, points: the CFL number and the contour points of ``etd_coefficients``;
@@ -249,8 +254,8 @@ def etdrk4_march(
     grid = X_PERIOD * np.arange(n) / n
     v = np.broadcast_to(mask * np.fft.rfft(np.sin(grid)), (B, n // 2 + 1)).copy()
     key, coefficients = None, ()
-    out = np.empty((B, t.size, n))
-    t_now = 0.0
+    out = np.empty((B, t.size, n)) if emit is None else None
+    t_now, done = 0.0, 0
     for j, t_next in enumerate(t):
         span = float(t_next - t_now)
         if span > 0.0:
@@ -268,13 +273,18 @@ def etdrk4_march(
                     nb = nonlinear(e2v + q * na)
                     nc = nonlinear(e2 * a + q * (2.0 * nb - nv))
                     v = e * v + f1 * nv + 2.0 * f2 * (na + nb) + f3 * nc
+                    done += 1
+                    if done % POLL_STEPS == 0:
+                        check(stop)
             if not np.all(np.isfinite(v)):
                 bad = mu[~np.all(np.isfinite(v), axis=1)][0]
                 raise FloatingPointError(
                     f"the burgers reference blew up at t ≤ {t_next:g} for (beta, nu, rho) = {tuple(bad.tolist())}"
                     f" on n = {n} points: far too coarse (points_for asks {points_for(bad[0], bad[1])})"
                 )
-        out[:, j] = np.fft.irfft(v, n)
+        if out is not None:
+            out[:, j] = np.fft.irfft(v, n) + 1.0
+        else:
+            emit(j, np.fft.irfft(v, n) + 1.0)
         t_now = float(t_next)
-    out += 1.0
     return out

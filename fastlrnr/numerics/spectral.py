@@ -7,7 +7,14 @@ import numpy as np
 
 from fastlrnr.numerics.grid import X_PERIOD
 
-SITES_CHUNK = 8192  # sites evaluated at once: bounds the basis matrix to a few MiB
+SITES_CHUNK = 8192  # sites evaluated at once (at most): bounds the basis matrix to a few MiB
+CHUNK_COMPLEX = 1 << 20  # complex values a chunk's basis or gathered coefficients may hold (16 MiB)
+
+
+def _site_chunk(modes: int, rows: int = 1) -> int:
+    """Sites per chunk: SITES_CHUNK, fewer when ``rows`` × ``modes`` complex values per site
+    would take more than CHUNK_COMPLEX (many modes, many rows)."""
+    return max(16, min(SITES_CHUNK, CHUNK_COMPLEX // max(1, modes * rows)))
 
 
 def trig_coefficients(values: np.ndarray) -> np.ndarray:
@@ -27,34 +34,36 @@ def trig_coefficients(values: np.ndarray) -> np.ndarray:
 def trig_interpolate(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The trigonometric interpolant of values (..., n) at x_j = 2πj/n, evaluated at x (m,)
     → (..., m). Exact for every mode the grid resolves. The basis e^{ikx} is built by
-    recurrence, ``SITES_CHUNK`` sites at a time."""
+    recurrence, at most ``SITES_CHUNK`` sites at a time."""
     coef = trig_coefficients(values)
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     out = np.empty(coef.shape[:-1] + (x.size,))
-    for lo in range(0, x.size, SITES_CHUNK):
-        z = np.exp(2j * np.pi * x[lo : lo + SITES_CHUNK] / X_PERIOD)
+    chunk = _site_chunk(coef.shape[-1])
+    for lo in range(0, x.size, chunk):
+        z = np.exp(2j * np.pi * x[lo : lo + chunk] / X_PERIOD)
         basis = np.empty((coef.shape[-1], z.size), dtype=np.complex128)  # (modes, m): e^{ikx}
         basis[0] = 1.0
         for k in range(1, coef.shape[-1]):
             basis[k] = basis[k - 1] * z
-        out[..., lo : lo + SITES_CHUNK] = (coef @ basis).real
+        out[..., lo : lo + chunk] = (coef @ basis).real
     return out
 
 
 def trig_at_points(values: np.ndarray, row: np.ndarray, x: np.ndarray) -> np.ndarray:
     """For values (R, m, n) on x_j = 2πj/n: point p's value is the interpolant of
-    values[:, row[p]] at x[p] → (R, P). ``SITES_CHUNK`` points at a time."""
+    values[:, row[p]] at x[p] → (R, P). At most ``SITES_CHUNK`` points at a time."""
     coef = trig_coefficients(values)  # (R, m, modes)
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     k = np.arange(coef.shape[-1])
     out = np.empty((coef.shape[0], x.size))
-    for lo in range(0, x.size, SITES_CHUNK):
-        basis = np.exp(1j * np.outer(2 * np.pi * x[lo : lo + SITES_CHUNK] / X_PERIOD, k))  # (p, modes)
-        out[:, lo : lo + SITES_CHUNK] = np.einsum("rpk,pk->rp", coef[:, row[lo : lo + SITES_CHUNK]], basis).real
+    chunk = _site_chunk(coef.shape[-1], coef.shape[0])
+    for lo in range(0, x.size, chunk):
+        basis = np.exp(1j * np.outer(2 * np.pi * x[lo : lo + chunk] / X_PERIOD, k))  # (p, modes)
+        out[:, lo : lo + chunk] = np.einsum("rpk,pk->rp", coef[:, row[lo : lo + chunk]], basis).real
     return out
 
 
-def _cubic_stencil(values: np.ndarray, t_grid: np.ndarray, t: np.ndarray):
+def cubic_stencil(values: np.ndarray, t_grid: np.ndarray, t: np.ndarray):
     """(padded, j, s): values (R, n, ...) with a ghost value at each end (index i + 1 is time
     i: the quadratic extrapolation of the first / last three values), the interval j of each t
     (clamped to the grid) and its position s ∈ [0, 1] in it."""
@@ -80,14 +89,23 @@ def cubic_in_time(values: np.ndarray, t_grid: np.ndarray, t: np.ndarray) -> np.n
     uniform times t_grid (n ≥ 3) → (R, len(t), ...). Third-order accurate for smooth data;
     at the two end intervals the missing neighbour is the quadratic extrapolation of the
     first (last) three values. t is clamped to the grid's range."""
-    padded, j, s = _cubic_stencil(values, t_grid, t)
+    padded, j, s = cubic_stencil(values, t_grid, t)
     s = s.reshape((1, -1) + (1,) * (padded.ndim - 2))
     return _catmull_rom(*(padded[:, j + k] for k in range(4)), s)
+
+
+def cubic_rows(stencil: tuple, sel: np.ndarray | slice) -> np.ndarray:
+    """``cubic_in_time`` at the times ``sel`` only, from their ``cubic_stencil`` (computed once
+    for every time): (R, len(sel), ...). The same values, a block of times at a time."""
+    padded, j, s = stencil
+    jj = j[sel]
+    s = s[sel].reshape((1, -1) + (1,) * (padded.ndim - 2))
+    return _catmull_rom(*(padded[:, jj + k] for k in range(4)), s)
 
 
 def cubic_at_points(values: np.ndarray, t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:
     """values (R, n, P), column p interpolated (as ``cubic_in_time``) at its own time t[p] →
     (R, P)."""
-    padded, j, s = _cubic_stencil(values, t_grid, t)
+    padded, j, s = cubic_stencil(values, t_grid, t)
     p = np.arange(j.size)
     return _catmull_rom(*(padded[:, j + k, p] for k in range(4)), s)

@@ -7,14 +7,18 @@ imports nothing of the family module, so that the family can call it without an 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastlrnr.numerics.grid import X_PERIOD
+from fastlrnr.numerics.stopping import POLL_STEPS, Stop, check
 
 if TYPE_CHECKING:
     from fastlrnr.numerics.family import PdeFamily
+
+Emit = Callable[[int, np.ndarray], None]  # (time index j, grid values (B, n) at t_j)
 
 NX_INTERNAL: int = 256
 """Default number of internal grid points in x (even)."""
@@ -25,17 +29,27 @@ DEFAULT_SUBSTEPS: int = 8000
 ``benchmarks/reference_convergence.py``."""
 
 
-def strang_march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily) -> np.ndarray:
+def strang_march(
+    mu: np.ndarray,
+    t: np.ndarray,
+    substeps: int,
+    n: int,
+    family: PdeFamily,
+    emit: Emit | None = None,
+    stop: Stop | None = None,
+) -> np.ndarray | None:
     """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows
-    (``PdeFamily.march``'s default)."""
+    (``PdeFamily.march``'s default); with ``emit``, each time's values (B, n) are handed to
+    ``emit(j, u)`` instead (a view, valid during the call) and None is returned, so memory stays
+    that of one state. ``stop`` is polled every POLL_STEPS steps (``Stopped`` when it fires)."""
     params = family.columns(mu)  # (B, 1) each
     k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2
     symbol = family.symbol(k, *params)  # (B, n/2 + 1)
     reacting = bool(np.any(family.reacting(mu)))
 
     u = np.broadcast_to(family.initial_condition(X_PERIOD * np.arange(n) / n), (mu.shape[0], n)).copy()
-    out = np.empty((mu.shape[0], t.shape[0], n))
-    t_now = 0.0
+    out = np.empty((mu.shape[0], t.shape[0], n)) if emit is None else None
+    t_now, done = 0.0, 0
     for j, t_next in enumerate(t):
         span = t_next - t_now
         if span > 0.0:
@@ -48,8 +62,17 @@ def strang_march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: P
                 for step in range(steps):
                     u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
                     u = full(u) if step < steps - 1 else half(u)
+                    done += 1
+                    if done % POLL_STEPS == 0:
+                        check(stop)
             else:
                 u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
-        out[:, j] = u
+                done += 1
+        if out is not None:
+            out[:, j] = u
+        else:
+            emit(j, u)
         t_now = t_next
+        if j % POLL_STEPS == 0:
+            check(stop)
     return out

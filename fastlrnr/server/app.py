@@ -119,7 +119,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(oip)  # the Open Inference Protocol under /v2 (fastlrnr.server.oip)
     app.include_router(reload)  # its lifespan reloads changed artifacts (fastlrnr.server.engine.reload)
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(  # type: ignore[method-assign]
+        app, auth=bool(settings.api_keys), max_time_budget_ms=settings.max_time_budget_ms
+    )
     return app
 
 

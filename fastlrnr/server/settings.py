@@ -62,6 +62,20 @@ class ServiceSettings(BaseSettings):
         description="solve requests open at once with their body arrived (parsing, waiting or "
         "solving); beyond → 503 before the body is read",
     )
+    request_memory_bytes: int = Field(
+        256 << 20,
+        ge=64 << 20,
+        description="the most memory one request's arrays may take, predicted from their declared sizes "
+        "(read, widened to float64, solved, answered) before any is read or allocated; beyond → 413 "
+        "(measured peak: within twice this)",
+    )
+    max_time_budget_ms: int = Field(
+        60_000,
+        ge=100,
+        le=600_000,
+        description="the longest one request may work: a time_budget_ms above it → 422; a request without "
+        "one has its passes end within it (its escalation within 2000 ms)",
+    )
     max_slow_bodies: int = Field(
         64,
         ge=1,
@@ -87,6 +101,13 @@ class ServiceSettings(BaseSettings):
     solver_threads: int = Field(2, ge=1, le=64, description="worker threads running solves")
     queue_capacity: int = Field(32, ge=0, description="solve jobs that may wait for a worker; beyond → 503")
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 503 when the service is full")
+    ready_busy_s: float = Field(
+        10.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="/readyz answers 503 (busy) while every solver thread has been on its current pass "
+        "for longer than this (0: never)",
+    )
     numpy_threads: int = Field(1, ge=1, description="BLAS threads per process (threadpoolctl, at start-up)")
     onnx_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per session")
     field_threads: int = Field(

@@ -131,6 +131,51 @@ def test_sweep_plan_sends_npz_parts_and_joins_them():
     assert res.within_tolerance.all() and res.u.shape == (5, 2)
 
 
+def sweep_answer(rows: np.ndarray, solved: int | None = None) -> httpx.Response:
+    """A /solve/sweep answer to ``rows`` whose first ``solved`` rows were solved (None: all)."""
+    n = len(rows)
+    done = np.arange(n) < (n if solved is None else solved)
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        u=np.where(done[:, None], np.repeat(rows[:, :1], 2, axis=1), np.nan),
+        error_estimate=np.where(done, 0.01, np.inf),
+        within_tolerance=done.astype(np.int8),
+        rung=np.where(done, "surrogate", "unsolved"),
+        extrapolated=np.zeros(n, bool),
+        time_budget_exhausted=~done,
+        solved=done,
+    )
+    return httpx.Response(200, content=buf.getvalue(), headers={"x-model-sha256": "0" * 64})
+
+
+def test_sweep_plan_halves_a_part_over_the_time_budget_and_resends_unsolved_rows():
+    """Issue #25: the server refuses a part predicted past its time budget (422 over_time_budget)
+    and answers only the rows it reached when its budget ran out; the client sends the rest."""
+    mu = np.c_[np.linspace(1, 3, 8), np.zeros(8), np.ones(8)]
+    pts = np.array([[0.5, 0.1], [3.0, 0.5]])
+    sent: list[int] = []
+    over = {"error": "over_time_budget", "message": "predicted 9000 ms", "request_id": "r", "errors": []}
+
+    def answer(request):
+        with np.load(io.BytesIO(request.options["content"])) as z:
+            rows = z["params"]
+        sent.append(len(rows))
+        if len(rows) > 4:
+            return httpx.Response(422, json=over)
+        return sweep_answer(rows, solved=3 if len(sent) == 2 else None)  # the first accepted part: 3 of 4
+
+    res, _ = drive(sweep_client.sweep(ClientConfig(), mu, SweepOptions(points=pts, tolerance=0.05)), answer)
+    assert sent == [8, 4, 3, 2]  # refused, halved; 3 of 4 answered; the 5 left in parts of 3
+    np.testing.assert_array_equal(res.u[:, 0], mu[:, 0])
+    assert res.solved.all() and not res.time_budget_exhausted.any() and res.requests == 3
+    with pytest.raises(SolveError, match="over_time_budget"):  # one row still refused: raised
+        drive(
+            sweep_client.sweep(ClientConfig(), mu[:1], SweepOptions(points=pts)),
+            lambda r: httpx.Response(422, json=over),
+        )
+
+
 def test_ready_and_wait_ready_plans():
     assert drive(plans.ready(1.0), lambda r: httpx.ConnectError("refused"))[0] is False
     value, steps = drive(plans.ready(None), lambda r: httpx.Response(200))

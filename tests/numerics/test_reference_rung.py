@@ -11,6 +11,7 @@ import pytest
 from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.reference import solve_reference_batch
+from fastlrnr.numerics.reference_cost import ReferenceRates
 from fastlrnr.numerics.reference_rung import solve_at_sites, solve_to_tolerance
 
 MUS = np.array([[3.0, 0.0, 2.0], [2.0, 0.5, 1.0], [1.0, 2.0, 2.0], [20.0, 0.0, 0.0], [1.0, 0.05, 0.0]])
@@ -55,14 +56,55 @@ def test_a_deadline_stops_the_doubling_and_says_so():
     t0 = time.perf_counter()
     ans = solve_to_tolerance(MUS, x, t, False, 1e-14, deadline=time.perf_counter() + 0.05, family=CDR_FAMILY)
     assert time.perf_counter() - t0 < 1.0
-    assert ans.exhausted and len(ans.attempts) >= 1 and np.all(np.isfinite(ans.u))
+    assert ans.exhausted
+    if ans.attempts:  # an attempt that fitted ran whole; none that did not was started
+        assert np.all(np.isfinite(ans.u))
+    else:
+        assert ans.u is None and np.all(np.isinf(ans.estimate))
+
+
+def test_an_attempt_that_cannot_fit_is_not_started():
+    """Predicted before it starts: too slow for the deadline (rates of a machine a million times
+    slower), too large for max_bytes, or stopped at the first poll: nothing is computed."""
+    x, t = standard_grid()
+    slow = ReferenceRates(step_s=1.0)
+    for kwargs in (
+        {"deadline": time.perf_counter() + 60.0, "rates": slow},
+        {"max_bytes": 1 << 20},
+        {"stop": lambda: True},
+    ):
+        t0 = time.perf_counter()
+        ans = solve_to_tolerance(MUS, x, t, False, 1e-6, family=CDR_FAMILY, **kwargs)
+        assert ans.exhausted and ans.attempts == () and ans.u is None, kwargs
+        assert np.all(np.isinf(ans.estimate)) and time.perf_counter() - t0 < 5.0
+
+
+def test_a_stop_inside_an_attempt_keeps_the_earlier_ones():
+    x, t = standard_grid()
+    first: list[int] = []
+    one = solve_to_tolerance(
+        MUS[:2], x, t, False, 1.0, family=CDR_FAMILY, stop=lambda: bool(first.append(1))
+    )  # one attempt meets 1.0
+    assert one.attempts == (32,)
+    polls: list[int] = []
+
+    def stop() -> bool:  # the first attempt's polls pass, the second attempt is stopped at its third
+        polls.append(1)
+        return len(polls) > len(first) + 2
+
+    ans = solve_to_tolerance(MUS[:2], x, t, False, 1e-14, family=CDR_FAMILY, stop=stop)
+    assert ans.exhausted and ans.attempts == (32,) and np.all(np.isfinite(ans.u))
+    np.testing.assert_array_equal(ans.u, one.u)
 
 
 def test_the_uniform_march_is_chunked_without_changing_a_value(monkeypatch):
+    import fastlrnr.numerics.reference_cost as rc
     import fastlrnr.numerics.reference_rung as rr
 
     rng = np.random.default_rng(2)
     x, t = rng.uniform(0, 6, 9), rng.uniform(0, 1, 9)
     whole = solve_at_sites(MUS, x, t, True, 64, 32, uniform=True, family=CDR_FAMILY)
-    monkeypatch.setattr(rr, "MARCH_VALUES", 1)  # one row at a time
+    monkeypatch.setattr(rc, "CHECK_STATE_BYTES", 1)  # one row at a time
+    np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True, family=CDR_FAMILY), whole)
+    monkeypatch.setattr(rr, "CHUNK_VALUES", 1)  # and one time at a time to the sites
     np.testing.assert_array_equal(solve_at_sites(MUS, x, t, True, 64, 32, uniform=True, family=CDR_FAMILY), whole)

@@ -52,6 +52,8 @@ def test_models_lists_manifests(client, artifact_root):
         "max_batch_size": 64,
         "max_batch_values": 2_097_152,
         "max_body_bytes": 1 << 20,
+        "request_memory_bytes": 256 << 20,
+        "max_time_budget_ms": 60_000,
     }
     by_name = {m["name"]: m for m in data["models"]}
     assert set(by_name) == {"cdr", "convection"}
@@ -426,7 +428,20 @@ def test_openapi_examples_for_every_request_and_error(client):
             for ex in content["examples"].values():
                 assert set(ex["value"]) == {"error", "message", "request_id", "errors"}
     assert spec["paths"]["/models"]["get"]["responses"]["401"]["content"]["application/json"]["examples"]
+    # no API keys set: no route asks for bearer auth (issue #25)
+    assert "securitySchemes" not in spec["components"]
+    assert not [p for p, ops in spec["paths"].items() for op in ops.values() if "security" in op]
+
+
+def test_openapi_declares_bearer_auth_when_keys_are_set(artifact_root):
+    from service_testkit import make_client, make_settings
+
+    from fastlrnr.server.app import create_app
+
+    with make_client(create_app(make_settings(artifact_root, warmup=False, api_keys="key-one-123"))) as c:
+        spec = c.get("/openapi.json").json()
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert {"HTTPBearer": []} in spec["paths"]["/solve"]["post"]["security"]
 
 
 def test_openapi_examples_are_served(client):

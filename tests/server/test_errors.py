@@ -264,7 +264,7 @@ def test_internal_error_returns_request_id_only(artifact_root, capfd):
         def broken(*args, **kwargs):
             raise RuntimeError("secret internals at /srv/model")
 
-        runtime.solve = broken
+        runtime.first_pass = broken
         r = post(c, {"params": MU, "grid": SMALL}, headers={"X-Request-ID": "fault-1"})
         d = assert_error(r, 500, "internal_error")
         assert "secret" not in r.text and "/srv" not in r.text and d["request_id"] == "fault-1"
@@ -289,14 +289,14 @@ def test_queue_full_is_503_with_retry_after(artifact_root):
     )
     with make_client(app) as c:
         runtime = app.state.service.models["cdr"]
-        real, gate, entered = runtime.solve, threading.Event(), threading.Event()
+        real, gate, entered = runtime.first_pass, threading.Event(), threading.Event()
 
         def slow(*args):
             entered.set()
             assert gate.wait(10)
             return real(*args)
 
-        runtime.solve = slow
+        runtime.first_pass = slow
         body = {"params": MU, "grid": SMALL, "fast_phase": {"steps": TEST_STEPS}}
         first: list = []
         worker = threading.Thread(target=lambda: first.append(post(c, body)))

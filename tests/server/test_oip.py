@@ -389,3 +389,33 @@ def test_the_documented_tritonclient_example_runs(server):
     res = ns["res"]
     assert res.as_numpy("u").shape == (2, 100, 256) and res.as_numpy("within_tolerance").shape == (2,)
     assert res.get_response()["model_name"] == "cdr"
+
+
+# ------------------------------------------------------------------ issue #25: bodies and their description
+
+
+def test_a_compressed_body_is_415_and_a_header_length_of_superscript_two_is_400(client):
+    import gzip
+
+    raw = json.dumps(infer_body()).encode()
+    r = client.post("/v2/models/cdr/infer", content=gzip.compress(raw), headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 415 and r.json()["error"].startswith("unsupported_media_type: ")
+    r = client.post("/solve", content=gzip.compress(b'{"params": {}}'), headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    r = client.post(
+        "/v2/models/cdr/infer", content=raw, headers={"Inference-Header-Content-Length": "²".encode("latin-1")}
+    )
+    assert r.status_code == 400 and r.json()["error"].startswith("bad_request: ")
+
+
+def test_openapi_describes_the_infer_body_and_closes_params(client):
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v2/models/{model_name}/infer"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["required"] == ["inputs"]
+    assert "415" in spec["paths"]["/v2/models/{model_name}/infer"]["post"]["responses"]
+    params = spec["components"]["schemas"]["SolveRequest"]["properties"]["params"]
+    assert params["additionalProperties"] is False and params["patternProperties"]
+    budget = spec["components"]["schemas"]["SolveRequest"]["properties"]["time_budget_ms"]["anyOf"][0]
+    assert budget["maximum"] == 60_000  # this server's max_time_budget_ms, not the schema's 600 000
+    query = {p["name"]: p for p in spec["paths"]["/solve/sweep"]["post"]["parameters"]}
+    assert query["time_budget_ms"]["schema"]["anyOf"][0]["maximum"] == 60_000

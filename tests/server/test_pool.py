@@ -16,12 +16,12 @@ PARAMS = [{"beta": 1.0 + 0.5 * i, "nu": 0.1 * i, "rho": 0.2 * i} for i in range(
 
 
 class Blocker:
-    """Wraps ModelRuntime.solve: the first call waits for ``gate``; every call's row count is recorded."""
+    """Wraps ModelRuntime.first_pass: the first call waits for ``gate``; every call's row count is recorded."""
 
     def __init__(self, runtime):
-        self.real, self.gate, self.entered, self.rows = runtime.solve, threading.Event(), threading.Event(), []
+        self.real, self.gate, self.entered, self.rows = runtime.first_pass, threading.Event(), threading.Event(), []
         self.workers: list[int] = []
-        runtime.solve = self
+        runtime.first_pass = self
 
     def __call__(self, mu, grid, settings, field_workers=1, *args):
         self.rows.append(mu.shape[0])

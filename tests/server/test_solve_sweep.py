@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastlrnr.server.api.sweep
+import fastlrnr.server.api.sweep_plan
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.hypernet import hyper_forward
@@ -48,7 +49,7 @@ def test_chunks_give_the_same_answer_and_axes_work(client, monkeypatch):
     mu = np.c_[np.linspace(1, 3, 9), np.linspace(0, 2, 9), np.linspace(0, 2, 9)]
     body = npz(params=mu, x=np.linspace(0, 6, 5), t=np.array([0.0, 0.5, 1.0]))
     whole = np.load(io.BytesIO(sweep(client, body).content))
-    monkeypatch.setattr(fastlrnr.server.api.sweep, "SWEEP_CHUNK_ROWS", 2)
+    monkeypatch.setattr(fastlrnr.server.api.sweep_plan, "SWEEP_CHUNK_ROWS", 2)
     r = sweep(client, body)
     assert r.headers["x-request-passes"] == "5"
     np.testing.assert_array_equal(np.load(io.BytesIO(r.content))["u"], whole["u"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.artifact.format import ARRAY_NAME, ArtifactError, array_problem
+from fastlrnr.numerics.npz_members import NpzError, members, read
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray], fname: str) -> bytes:
@@ -33,27 +34,28 @@ def npz_bytes(arrays: Mapping[str, np.ndarray], fname: str) -> bytes:
 def parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
     """Every array of an npz held in ``data``; never unpickles; any damage → ArtifactError.
 
-    The zip is read member by member (each must be ``<identifier>.npy``) with
-    ``numpy.lib.format.read_array(..., allow_pickle=False)``, so no format sniffing
-    ever reaches a pickle loader."""
+    Each member (``<identifier>.npy``, given once) is sized from its ``.npy`` header before
+    its data is read (``fastlrnr.numerics.npz_members``), so a header that declares more data
+    than the member holds is refused without allocating it, and no format sniffing ever
+    reaches a pickle loader."""
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
-                key = info.filename[:-4] if info.filename.endswith(".npy") else None
+            names = [info.filename for info in zf.infolist()]
+            for i, fname in enumerate(names):
+                key = fname[:-4] if fname.endswith(".npy") else None
                 if key is None or not ARRAY_NAME.fullmatch(key):
-                    raise ArtifactError(path, f"unexpected member {info.filename!r} (only <name>.npy arrays)")
-                if key in out:
+                    raise ArtifactError(path, f"unexpected member {fname!r} (only <name>.npy arrays)")
+                if fname in names[:i]:
                     raise ArtifactError(path, f"duplicate array {key!r}")
-                with zf.open(info) as fh:
-                    out[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            for member in members(zf):
+                out[member.name] = read(zf, member)
     except ArtifactError:
         raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise ArtifactError(
-                path, f"holds an object array, which would need pickle to load; refused ({exc})"
-            ) from None
+    except NpzError as exc:
+        if "pickle" in str(exc):
+            problem = f"holds an object array, which would need pickle to load; refused ({exc})"
+            raise ArtifactError(path, problem) from None
         raise ArtifactError(path, f"not a valid npz archive (damaged or truncated): {exc}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, MemoryError) as exc:
         raise ArtifactError(path, f"not a valid npz archive (damaged or truncated): {exc!r}") from None

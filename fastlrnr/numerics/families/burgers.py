@@ -100,10 +100,11 @@ class BurgersFamily(PdeFamily):
         return lambda u: u * grow / (1.0 + u * grow_m1)
 
     # ----------------------------------------------------------- the reference solver
-    def march(self, mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
+    def march(self, mu, t, substeps: int, n: int, *, emit=None, stop=None):
         """Grid values (B, nt, n) by ``shock_reference.etdrk4_march`` (Fourier, ETDRK4; at least
-        ``substeps`` steps per unit time and as many more as the transport CFL limit needs)."""
-        return shock_reference.etdrk4_march(mu, t, substeps, n)
+        ``substeps`` steps per unit time and as many more as the transport CFL limit needs);
+        ``emit`` and ``stop`` as ``PdeFamily.march``."""
+        return shock_reference.etdrk4_march(mu, t, substeps, n, emit=emit, stop=stop)
 
     def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
         """(``shock_reference.DEFAULT_SUBSTEPS``, points per row by ``shock_reference.points_for``

@@ -2,27 +2,30 @@
 
 The schema (``fastlrnr.server.api.schemas``) has already checked types and shapes; here: the model
 exists (404), the grid and the batch fit the limits (413), the fast-phase options are
-allowed (422), and the parameters lie in the model's served domain (422, or flagged with
-``allow_extrapolation``). The result is a :class:`~fastlrnr.server.api.jobs.Job` for the solver.
+allowed (422), the parameters lie in the model's served domain (422, or flagged with
+``allow_extrapolation``), and the work fits the request's budget (``fastlrnr.server.engine.budget``):
+its memory predicted from the declared sizes before any array is built (413
+``over_memory_budget``), its time from the model's measured rates (422 ``over_time_budget``).
+The result is a :class:`~fastlrnr.server.api.jobs.Job` for the solver (a sweep: one per part).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from fastlrnr.numerics.answer import Flag, outside_served_domain
-from fastlrnr.server.api.jobs import GridArrays, Job, grid_arrays
+from fastlrnr.server.api.jobs import Job, grid_arrays
 from fastlrnr.server.api.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
-from fastlrnr.server.api.sweep import SweepInput, chunks
+from fastlrnr.server.api.sweep import SweepInput
+from fastlrnr.server.api.sweep_plan import Part, plan
+from fastlrnr.server.engine.budget import Budget
+from fastlrnr.server.engine.costs import pass_bytes
 from fastlrnr.server.engine.solver import ModelRuntime
 from fastlrnr.server.http.errors import ApiError
 from fastlrnr.server.settings import ServiceSettings
-
-DEFAULT_TIME_BUDGET_MS = 2000  # escalation to a tolerance ends this long after the request arrived
 
 
 def find_model(models: Mapping[str, ModelRuntime], name: str | None, default: str) -> ModelRuntime:
@@ -83,7 +86,13 @@ def _job(
     settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps, correct)
     mu = param_rows(runtime, params, single)
     inside, outside = check_domain(runtime, mu, body.allow_extrapolation, single)
-    budget_ms = DEFAULT_TIME_BUDGET_MS if body.time_budget_ms is None else body.time_budget_ms
+    budget = Budget.of(body.time_budget_ms, limits)
+    rows, sites = len(mu), body.grid.size
+    tolerance = body.tolerance is not None
+    what = f"{rows} × {sites} field values and their answer"
+    budget.refuse_memory(pass_bytes(rows, sites, correct, tolerance, json=True), what, ("body", "grid"))
+    predicted = runtime.current_rates().pass_seconds(rows, sites, correct, settings is not None)
+    budget.refuse_time(predicted, f"the first answer ({rows} × {sites} field values)")
     return Job(
         mu,
         ~inside,
@@ -93,41 +102,47 @@ def _job(
         body.tolerance,
         outside,
         correct=correct,
-        budget_s=budget_ms / 1e3,
+        budget=budget,
+        predicted_s=predicted,
     )
 
 
 def sweep_jobs(
     runtime: ModelRuntime,
     sweep: SweepInput,
+    held_bytes: int,
     correct: bool,
     tolerance: float | None,
     budget_ms: int | None,
     allow_extrapolation: bool,
     limits: ServiceSettings,
-) -> list[Job]:
-    """The jobs of one ``POST /solve/sweep``: the served-domain check of every row, then one
-    job per chunk of rows (``fastlrnr.server.api.sweep.chunks``), all with one deadline."""
+) -> tuple[list[Part], list[Job], Budget, np.ndarray]:
+    """The parts and jobs of one ``POST /solve/sweep`` (``held_bytes``: what the request holds
+    besides its passes, ``fastlrnr.server.api.sweep.held_bytes``): the served-domain check of
+    every row, then one job per part (``fastlrnr.server.api.sweep_plan``), all under one budget;
+    and which rows are extrapolated (B,)."""
     check_sweep_params(runtime, sweep.mu)
     inside, outside = check_domain(runtime, sweep.mu, allow_extrapolation, single=False)
-    grid = GridArrays(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
-    budget_s = (DEFAULT_TIME_BUDGET_MS if budget_ms is None else budget_ms) / 1e3
-    enqueued = time.perf_counter()
-    return [
+    budget = Budget.of(budget_ms, limits, loc=("query", "time_budget_ms"))
+    budget.reserved_bytes = held_bytes
+    rates = runtime.current_rates()
+    parts = plan(sweep, held_bytes, correct, tolerance is not None, limits.max_batch_values, rates, budget)
+    jobs = [
         Job(
-            sweep.mu[sl],
-            ~inside[sl],
-            grid,
+            sweep.mu[p.rows],
+            ~inside[p.rows],
+            p.grid,
             None,
             0,
             tolerance,
-            outside[sl],
-            enqueued,
+            outside[p.rows],
             correct=correct,
-            budget_s=budget_s,
+            budget=budget,
+            predicted_s=p.predicted_s,
         )
-        for sl in chunks(len(sweep.mu), sweep.sites, limits.max_batch_values)
+        for p in parts
     ]
+    return parts, jobs, budget, ~inside
 
 
 def check_grid(grid: Grid, max_points: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from fastlrnr.numerics.answer import Diagnostics, Flag
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
 from fastlrnr.server.api.schemas import Grid
+from fastlrnr.server.engine.budget import Budget
+
+if TYPE_CHECKING:
+    from fastlrnr.server.engine.ladder import Climb, Limits
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,19 @@ class GridArrays:
     def shape(self) -> tuple[int, ...]:
         return (self.t.size, self.x.size) if self.kind != "points" else (self.x.size,)
 
+    @property
+    def sites(self) -> int:
+        """Field values per row."""
+        return self.x.size if self.kind == "points" else self.x.size * self.t.size
+
+    def part(self, sl: slice) -> GridArrays:
+        """The sites ``sl`` of a point list, or the times ``sl`` of axes (a sweep row split by sites)."""
+        if self.kind == "points":
+            x, t = self.x[sl], self.t[sl]
+        else:
+            x, t = self.x, self.t[sl]
+        return GridArrays("points" if self.kind == "points" else "axes", x, t, (*self.key, "part", sl.start, sl.stop))
+
 
 def grid_arrays(grid: Grid) -> GridArrays:
     """Grid request → float64 arrays. Uniform: x_j = 2πj/nx, t = linspace(0, 1, nt)."""
@@ -53,7 +71,8 @@ class Job:
 
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
     it breaks, as flags; tolerance: the request's, or None; correct: add the correction;
-    budget_s: the time from ``enqueued`` within which escalation to the tolerance must end."""
+    budget: the request's time and memory (``fastlrnr.server.engine.budget``; None: unlimited);
+    predicted_s: the first pass's predicted seconds (``fastlrnr.server.engine.costs``)."""
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool
@@ -64,12 +83,21 @@ class Job:
     outside: list[list[Flag]] = field(default_factory=list)
     enqueued: float = field(default_factory=time.perf_counter)
     correct: bool = False
-    budget_s: float | None = None
+    budget: Budget | None = None
+    predicted_s: float = 0.0
 
     @property
     def deadline(self) -> float | None:
         """perf_counter by which escalation must stop (None: no tolerance, nothing to escalate)."""
-        return None if self.tolerance is None or self.budget_s is None else self.enqueued + self.budget_s
+        return None if self.tolerance is None or self.budget is None else self.budget.escalation_deadline
+
+    def limits(self, max_bytes: int | None = None) -> Limits:
+        """How far this job's climb may go: its budget's escalation deadline and stop."""
+        from fastlrnr.server.engine.ladder import Limits
+
+        if self.budget is None:
+            return Limits(max_bytes=max_bytes)
+        return Limits(self.budget.escalation_deadline, self.budget.escalation_stop, max_bytes)
 
     @property
     def key(self) -> tuple:
@@ -85,7 +113,9 @@ class PassResult:
     splits them); ``u``: (R, nt, nx) or (R, P) float32; ``rows``: per-row diagnostics (fast
     phase, correction, rung and escalation: ``fastlrnr.numerics.answer``); ``estimate``: (R,) error
     estimates; ``timings``: seconds per stage for the whole pass; ``started``: perf_counter
-    when a worker picked the pass up; ``pass_rows``: rows solved together in the pass."""
+    when a worker picked the pass up; ``pass_rows``: rows solved together in the pass;
+    ``climb``: what the climb to a tolerance needs of the pass (``fastlrnr.server.engine.ladder``),
+    None once climbed or without a tolerance."""
 
     coefficients: np.ndarray
     u: np.ndarray
@@ -94,6 +124,7 @@ class PassResult:
     timings: dict[str, float]
     started: float
     pass_rows: int
+    climb: Climb | None = None
 
     def split(self, sizes: Sequence[int]) -> list[PassResult]:
         out, lo = [], 0
@@ -107,6 +138,7 @@ class PassResult:
                     self.timings,
                     self.started,
                     self.pass_rows,
+                    None if self.climb is None else self.climb.take(lo, lo + n),
                 )
             )
             lo += n

@@ -98,7 +98,7 @@ ERROR_EXAMPLES: dict[int, tuple[str, dict[str, dict]]] = {
         {"body_timeout": _error("body_timeout", "the request body did not arrive within 30 s")},
     ),
     413: (
-        "a limit: body size, grid values, batch size or batch values",
+        "a limit: body size, grid values, batch size or batch values, or the memory the request would take",
         {
             "body_too_large": _error("body_too_large", "request body exceeds the limit of 1048576 bytes"),
             "grid_too_large": _error(
@@ -117,6 +117,20 @@ ERROR_EXAMPLES: dict[int, tuple[str, dict[str, dict]]] = {
                 "65 parameter sets; the limit is 64",
                 [{"loc": ["body", "params"], "msg": "at most 64 items", "type": "too_large"}],
             ),
+            "over_memory_budget": _error(
+                "over_memory_budget",
+                "64 × 262144 field values and their answer would take about 1072.0 MiB, more than this "
+                "server's 256 MiB per request (request_memory_bytes)",
+                [{"loc": ["body", "grid"], "msg": "...", "type": "too_large"}],
+            ),
+        },
+    ),
+    415: (
+        "the body came with a Content-Encoding (gzip, …): send it uncompressed",
+        {
+            "unsupported_media_type": _error(
+                "unsupported_media_type", "Content-Encoding 'gzip' is not supported: send the body uncompressed"
+            )
         },
     ),
     422: (
@@ -149,6 +163,12 @@ ERROR_EXAMPLES: dict[int, tuple[str, dict[str, dict]]] = {
                     }
                 ],
             ),
+            "over_time_budget": _error(
+                "over_time_budget",
+                "the first answer (64 × 25600 field values) is predicted to take 2210 ms, more than the 500 ms "
+                "of time_budget_ms; ask for less, or for a longer budget",
+                [{"loc": ["body", "time_budget_ms"], "msg": "...", "type": "over_time_budget"}],
+            ),
             "out_of_domain": _error(
                 "out_of_domain",
                 "beta = 5 is outside the served domain of 'cdr': beta ∈ [1, 3] "
@@ -169,7 +189,8 @@ ERROR_EXAMPLES: dict[int, tuple[str, dict[str, dict]]] = {
         {"internal_error": _error("internal_error", "the solver failed; see the server log for this request id")},
     ),
     503: (
-        "the service is full (open requests or solver queue); retry after Retry-After seconds",
+        "the service is full (open requests or solver queue), or the request waited in the queue past its "
+        "time_budget_ms; retry after Retry-After seconds",
         {"overloaded": _error("overloaded", "the solver queue is full; retry later")},
     ),
 }
@@ -208,8 +229,33 @@ NPY_RESPONSE = {
 }
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the request-body schemas; cached on the app."""
+def _cap(node: Any, name: str, maximum: int) -> None:
+    """Every schema of a property or parameter called ``name`` under ``node`` gets ``maximum``."""
+    if isinstance(node, list):
+        for item in node:
+            _cap(item, name, maximum)
+    elif isinstance(node, dict):
+        if node.get("name") == name and "schema" in node:  # a query parameter
+            _set_maximum(node["schema"], maximum)
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict) and name in value:
+                _set_maximum(value[name], maximum)
+            _cap(value, name, maximum)
+
+
+def _set_maximum(schema: Any, maximum: int) -> None:
+    if isinstance(schema, dict):
+        if "maximum" in schema:
+            schema["maximum"] = maximum
+        for option in schema.get("anyOf", []):
+            _set_maximum(option, maximum)
+
+
+def build_openapi(app: FastAPI, auth: bool = True, max_time_budget_ms: int | None = None) -> dict[str, Any]:
+    """FastAPI's document plus the request-body schemas; cached on the app. Without ``auth``
+    (no API keys set) the bearer scheme is left out: no route needs it. ``time_budget_ms`` is
+    documented up to this server's ``max_time_budget_ms`` (the schema's own bound is the
+    largest any server takes)."""
     if app.openapi_schema is None:
         spec = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
@@ -219,5 +265,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}",
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        if max_time_budget_ms is not None:
+            _cap(spec, "time_budget_ms", max_time_budget_ms)
+        if not auth:
+            spec["components"].pop("securitySchemes", None)
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict):
+                        operation.pop("security", None)
         app.openapi_schema = spec
     return app.openapi_schema

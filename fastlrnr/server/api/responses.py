@@ -27,6 +27,7 @@ from fastlrnr.numerics.lrnr import split_layers
 from fastlrnr.server.api.jobs import Job, PassResult
 from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE
 from fastlrnr.server.api.sweep import npz_bytes as sweep_npz
+from fastlrnr.server.api.sweep_answer import SweepAnswer
 from fastlrnr.server.engine.state import ServiceState
 from fastlrnr.server.http import encoding
 from fastlrnr.server.http.logs import request_id_var
@@ -106,27 +107,21 @@ async def batch_response(
 
 
 async def sweep_response(
-    request: Request, state: ServiceState, runtime: ModelRuntime, jobs: list[Job], results: list[PassResult]
+    request: Request,
+    state: ServiceState,
+    runtime: ModelRuntime,
+    answer: SweepAnswer,
+    tolerance: float | None,
+    extrapolated: np.ndarray,
+    started: float,
 ) -> Response:
-    """The answer to one /solve/sweep: an .npz archive (``fastlrnr.server.api.sweep``)."""
+    """The answer to one /solve/sweep: an .npz archive (``fastlrnr.server.api.sweep_answer``)."""
     t0 = time.perf_counter()
-    estimate = np.concatenate([r.estimate for r in results])
-    tolerance = jobs[0].tolerance  # one tolerance for the whole sweep
-    within = np.full(estimate.size, -1, np.int8) if tolerance is None else (estimate <= tolerance).astype(np.int8)
-    answers = [row.answer for r in results for row in r.rows]
-    # as answer_flags says it per row: the budget ended the climb of a row left above the tolerance
-    stopped = np.array([a.escalation is not None and a.escalation.time_budget_exhausted for a in answers], bool)
-    arrays = {
-        "u": np.concatenate([r.u for r in results]).astype(np.float32, copy=False),
-        "error_estimate": estimate,
-        "within_tolerance": within,
-        "rung": np.array([str(a.rung) for a in answers]),
-        "extrapolated": np.concatenate([j.extrapolated for j in jobs]).astype(bool),
-        "time_budget_exhausted": stopped & (within == 0),
-    }
+    arrays = answer.arrays(tolerance, extrapolated)
     data = await anyio.to_thread.run_sync(sweep_npz, arrays, limiter=state.encode_limiter)
-    timings = {k: sum(r.timings.get(k, 0.0) for r in results) for k in results[0].timings}
-    start = request.scope.get(START_KEY, jobs[0].enqueued)
+    del arrays
+    timings = dict(answer.timings)
+    start = request.scope.get(START_KEY, started)
     timings.update(encode=time.perf_counter() - t0, total=time.perf_counter() - start)
     ms = {k: round(v * 1e3, 3) for k, v in timings.items()}
     headers = {
@@ -134,7 +129,8 @@ async def sweep_response(
         "X-Model": runtime.ref["name"],
         "X-Model-Version": runtime.ref["version"],
         "X-Model-SHA256": runtime.ref["sha256"],
-        "X-Request-Passes": str(len(results)),
+        "X-Request-Passes": str(answer.passes),
+        "X-Rows-Solved": str(int(answer.solved.sum())),
     }
     return Response(data, media_type=NPZ_MEDIA_TYPE, headers=headers)
 

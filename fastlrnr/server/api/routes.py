@@ -25,17 +25,20 @@ from fastlrnr.server.api.schemas import (
     SolveRequest,
     SolveResponse,
 )
-from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE, check_size, parse_sweep
-from fastlrnr.server.engine.state import ServiceState, get_state
+from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE, Archive, SweepInput, inspect_archive, read_archive
+from fastlrnr.server.api.sweep_answer import SweepAnswer
+from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState, get_state
 from fastlrnr.server.http.auth import require_key
-from fastlrnr.server.http.bodies import parse_body
+from fastlrnr.server.http.bodies import parse_body, refuse_encoded
+from fastlrnr.server.http.disconnect import watch_disconnect
+from fastlrnr.server.http.errors import ClientGone
 from fastlrnr.version import __version__
 
 ops = APIRouter(tags=["ops"])
 api = APIRouter(dependencies=[Depends(require_key)])
 
 Format = Query(None, alias="format", description="npy: the field as .npy bytes (else JSON)")
-SOLVE_ERRORS = (401, 404, 408, 413, 422, 500, 503)
+SOLVE_ERRORS = (401, 404, 408, 413, 415, 422, 500, 503)
 
 
 @ops.get("/healthz", summary="liveness: the process answers")
@@ -45,12 +48,14 @@ async def healthz() -> dict:
 
 @ops.get(
     "/readyz",
-    summary="readiness: every model loaded and warmed",
-    responses={503: {"description": "starting, draining or failed"}},
+    summary="readiness: every model loaded and warmed, and a worker free within ready_busy_s",
+    responses={503: {"description": "starting, draining or failed; or busy: every solver thread pinned"}},
 )
 async def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
-    ready = state.status == "ready"
-    return JSONResponse({"status": state.status, "models": sorted(state.models)}, status_code=200 if ready else 503)
+    ready, status = state.readiness()
+    headers = {"Retry-After": str(state.settings.retry_after_s)} if status == "busy" else None
+    body = {"status": status, "models": sorted(state.models)}
+    return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
 @api.get("/models", tags=["models"], response_model=ModelsResponse, responses=error_responses(401))
@@ -66,6 +71,8 @@ async def models(state: ServiceState = Depends(get_state)) -> dict:
             "max_batch_size": s.max_batch_size,
             "max_batch_values": s.max_batch_values,
             "max_body_bytes": s.max_body_bytes,
+            "request_memory_bytes": s.request_memory_bytes,
+            "max_time_budget_ms": s.max_time_budget_ms,
         },
         "models": [rt.info(name == default) for name, rt in sorted(state.models.items())],
         "unavailable": state.unavailable,
@@ -122,11 +129,14 @@ async def _solve(request: Request, state: ServiceState, fmt, schema, make_job, r
     model, check the request into a job (``make_job``), solve it (``batchable``: may share a
     pass with other requests), answer (``respond``) as JSON or .npy."""
     async with state.requests.slot():
+        refuse_encoded(request)
         body = await parse_body(request, schema, state)
         runtime = checks.find_model(state.models, body.model, state.settings.default_model)
-        job = make_job(runtime, body, state.settings)
-        res = await state.execute(runtime, job, batchable=batchable)
-        return await respond(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
+        with state.hold(runtime):  # no await since the look-up: a reload cannot close it under the request
+            job = make_job(runtime, body, state.settings)
+            async with watch_disconnect(request, job.budget.gone):
+                res = await state.execute(runtime, job, batchable=batchable)
+            return await respond(request, state, runtime, job, res, wants_npy(fmt, request.headers.get("accept")))
 
 
 SWEEP_BODY = {
@@ -163,13 +173,37 @@ async def solve_sweep(
     allow_extrapolation: bool = Query(False, description="as for /solve"),
 ) -> Response:
     """Many parameter sets at the same sites, binary in and out (``fastlrnr.server.api.sweep``)."""
+    settings = state.settings
     async with state.requests.slot():
+        refuse_encoded(request)
         raw = await request.body()
-        sweep = await anyio.to_thread.run_sync(parse_sweep, raw, limiter=state.parse_small)
-        check_size(sweep)
-        runtime = checks.find_model(state.models, model, state.settings.default_model)
-        jobs = checks.sweep_jobs(
-            runtime, sweep, correction, tolerance, time_budget_ms, allow_extrapolation, state.settings
+        archive = await anyio.to_thread.run_sync(
+            inspect_archive, raw, settings.request_memory_bytes, limiter=state.parse_small
         )
-        results = [await state.execute(runtime, job, batchable=False) for job in jobs]
-        return await sweep_response(request, state, runtime, jobs, results)
+        del raw
+        sweep = await _read_archive(state, archive)
+        held = archive.held_bytes
+        del archive
+        runtime = checks.find_model(state.models, model, settings.default_model)
+        with state.hold(runtime):  # for every pass: a reload meanwhile closes it after the last one
+            parts, jobs, budget, extrapolated = checks.sweep_jobs(
+                runtime, sweep, held, correction, tolerance, time_budget_ms, allow_extrapolation, settings
+            )
+            answer = SweepAnswer(len(sweep.mu), sweep.shape, sweep.kind, parts)
+            async with watch_disconnect(request, budget.gone), state.pool.slot():
+                for part, job in zip(parts, jobs):
+                    if answer.passes and budget.stop():
+                        break  # the deadline passed, or the client left: the rows done are answered
+                    answer.fill(part, await state.run_job(runtime, job))
+            if budget.gone.is_set():
+                raise ClientGone()
+            return await sweep_response(request, state, runtime, answer, tolerance, extrapolated, budget.start)
+
+
+async def _read_archive(state: ServiceState, archive: Archive) -> SweepInput:
+    """The inspected archive's arrays, read off the event loop: large ones one at a time (as large
+    JSON bodies are), so that their unpacking cannot hold up the parsing of small requests."""
+    if archive.stored_bytes <= LARGE_BODY_BYTES:
+        return await anyio.to_thread.run_sync(read_archive, archive, limiter=state.parse_small)
+    async with state.parse_large:
+        return await anyio.to_thread.run_sync(read_archive, archive)

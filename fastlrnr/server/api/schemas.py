@@ -41,6 +41,8 @@ Params = Annotated[
         "family.params; the CDR family's are beta, nu, rho); a missing one is 0 (as for the fixed nu, rho "
         "of `convection`); a name the family does not declare is refused",
         examples=[{"beta": 2.0, "nu": 1.0, "rho": 1.0}],
+        # a name that does not match the pattern is refused too: say so (patternProperties alone allows it)
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 """One parameter set μ by name; the model's family checks the names (``fastlrnr.server.api.checks``)."""
@@ -396,6 +398,8 @@ class Limits(BaseModel):
     max_batch_size: int = Field(description="most parameter sets in one /solve/batch request")
     max_batch_values: int = Field(description="most field values in one /solve/batch answer")
     max_body_bytes: int = Field(description="largest request body")
+    request_memory_bytes: int = Field(description="the most memory one request may take (predicted; 413 beyond)")
+    max_time_budget_ms: int = Field(description="the largest time_budget_ms a request may ask for")
 
 
 class ModelsResponse(BaseModel):

@@ -16,7 +16,14 @@ else surrogate). With one, every row whose estimate is above it climbs: through 
 corrected rungs when it was corrected, then to the reference. A request that turned the
 correction off climbs straight to the reference: at scattered points the reference costs
 less than a correction grid's LRNR pass. A rung is started only when its predicted time fits
-before the deadline; a row left above the tolerance when the time is up is flagged.
+before the deadline (:class:`Limits`) — the reference rung's from its steps, at least one per
+distinct time, and its memory (``fastlrnr.numerics.reference_cost``) —; the reference rung polls
+the request's ``stop`` inside its marches. A row left above the tolerance when the budget is
+spent is flagged.
+
+The first answer and the climb are separate calls (``first_answer``, ``escalate``) so that the
+server can run them as separate passes: what the climb needs of the first pass is a
+:class:`Climb`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from fastlrnr.numerics.answer import (
 )
 from fastlrnr.numerics.correction import CorrectionPass, ErrorField
 from fastlrnr.numerics.reference_rung import points_for, solve_to_tolerance
+from fastlrnr.numerics.stopping import Stop
 from fastlrnr.server.api.jobs import GridArrays
 from fastlrnr.server.http.errors import SolverError
 
@@ -49,7 +57,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Answer:
-    """A pass's answers: u (R, ...) float64, estimate (R,), and the correction's LRNR pass and
+    """A pass's answers: u (R, ...) float32, estimate (R,), and the correction's LRNR pass and
     solve time (for the further corrected rungs). What produced each row's answer is in the
     rows' diagnostics (``Diagnostics.answer``)."""
 
@@ -57,6 +65,37 @@ class Answer:
     estimate: np.ndarray
     correction_pass: CorrectionPass | None = None
     correction_s: float = 0.0
+
+
+@dataclass
+class Climb:
+    """What a first pass keeps for its rows' climb: the LRNR's field at the sites (R, ...)
+    float32, the correction's LRNR pass (None: uncorrected) and how long its solve took."""
+
+    u_lrnr: np.ndarray
+    correction_pass: CorrectionPass | None
+    correction_s: float
+
+    def take(self, lo: int, hi: int) -> Climb:
+        """The rows lo … hi − 1 (a job's share of a shared pass)."""
+        cp = None if self.correction_pass is None else self.correction_pass.take(np.arange(lo, hi))
+        return Climb(self.u_lrnr[lo:hi], cp, self.correction_s * (hi - lo) / max(1, len(self.u_lrnr)))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far a climb may go: rungs must end by ``deadline`` (perf_counter; None: no limit),
+    ``stop`` is polled inside the reference rung, whose attempts may take ``max_bytes``."""
+
+    deadline: float | None = None
+    stop: Stop | None = None
+    max_bytes: int | None = None
+
+    def late(self, predicted_s: float) -> bool:
+        """A rung predicted to take ``predicted_s`` would end too late (or the work is stopped)."""
+        if self.stop is not None and self.stop():
+            return True
+        return self.deadline is not None and time.perf_counter() + predicted_s > self.deadline
 
 
 def at_sites(field: ErrorField, grid: GridArrays) -> np.ndarray:
@@ -91,7 +130,10 @@ def first_answer(
         cr = rt.correction.solve(cp)
         if not np.all(np.isfinite(cr.d)):
             raise SolverError(f"model {rt.name!r} produced a non-finite correction")
-        u = u_lrnr + at_sites(cr.field, grid)
+        e = at_sites(cr.field, grid)  # float64, then the LRNR's field added in place
+        e += u_lrnr
+        u = e.astype(np.float32)
+        del e
         estimate = rt.correction_spec.rungs[0].error_model.predict(cr.d, mu)
         estimate = estimate * np.where(outside, rt.corrected_extrapolation_factor, 1.0)
         for i, row in enumerate(rows):
@@ -116,7 +158,7 @@ def first_answer(
         estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
     if not np.all(np.isfinite(estimate)):
         raise SolverError(f"model {rt.name!r} produced a non-finite residual")
-    return Answer(np.asarray(u_lrnr, dtype=np.float64), estimate)
+    return Answer(np.asarray(u_lrnr, dtype=np.float32), estimate)
 
 
 def _checked(fast_phase: FastPhaseDiagnostics, rms, proxy) -> FastPhaseDiagnostics:
@@ -139,73 +181,83 @@ def _correction_diag(cr, i: int, rt: ModelRuntime) -> CorrectionDiagnostics:
     )
 
 
+def give_up(estimate: np.ndarray, tolerance: float, rows: list[Diagnostics]) -> None:
+    """Rows above ``tolerance`` whose climb could not start (the budget was spent, the client
+    gone): flagged as stopped by the budget, nothing tried."""
+    for i in np.flatnonzero(~(estimate <= tolerance)):
+        rows[i].answer.escalation = Escalation(rows[i].answer.rung)
+        rows[i].answer.escalation.time_budget_exhausted = True
+
+
 def escalate(
     rt: ModelRuntime,
-    ans: Answer,
+    u: np.ndarray,
+    estimate: np.ndarray,
+    climb: Climb,
     mu: np.ndarray,
     grid: GridArrays,
-    u_lrnr: np.ndarray,
     tolerance: float,
-    deadline: float | None,
+    limits: Limits,
     rows: list[Diagnostics],
 ) -> None:
-    """Climb the ladder, in place, for every row whose estimate is above ``tolerance``."""
-    need = np.flatnonzero(~(ans.estimate <= tolerance))
+    """Climb the ladder for every row whose estimate is above ``tolerance``: ``u`` (R, ...)
+    float32, ``estimate`` (R,) and ``rows`` updated in place, within ``limits``."""
+    need = np.flatnonzero(~(estimate <= tolerance))
     if need.size == 0:
         return
     for i in need:
         rows[i].answer.escalation = Escalation(rows[i].answer.rung)
     exhausted = False
     outside = ~rt.served.contains(mu)
-    if ans.correction_pass is not None:
+    u_lrnr = climb.u_lrnr
+    if climb.correction_pass is not None:
         first = rt.correction_spec.rungs[0]
         for rung in rt.correction_spec.rungs[1:]:
             if need.size == 0:
                 break
-            predicted = ans.correction_s * rung.substeps / first.substeps * need.size / len(mu)
-            if deadline is not None and time.perf_counter() + predicted > deadline:
+            predicted = climb.correction_s * rung.substeps / first.substeps * need.size / len(mu)
+            if limits.late(predicted):
                 exhausted = True
                 break
-            cr = rt.correction.solve(ans.correction_pass.take(need), rung.substeps)
+            cr = rt.correction.solve(climb.correction_pass.take(need), rung.substeps)
             est = rung.error_model.predict(cr.d, mu[need]) * np.where(
                 outside[need], rt.corrected_extrapolation_factor, 1.0
             )
-            better = est < ans.estimate[need]
+            better = est < estimate[need]
             e_sites = at_sites(cr.field, grid)
             for k, i in enumerate(need):
                 answer = rows[i].answer
                 answer.escalation.tried.append(Escalation.corrected(rung.substeps))
                 if better[k]:
-                    ans.u[i] = u_lrnr[i] + e_sites[k]
-                    ans.estimate[i] = est[k]
+                    u[i] = u_lrnr[i] + e_sites[k]
+                    estimate[i] = est[k]
                     answer.rung, answer.substeps = Rung.CORRECTED, rung.substeps
                     rows[i].correction = _correction_diag(cr, k, rt)
-            need = need[~(ans.estimate[need] <= tolerance)]
+            del e_sites
+            need = need[~(estimate[need] <= tolerance)]
     if need.size and not exhausted:
-        predicted = rt.reference_cost(need.size, int(np.prod(grid.shape)))
-        if deadline is not None and time.perf_counter() + predicted > deadline:
-            exhausted = True
-        else:
-            points = grid.kind == "points"
-            ref = solve_to_tolerance(
-                mu[need],
-                grid.x_eval,
-                grid.t,
-                points,
-                tolerance,
-                deadline,
-                points_for(tolerance, rt.family, mu[need]),
-                family=rt.family,
-            )
-            exhausted = ref.exhausted
-            for k, i in enumerate(need):
-                answer = rows[i].answer
-                answer.escalation.tried.append(str(Rung.REFERENCE))
-                if ref.estimate[k] < ans.estimate[i]:
-                    ans.u[i] = ref.u[k]
-                    ans.estimate[i] = ref.estimate[k]
-                    answer.rung, answer.substeps = Rung.REFERENCE, int(ref.substeps[k])
-                    answer.reference_points = int(ref.points[k])
-            need = need[~(ans.estimate[need] <= tolerance)]
+        ref = solve_to_tolerance(
+            mu[need],
+            grid.x_eval,
+            grid.t,
+            grid.kind == "points",
+            tolerance,
+            limits.deadline,
+            points_for(tolerance, rt.family, mu[need]),
+            family=rt.family,
+            stop=limits.stop,
+            max_bytes=limits.max_bytes,
+            rates=rt.current_rates().reference,
+        )
+        exhausted = ref.exhausted
+        for k, i in enumerate(need if ref.attempts else ()):
+            answer = rows[i].answer
+            answer.escalation.tried.append(str(Rung.REFERENCE))
+            if ref.estimate[k] < estimate[i]:
+                u[i] = ref.u[k]
+                estimate[i] = ref.estimate[k]
+                answer.rung, answer.substeps = Rung.REFERENCE, int(ref.substeps[k])
+                answer.reference_points = int(ref.points[k])
+        need = need[~(estimate[need] <= tolerance)]
     for i in need:
         rows[i].answer.escalation.time_budget_exhausted = exhausted

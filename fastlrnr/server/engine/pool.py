@@ -7,7 +7,11 @@ bound: the app uses one for open solve requests (taken before the body is read) 
 Each is taken and released in one place, ``async with gate.slot():``.
 
 :class:`SolverPool` runs CPU work on at most ``threads`` worker threads
-(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``).
+(``anyio.to_thread.run_sync`` with a ``CapacityLimiter``). Long work — a pass predicted
+longer than ``LONG_PASS_S``, a climb to a tolerance whose budget leaves it longer — also takes a
+place in the long lane, ``threads − 1`` places (at least one): however many long requests run, a worker stays
+free for short ones. The pool knows since when each worker has been on its pass
+(``pinned_s``): readiness reports a pod whose workers are all pinned (``fastlrnr.server.api.routes``).
 
 :class:`MicroBatcher` merges single solves with the same model, grid and fast-phase
 settings that queue while the workers are busy into one vectorised pass (one
@@ -21,8 +25,10 @@ worker threads, so the counters need no locks.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -77,12 +83,16 @@ class Gate:
 
 
 class SolverPool:
-    """``threads`` workers and room for ``capacity`` waiting jobs."""
+    """``threads`` workers (``threads − 1`` of them, at least one, for long work at once) and
+    room for ``capacity`` waiting jobs."""
 
     def __init__(self, threads: int, capacity: int, retry_after_s: int, metrics: Any):
         self.threads = threads
         self.metrics = metrics
         self.running = 0
+        self._calls: dict[int, float] = {}  # call id → perf_counter when its worker started it
+        self._ids = itertools.count()
+        self.long_limiter = anyio.CapacityLimiter(max(1, threads - 1))
         self.gate = Gate(
             threads + capacity,
             retry_after_s,
@@ -110,26 +120,47 @@ class SolverPool:
         self.metrics.in_flight.set(self.running)
 
     @asynccontextmanager
-    async def worker(self) -> AsyncIterator[None]:
-        """Hold one of the ``threads`` worker slots (FIFO among waiters)."""
-        async with self.limiter:
+    async def worker(self, long: bool = False, wait_s: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the ``threads`` worker slots (FIFO among waiters); ``long`` work takes a
+        place in the long lane first. ``wait_s``: give up (TimeoutError) when the places are not
+        had within this many seconds."""
+        async with AsyncExitStack() as places:
+            with anyio.move_on_after(float("inf") if wait_s is None else max(wait_s, 0.0)) as waiting:
+                if long:
+                    await places.enter_async_context(self.long_limiter)
+                await places.enter_async_context(self.limiter)
+            if waiting.cancelled_caught:
+                raise TimeoutError("no worker within the time allowed")
             yield
 
     async def call(self, jobs: int, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on a thread for ``jobs`` admitted jobs; the caller holds a worker slot."""
         self.running += jobs
         self._gauges()
+        key = next(self._ids)
+        self._calls[key] = time.perf_counter()
         try:
             # Not abandoned on cancellation: the worker finishes and the counters stay true.
             return await anyio.to_thread.run_sync(fn, *args)
         finally:
+            del self._calls[key]
             self.running -= jobs
             self._gauges()
 
-    async def run(self, fn: Callable[..., Any], *args: Any, jobs: int = 1) -> Any:
-        """Wait for a worker slot, then run ``fn(*args)`` on a thread; the caller admitted the jobs."""
-        async with self.worker():
+    async def run(
+        self, fn: Callable[..., Any], *args: Any, jobs: int = 1, long: bool = False, wait_s: float | None = None
+    ) -> Any:
+        """Wait for a worker slot (at most ``wait_s`` seconds: else TimeoutError), then run
+        ``fn(*args)`` on a thread; the caller admitted the jobs."""
+        async with self.worker(long, wait_s):
             return await self.call(jobs, fn, *args)
+
+    def pinned_s(self) -> float:
+        """How long every worker has been on its current pass: the shortest of their times
+        when all ``threads`` are busy, else 0."""
+        if len(self._calls) < self.threads:
+            return 0.0
+        return time.perf_counter() - max(self._calls.values())
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no job is admitted (at shutdown); False on timeout."""
@@ -145,8 +176,9 @@ class MicroBatcher:
     server therefore starts a lone job at once, and a busy one solves the jobs that
     queued behind a running pass together: one hypernetwork call, one fast phase over
     all rows, one batched field evaluation. ``solve_many(runtime, jobs) -> list`` runs
-    on the worker thread. The caller holds each job's pool slot while it waits; a job
-    whose caller gives up before its group starts is dropped from the group.
+    on the worker thread; an exception in its list is raised to that job's caller alone. The
+    caller holds each job's pool slot while it waits; a job whose caller gives up before its
+    group starts is dropped from the group.
     """
 
     def __init__(
@@ -200,7 +232,11 @@ class MicroBatcher:
                 raise
         else:
             for (_, fut), res in zip(group, results):
-                if not fut.done():
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):  # a job refused at the start of the pass (solve_many said why)
+                    fut.set_exception(res)
+                else:
                     fut.set_result(res)
         finally:
             self._close(gkey, group)

@@ -30,13 +30,11 @@ from fastlrnr.numerics.artifact import Artifact, ArtifactError, load_artifact
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
 from fastlrnr.numerics.hypernet import hyper_forward
-from fastlrnr.numerics.reference_rung import FIRST_SUBSTEPS, NX_INTERNAL, solve_at_sites
 from fastlrnr.server.api.jobs import GridArrays, Job, PassResult, grid_arrays
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine import ladder
+from fastlrnr.server.engine.costs import Load, PassRates
 from fastlrnr.server.http.errors import SolverError
-
-STANDARD_SITES = STANDARD_NX * STANDARD_NT
 
 # How far a request may extrapolate when it opts in: one trained-domain width beyond each
 # bound (at least EXTRAPOLATION_MIN_SPAN), and never below zero (μ ≥ 0 is physical).
@@ -93,8 +91,10 @@ class ModelRuntime:
         # how much an estimate is widened outside the served domain (measured at build time)
         self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
         self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
-        # the reference rung's first attempt per row, at 16 sites and on the standard grid (measured by warm())
-        self.reference_cost_s = (0.002, 0.05)
+        # seconds per unit of a pass and of the reference rung (measured by warm()), and how the
+        # passes served since have run against them
+        self.rates = PassRates()
+        self.load = Load()
         self.served = artifact.served_domain
         lo, hi = artifact.domain.low, artifact.domain.high
         span = np.where(hi > lo, np.maximum(hi - lo, EXTRAPOLATION_MIN_SPAN), 0.0)  # a fixed parameter stays fixed
@@ -105,6 +105,10 @@ class ModelRuntime:
     def load(cls, directory: Path | str, onnx_threads: int = 1, field_threads: int = 1) -> ModelRuntime:
         """Load and verify ``directory``; raises ArtifactError naming the file and the problem."""
         return cls(load_artifact(directory), onnx_threads, field_threads)
+
+    def current_rates(self) -> PassRates:
+        """The measured rates scaled by how the recent passes ran against them (``Load``)."""
+        return self.rates.scaled(self.load.factor)
 
     def close(self) -> None:
         """Stop the field threads (idempotent)."""
@@ -145,13 +149,30 @@ class ModelRuntime:
         correct: bool | None = None,
         tolerance: float | None = None,
         deadline: float | None = None,
+        limits: ladder.Limits | None = None,
     ) -> PassResult:
-        """One pass over rows ``mu`` (R, p), the family's parameter columns: coefficients (the
-        hypernetwork's, or the fast phase's when ``settings``), the LRNR's field (on up to
+        """One pass over rows ``mu`` (R, p) (``first_pass``), then, with a ``tolerance``, the
+        climb of every row whose estimate is above it (``climb``) within ``limits`` (or until
+        ``deadline``, a perf_counter value)."""
+        res = self.first_pass(mu, grid, settings, field_workers, correct, keep=tolerance is not None)
+        if tolerance is not None:
+            self.climb(res, mu, grid, tolerance, limits or ladder.Limits(deadline))
+        return res
+
+    def first_pass(
+        self,
+        mu: np.ndarray,
+        grid: GridArrays,
+        settings: FastPhaseSettings | None,
+        field_workers: int = 1,
+        correct: bool | None = None,
+        keep: bool = False,
+    ) -> PassResult:
+        """The first answer of rows ``mu`` (R, p), the family's parameter columns: coefficients
+        (the hypernetwork's, or the fast phase's when ``settings``), the LRNR's field (on up to
         ``field_workers`` threads), the correction when ``correct`` (None: the model's default)
-        with its estimate, or the uncorrected estimate; then, with a ``tolerance``, the
-        escalation of every row whose estimate is above it (``fastlrnr.server.engine.ladder``), stopped at
-        ``deadline`` (perf_counter)."""
+        with its estimate, or the uncorrected estimate. ``keep``: keep what a climb needs
+        (``PassResult.climb``; the LRNR's field at the sites and the correction's pass)."""
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
         # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them
@@ -174,10 +195,21 @@ class ModelRuntime:
         answer = ladder.first_answer(self, S, mu, grid, u_lrnr, rows, correct, settings is not None)
         t4 = time.perf_counter()
         timings = {"hypernet": t1 - started, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
-        if tolerance is not None:
-            ladder.escalate(self, answer, mu, grid, u_lrnr, tolerance, deadline, rows)
-            timings["escalation"] = time.perf_counter() - t4
-        return PassResult(S, answer.u.astype(np.float32), rows, answer.estimate, timings, started, mu.shape[0])
+        climb = ladder.Climb(u_lrnr, answer.correction_pass, answer.correction_s) if keep else None
+        return PassResult(S, answer.u, rows, answer.estimate, timings, started, mu.shape[0], climb)
+
+    def climb(
+        self, res: PassResult, mu: np.ndarray, grid: GridArrays, tolerance: float, limits: ladder.Limits
+    ) -> PassResult:
+        """The escalation of ``res``'s rows above ``tolerance`` (``fastlrnr.server.engine.ladder``),
+        in place, within ``limits``; its time goes into ``res.timings["escalation"]``."""
+        t0 = time.perf_counter()
+        if res.climb is None:
+            raise ValueError("this pass kept nothing to climb from (first_pass(..., keep=True))")
+        ladder.escalate(self, res.u, res.estimate, res.climb, mu, grid, tolerance, limits, res.rows)
+        res.climb = None  # the LRNR's field and the correction's pass are not needed any more
+        res.timings = {**res.timings, "escalation": time.perf_counter() - t0}
+        return res
 
     def _field(self, S: np.ndarray, grid: GridArrays, workers: int = 1) -> np.ndarray:
         """The full-LRNR field for coefficient rows S (R, Σ k_l): (R, nt, nx) or (R, P).
@@ -205,39 +237,27 @@ class ModelRuntime:
             return self.field.evaluate(S, x, t)
         return self.field.evaluate_grid(S, x, t)
 
-    def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1) -> list[PassResult]:
-        """Solve compatible jobs (equal ``key``) as one pass and split the result per job."""
+    def solve_jobs(self, jobs: Sequence[Job], field_workers: int = 1, climb: bool = True) -> list[PassResult]:
+        """Solve compatible jobs (equal ``key``) as one first pass and split the result per job;
+        ``climb``: then each job's climb to its tolerance, within its own budget."""
         mu = np.concatenate([j.mu for j in jobs]) if len(jobs) > 1 else jobs[0].mu
         first = jobs[0]
-        deadlines = [j.deadline for j in jobs if j.deadline is not None]
-        result = self.solve(
-            mu, first.grid, first.settings, field_workers, first.correct, first.tolerance, min(deadlines, default=None)
-        )
-        return result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
+        keep = first.tolerance is not None
+        result = self.first_pass(mu, first.grid, first.settings, field_workers, first.correct, keep)
+        results = result.split([j.mu.shape[0] for j in jobs]) if len(jobs) > 1 else [result]
+        if climb and keep:
+            for job, res in zip(jobs, results):
+                self.climb(res, job.mu, job.grid, job.tolerance, job.limits())
+        return results
 
     def warm(self) -> float:
-        """One solve at the domain's centre on the standard grid; returns its wall time in seconds."""
+        """One solve at the domain's centre on the standard grid, on one thread, with the model's
+        default fast phase and correction: it warms the model, and its stage timings are the rates
+        a pass's cost is predicted from (``fastlrnr.server.engine.costs``). Its wall time, seconds."""
         t0 = time.perf_counter()
         centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
         grid = grid_arrays(Grid(nx=STANDARD_NX, nt=STANDARD_NT))
-        self.solve(centre[None], grid, self.default_settings, self.field_threads)
+        res = self.first_pass(centre[None], grid, self.default_settings, 1, True)
         elapsed = time.perf_counter() - t0
-        # the reference rung's first attempt (its solve and its check: twice), per row: one row
-        # on the standard grid, and 64 rows at 16 points (vectorised over rows)
-        t1 = time.perf_counter()
-        solve_at_sites(centre[None], grid.x_eval, grid.t, False, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family)
-        t2 = time.perf_counter()
-        pts = np.linspace(0.05, 0.95, 16)
-        solve_at_sites(
-            np.repeat(centre[None], 64, 0), 6.0 * pts, pts, True, FIRST_SUBSTEPS, NX_INTERNAL, family=self.family
-        )
-        t3 = time.perf_counter()
-        self.reference_cost_s = (2.0 * (t3 - t2) / 64, 2.0 * (t2 - t1))
+        self.rates = PassRates.from_pass(res.timings, 1, grid.sites, self.family)
         return elapsed
-
-    def reference_cost(self, rows: int, sites: int) -> float:
-        """Predicted seconds of the reference rung's first attempt for ``rows`` at ``sites``
-        sites: per row, linear in the sites between the two measured by ``warm``."""
-        few, full = self.reference_cost_s
-        share = min(1.0, max(0.0, (sites - 16) / (STANDARD_SITES - 16)))
-        return rows * (few + (full - few) * share)

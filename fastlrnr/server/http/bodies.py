@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState
-from fastlrnr.server.http.errors import MAX_ERRORS, error_items, validation_error
+from fastlrnr.server.http.errors import MAX_ERRORS, ApiError, error_items, validation_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,6 +28,18 @@ M = TypeVar("M", bound=BaseModel)
 # times as long, before the next large body may be parsed: parsing holds the interpreter
 # lock for its whole duration, so large bodies get at most 1/(1 + LARGE_BODY_PAUSE) of it.
 LARGE_BODY_PAUSE = 3.0
+
+
+def refuse_encoded(request: Request) -> None:
+    """415 for a body sent with a Content-Encoding (gzip, …): bodies are read as they arrive, never
+    decompressed (a small compressed body could unpack to far more than ``max_body_bytes``)."""
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed",
+        )
 
 
 async def parse_body(request: Request, model: type[M], state: ServiceState) -> M:

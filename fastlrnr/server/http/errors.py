@@ -50,6 +50,13 @@ class Overloaded(ApiError):
         self.retry_after_s = retry_after_s
 
 
+class ClientGone(ApiError):
+    """The client disconnected: its work was stopped (recorded as 499, as nginx does)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "client_gone", "the client closed the connection; the work was stopped")
+
+
 class SolverError(RuntimeError):
     """The model produced something unusable (non-finite field): a server-side fault."""
 

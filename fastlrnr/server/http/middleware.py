@@ -31,6 +31,7 @@ from fastlrnr.server.api.responses import START_KEY
 from fastlrnr.server.engine.pool import Gate
 from fastlrnr.server.http.auth import DocsGuard, bearer_token, key_ok
 from fastlrnr.server.http.errors import ApiError, error_response
+from fastlrnr.server.http.headers import is_decimal
 from fastlrnr.server.http.logs import get_logger, request_id_var
 from fastlrnr.server.http.metrics import Registry, method_label
 
@@ -220,14 +221,18 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            error = self._too_large() if length.isdigit() else ApiError(400, "bad_request", "bad Content-Length")
+        if length is not None and (not is_decimal(length) or int(length) > self.max_bytes):
+            error = self._too_large() if is_decimal(length) else ApiError(400, "bad_request", "bad Content-Length")
             return await error_response(error.status, error.code, error.message)(scope, receive, send)
         scope[_BODY_KEY] = 0
         timeout_s = self.deadline_s(int(length) if length is not None else None)
         deadline: list[float] = []
 
+        complete: list[bool] = []
+
         async def receive_limited() -> Message:
+            if complete:  # the body has arrived: what follows (a disconnect) has no deadline
+                return await receive()
             if not deadline:
                 deadline.append(time.monotonic() + timeout_s)
             remaining = deadline[0] - time.monotonic()
@@ -245,6 +250,8 @@ class BodyLimit:
                 scope[_BODY_KEY] += len(message.get("body", b""))
                 if scope[_BODY_KEY] > self.max_bytes:
                     raise self._too_large()
+                if not message.get("more_body", False):
+                    complete.append(True)
             return message
 
         if not self._read_first(scope, length):

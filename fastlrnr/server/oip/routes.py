@@ -27,9 +27,11 @@ from fastlrnr.server.engine.solver import ModelRuntime
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState
 from fastlrnr.server.http import encoding
 from fastlrnr.server.http.auth import bearer, require_key
-from fastlrnr.server.http.bodies import LARGE_BODY_PAUSE, parse_json
+from fastlrnr.server.http.bodies import LARGE_BODY_PAUSE, parse_json, refuse_encoded
+from fastlrnr.server.http.disconnect import watch_disconnect
 from fastlrnr.server.http.errors import ApiError, SolverError
 from fastlrnr.server.http.logs import get_logger, request_id_var
+from fastlrnr.server.oip.schema import INFER_BODY
 from fastlrnr.server.oip.tensors import HEADER_LENGTH, InferRequest, Output, encode_response, invalid, parse_request
 from fastlrnr.version import __version__
 
@@ -41,6 +43,8 @@ EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "fastlrnr"
 # Request parameters with a meaning in the protocol or in Triton's scheduler but none here.
 IGNORED_PARAMETERS = ("priority", "timeout")
+# Request parameters that are /solve/batch fields of the same name.
+BATCH_FIELDS = ("allow_extrapolation", "correction", "tolerance", "time_budget_ms")
 INPUTS = [  # params: [B, p], p the model's family's parameters (its metadata names them)
     {"name": "params", "datatype": "FP64", "shape": [-1, -1]},
     {"name": "x", "datatype": "FP64", "shape": [-1]},
@@ -84,7 +88,7 @@ VERSION_PARAM = {
     "parameters": [{"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}]
 }
 META_ERRORS = _oip_errors(401, 404, 503)
-INFER_ERRORS = _oip_errors(400, 401, 404, 408, 413, 422, 500, 503)
+INFER_ERRORS = _oip_errors(400, 401, 404, 408, 413, 415, 422, 500, 503)
 
 
 def _protocol_errors(handler):
@@ -128,10 +132,12 @@ async def live() -> dict:
     return {"live": True}
 
 
-@router.get("/health/ready", summary="readiness: every model loaded and warmed (never needs a key)")
+@router.get("/health/ready", summary="readiness: as /readyz (never needs a key)")
 async def ready(request: Request) -> JSONResponse:
-    ok = _state(request).status == "ready"
-    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+    state = _state(request)
+    ok, status = state.readiness()
+    headers = {"Retry-After": str(state.settings.retry_after_s)} if status == "busy" else None
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503, headers=headers)
 
 
 @router.get("", summary="server metadata", responses=_oip_errors(401))
@@ -152,7 +158,7 @@ async def server_metadata(request: Request) -> JSONResponse:
 async def model_ready(request: Request, model_name: str) -> JSONResponse:
     state = _state(request)
     runtime = _model(state, model_name, _version(request))
-    ok = state.status == "ready"
+    ok = state.readiness()[0]
     return JSONResponse(
         {"name": model_name, "version": runtime.artifact.version, "ready": ok}, status_code=200 if ok else 503
     )
@@ -196,30 +202,38 @@ def _inputs(runtime: ModelRuntime) -> list[dict]:
 # ------------------------------------------------------------------ infer
 
 
-@router.post("/models/{model_name}/infer", summary="solve: /solve/batch as tensors", responses=INFER_ERRORS)
+@router.post(
+    "/models/{model_name}/infer",
+    summary="solve: /solve/batch as tensors",
+    responses=INFER_ERRORS,
+    openapi_extra=INFER_BODY,
+)
 @router.post(
     "/models/{model_name}/versions/{model_version}/infer",
     summary="solve: /solve/batch as tensors",
     responses=INFER_ERRORS,
-    openapi_extra=VERSION_PARAM,
+    openapi_extra={**VERSION_PARAM, **INFER_BODY},
 )
 async def infer(request: Request, model_name: str) -> Response:
     state = _state(request)
     try:
         await authorize(request, state)
         async with state.requests.slot():
+            refuse_encoded(request)
             raw = await request.body()
             names = _model(state, model_name, _version(request)).family.params  # the columns of params
             req, body = await _parse(state, raw, request.headers.get(HEADER_LENGTH), names)
-            # no await from the model look-up to execute(): a reload cannot close the runtime between
+            del raw
             runtime = _model(state, model_name, _version(request))
-            job = checks.batch_job(runtime, body, state.settings)
-            wanted = _wanted(req, job)
-            res = await state.execute(runtime, job, batchable=False)
-            head, outputs, binary = _answer(request, runtime, req, wanted, job, res)
-            data, header_length = await anyio.to_thread.run_sync(
-                encode_response, head, outputs, binary, limiter=state.encode_limiter
-            )
+            with state.hold(runtime):  # no await since the look-up: a reload cannot close it under the request
+                job = checks.batch_job(runtime, body, state.settings)
+                wanted = _wanted(req, job)
+                async with watch_disconnect(request, job.budget.gone):
+                    res = await state.execute(runtime, job, batchable=False)
+                head, outputs, binary = _answer(request, runtime, req, wanted, job, res)
+                data, header_length = await anyio.to_thread.run_sync(
+                    encode_response, head, outputs, binary, limiter=state.encode_limiter
+                )
     except ApiError as exc:
         return oip_error(exc)
     except SolverError as exc:
@@ -237,21 +251,22 @@ async def _parse(
 ) -> tuple[InferRequest, BatchSolveRequest]:
     """The body → (protocol request, the equivalent /solve/batch body with ``params`` columns
     named ``names``), on a worker thread."""
+    memory = state.settings.request_memory_bytes
     if len(raw) <= LARGE_BODY_BYTES:
-        return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names, limiter=state.parse_small)
+        return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names, memory, limiter=state.parse_small)
     async with state.parse_large:  # one large body at a time, then a pause while solves run, as /solve/batch
         t0 = time.perf_counter()
         try:
-            return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names)
+            return await anyio.to_thread.run_sync(_parse_sync, raw, header_length, names, memory)
         finally:
             if state.pool.admitted:
                 await anyio.sleep((time.perf_counter() - t0) * LARGE_BODY_PAUSE)
 
 
 def _parse_sync(
-    raw: bytes, header_length: str | None, names: tuple[str, ...]
+    raw: bytes, header_length: str | None, names: tuple[str, ...], memory_bytes: int
 ) -> tuple[InferRequest, BatchSolveRequest]:
-    req = parse_request(raw, header_length)
+    req = parse_request(raw, header_length, memory_bytes)
     return req, parse_json(BatchSolveRequest, orjson.dumps(batch_body(req, names)))
 
 
@@ -283,7 +298,7 @@ def batch_body(req: InferRequest, names: tuple[str, ...]) -> dict:
     fast_phase.update({k: p.pop(k) for k in ("steps", "backend", "locality") if k in p})
     if fast_phase:
         body["fast_phase"] = fast_phase
-    body.update({k: p.pop(k) for k in ("allow_extrapolation", "correction", "tolerance") if k in p})
+    body.update({k: p.pop(k) for k in BATCH_FIELDS if k in p})
     for key in IGNORED_PARAMETERS:
         p.pop(key, None)
     if inputs:

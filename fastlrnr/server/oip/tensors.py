@@ -21,6 +21,7 @@ import orjson
 
 from fastlrnr.server.http import encoding
 from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.http.headers import is_decimal
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES: dict[str, np.dtype] = {
@@ -38,6 +39,9 @@ DTYPES: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
 }
 FLOATS = ("FP64", "FP32")  # what the float inputs accept (FP32 is widened to FP64)
+# bytes an input value takes once read: widened to float64, then a Python float in the list the
+# /solve/batch body is built from, and that body's JSON text
+VALUE_BYTES = 64
 
 
 def invalid(message: str, loc: tuple = ()) -> ApiError:
@@ -57,12 +61,15 @@ class InferRequest:
     datatypes: dict[str, str] = field(default_factory=dict)
 
 
-def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
-    """Worker thread: the body → :class:`InferRequest`, or ApiError 422 (400 for a bad framing header)."""
+def parse_request(raw: bytes, header_length: str | None, memory_bytes: int | None = None) -> InferRequest:
+    """Worker thread: the body → :class:`InferRequest`, or ApiError 422 (400 for a bad framing
+    header). Every input is sized from its shape and datatype before it is read: its count must
+    match the bytes or values it brings, and all of them, widened, must fit ``memory_bytes``
+    (413 ``over_memory_budget``)."""
     if header_length is None:
         head_bytes, blob = raw, b""
     else:
-        if not header_length.isdigit() or int(header_length) > len(raw):
+        if not is_decimal(header_length) or int(header_length) > len(raw):
             raise ApiError(400, "bad_request", f"Inference-Header-Content-Length {header_length!r} is not valid")
         n = int(header_length)
         head_bytes, blob = raw[:n], raw[n:]
@@ -82,21 +89,30 @@ def parse_request(raw: bytes, header_length: str | None) -> InferRequest:
     inputs_raw = head.get("inputs")
     if not isinstance(inputs_raw, list) or not inputs_raw:
         raise invalid("inputs must be a non-empty list", ("inputs",))
+    outputs = _outputs(head.get("outputs"))
+    described = [_described(item, ("inputs", i)) for i, item in enumerate(inputs_raw)]  # no data read yet
+    declared = sum(math.prod(d.shape) for d in described)
+    if memory_bytes is not None and declared * VALUE_BYTES > memory_bytes:
+        msg = (
+            f"the inputs declare {declared} values, about {declared * VALUE_BYTES / 2**20:.1f} MiB once read; "
+            f"this server takes at most {memory_bytes / 2**20:.0f} MiB per request (request_memory_bytes)"
+        )
+        raise ApiError(413, "over_memory_budget", msg, [{"loc": ["body", "inputs"], "msg": msg, "type": "too_large"}])
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
-    for i, item in enumerate(inputs_raw):
-        name, array, used = _input(item, blob, offset, ("inputs", i))
-        if name in inputs:
-            raise invalid(f"input {name!r} is given twice", ("inputs", i, "name"))
-        inputs[name], datatypes[name] = array, item["datatype"]
+    for i, (item, d) in enumerate(zip(inputs_raw, described)):
+        if d.name in inputs:
+            raise invalid(f"input {d.name!r} is given twice", ("inputs", i, "name"))
+        array, used = _read(item, d, blob, offset, ("inputs", i))
+        inputs[d.name], datatypes[d.name] = array, d.datatype
         offset += used
     if offset != len(blob):
         raise invalid(f"{len(blob) - offset} bytes of binary data belong to no input", ("inputs",))
     binary_output = params.pop("binary_data_output", False)
     if not isinstance(binary_output, bool):
         raise invalid("binary_data_output must be a boolean", ("parameters", "binary_data_output"))
-    return InferRequest(rid, inputs, params, _outputs(head.get("outputs")), binary_output, datatypes)
+    return InferRequest(rid, inputs, params, outputs, binary_output, datatypes)
 
 
 def _parameters(value: Any, loc: tuple) -> dict[str, Any]:
@@ -110,8 +126,18 @@ def _parameters(value: Any, loc: tuple) -> dict[str, Any]:
     return dict(value)
 
 
-def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.ndarray, int]:
-    """One input tensor → (name, float64 array of its shape, binary bytes it took)."""
+@dataclass(frozen=True)
+class _Described:
+    """An input as its metadata declares it, checked, before any of its data is read."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any]
+
+
+def _described(item: Any, loc: tuple) -> _Described:
+    """An input's name, shape, datatype and parameters, checked (422); its data is not looked at."""
     if not isinstance(item, dict):
         raise invalid("an input must be an object", loc)
     unknown = set(item) - {"name", "shape", "datatype", "parameters", "data"}
@@ -125,20 +151,27 @@ def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.nda
     if dtype not in FLOATS:
         raise invalid(f"input {name!r}: datatype {dtype!r} is not accepted; use FP64 (or FP32)", (*loc, "datatype"))
     params = _parameters(item.get("parameters"), (*loc, "parameters"))
+    if "binary_data_size" in params and "data" in item:
+        raise invalid(f"input {name!r} has both data and binary_data_size", (*loc, "data"))
+    if "binary_data_size" not in params and "data" not in item:
+        raise invalid(f"input {name!r} has neither data nor binary_data_size", loc)
+    return _Described(name, shape, dtype, params)
+
+
+def _read(item: dict, d: _Described, blob: bytes, offset: int, loc: tuple) -> tuple[np.ndarray, int]:
+    """One described input → (float64 array of its shape, binary bytes it took); its values must
+    be exactly as many as its shape declares (422)."""
+    name, shape, dtype = d.name, d.shape, d.datatype
     count = math.prod(shape)
-    size = params.get("binary_data_size")
+    size = d.parameters.get("binary_data_size")
     if size is not None:
-        if "data" in item:
-            raise invalid(f"input {name!r} has both data and binary_data_size", (*loc, "data"))
         itemsize = DTYPES[dtype].itemsize
         if not isinstance(size, int) or isinstance(size, bool) or size != count * itemsize:
             raise invalid(f"input {name!r}: binary_data_size must be {count * itemsize} for shape {shape}", loc)
         if offset + size > len(blob):
             raise invalid(f"input {name!r}: the body ends before its {size} bytes of binary data", loc)
         flat = np.frombuffer(blob, DTYPES[dtype], count, offset)
-        return name, flat.astype(np.float64).reshape(shape), size
-    if "data" not in item:
-        raise invalid(f"input {name!r} has neither data nor binary_data_size", loc)
+        return flat.astype(np.float64).reshape(shape), size
     flat_list = _flatten(item["data"])
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat_list):
         raise invalid(f"input {name!r}: data must be numbers", (*loc, "data"))
@@ -147,7 +180,7 @@ def _input(item: Any, blob: bytes, offset: int, loc: tuple) -> tuple[str, np.nda
     array = np.array(flat_list, dtype=np.float64)
     if dtype == "FP32":
         array = array.astype(np.float32).astype(np.float64)
-    return name, array.reshape(shape), 0
+    return array.reshape(shape), 0
 
 
 def _flatten(data: Any) -> list:
