@@ -76,7 +76,7 @@ CDR_LOW, CDR_HIGH = np.array([1.0, 0.0, 0.0]), np.array([3.0, 2.0, 2.0])
 
 
 def service_grid(sites: Sites):
-    from fastlrnr.server.api.jobs import grid_arrays
+    from fastlrnr.server.api.grids import grid_arrays
     from fastlrnr.server.api.schemas import Grid
 
     if sites.kind == "grid":

@@ -32,7 +32,7 @@ from fastlrnr.numerics.artifact import list_artifacts, load_artifact
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.hypernet import hyper_forward
-from fastlrnr.server.api.jobs import grid_arrays
+from fastlrnr.server.api.grids import grid_arrays
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine.field import FieldEvaluator
 from fastlrnr.server.engine.solver import ModelRuntime

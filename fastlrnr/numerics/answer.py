@@ -8,7 +8,7 @@ Per row of a solve the server reports what produced the answer and how far to tr
 - :class:`Flag`: a reason not to trust the answer, its ``code`` one of :class:`FlagCode`;
 - :func:`answer_flags`: the rule that decides ``within_tolerance`` and the flags of a row.
 
-The solver and the ladder (``fastlrnr.server.engine.solver``, ``fastlrnr.server.engine.ladder``) fill these per row,
+The solver and the ladder (``fastlrnr.server.engine.solver``, ``fastlrnr.numerics.ladder``) fill these per row,
 ``fastlrnr.server.api.responses`` writes them as the HTTP JSON (``to_json``), and the client reads them
 back (``from_json``); ``fastlrnr.server.api.schemas`` documents the same shape for OpenAPI. Pure Python
 (no numpy, nothing else of ``core``), so that the client can import it alone.
@@ -31,7 +31,7 @@ class FlagCode(StrEnum):
 
 
 class Rung(StrEnum):
-    """What produced an answer's field, cheapest first (``fastlrnr.server.engine.ladder``)."""
+    """What produced an answer's field, cheapest first (``fastlrnr.numerics.ladder``)."""
 
     SURROGATE = "surrogate"  # the LRNR alone
     CORRECTED = "corrected"  # the LRNR plus its correction

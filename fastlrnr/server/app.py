@@ -26,9 +26,9 @@ from fastlrnr.server.api.routes import api, ops
 from fastlrnr.server.engine.loading import StartupError
 from fastlrnr.server.engine.reload import router as reload
 from fastlrnr.server.engine.state import ServiceState
-from fastlrnr.server.http.errors import install_error_handlers
-from fastlrnr.server.http.logs import configure_service_logger, get_logger
+from fastlrnr.server.errors import install_error_handlers
 from fastlrnr.server.http.middleware import middleware_stack
+from fastlrnr.server.logs import configure_service_logger, get_logger
 from fastlrnr.server.oip import router as oip
 from fastlrnr.server.settings import ServiceSettings
 from fastlrnr.version import __version__

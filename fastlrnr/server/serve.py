@@ -9,7 +9,7 @@ timeout; a graceful-shutdown timeout (after SIGTERM, requests still open after
 ``graceful_shutdown_s`` − 2 s are cancelled — answered 503 ``shutting_down`` and logged
 as a warning, :class:`GracefulServer` — and the lifespan has the last 2 s to drain the
 solver queue); uvicorn's access log off (the service logs each request itself) and
-every log line JSON (``fastlrnr.server.http.logs``); glibc's malloc limited to ``malloc_arena_max``
+every log line JSON (``fastlrnr.server.logs``); glibc's malloc limited to ``malloc_arena_max``
 arenas before any thread starts (:func:`limit_malloc_arenas`). The same settings as the
 app (``FASTLRNR_*``); a bad setting is reported in one JSON line naming it, never its
 value, and exit code 2.
@@ -31,8 +31,8 @@ from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
 from fastlrnr.server.app import DRAIN_RESERVE_S, create_app
-from fastlrnr.server.http.logs import logging_config
 from fastlrnr.server.http.protocol import GuardedH11Protocol
+from fastlrnr.server.logs import logging_config
 from fastlrnr.server.settings import ServiceSettings
 
 STARTUP_FAILURE = 3  # as uvicorn's own command line: the app did not start (e.g. the default model is refused)

@@ -25,8 +25,8 @@ from fastlrnr.client.clients import (
     SolveResult,
 )
 from fastlrnr.numerics.grid import uniform_grid
+from fastlrnr.server.api.grids import grid_arrays
 from fastlrnr.server.api.schemas import Grid
-from fastlrnr.server.engine.solver import grid_arrays
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 FP = {"steps": TEST_STEPS}

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
@@ -59,40 +57,3 @@ def test_codes_and_rungs_are_the_answers():
     source = schemas.AnswerDiagnostics.model_json_schema()["properties"]["coefficients"]
     assert source["enum"] == [c.value for c in core.CoefficientSource]
     assert {f.name for f in fields(core.FastPhaseDiagnostics)} == set(schemas.FastPhaseDiagnostics.model_fields)
-
-
-def _runtime_imports(module: str) -> set[str]:
-    """The service modules ``module`` imports when it runs (an ``if TYPE_CHECKING:`` block aside)."""
-    path = Path(__file__).resolve().parents[2] / (module.replace(".", "/") + ".py")
-    tree = ast.parse(path.read_text())
-    skip = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
-        for n in ast.walk(node)
-    }
-    out = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-        elif isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-    return {m for m in out if m.startswith("fastlrnr.server.")}
-
-
-# the /solve path, in the order a request takes it: each may import what comes after it, never before
-SOLVE_PATH = [
-    "fastlrnr.server.api.routes",
-    "fastlrnr.server.api.checks",
-    "fastlrnr.server.engine.solver",
-    "fastlrnr.server.engine.ladder",
-    "fastlrnr.server.api.responses",
-]
-
-
-@pytest.mark.parametrize("i", range(1, len(SOLVE_PATH)))
-def test_the_solve_path_imports_only_downwards(i):
-    earlier = set(SOLVE_PATH[:i])
-    assert not _runtime_imports(SOLVE_PATH[i]) & earlier, SOLVE_PATH[i]

@@ -459,8 +459,9 @@ def test_openapi_examples_are_served(client):
 
 
 def test_batch_without_correction_and_jobs_that_differ_in_it_are_not_merged(client, artifact_root):
-    from fastlrnr.server.api.jobs import Job, grid_arrays
+    from fastlrnr.server.api.grids import grid_arrays
     from fastlrnr.server.api.schemas import Grid
+    from fastlrnr.server.engine.jobs import Job
 
     params = [MU, {"beta": 1.0, "nu": 0.0, "rho": 2.0}]
     d = client.post(

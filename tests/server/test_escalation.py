@@ -1,4 +1,4 @@
-"""Tolerances the service meets: the ladder (fastlrnr/server/engine/ladder.py) on the bundled cdr model, and
+"""Tolerances the service meets: the ladder (fastlrnr/numerics/ladder.py) on the bundled cdr model, and
 its contract over HTTP on the synthetic models."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from service_testkit import TEST_STEPS
 from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.reference import solve_reference_batch
-from fastlrnr.server.api.jobs import grid_arrays
+from fastlrnr.server.api.grids import grid_arrays
 from fastlrnr.server.api.schemas import Grid
 from fastlrnr.server.engine.solver import ModelRuntime
 from fastlrnr.server.settings import DEFAULT_ARTIFACT_DIR

@@ -29,8 +29,8 @@ from fastlrnr.server.app import create_app
 from fastlrnr.server.engine.loading import redact_paths
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES
 from fastlrnr.server.http.bodies import LARGE_BODY_PAUSE
-from fastlrnr.server.http.metrics import METHODS
 from fastlrnr.server.http.middleware import BODY_DEADLINE_BASE_S, LOG_PATH_CHARS, BodyLimit
+from fastlrnr.server.metrics import METHODS
 from fastlrnr.server.serve import limit_malloc_arenas
 from fastlrnr.server.settings import ServiceSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 from service_testkit import TEST_STEPS
 
-from fastlrnr.server.http.metrics import Registry
+from fastlrnr.server.metrics import Registry
 
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
 NAMES = {

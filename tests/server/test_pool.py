@@ -124,7 +124,7 @@ def test_field_uses_both_threads_only_when_the_server_is_otherwise_idle(artifact
 
 
 def test_split_field_equals_the_whole(artifact_root):
-    from fastlrnr.server.api.jobs import grid_arrays
+    from fastlrnr.server.api.grids import grid_arrays
     from fastlrnr.server.api.schemas import Grid
     from fastlrnr.server.engine.solver import ModelRuntime
 

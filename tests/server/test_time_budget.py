@@ -14,11 +14,11 @@ import pytest
 from service_testkit import make_client, make_settings
 
 import fastlrnr.server.api.sweep_plan
+from fastlrnr.numerics import ladder
 from fastlrnr.numerics.reference_cost import ReferenceRates
-from fastlrnr.server.api.jobs import GridArrays
 from fastlrnr.server.app import create_app
-from fastlrnr.server.engine import ladder
 from fastlrnr.server.engine.costs import PassRates
+from fastlrnr.server.engine.jobs import Sites
 
 NPZ = {"content-type": "application/x-npz"}
 MU = {"beta": 2.0, "nu": 0.5, "rho": 1.0}
@@ -79,7 +79,7 @@ def test_the_reference_rung_is_predicted_from_its_distinct_times(app_client):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 2 * np.pi, 4000)
     for times, started in ((rng.uniform(0, 1, 4000), False), (np.repeat(np.linspace(0.1, 1, 16), 250), True)):
-        grid = GridArrays("points", x, times, ("t", started))
+        grid = Sites("points", x, times, ("t", started))
         t0 = time.perf_counter()
         res = rt.solve(np.array([[2.0, 0.05, 2.0]]), grid, None, correct=False, tolerance=1e-12, deadline=t0 + 0.5)
         escalation = res.rows[0].answer.escalation
@@ -91,7 +91,7 @@ def test_the_reference_rung_is_predicted_from_its_distinct_times(app_client):
 def test_a_stop_ends_the_climb_inside_the_reference_rung(app_client):
     app, _ = app_client
     rt = app.state.service.models["cdr"]
-    grid = GridArrays("points", np.linspace(0, 6, 64), np.linspace(0.01, 1, 64), ("stop",))
+    grid = Sites("points", np.linspace(0, 6, 64), np.linspace(0.01, 1, 64), ("stop",))
     polls: list[int] = []
     stop = lambda: len(polls.append(1) or polls) > 3  # noqa: E731 - the client leaves a few polls in
     res = rt.solve(

@@ -110,7 +110,7 @@ def convection() -> ArtifactSweep:
 
 
 def test_the_sweep_of_the_shipped_convection_model_is_the_services_answer(convection):
-    from fastlrnr.server.api.jobs import grid_arrays
+    from fastlrnr.server.api.grids import grid_arrays
     from fastlrnr.server.api.schemas import Grid
     from fastlrnr.server.engine.solver import ModelRuntime
 

@@ -6,7 +6,7 @@ allowed (422), the parameters lie in the model's served domain (422, or flagged 
 ``allow_extrapolation``), and the work fits the request's budget (``fastlrnr.server.engine.budget``):
 its memory predicted from the declared sizes before any array is built (413
 ``over_memory_budget``), its time from the model's measured rates (422 ``over_time_budget``).
-The result is a :class:`~fastlrnr.server.api.jobs.Job` for the solver (a sweep: one per part).
+The result is a :class:`~fastlrnr.server.engine.jobs.Job` for the solver (a sweep: one per part).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastlrnr.numerics.answer import Flag, outside_served_domain
-from fastlrnr.server.api.jobs import Job, grid_arrays
+from fastlrnr.server.api.grids import grid_arrays
 from fastlrnr.server.api.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
 from fastlrnr.server.api.sweep import SweepInput
 from fastlrnr.server.api.sweep_plan import Part, plan
 from fastlrnr.server.engine.budget import Budget
 from fastlrnr.server.engine.costs import pass_bytes
+from fastlrnr.server.engine.jobs import Job
 from fastlrnr.server.engine.solver import ModelRuntime
-from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.errors import ApiError
 from fastlrnr.server.settings import ServiceSettings
 
 

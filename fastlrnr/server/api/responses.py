@@ -24,18 +24,17 @@ from fastapi.responses import Response
 
 from fastlrnr.numerics.answer import answer_flags
 from fastlrnr.numerics.lrnr import split_layers
-from fastlrnr.server.api.jobs import Job, PassResult
 from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE
 from fastlrnr.server.api.sweep import npz_bytes as sweep_npz
 from fastlrnr.server.api.sweep_answer import SweepAnswer
+from fastlrnr.server.engine.jobs import Job, PassResult
 from fastlrnr.server.engine.state import ServiceState
 from fastlrnr.server.http import encoding
-from fastlrnr.server.http.logs import request_id_var
+from fastlrnr.server.http.middleware import START_KEY
+from fastlrnr.server.logs import request_id_var
 
 if TYPE_CHECKING:
     from fastlrnr.server.engine.solver import ModelRuntime
-
-START_KEY = "fastlrnr.start"  # perf_counter at which the request arrived (set by the request-id middleware)
 
 
 def wants_npy(fmt: str | None, accept: str | None) -> bool:

@@ -28,10 +28,10 @@ from fastlrnr.server.api.schemas import (
 from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE, Archive, SweepInput, inspect_archive, read_archive
 from fastlrnr.server.api.sweep_answer import SweepAnswer
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState, get_state
+from fastlrnr.server.errors import ClientGone
 from fastlrnr.server.http.auth import require_key
 from fastlrnr.server.http.bodies import parse_body, refuse_encoded
 from fastlrnr.server.http.disconnect import watch_disconnect
-from fastlrnr.server.http.errors import ClientGone
 from fastlrnr.version import __version__
 
 ops = APIRouter(tags=["ops"])

@@ -28,7 +28,7 @@ import numpy as np
 from fastlrnr.numerics.grid import T_END
 from fastlrnr.numerics.npz_members import ContentError, Member, NpzError, members, read
 from fastlrnr.server.engine.costs import PASS_FIXED_BYTES
-from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.errors import ApiError
 
 NPZ_MEDIA_TYPE = "application/x-npz"
 SWEEP_MAX_ROWS = 200_000  # parameter sets in one sweep

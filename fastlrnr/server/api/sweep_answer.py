@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastlrnr.numerics.answer import Rung
-from fastlrnr.server.api.jobs import PassResult
 from fastlrnr.server.api.sweep_plan import Part, site_mask
+from fastlrnr.server.engine.jobs import PassResult
 
 UNSOLVED = "unsolved"
 RUNG_ORDER = {str(Rung.SURROGATE): 0, str(Rung.CORRECTED): 1, str(Rung.REFERENCE): 2}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastlrnr.server.api.jobs import GridArrays
 from fastlrnr.server.api.sweep import SweepInput
 from fastlrnr.server.engine.budget import Budget
 from fastlrnr.server.engine.costs import (
@@ -27,7 +26,8 @@ from fastlrnr.server.engine.costs import (
     VALUE_BYTES,
     PassRates,
 )
-from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.engine.jobs import Sites
+from fastlrnr.server.errors import ApiError
 
 SWEEP_CHUNK_ROWS = 2048  # rows solved in one pass at most
 PART_SHARE = 0.1  # a part takes at most this share of the time budget (predicted)
@@ -41,7 +41,7 @@ class Part:
 
     rows: slice
     sites: slice | None
-    grid: GridArrays
+    grid: Sites
     predicted_s: float
 
 
@@ -77,7 +77,7 @@ def plan(
     if free < PASS_FIXED_BYTES + VALUE_BYTES + (CORRECTED_ROW_BYTES if correct else 0):
         budget.refuse_memory(held + PASS_FIXED_BYTES + CORRECTED_ROW_BYTES, "the sweep")
     rows_per, values_per = part_limits(sweep.sites, correct, tolerance, max_values, free, rates, budget.time_s)
-    grid = GridArrays(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
+    grid = Sites(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
     B = len(sweep.mu)
     parts: list[Part] = []
     if rows_per * sweep.sites <= values_per:  # whole rows

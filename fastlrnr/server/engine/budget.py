@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from fastlrnr.server.http.errors import ApiError
+from fastlrnr.server.errors import ApiError
 from fastlrnr.server.settings import ServiceSettings
 
 DEFAULT_ESCALATION_MS = 2000  # escalation to a tolerance without a time_budget_ms ends this long after the checks

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastlrnr.numerics.artifact import ArtifactError
 from fastlrnr.server.engine.solver import ModelRuntime
-from fastlrnr.server.http.logs import get_logger
+from fastlrnr.server.logs import get_logger
 from fastlrnr.server.settings import ServiceSettings
 
 log = get_logger("models")

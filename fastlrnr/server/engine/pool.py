@@ -1,7 +1,7 @@
 """Bounded execution of solves off the event loop, with admission control and micro-batching.
 
 :class:`Gate` bounds how many things are open at once and refuses one more with
-:class:`~fastlrnr.server.http.errors.Overloaded` (→ 503 + Retry-After) instead of queueing without
+:class:`~fastlrnr.server.errors.Overloaded` (→ 503 + Retry-After) instead of queueing without
 bound: the app uses one for open solve requests (taken before the body is read) and
 :class:`SolverPool` one for solve jobs (``threads`` running + ``capacity`` waiting).
 Each is taken and released in one place, ``async with gate.slot():``.
@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from fastlrnr.server.http.errors import Overloaded
+from fastlrnr.server.errors import Overloaded
 
 
 class Gate:

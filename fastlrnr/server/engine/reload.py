@@ -33,7 +33,7 @@ from fastapi import APIRouter, FastAPI
 from fastlrnr.server.engine.loading import MANIFEST, load_model, model_names
 from fastlrnr.server.engine.solver import ModelRuntime
 from fastlrnr.server.engine.state import ServiceState
-from fastlrnr.server.http.logs import get_logger
+from fastlrnr.server.logs import get_logger
 
 log = get_logger("reload")
 

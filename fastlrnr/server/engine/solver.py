@@ -6,7 +6,7 @@ One :class:`ModelRuntime` per loaded artifact. :meth:`ModelRuntime.solve_jobs` r
 more compatible jobs (``fastlrnr.server.api.checks`` made them) as a single pass (CPU work, on a worker
 thread): one hypernetwork call for every row, one ``run_fast_phase`` over every row when the
 job asks for it, one batched field evaluation — split over ``field_workers`` threads when the
-caller says the server is otherwise idle — then ``fastlrnr.server.engine.ladder``: the correction of every row
+caller says the server is otherwise idle — then ``fastlrnr.numerics.ladder``: the correction of every row
 (``fastlrnr.numerics.correction``: one LRNR pass on the correction grid gives the residual, the error proxy,
 the correction and its estimate) or the uncorrected estimate, and with a tolerance the climb
 of every row whose estimate is above it.
@@ -25,16 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fastlrnr.numerics import ladder
 from fastlrnr.numerics.answer import Diagnostics
 from fastlrnr.numerics.artifact import Artifact, ArtifactError, load_artifact
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
 from fastlrnr.numerics.hypernet import hyper_forward
-from fastlrnr.server.api.jobs import GridArrays, Job, PassResult, grid_arrays
-from fastlrnr.server.api.schemas import Grid
-from fastlrnr.server.engine import ladder
+from fastlrnr.numerics.reference_cost import ReferenceRates
+from fastlrnr.numerics.sites import Sites
 from fastlrnr.server.engine.costs import Load, PassRates
-from fastlrnr.server.http.errors import SolverError
+from fastlrnr.server.engine.jobs import Job, PassResult
+from fastlrnr.server.errors import SolverError
 
 # How far a request may extrapolate when it opts in: one trained-domain width beyond each
 # bound (at least EXTRAPOLATION_MIN_SPAN), and never below zero (μ ≥ 0 is physical).
@@ -88,6 +89,7 @@ class ModelRuntime:
         self.correction_spec = artifact.correction
         self.correction_default = artifact.correction.default
         self.a_priori = artifact.a_priori
+        self.envelope = artifact.envelope
         # how much an estimate is widened outside the served domain (measured at build time)
         self.extrapolation_factor = float(artifact.manifest["error_estimate"].get("extrapolation_factor", 10.0))
         self.corrected_extrapolation_factor = float(artifact.manifest["correction"].get("extrapolation_factor", 10.0))
@@ -109,6 +111,10 @@ class ModelRuntime:
     def current_rates(self) -> PassRates:
         """The measured rates scaled by how the recent passes ran against them (``Load``)."""
         return self.rates.scaled(self.load.factor)
+
+    def reference_rates(self) -> ReferenceRates:
+        """The reference rung's rates, as ``current_rates`` (what the ladder reads)."""
+        return self.current_rates().reference
 
     def close(self) -> None:
         """Stop the field threads (idempotent)."""
@@ -143,7 +149,7 @@ class ModelRuntime:
     def solve(
         self,
         mu: np.ndarray,
-        grid: GridArrays,
+        grid: Sites,
         settings: FastPhaseSettings | None,
         field_workers: int = 1,
         correct: bool | None = None,
@@ -162,7 +168,7 @@ class ModelRuntime:
     def first_pass(
         self,
         mu: np.ndarray,
-        grid: GridArrays,
+        grid: Sites,
         settings: FastPhaseSettings | None,
         field_workers: int = 1,
         correct: bool | None = None,
@@ -199,9 +205,9 @@ class ModelRuntime:
         return PassResult(S, answer.u, rows, answer.estimate, timings, started, mu.shape[0], climb)
 
     def climb(
-        self, res: PassResult, mu: np.ndarray, grid: GridArrays, tolerance: float, limits: ladder.Limits
+        self, res: PassResult, mu: np.ndarray, grid: Sites, tolerance: float, limits: ladder.Limits
     ) -> PassResult:
-        """The escalation of ``res``'s rows above ``tolerance`` (``fastlrnr.server.engine.ladder``),
+        """The escalation of ``res``'s rows above ``tolerance`` (``fastlrnr.numerics.ladder``),
         in place, within ``limits``; its time goes into ``res.timings["escalation"]``."""
         t0 = time.perf_counter()
         if res.climb is None:
@@ -211,7 +217,7 @@ class ModelRuntime:
         res.timings = {**res.timings, "escalation": time.perf_counter() - t0}
         return res
 
-    def _field(self, S: np.ndarray, grid: GridArrays, workers: int = 1) -> np.ndarray:
+    def _field(self, S: np.ndarray, grid: Sites, workers: int = 1) -> np.ndarray:
         """The full-LRNR field for coefficient rows S (R, Σ k_l): (R, nt, nx) or (R, P).
 
         With ``workers`` > 1 (and a field large enough to be worth it) the t axis, or the
@@ -256,7 +262,7 @@ class ModelRuntime:
         a pass's cost is predicted from (``fastlrnr.server.engine.costs``). Its wall time, seconds."""
         t0 = time.perf_counter()
         centre = 0.5 * (self.artifact.domain.low + self.artifact.domain.high)
-        grid = grid_arrays(Grid(nx=STANDARD_NX, nt=STANDARD_NT))
+        grid = Sites.uniform(STANDARD_NX, STANDARD_NT)
         res = self.first_pass(centre[None], grid, self.default_settings, 1, True)
         elapsed = time.perf_counter() - t0
         self.rates = PassRates.from_pass(res.timings, 1, grid.sites, self.family)

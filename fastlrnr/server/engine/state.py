@@ -27,14 +27,14 @@ import anyio
 import numpy as np
 from fastapi import Request
 
-from fastlrnr.server.api.jobs import Job, PassResult
-from fastlrnr.server.engine import ladder
+from fastlrnr.numerics import ladder
 from fastlrnr.server.engine.costs import LONG_PASS_S
+from fastlrnr.server.engine.jobs import Job, PassResult
 from fastlrnr.server.engine.loading import load_models
 from fastlrnr.server.engine.pool import Gate, MicroBatcher, SolverPool
 from fastlrnr.server.engine.solver import ModelRuntime
-from fastlrnr.server.http.errors import ClientGone, Overloaded
-from fastlrnr.server.http.metrics import Registry
+from fastlrnr.server.errors import ClientGone, Overloaded
+from fastlrnr.server.metrics import Registry
 from fastlrnr.server.settings import ServiceSettings
 
 # Bodies larger than this are parsed one at a time, apart from small ones, so that a flood of

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastlrnr.server.engine.state import ServiceState, get_state
-from fastlrnr.server.http.errors import ApiError, error_response
+from fastlrnr.server.errors import ApiError, error_response
 
 bearer = HTTPBearer(auto_error=False, description="one of the keys in FASTLRNR_API_KEYS (when it is set)")
 UNAUTHORIZED = "missing or wrong API key (Authorization: Bearer <key>)"

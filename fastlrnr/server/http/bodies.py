@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState
-from fastlrnr.server.http.errors import MAX_ERRORS, ApiError, error_items, validation_error
+from fastlrnr.server.errors import MAX_ERRORS, ApiError, error_items, validation_error
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -27,17 +27,17 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastlrnr.server.api.responses import START_KEY
 from fastlrnr.server.engine.pool import Gate
+from fastlrnr.server.errors import ApiError, error_response
 from fastlrnr.server.http.auth import DocsGuard, bearer_token, key_ok
-from fastlrnr.server.http.errors import ApiError, error_response
 from fastlrnr.server.http.headers import is_decimal
-from fastlrnr.server.http.logs import get_logger, request_id_var
-from fastlrnr.server.http.metrics import Registry, method_label
+from fastlrnr.server.logs import get_logger, request_id_var
+from fastlrnr.server.metrics import Registry, method_label
 
 log = get_logger("app")
 access_log = get_logger("access")
 
+START_KEY = "fastlrnr.start"  # perf_counter at which the request arrived (set by the request-id middleware)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _STATUS_KEY = "fastlrnr.status"
 _BODY_KEY = "fastlrnr.body_bytes"
@@ -88,7 +88,7 @@ class Observe:
     """Counts and times every request by method, route template and status, and logs one access line.
 
     Every label comes from a closed set: the method is a standard one or ``other``
-    (``fastlrnr.server.http.metrics.method_label``); the route is the matched route's path template
+    (``fastlrnr.server.metrics.method_label``); the route is the matched route's path template
     (``/solve``, ``/docs``, ``/openapi.json``), or ``unmatched``; ``routes`` gives the app's
     routes, for those the router does not record. The log line shows the method's label and
     at most LOG_PATH_CHARS of the path."""

@@ -20,17 +20,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from fastlrnr.server.api import checks
-from fastlrnr.server.api.jobs import Job, PassResult
 from fastlrnr.server.api.responses import answer_trust, request_timings_ms, row_diagnostics
 from fastlrnr.server.api.schemas import BatchSolveRequest
+from fastlrnr.server.engine.jobs import Job, PassResult
 from fastlrnr.server.engine.solver import ModelRuntime
 from fastlrnr.server.engine.state import LARGE_BODY_BYTES, ServiceState
+from fastlrnr.server.errors import ApiError, SolverError
 from fastlrnr.server.http import encoding
 from fastlrnr.server.http.auth import bearer, require_key
 from fastlrnr.server.http.bodies import LARGE_BODY_PAUSE, parse_json, refuse_encoded
 from fastlrnr.server.http.disconnect import watch_disconnect
-from fastlrnr.server.http.errors import ApiError, SolverError
-from fastlrnr.server.http.logs import get_logger, request_id_var
+from fastlrnr.server.logs import get_logger, request_id_var
 from fastlrnr.server.oip.schema import INFER_BODY
 from fastlrnr.server.oip.tensors import HEADER_LENGTH, InferRequest, Output, encode_response, invalid, parse_request
 from fastlrnr.version import __version__

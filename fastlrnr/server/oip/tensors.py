@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from fastlrnr.server.errors import ApiError
 from fastlrnr.server.http import encoding
-from fastlrnr.server.http.errors import ApiError
 from fastlrnr.server.http.headers import is_decimal
 
 HEADER_LENGTH = "inference-header-content-length"

@@ -46,13 +46,13 @@ from fastlrnr.numerics.answer import (
     finite_or_none,
 )
 from fastlrnr.numerics.correction import CorrectionPass, ErrorField
+from fastlrnr.numerics.failures import SolverError
 from fastlrnr.numerics.reference_rung import points_for, solve_to_tolerance
+from fastlrnr.numerics.sites import Sites
 from fastlrnr.numerics.stopping import Stop
-from fastlrnr.server.api.jobs import GridArrays
-from fastlrnr.server.http.errors import SolverError
 
 if TYPE_CHECKING:
-    from fastlrnr.server.engine.solver import ModelRuntime
+    from fastlrnr.numerics.served_model import ServedModel
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Limits:
         return self.deadline is not None and time.perf_counter() + predicted_s > self.deadline
 
 
-def at_sites(field: ErrorField, grid: GridArrays) -> np.ndarray:
+def at_sites(field: ErrorField, grid: Sites) -> np.ndarray:
     """The error field at the request's sites: (R, nt, nx) or (R, P)."""
     if grid.kind == "points":
         return field.at_points(grid.x_eval, grid.t)
@@ -106,10 +106,10 @@ def at_sites(field: ErrorField, grid: GridArrays) -> np.ndarray:
 
 
 def first_answer(
-    rt: ModelRuntime,
+    model: ServedModel,
     S: np.ndarray,
     mu: np.ndarray,
-    grid: GridArrays,
+    grid: Sites,
     u_lrnr: np.ndarray,
     rows: list[Diagnostics],
     correct: bool,
@@ -118,7 +118,7 @@ def first_answer(
     """The cheapest answer of every row: corrected when ``correct``, else the surrogate.
     Fills the rows' answer and correction diagnostics (and their residual and error proxy when
     the fast phase did not run)."""
-    outside = ~rt.served.contains(mu)
+    outside = ~model.served.contains(mu)
     for row in rows:
         row.answer = AnswerDiagnostics(
             Rung.CORRECTED if correct else Rung.SURROGATE,
@@ -126,18 +126,18 @@ def first_answer(
         )
     if correct:
         t0 = time.perf_counter()
-        cp = rt.correction.evaluate(S, mu)
-        cr = rt.correction.solve(cp)
+        cp = model.correction.evaluate(S, mu)
+        cr = model.correction.solve(cp)
         if not np.all(np.isfinite(cr.d)):
-            raise SolverError(f"model {rt.name!r} produced a non-finite correction")
+            raise SolverError(f"model {model.name!r} produced a non-finite correction")
         e = at_sites(cr.field, grid)  # float64, then the LRNR's field added in place
         e += u_lrnr
         u = e.astype(np.float32)
         del e
-        estimate = rt.correction_spec.rungs[0].error_model.predict(cr.d, mu)
-        estimate = estimate * np.where(outside, rt.corrected_extrapolation_factor, 1.0)
+        estimate = model.correction_spec.rungs[0].error_model.predict(cr.d, mu)
+        estimate = estimate * np.where(outside, model.corrected_extrapolation_factor, 1.0)
         for i, row in enumerate(rows):
-            row.correction = _correction_diag(cr, i, rt)
+            row.correction = _correction_diag(cr, i, model)
             if not fast_ran:
                 row.fast_phase = _checked(row.fast_phase, cr.rms[i], cr.proxy[i])
             row.answer.substeps = cr.substeps
@@ -146,18 +146,18 @@ def first_answer(
         proxy = np.array(
             [np.nan if r.fast_phase.error_proxy_after is None else r.fast_phase.error_proxy_after for r in rows]
         )
-        estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
-    elif rt.a_priori is not None:
-        estimate = rt.a_priori.predict(mu)
+        estimate = model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0)
+    elif model.a_priori is not None:
+        estimate = model.a_priori.predict(mu)
         for row in rows:
             row.answer.estimate = A_PRIORI
     else:  # an artifact without an a-priori map: the proxy on the check grid
-        proxy, rms = rt.fast.check(S, mu)
+        proxy, rms = model.fast.check(S, mu)
         for row, p, q in zip(rows, proxy, rms):
             row.fast_phase = _checked(row.fast_phase, q, p)
-        estimate = rt.error_model.predict(proxy, mu) * np.where(outside, rt.extrapolation_factor, 1.0)
+        estimate = model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0)
     if not np.all(np.isfinite(estimate)):
-        raise SolverError(f"model {rt.name!r} produced a non-finite residual")
+        raise SolverError(f"model {model.name!r} produced a non-finite residual")
     return Answer(np.asarray(u_lrnr, dtype=np.float32), estimate)
 
 
@@ -170,14 +170,14 @@ def _checked(fast_phase: FastPhaseDiagnostics, rms, proxy) -> FastPhaseDiagnosti
     )
 
 
-def _correction_diag(cr, i: int, rt: ModelRuntime) -> CorrectionDiagnostics:
+def _correction_diag(cr, i: int, model: ServedModel) -> CorrectionDiagnostics:
     return CorrectionDiagnostics(
         applied=True,
         two_grid_difference=finite_or_none(cr.d[i]),
         substeps=cr.substeps,
         newton_steps=int(cr.newton_steps[i]),
         newton_increment=None if np.isnan(cr.increment[i]) else float(cr.increment[i]),
-        grid=(rt.correction.grid[0], rt.correction.grid[1]),
+        grid=(model.correction.grid[0], model.correction.grid[1]),
     )
 
 
@@ -190,12 +190,12 @@ def give_up(estimate: np.ndarray, tolerance: float, rows: list[Diagnostics]) -> 
 
 
 def escalate(
-    rt: ModelRuntime,
+    model: ServedModel,
     u: np.ndarray,
     estimate: np.ndarray,
     climb: Climb,
     mu: np.ndarray,
-    grid: GridArrays,
+    grid: Sites,
     tolerance: float,
     limits: Limits,
     rows: list[Diagnostics],
@@ -208,20 +208,20 @@ def escalate(
     for i in need:
         rows[i].answer.escalation = Escalation(rows[i].answer.rung)
     exhausted = False
-    outside = ~rt.served.contains(mu)
+    outside = ~model.served.contains(mu)
     u_lrnr = climb.u_lrnr
     if climb.correction_pass is not None:
-        first = rt.correction_spec.rungs[0]
-        for rung in rt.correction_spec.rungs[1:]:
+        first = model.correction_spec.rungs[0]
+        for rung in model.correction_spec.rungs[1:]:
             if need.size == 0:
                 break
             predicted = climb.correction_s * rung.substeps / first.substeps * need.size / len(mu)
             if limits.late(predicted):
                 exhausted = True
                 break
-            cr = rt.correction.solve(climb.correction_pass.take(need), rung.substeps)
+            cr = model.correction.solve(climb.correction_pass.take(need), rung.substeps)
             est = rung.error_model.predict(cr.d, mu[need]) * np.where(
-                outside[need], rt.corrected_extrapolation_factor, 1.0
+                outside[need], model.corrected_extrapolation_factor, 1.0
             )
             better = est < estimate[need]
             e_sites = at_sites(cr.field, grid)
@@ -232,7 +232,7 @@ def escalate(
                     u[i] = u_lrnr[i] + e_sites[k]
                     estimate[i] = est[k]
                     answer.rung, answer.substeps = Rung.CORRECTED, rung.substeps
-                    rows[i].correction = _correction_diag(cr, k, rt)
+                    rows[i].correction = _correction_diag(cr, k, model)
             del e_sites
             need = need[~(estimate[need] <= tolerance)]
     if need.size and not exhausted:
@@ -243,11 +243,11 @@ def escalate(
             grid.kind == "points",
             tolerance,
             limits.deadline,
-            points_for(tolerance, rt.family, mu[need]),
-            family=rt.family,
+            points_for(tolerance, model.family, mu[need]),
+            family=model.family,
             stop=limits.stop,
             max_bytes=limits.max_bytes,
-            rates=rt.current_rates().reference,
+            rates=model.reference_rates(),
         )
         exhausted = ref.exhausted
         for k, i in enumerate(need if ref.attempts else ()):

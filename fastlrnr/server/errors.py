@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fastlrnr.server.http.logs import get_logger, request_id_var
+from fastlrnr.server.logs import get_logger, request_id_var
 
 log = get_logger("errors")
 
@@ -57,8 +57,8 @@ class ClientGone(ApiError):
         super().__init__(499, "client_gone", "the client closed the connection; the work was stopped")
 
 
-class SolverError(RuntimeError):
-    """The model produced something unusable (non-finite field): a server-side fault."""
+# the numerics' own: a model's unusable answer (a server-side fault), re-exported for the handlers
+from fastlrnr.numerics.failures import SolverError  # noqa: E402, F401
 
 
 def error_response(

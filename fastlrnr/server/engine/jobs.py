@@ -11,58 +11,11 @@ import numpy as np
 
 from fastlrnr.numerics.answer import Diagnostics, Flag
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
-from fastlrnr.server.api.schemas import Grid
+from fastlrnr.numerics.sites import Sites
 from fastlrnr.server.engine.budget import Budget
 
 if TYPE_CHECKING:
-    from fastlrnr.server.engine.ladder import Climb, Limits
-
-
-@dataclass(frozen=True)
-class GridArrays:
-    """The evaluation sites of a request: axes (``uniform``/``axes``) or point lists (``points``).
-
-    ``x``/``t`` are as requested (reported back); ``x_eval`` is x reduced to [0, 2π) in float64
-    (the problem is periodic), so that no finite x overflows or loses its phase in float32."""
-
-    kind: str
-    x: np.ndarray
-    t: np.ndarray
-    key: tuple  # hashable description, equal for grids that evaluate identically
-
-    @property
-    def x_eval(self) -> np.ndarray:
-        return np.mod(self.x, X_PERIOD)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.t.size, self.x.size) if self.kind != "points" else (self.x.size,)
-
-    @property
-    def sites(self) -> int:
-        """Field values per row."""
-        return self.x.size if self.kind == "points" else self.x.size * self.t.size
-
-    def part(self, sl: slice) -> GridArrays:
-        """The sites ``sl`` of a point list, or the times ``sl`` of axes (a sweep row split by sites)."""
-        if self.kind == "points":
-            x, t = self.x[sl], self.t[sl]
-        else:
-            x, t = self.x, self.t[sl]
-        return GridArrays("points" if self.kind == "points" else "axes", x, t, (*self.key, "part", sl.start, sl.stop))
-
-
-def grid_arrays(grid: Grid) -> GridArrays:
-    """Grid request → float64 arrays. Uniform: x_j = 2πj/nx, t = linspace(0, 1, nt)."""
-    if grid.kind == "uniform":
-        return GridArrays("uniform", *uniform_grid(grid.nx, grid.nt), ("uniform", grid.nx, grid.nt))
-    if grid.kind == "axes":
-        x, t = np.asarray(grid.x, np.float64), np.asarray(grid.t, np.float64)
-        return GridArrays("axes", x, t, ("axes", x.tobytes(), t.tobytes()))
-    pts = np.asarray(grid.points, np.float64).reshape(-1, 2)
-    x, t = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
-    return GridArrays("points", x, t, ("points", x.tobytes(), t.tobytes()))
+    from fastlrnr.numerics.ladder import Climb, Limits
 
 
 @dataclass
@@ -76,7 +29,7 @@ class Job:
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool
-    grid: GridArrays
+    grid: Sites
     settings: FastPhaseSettings | None
     steps_requested: int
     tolerance: float | None = None
@@ -93,7 +46,7 @@ class Job:
 
     def limits(self, max_bytes: int | None = None) -> Limits:
         """How far this job's climb may go: its budget's escalation deadline and stop."""
-        from fastlrnr.server.engine.ladder import Limits
+        from fastlrnr.numerics.ladder import Limits
 
         if self.budget is None:
             return Limits(max_bytes=max_bytes)
@@ -114,7 +67,7 @@ class PassResult:
     phase, correction, rung and escalation: ``fastlrnr.numerics.answer``); ``estimate``: (R,) error
     estimates; ``timings``: seconds per stage for the whole pass; ``started``: perf_counter
     when a worker picked the pass up; ``pass_rows``: rows solved together in the pass;
-    ``climb``: what the climb to a tolerance needs of the pass (``fastlrnr.server.engine.ladder``),
+    ``climb``: what the climb to a tolerance needs of the pass (``fastlrnr.numerics.ladder``),
     None once climbed or without a tolerance."""
 
     coefficients: np.ndarray
