@@ -14,7 +14,8 @@ import httpx
 import numpy as np
 
 from fastlrnr.client.options import NPY
-from fastlrnr.client.results import BatchItem, BatchResult, Diagnostics, ModelRef, SolveError, SolveResult, flags
+from fastlrnr.client.results import BatchItem, BatchResult, Diagnostics, ModelRef, SolveError, SolveResult
+from fastlrnr.numerics.answer import Trust
 from fastlrnr.numerics.grid import uniform_grid
 
 
@@ -54,20 +55,17 @@ def solve_result(response: httpx.Response, body: dict) -> SolveResult:
         u = np.asarray(meta["u"], dtype=np.float64)
         x, t = np.asarray(meta["x"], dtype=np.float64), np.asarray(meta["t"], dtype=np.float64)
     return SolveResult(
+        **vars(Trust.from_json(meta)),
         u=u,
         x=x,
         t=t,
         params=meta["params"],
         coefficients=[np.asarray(c) for c in meta["coefficients"]],
         model=ModelRef.from_dict(meta["model"]),
-        error_estimate=float(meta["error_estimate"]),
-        within_tolerance=meta.get("within_tolerance"),
-        flags=flags(meta.get("flags")),
         extrapolated=bool(meta["extrapolated"]),
         diagnostics=Diagnostics.from_json(meta["diagnostics"]),
         request_id=meta.get("request_id"),
         grid=meta["grid"],
-        rung=meta.get("rung", "corrected"),
     )
 
 
@@ -95,15 +93,12 @@ def batch_part(response: httpx.Response, body: dict) -> BatchResult:
     rid = meta.get("request_id")
     items = [
         BatchItem(
+            **vars(Trust.from_json(r)),
             params=r["params"],
             coefficients=[np.asarray(c) for c in r["coefficients"]] if "coefficients" in r else None,
-            error_estimate=float(r["error_estimate"]),
-            within_tolerance=r.get("within_tolerance"),
-            flags=flags(r.get("flags")),
             extrapolated=bool(r["extrapolated"]),
             diagnostics=Diagnostics.from_json(r["diagnostics"]),
             request_id=rid,
-            rung=r.get("rung", "corrected"),
         )
         for r in rows
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastlrnr.numerics.answer import Diagnostics, Flag
+from fastlrnr.numerics.answer import Diagnostics, Trust
 
 
 class SolveError(Exception):
@@ -42,18 +42,12 @@ class ModelRef:
         return cls(str(d["name"]), str(d["version"]), str(d["sha256"]))
 
 
-def flags(items) -> list[Flag]:
-    """The answer's ``flags`` list as :class:`Flag` values (None: none)."""
-    return [Flag.from_json(f) for f in items or ()]
-
-
 @dataclass
-class SolveResult:
-    """One solution. ``u``: (nt, nx) on a tensor grid, (P,) at points; ``coefficients``: s_l per layer.
-
-    ``error_estimate``: estimated relative L2 error against the true solution;
-    ``within_tolerance``: whether it is at most the requested ``tolerance`` (None when none was
-    given); ``flags``: reasons not to trust the answer (empty: none known)."""
+class SolveResult(Trust):
+    """One solution: its trust (``Trust``, the server's own definition: ``rung``,
+    ``error_estimate`` — the estimated relative L2 error against the true solution —,
+    ``within_tolerance`` — None when no tolerance was given — and ``flags``, the reasons not to
+    trust it), ``u`` (nt, nx) on a tensor grid or (P,) at points, and ``coefficients``: s_l per layer."""
 
     u: np.ndarray
     x: np.ndarray
@@ -61,31 +55,23 @@ class SolveResult:
     params: dict[str, float]
     coefficients: list[np.ndarray]
     model: ModelRef
-    error_estimate: float
-    within_tolerance: bool | None
-    flags: list[Flag]
     extrapolated: bool
     diagnostics: Diagnostics
     request_id: str | None = None
     grid: str = "uniform"
-    rung: str = "corrected"
 
 
 @dataclass
-class BatchItem:
-    """One row of a batch (its field is ``BatchResult.u[i]``). ``coefficients`` is None when the
-    batch came as npy (the server does not send them then); ``request_id``: the request that
-    solved this row (a split batch takes several)."""
+class BatchItem(Trust):
+    """One row of a batch (its field is ``BatchResult.u[i]``): its trust (``Trust``) and
+    parameters. ``coefficients`` is None when the batch came as npy (the server does not send
+    them then); ``request_id``: the request that solved this row (a split batch takes several)."""
 
     params: dict[str, float]
     coefficients: list[np.ndarray] | None
-    error_estimate: float
-    within_tolerance: bool | None
-    flags: list[Flag]
     extrapolated: bool
     diagnostics: Diagnostics
     request_id: str | None = None
-    rung: str = "corrected"
 
 
 @dataclass

@@ -45,7 +45,12 @@ class CoefficientSource(StrEnum):
     FAST_PHASE = "fast_phase"
 
 
+# How a schema library (the server's pydantic) reads these dataclasses: the attribute docstrings
+# below each field are its documentation. A plain dict: nothing here imports pydantic.
+DOCUMENTED = {"use_attribute_docstrings": True}
+
 A_PRIORI = "a_priori"  # AnswerDiagnostics.estimate: the estimate came from the a-priori error map
+SITE_ENVELOPE = "site_envelope"  # AnswerDiagnostics.estimate: a bound at the returned sites (the site envelope)
 
 
 def finite_or_none(v) -> float | None:
@@ -72,8 +77,12 @@ class Flag:
     """A reason not to trust an answer: ``code`` is a :class:`FlagCode` (a plain string when a
     newer server sends a code this version does not know) and ``message`` says it in words."""
 
-    code: str
+    __pydantic_config__ = DOCUMENTED
+
+    code: FlagCode
+    """why the answer may not be trusted"""
     message: str
+    """the reason in words"""
 
     def to_json(self) -> dict:
         return {"code": str(self.code), "message": self.message}
@@ -121,6 +130,50 @@ def answer_flags(
     return within, flags
 
 
+@dataclass
+class Trust:
+    """How far to trust an answer, as every response states it: what produced it, its estimated
+    relative L2 error, whether that meets the request's tolerance, and the reasons not to trust it."""
+
+    __pydantic_config__ = DOCUMENTED
+
+    rung: Rung
+    """what produced u (diagnostics.answer)"""
+    error_estimate: float
+    """estimated relative L2 error against the true solution at the returned sites (calibrated per model;
+    GET /models)"""
+    within_tolerance: bool | None
+    """error_estimate ≤ tolerance (null when none was given)"""
+    flags: list[Flag]
+    """why this answer may not be trusted (empty: no reason known)"""
+
+    @classmethod
+    def of(
+        cls, rung: str, estimate: float, tolerance: float | None, outside: Sequence[Flag], escalation: Escalation | None
+    ) -> Trust:
+        """An answer's trust by the rule of ``answer_flags``."""
+        within, flags = answer_flags(estimate, tolerance, outside, escalation)
+        return cls(rung, float(estimate), within, flags)
+
+    def to_json(self) -> dict:
+        return {
+            "rung": str(self.rung),
+            "error_estimate": self.error_estimate,
+            "within_tolerance": self.within_tolerance,
+            "flags": [f.to_json() for f in self.flags],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> Trust:
+        within = d.get("within_tolerance")
+        return cls(
+            str(d.get("rung", Rung.CORRECTED)),
+            float(d["error_estimate"]),
+            None if within is None else bool(within),
+            [Flag.from_json(f) for f in d.get("flags") or ()],
+        )
+
+
 # ---------------------------------------------------------------------- diagnostics
 
 
@@ -136,19 +189,35 @@ class FastPhaseDiagnostics:
     compares and the error estimate calibrates); None where nothing evaluated them.
     ``steps_requested``: the request's (the response fills it in)."""
 
+    __pydantic_config__ = DOCUMENTED
+
     enabled: bool = False
+    """whether the fast phase ran"""
     backend: str | None = None
+    """exact or reduced (null when disabled)"""
     optimizer: str | None = None
+    """lm (Levenberg–Marquardt) or adam (null when disabled)"""
     steps_run: int = 0
+    """optimiser steps behind the returned coefficients (0: the hypernetwork's)"""
     locality: float | None = None
+    """locality weight of the kept update (null when ŝ was kept)"""
     accepted: bool = False
+    """whether the update was kept (else the hypernetwork's coefficients)"""
     objective_before: float | None = None
+    """optimiser objective at the hypernetwork's coefficients"""
     objective_after: float | None = None
+    """optimiser objective at the returned coefficients"""
     residual_before: float | None = None
+    """RMS PDE residual of the full LRNR on the check (or correction) grid, hypernetwork; null when nothing
+    evaluated it"""
     residual_after: float | None = None
+    """the same for the returned coefficients"""
     error_proxy_before: float | None = None
+    """the linearised error the hypernetwork's residual implies (relative L2, uncalibrated)"""
     error_proxy_after: float | None = None
+    """the same for the returned coefficients: what acceptance compares and the estimate calibrates"""
     steps_requested: int = 0
+    """the optimiser steps the request asked for"""
 
     def to_json(self) -> dict:
         return asdict(self)  # every field is a plain value, in the wire's order
@@ -173,18 +242,38 @@ class FastPhaseDiagnostics:
 
 
 @dataclass(frozen=True)
+class GridSize:
+    """A grid's size: nx points in x, nt in t."""
+
+    __pydantic_config__ = DOCUMENTED
+
+    nx: int
+    """points in x"""
+    nt: int
+    """points in t"""
+
+
+@dataclass(frozen=True)
 class CorrectionDiagnostics:
     """The correction of an answer. ``applied``: added to the LRNR's field; the rest only then:
     ``two_grid_difference`` (what the estimate of a corrected answer calibrates), ``substeps``
     of the error equation, ``newton_steps`` and the last step's ``newton_increment`` (None: none
     ran), ``grid`` (nx, nt) of the correction grid."""
 
+    __pydantic_config__ = DOCUMENTED
+
     applied: bool = False
+    """whether the correction was added to the LRNR's field"""
     two_grid_difference: float | None = None
+    """what the estimate of a corrected answer calibrates: the correction's change from a coarser grid"""
     substeps: int | None = None
+    """integration steps of the error equation per grid interval"""
     newton_steps: int | None = None
+    """Newton steps after the linearised solve"""
     newton_increment: float | None = None
-    grid: tuple[int, int] | None = None
+    """the last Newton step's ‖Δe‖/‖u‖ (null: none ran)"""
+    grid: GridSize | None = None
+    """the correction grid"""
 
     def to_json(self) -> dict:
         out = {"applied": self.applied, "two_grid_difference": self.two_grid_difference}
@@ -192,7 +281,7 @@ class CorrectionDiagnostics:
             out["substeps"] = self.substeps
             out["newton_steps"] = self.newton_steps
             out["newton_increment"] = self.newton_increment
-            out["grid"] = None if self.grid is None else {"nx": self.grid[0], "nt": self.grid[1]}
+            out["grid"] = None if self.grid is None else {"nx": self.grid.nx, "nt": self.grid.nt}
         return out
 
     @classmethod
@@ -204,7 +293,7 @@ class CorrectionDiagnostics:
             substeps=_opt_int(d.get("substeps")),
             newton_steps=_opt_int(d.get("newton_steps")),
             newton_increment=_opt_float(d.get("newton_increment")),
-            grid=None if grid is None else (int(grid["nx"]), int(grid["nt"])),
+            grid=None if grid is None else GridSize(int(grid["nx"]), int(grid["nt"])),
         )
 
 
@@ -217,9 +306,14 @@ class Escalation:
     from, the rungs tried after it (``corrected:<substeps>``, ``reference``) and whether the time
     budget stopped it."""
 
-    from_rung: str
+    __pydantic_config__ = {**DOCUMENTED, "alias_generator": lambda name: "from" if name == "from_rung" else name}
+
+    from_rung: Rung
+    """the rung of the cheapest answer (on the wire: ``from``)"""
     tried: list[str] = field(default_factory=list)
+    """the rungs tried after it: corrected:<substeps>, reference"""
     time_budget_exhausted: bool = False
+    """whether the time budget stopped the climb"""
 
     @staticmethod
     def corrected(substeps: int) -> str:
@@ -242,16 +336,26 @@ class Escalation:
 class AnswerDiagnostics:
     """What produced an answer: ``rung`` (a :class:`Rung`), ``coefficients`` (a
     :class:`CoefficientSource`), ``substeps`` (corrected: of the error equation; reference: per
-    unit t), ``estimate`` (``a_priori`` when the estimate came from the a-priori error map),
+    unit t), ``estimate`` (``a_priori`` when the estimate came from the a-priori error map,
+    ``site_envelope`` when it bounds the error at the returned sites),
     ``reference_points`` (reference: the solver's internal Fourier points) and the
     ``escalation`` when a tolerance asked for more. None fields are left out of the JSON."""
 
-    rung: str
-    coefficients: str
+    __pydantic_config__ = DOCUMENTED
+
+    rung: Rung
+    """what produced u: the LRNR alone, the LRNR plus its correction, or the reference solver"""
+    coefficients: CoefficientSource
+    """which stage produced `coefficients`"""
     substeps: int | None = None
+    """corrected: error-equation substeps; reference: steps per unit t"""
     estimate: str | None = None
+    """a_priori when the estimate came from the a-priori error map, site_envelope when it bounds the error at
+    the returned sites"""
     reference_points: int | None = None
+    """reference rung: internal Fourier points"""
     escalation: Escalation | None = None
+    """present when the tolerance asked for more"""
 
     def to_json(self) -> dict:
         out = {"rung": str(self.rung), "coefficients": str(self.coefficients)}
@@ -285,12 +389,20 @@ class Diagnostics:
     ``correction`` and ``answer`` are None only in a batch answered as npy (the server sends
     the fast phase alone there)."""
 
+    __pydantic_config__ = DOCUMENTED
+
     fast_phase: FastPhaseDiagnostics = FastPhaseDiagnostics()
+    """what the per-query fast phase did"""
     correction: CorrectionDiagnostics | None = NOT_CORRECTED
+    """the correction of the answer"""
     answer: AnswerDiagnostics | None = None
+    """what produced the answer"""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    """queue, hypernet, fast_phase, field, correction, escalation, encode, total"""
     extrapolated: bool = False
+    """the parameters lie outside the served domain"""
     batch_size: int = 0
+    """rows solved together in the pass that produced this result"""
 
     @property
     def correction_applied(self) -> bool:

@@ -36,23 +36,29 @@ import numpy as np
 
 from fastlrnr.numerics.answer import (
     A_PRIORI,
+    SITE_ENVELOPE,
     AnswerDiagnostics,
     CoefficientSource,
     CorrectionDiagnostics,
     Diagnostics,
     Escalation,
     FastPhaseDiagnostics,
+    GridSize,
     Rung,
     finite_or_none,
 )
 from fastlrnr.numerics.correction import CorrectionPass, ErrorField
 from fastlrnr.numerics.failures import SolverError
 from fastlrnr.numerics.reference_rung import points_for, solve_to_tolerance
+from fastlrnr.numerics.site_envelope import SiteEnvelope
 from fastlrnr.numerics.sites import Sites
 from fastlrnr.numerics.stopping import Stop
 
 if TYPE_CHECKING:
     from fastlrnr.numerics.served_model import ServedModel
+
+
+ENVELOPE_CHUNK = 1 << 20  # site bounds computed at once (rows × sites), 8 MiB of float64
 
 
 @dataclass
@@ -114,10 +120,17 @@ def first_answer(
     rows: list[Diagnostics],
     correct: bool,
     fast_ran: bool,
+    u_hyper: np.ndarray | None = None,
 ) -> Answer:
     """The cheapest answer of every row: corrected when ``correct``, else the surrogate.
     Fills the rows' answer and correction diagnostics (and their residual and error proxy when
-    the fast phase did not run)."""
+    the fast phase did not run).
+
+    An uncorrected answer's estimate holds at the sites it returns when the model has a site
+    envelope (``fastlrnr.numerics.site_envelope``): the envelope bounds the hypernetwork's
+    error pointwise, and where the fast phase moved the coefficients their field's departure
+    from the hypernetwork's (``u_hyper``, the hypernetwork's field at the sites; None: the
+    same as ``u_lrnr``) is added to the bound."""
     outside = ~model.served.contains(mu)
     for row in rows:
         row.answer = AnswerDiagnostics(
@@ -142,7 +155,11 @@ def first_answer(
                 row.fast_phase = _checked(row.fast_phase, cr.rms[i], cr.proxy[i])
             row.answer.substeps = cr.substeps
         return Answer(u, estimate, cp, time.perf_counter() - t0)
-    if fast_ran:
+    if model.envelope is not None:
+        estimate = site_estimate(model.envelope, mu, grid, u_lrnr, u_hyper)
+        for row in rows:
+            row.answer.estimate = SITE_ENVELOPE
+    elif fast_ran:
         proxy = np.array(
             [np.nan if r.fast_phase.error_proxy_after is None else r.fast_phase.error_proxy_after for r in rows]
         )
@@ -161,6 +178,31 @@ def first_answer(
     return Answer(np.asarray(u_lrnr, dtype=np.float32), estimate)
 
 
+def site_estimate(
+    envelope: SiteEnvelope, mu: np.ndarray, grid: Sites, u: np.ndarray, u_hyper: np.ndarray | None = None
+) -> np.ndarray:
+    """(R,) bounds on the relative L2 error at the sites of answers u (R, ...) (see ``first_answer``):
+    B / (‖u‖ − B) with B = ‖bound + |u − u_hyper|‖ over the sites (inf where ‖u‖ ≤ B)."""
+    R = len(mu)
+    if grid.kind == "points":
+        x, t = grid.x_eval, grid.t
+    else:
+        X, T = np.meshgrid(grid.x_eval, grid.t)
+        x, t = X.ravel(), T.ravel()
+    u = np.asarray(u, dtype=np.float64).reshape(R, -1)
+    bound = np.empty_like(u)
+    rows = max(1, ENVELOPE_CHUNK // max(1, x.size))
+    for lo in range(0, R, rows):
+        bound[lo : lo + rows] = envelope.bound(mu[lo : lo + rows], x, t)
+    if u_hyper is not None:
+        bound += np.abs(u - np.asarray(u_hyper, dtype=np.float64).reshape(R, -1))
+    b = np.sqrt(np.sum(bound * bound, axis=1))
+    norm = np.sqrt(np.sum(u * u, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = b / (norm - b)
+    return np.where((norm > b) & np.isfinite(out), out, np.inf)
+
+
 def _checked(fast_phase: FastPhaseDiagnostics, rms, proxy) -> FastPhaseDiagnostics:
     """A row's fast-phase diagnostics with the residual and the error proxy of its (unadapted)
     coefficients, as the correction or the check grid measured them."""
@@ -177,7 +219,7 @@ def _correction_diag(cr, i: int, model: ServedModel) -> CorrectionDiagnostics:
         substeps=cr.substeps,
         newton_steps=int(cr.newton_steps[i]),
         newton_increment=None if np.isnan(cr.increment[i]) else float(cr.increment[i]),
-        grid=(model.correction.grid[0], model.correction.grid[1]),
+        grid=GridSize(model.correction.grid[0], model.correction.grid[1]),
     )
 
 

@@ -30,6 +30,7 @@ def solve_body(params=MU, **changes) -> dict:
         "t": [0.0],
         "u": [[1.0]],
         "coefficients": [[1.0]],
+        "rung": "surrogate",
         "error_estimate": 0.01,
         "within_tolerance": None,
         "flags": [],

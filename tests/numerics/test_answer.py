@@ -19,6 +19,7 @@ from fastlrnr.numerics.answer import (
     FastPhaseDiagnostics,
     Flag,
     FlagCode,
+    GridSize,
     Rung,
     answer_flags,
     finite_or_none,
@@ -68,7 +69,7 @@ def test_diagnostics_json_round_trip_and_shape():
     fp = FastPhaseDiagnostics(True, "exact", "lm", 3, 1e-5, True, 2.0, 1.0, 0.5, 0.25, 0.04, 0.02, steps_requested=4)
     corrected = Diagnostics(
         fast_phase=fp,
-        correction=CorrectionDiagnostics(True, 1e-4, 2, 3, None, (32, 33)),
+        correction=CorrectionDiagnostics(True, 1e-4, 2, 3, None, GridSize(32, 33)),
         answer=AnswerDiagnostics(Rung.CORRECTED, CoefficientSource.FAST_PHASE, substeps=2),
         timings_ms={"total": 1.5},
         extrapolated=False,

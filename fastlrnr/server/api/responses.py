@@ -2,7 +2,7 @@
 
 The one place the rows a solve filled in (``PassResult``: coefficient rows, fields, estimates,
 ``fastlrnr.numerics.answer.Diagnostics``) become the HTTP answer: the coefficients per layer, the trust of
-each answer (``fastlrnr.numerics.answer.answer_flags``) and its diagnostics with the request's context.
+each answer (``fastlrnr.numerics.answer.Trust``) and its diagnostics with the request's context.
 
 The arrays (x, t, the fields) are encoded on a worker thread first; the small head —
 which carries the timings, the encoding's included — is written after and the arrays are
@@ -22,7 +22,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from fastlrnr.numerics.answer import answer_flags
+from fastlrnr.numerics.answer import Trust
 from fastlrnr.numerics.lrnr import split_layers
 from fastlrnr.server.api.sweep import NPZ_MEDIA_TYPE
 from fastlrnr.server.api.sweep import npz_bytes as sweep_npz
@@ -214,17 +214,10 @@ def row_diagnostics(job: Job, res: PassResult, row: int, timings_ms: dict) -> di
 
 
 def answer_trust(job: Job, res: PassResult, row: int) -> dict[str, Any]:
-    """rung, error_estimate, within_tolerance and flags of one answer."""
-    estimate = float(res.estimate[row])
+    """The ``Trust`` of one answer as JSON: rung, error_estimate, within_tolerance and flags."""
     answer = res.rows[row].answer
     outside = job.outside[row] if job.outside else ()
-    within, flags = answer_flags(estimate, job.tolerance, outside, answer.escalation)
-    return {
-        "rung": str(answer.rung),
-        "error_estimate": estimate,
-        "within_tolerance": within,
-        "flags": [f.to_json() for f in flags],
-    }
+    return Trust.of(answer.rung, float(res.estimate[row]), job.tolerance, outside, answer.escalation).to_json()
 
 
 def _params(runtime: ModelRuntime, mu_row: np.ndarray) -> dict[str, float]:

@@ -13,11 +13,12 @@ response it gets, and the OpenAPI document is generated from it in this order.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import fields as dataclass_fields
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 
-from fastlrnr.numerics.answer import CoefficientSource, FlagCode, Rung
+from fastlrnr.numerics.answer import Diagnostics, Trust
 from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX, T_END
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -240,14 +241,23 @@ class BatchSolveRequest(_Strict):
     )
 
 
-# ------------------------------------------------------------------ responses (documentation)
-# The answer's diagnostics and flags are defined in ``fastlrnr.numerics.answer`` (what the server fills in
-# and writes, and what the client reads); these classes document the same shape for OpenAPI
-# (a test keeps their fields equal to the dataclasses'), with the codes and rungs taken from there.
+# ------------------------------------------------------------------ responses
+# An answer's trust (rung, error_estimate, within_tolerance, flags) and its diagnostics are the
+# dataclasses of ``fastlrnr.numerics.answer``: the server fills them in and writes them, the client
+# reads them back, and the schema below is derived from them (their types and the documentation
+# under each field), so no second description of the answer exists.
 
-FlagCodeName = Literal[tuple(c.value for c in FlagCode)]
-RungName = Literal[tuple(r.value for r in Rung)]
-CoefficientSourceName = Literal[tuple(c.value for c in CoefficientSource)]
+
+def _fields_of(dc: type) -> dict[str, tuple]:
+    """A dataclass's fields as pydantic field definitions: {name: (type, FieldInfo)} with the
+    documentation pydantic reads from the dataclass (its attribute docstrings)."""
+    props = TypeAdapter(dc).json_schema(by_alias=False)["properties"]
+    hints = get_type_hints(dc)
+    return {
+        f.name: (hints[f.name], Field(description=props[f.name].get("description")))
+        for f in dataclass_fields(dc)
+        if f.name in props
+    }
 
 
 class ModelRef(BaseModel):
@@ -256,101 +266,32 @@ class ModelRef(BaseModel):
     sha256: str = Field(description="sha256 of the artifact's manifest.json (which pins every file's sha256)")
 
 
-class FastPhaseDiagnostics(BaseModel):
-    enabled: bool
-    backend: str | None = Field(description="exact or reduced (null when disabled)")
-    optimizer: str | None = Field(description="lm (Levenberg–Marquardt) or adam (null when disabled)")
-    steps_requested: int
-    steps_run: int = Field(description="optimiser steps behind the returned coefficients (0: the hypernetwork's)")
-    locality: float | None = Field(description="locality weight of the kept update (null when ŝ was kept)")
-    accepted: bool = Field(description="whether the update was kept (else the hypernetwork's coefficients)")
-    objective_before: float | None = Field(description="optimiser objective at the hypernetwork's coefficients")
-    objective_after: float | None = Field(description="optimiser objective at the returned coefficients")
-    residual_before: float | None = Field(
-        description="RMS PDE residual of the full LRNR on the check (or correction) grid, hypernetwork; "
-        "null when nothing evaluated it"
-    )
-    residual_after: float | None = Field(description="the same for the returned coefficients")
-    error_proxy_before: float | None = Field(
-        description="the linearised error the hypernetwork's residual implies (relative L2, uncalibrated)"
-    )
-    error_proxy_after: float | None = Field(
-        description="the same for the returned coefficients: what acceptance compares and the estimate calibrates"
-    )
+FieldValues = list[list[float]] | list[float]
 
+BatchItem = create_model(
+    "BatchItem",
+    params=(dict[str, float], Field(description="the row's parameters, by the names of the model's family")),
+    u=(FieldValues, Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")),
+    coefficients=(list[list[float]], Field(description="s_l per hidden layer, as used for the field")),
+    **_fields_of(Trust),
+    extrapolated=(bool, Field(description="the parameters lie outside the served domain")),
+    diagnostics=(Diagnostics, Field(description="what the solve did (fastlrnr.numerics.answer.Diagnostics)")),
+)
 
-class Flag(BaseModel):
-    code: FlagCodeName
-    message: str
-
-
-class CorrectionDiagnostics(BaseModel):
-    applied: bool = Field(description="whether the correction was added to the LRNR's field")
-    two_grid_difference: float | None = Field(
-        description="what the estimate of a corrected answer calibrates: the correction's change from a coarser grid"
-    )
-    substeps: int | None = Field(None, description="integration steps of the error equation per grid interval")
-    newton_steps: int | None = Field(None, description="Newton steps after the linearised solve")
-    newton_increment: float | None = Field(None, description="the last Newton step's ‖Δe‖/‖u‖ (null: none ran)")
-    grid: dict | None = Field(None, description="the correction grid {nx, nt}")
-
-
-class Escalation(BaseModel):
-    from_: str = Field(alias="from", description="the rung of the cheapest answer")
-    tried: list[str] = Field(description="the rungs tried after it: corrected:<substeps>, reference")
-    time_budget_exhausted: bool
-
-
-class AnswerDiagnostics(BaseModel):
-    rung: RungName = Field(
-        description="what produced u: the LRNR alone, the LRNR plus its correction, or the reference solver"
-    )
-    coefficients: CoefficientSourceName = Field(description="which stage produced `coefficients`")
-    substeps: int | None = Field(None, description="corrected: error-equation substeps; reference: steps per unit t")
-    estimate: str | None = Field(None, description="a_priori when the estimate came from the a-priori error map")
-    reference_points: int | None = Field(None, description="reference rung: internal Fourier points")
-    escalation: Escalation | None = Field(None, description="present when the tolerance asked for more")
-
-
-class Diagnostics(BaseModel):
-    timings_ms: dict[str, float] = Field(description="queue, hypernet, fast_phase, field, correction, encode, total")
-    fast_phase: FastPhaseDiagnostics
-    correction: CorrectionDiagnostics
-    answer: AnswerDiagnostics
-    extrapolated: bool
-    batch_size: int = Field(description="rows solved together in the pass that produced this result")
-
-
-class SolveResponse(BaseModel):
-    model: ModelRef
-    params: dict[str, float]
-    grid: Literal["uniform", "axes", "points"]
-    x: list[float] = Field(description="x axis (uniform/axes) or x of each point")
-    t: list[float] = Field(description="t axis (uniform/axes) or t of each point")
-    u: list[list[float]] | list[float] = Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")
-    coefficients: list[list[float]] = Field(description="s_l per hidden layer, as used for the field")
-    rung: RungName = Field(description="what produced u (diagnostics.answer)")
-    error_estimate: float = Field(
-        description="estimated relative L2 error against the true solution, from the "
-        "a-posteriori residual (calibrated per model; GET /models)"
-    )
-    within_tolerance: bool | None = Field(description="error_estimate ≤ tolerance (null when none was given)")
-    flags: list[Flag] = Field(description="why this answer may not be trusted (empty: no reason known)")
-    extrapolated: bool
-    diagnostics: Diagnostics
-    request_id: str
-
-
-class BatchItem(BaseModel):
-    params: dict[str, float]
-    u: list[list[float]] | list[float]
-    coefficients: list[list[float]]
-    rung: RungName
-    error_estimate: float
-    within_tolerance: bool | None
-    flags: list[Flag]
-    extrapolated: bool
-    diagnostics: Diagnostics
+SolveResponse = create_model(
+    "SolveResponse",
+    model=(ModelRef, ...),
+    grid=(Literal["uniform", "axes", "points"], ...),
+    x=(list[float], Field(description="x axis (uniform/axes) or x of each point")),
+    t=(list[float], Field(description="t axis (uniform/axes) or t of each point")),
+    params=(dict[str, float], Field(description="the parameters, by the names of the model's family")),
+    u=(FieldValues, Field(description="u[i][j] = u(x[j], t[i]) (nt × nx), or u at each point")),
+    coefficients=(list[list[float]], Field(description="s_l per hidden layer, as used for the field")),
+    **_fields_of(Trust),
+    extrapolated=(bool, Field(description="the parameters lie outside the served domain")),
+    diagnostics=(Diagnostics, Field(description="what the solve did (fastlrnr.numerics.answer.Diagnostics)")),
+    request_id=(str, ...),
+)
 
 
 class BatchSolveResponse(BaseModel):
@@ -358,7 +299,7 @@ class BatchSolveResponse(BaseModel):
     grid: Literal["uniform", "axes", "points"]
     x: list[float]
     t: list[float]
-    results: list[BatchItem]
+    results: list[BatchItem]  # type: ignore[valid-type]
     timings_ms: dict[str, float]
     request_id: str
 

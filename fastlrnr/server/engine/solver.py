@@ -184,6 +184,7 @@ class ModelRuntime:
         # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them
         S = np.concatenate([np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)], axis=1)
         t1 = time.perf_counter()
+        S_hat = S
         if settings is not None:
             results = run_fast_phase(self.fast, S, mu, settings)
             width = S.shape[1]
@@ -198,7 +199,13 @@ class ModelRuntime:
         t3 = time.perf_counter()
         if not np.all(np.isfinite(u_lrnr)):
             raise SolverError(f"model {self.name!r} produced a non-finite field")
-        answer = ladder.first_answer(self, S, mu, grid, u_lrnr, rows, correct, settings is not None)
+        u_hyper = None
+        if not correct and self.envelope is not None and settings is not None:
+            moved = np.array([r.fast_phase.accepted for r in rows])
+            if moved.any():  # the envelope bounds the hypernetwork's error: its field where the fast phase moved
+                u_hyper = u_lrnr.copy()
+                u_hyper[moved] = self._field(S_hat[moved], grid, field_workers)
+        answer = ladder.first_answer(self, S, mu, grid, u_lrnr, rows, correct, settings is not None, u_hyper)
         t4 = time.perf_counter()
         timings = {"hypernet": t1 - started, "fast_phase": t2 - t1, "field": t3 - t2, "correction": t4 - t3}
         climb = ladder.Climb(u_lrnr, answer.correction_pass, answer.correction_s) if keep else None
