@@ -103,7 +103,7 @@ class FitSettings:
     starts: int = 3
     screen_per_axis: int | None = None
     max_iterations: int = 30
-    refinements: int = 6
+    refinements: int = 8
     refine_tol: float = 0.2
     level: float = 0.95
     rank_tol: float = 1e-10
@@ -514,7 +514,7 @@ def fit_parameters(
         cost = float(problem.cost(answer.u))
         radius = TRUST_INIT
         settled = q == 0
-        while not settled and rounds < settings.refinements:
+        while not settled:
             se = _std_errors_scaled(J, sigma if sigma is not None else _sigma_hat(obs.u - u_fit, n, q))
             lo, hi = np.maximum(theta - radius, 0.0), np.minimum(theta + radius, 1.0)
             st = _levenberg_marquardt(problem, theta[None], lo, hi, settings.max_iterations)
@@ -523,6 +523,8 @@ def fit_parameters(
             if np.all(np.abs(step) <= settings.refine_tol * np.where(np.isfinite(se), se, np.inf)):
                 theta, u_fit = st.theta[0], st.u[0]  # a negligible move: the linear model's answer
                 settled = True
+                break
+            if rounds >= settings.refinements:
                 break
             here = problem.linear
             predicted = float(st.cost[0])
@@ -541,6 +543,8 @@ def fit_parameters(
             else:  # keep θ and its linear model
                 problem.linear = here
                 radius = 0.25 * float(np.max(np.abs(step)))
+                if np.all(np.abs(step) <= np.where(np.isfinite(se), se, np.inf)):
+                    settled = True  # no lower misfit within a standard error of θ: its minimum, as far as it matters
         converged = settled
     timings["refine"] = time.perf_counter() - t0
 
