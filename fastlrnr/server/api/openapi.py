@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from fastlrnr.server.api.fit_schemas import FitRequest
 from fastlrnr.server.api.schemas import BatchSolveRequest, ErrorResponse, SolveRequest
 from fastlrnr.server.http.encoding import NPY_MEDIA_TYPE
 
@@ -215,7 +216,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
         )
         _, defs = models_json_schema(
-            [(SolveRequest, "validation"), (BatchSolveRequest, "validation")],
+            [(SolveRequest, "validation"), (BatchSolveRequest, "validation"), (FitRequest, "validation")],
             ref_template="#/components/schemas/{model}",
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))

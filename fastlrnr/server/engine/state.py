@@ -9,7 +9,8 @@ requests that found the old one finish on it, and it is closed when the last of 
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import Request
@@ -24,6 +25,7 @@ from fastlrnr.server.settings import ServiceSettings
 # Bodies larger than this are parsed one at a time, apart from small ones, so that a flood of
 # large bodies cannot hold up the parsing of ordinary requests.
 LARGE_BODY_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class ServiceState:
@@ -134,6 +136,17 @@ class ServiceState:
                     # id(runtime): jobs for two versions of one model never share a pass
                     return await self.batcher.submit(runtime, (id(runtime), job.key), job)
                 return (await self.pool.run(self.run_pass, runtime, [job]))[0]
+        finally:
+            self._hold(runtime, -1)
+
+    async def execute_call(self, runtime: ModelRuntime, fn: Callable[..., T], *args: Any) -> T:
+        """Admit one job that is not a solve pass (a fit, ``fastlrnr.server.api.fit``) to the solver
+        queue (503 when full) and run ``fn(*args)`` on a worker, the runtime held as ``execute``
+        holds it."""
+        self._hold(runtime, +1)
+        try:
+            async with self.pool.slot():
+                return await self.pool.run(fn, *args)
         finally:
             self._hold(runtime, -1)
 
