@@ -98,7 +98,8 @@ class FitSettings:
     this times the largest; ``poor_fit_alpha``: the χ² tail probability that flags a poor fit;
     ``refinement``: what step 3 refines on; ``escalate_ratio``: with ``auto``, the reference
     solver serves when the corrected answer's error ε exceeds this × σ/√n (its worst-case bias in
-    standard errors); ``time_budget_s``: the deadline of the reference solver's attempts."""
+    standard errors); ``time_budget_s``: the deadline of the reference solver's attempts; ``secant``: after the
+    first pass of step 3, update the defect's Jacobian by Broyden's formula instead of differences."""
 
     starts: int = 3
     screen_per_axis: int | None = None
@@ -111,6 +112,7 @@ class FitSettings:
     refinement: Refinement = Refinement.AUTO
     escalate_ratio: float = 0.3
     time_budget_s: float = 2.0
+    secant: bool = False
 
     def screen_size(self, free: int) -> int:
         if self.screen_per_axis is not None:
@@ -277,7 +279,7 @@ class FitResult:
     ``widening`` = σ_eff/σ, how much it widens the intervals; ``chi2``, ``dof``, ``chi2_p``
     (P(χ²_dof ≥ χ²)); ``flags`` (code, message, params); ``rung``: what the fit was refined on;
     ``iterations``: LM iterations summed over rounds (of the best start), ``starts``,
-    ``refinements``; ``timings`` in seconds."""
+    ``refinements``; ``timings`` in seconds; ``start_params`` where step 2 started."""
 
     names: tuple[str, ...]
     free: np.ndarray
@@ -305,6 +307,7 @@ class FitResult:
     condition: float
     flags: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    start_params: np.ndarray | None = None  # (starts, p): where step 2 started
 
     def by_name(self, values: np.ndarray) -> dict[str, float]:
         return {k: float(v) for k, v in zip(self.names, values)}
@@ -508,7 +511,7 @@ def fit_parameters(
     if refiner is not None:
         deadline = time.perf_counter() + settings.time_budget_s
         noise = sigma if sigma is not None else _sigma_hat(obs.u - u_fit, n, q)
-        answer = _refine_round(problem, refiner, theta, noise, deadline, settings)
+        answer, last = _refine_round(problem, refiner, theta, noise, deadline, settings)
         rounds = 1
         u_fit, J = answer.u, problem.linear[2]
         cost = float(problem.cost(answer.u))
@@ -529,19 +532,26 @@ def fit_parameters(
             here = problem.linear
             predicted = float(st.cost[0])
             noise = sigma if sigma is not None else _sigma_hat(obs.u - st.u[0], n, q)
-            trial = _refine_round(problem, refiner, st.theta[0], noise, deadline, settings)
+            trial, trial_last = _refine_round(problem, refiner, st.theta[0], noise, deadline, settings, last)
             rounds += 1
             actual = float(problem.cost(trial.u))
             gain = (cost - actual) / max(cost - predicted, 1e-300)
             if actual < cost:
-                theta, cost, answer = st.theta[0], actual, trial
+                theta, cost, answer, last = st.theta[0], actual, trial, trial_last
                 u_fit, J = trial.u, problem.linear[2]
                 if gain > 0.75 and np.max(np.abs(step)) >= 0.9 * radius:
                     radius = min(1.0, 2.0 * radius)
                 elif gain < 0.25:
                     radius = 0.25 * float(np.max(np.abs(step)))
-            else:  # keep θ and its linear model
+            else:  # keep θ and its linear model, its defect's Jacobian updated by what the trial showed
                 problem.linear = here
+                if settings.secant and trial_last[3] == last[3]:
+                    d_theta, D = trial_last[0] - last[0], last[2]
+                    step_d = trial_last[1] - last[1] - D @ d_theta
+                    D = D + np.outer(step_d, d_theta) / max(float(d_theta @ d_theta), 1e-300)
+                    problem.linear = (here[0], here[1], here[2] - last[2] + D)
+                    last = (last[0], last[1], D, last[3])
+                    J = problem.linear[2]
                 radius = 0.25 * float(np.max(np.abs(step)))
                 if np.all(np.abs(step) <= np.where(np.isfinite(se), se, np.inf)):
                     settled = True  # no lower misfit within a standard error of θ: its minimum, as far as it matters
@@ -551,6 +561,7 @@ def fit_parameters(
     t0 = time.perf_counter()
     result = _uncertainty(model, problem, obs, theta, u_fit, J, sigma, answer, settings)
     result.iterations, result.starts, result.refinements = iterations, len(theta0), rounds
+    result.start_params = problem.mu(theta0)
     result.converged = converged
     if not converged:
         result.flags.append(
@@ -574,33 +585,32 @@ def _refine_round(
     noise: float,
     deadline: float,
     settings: FitSettings,
-) -> ServedAnswer:
-    """The served answer u* at θ and its Jacobian: the LRNR's exact one plus the forward
-    differences of the defect δ = u* − u_LRNR (smaller and smoother than u*, so its differences
-    are more accurate than u*'s own), the differenced rows batched with θ's. Sets the problem's
-    linear model to them."""
+    last: tuple[np.ndarray, np.ndarray, np.ndarray, str] | None = None,
+) -> tuple[ServedAnswer, tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
+    """The served answer u* at θ and its Jacobian, the LRNR's exact one plus that of the defect
+    δ = u* − u_LRNR (smaller and smoother than u*): by forward differences, their rows batched
+    with θ's, or — given the ``last`` round's (θ, δ, ∂δ/∂θ, rung) and ``settings.secant`` — by
+    Broyden's update of the last one from the change of δ (one row instead of 1 + q). Sets the
+    problem's linear model; returns the answer and this round's (θ, δ, ∂δ/∂θ, rung)."""
     mu = problem.mu(theta[None])[0]
+    u_l, J_l = problem.lrnr_and_jacobian(theta[None])
+    options = {"mode": settings.refinement, "noise": noise, "ratio": settings.escalate_ratio, "deadline": deadline}
+    if last is not None and settings.secant and theta.size:
+        answer = refiner.answer(mu, problem.obs, u_l[0], **options)
+        if answer.rung == last[3]:
+            defect = answer.u - u_l[0]
+            d_theta, D = theta - last[0], last[2]
+            D = D + np.outer(defect - last[1] - D @ d_theta, d_theta) / max(float(d_theta @ d_theta), 1e-300)
+            problem.linear = (theta.copy(), answer.u, J_l[0] + D)
+            return answer, (theta.copy(), defect, D, answer.rung)
     steps = np.where(theta + FD_STEP <= 1.0, FD_STEP, -FD_STEP)
     pert = theta[None] + np.diag(steps)
-    u_l, J_l = problem.lrnr_and_jacobian(theta[None])
     lrnr = np.concatenate([u_l, problem.lrnr(pert)]) if theta.size else u_l
-    answer = refiner.answer(
-        mu,
-        problem.obs,
-        lrnr[0],
-        mode=settings.refinement,
-        noise=noise,
-        ratio=settings.escalate_ratio,
-        deadline=deadline,
-        perturbed=problem.mu(pert),
-        u_lrnr_perturbed=lrnr[1:],
-    )
-    J = J_l[0]
-    if theta.size:
-        defect = answer.u - lrnr[0]
-        J = J + ((answer.u_perturbed - lrnr[1:]) - defect).T / steps
-    problem.linear = (theta.copy(), answer.u, J)
-    return answer
+    answer = refiner.answer(mu, problem.obs, lrnr[0], perturbed=problem.mu(pert), u_lrnr_perturbed=lrnr[1:], **options)
+    defect = answer.u - lrnr[0]
+    D = ((answer.u_perturbed - lrnr[1:]) - defect).T / steps if theta.size else np.zeros((problem.obs.n, 0))
+    problem.linear = (theta.copy(), answer.u, J_l[0] + D)
+    return answer, (theta.copy(), defect, D, answer.rung)
 
 
 def _sigma_hat(r: np.ndarray, n: int, q: int) -> float:
