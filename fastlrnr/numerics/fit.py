@@ -20,8 +20,9 @@ parameter whose bounds are equal is held there, the q others are free. Steps:
    defect δ = u* − u_LRNR, batched with u* in one pass) give the linear model
    u*_k + J*_k (θ − θ_k), minimised within the box and a trust region; the trial is kept when
    the served misfit there is lower, the region grows or shrinks with the ratio of actual to
-   predicted decrease. It stops when a step would move no free parameter by more than
-   ``refine_tol`` standard errors. (Minimising u_LRNR(θ) + δ_k with the defect frozen, or with
+   predicted decrease. It stops when a step the trust region did not cut short would move no
+   free parameter by more than ``refine_tol`` standard errors, or when a rejected step had
+   promised less than ``CHI2_SETTLE`` of χ². (Minimising u_LRNR(θ) + δ_k with the defect frozen, or with
    a linear defect, converged in more rounds and missed the minimum in the ν–ρ valley of
    Allen–Cahn; docs/method.md.)
 4. **Uncertainty** (Laplace): C = σ_eff² (J*ᵀJ*)⁻¹ over the free parameters at the fit. The served
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 BOUND_TOL = 1e-9  # a scaled parameter within this of 0 or 1 lies on its bound
 CHI2_TOL = 1e-6  # LM stops once a step lowers χ² by less than this
+CHI2_SETTLE = 0.05  # step 3 ends when a rejected step had promised to lower χ² by less than this
 TRUST_INIT = 0.25  # the first Gauss–Newton step on the served answer moves at most this far (scaled parameters)
 FD_STEP = 1e-3  # the step (in parameters scaled to [0, 1]) of the defect's forward differences
 
@@ -105,7 +107,7 @@ class FitSettings:
     screen_per_axis: int | None = None
     max_iterations: int = 30
     refinements: int = 8
-    refine_tol: float = 0.2
+    refine_tol: float = 0.1
     level: float = 0.95
     rank_tol: float = 1e-10
     poor_fit_alpha: float = 1e-3
@@ -523,8 +525,10 @@ def fit_parameters(
             st = _levenberg_marquardt(problem, theta[None], lo, hi, settings.max_iterations)
             iterations += int(st.iterations[0])
             step = st.theta[0] - theta
-            if np.all(np.abs(step) <= settings.refine_tol * np.where(np.isfinite(se), se, np.inf)):
-                theta, u_fit = st.theta[0], st.u[0]  # a negligible move: the linear model's answer
+            at_edge = ((st.theta[0] <= lo + BOUND_TOL) & (lo > 0)) | ((st.theta[0] >= hi - BOUND_TOL) & (hi < 1))
+            small = np.all(np.abs(step) <= settings.refine_tol * np.where(np.isfinite(se), se, np.inf))
+            if small and not at_edge.any():  # a negligible move, not one the trust region cut short
+                theta, u_fit = st.theta[0], st.u[0]  # the linear model's answer
                 settled = True
                 break
             if rounds >= settings.refinements:
@@ -553,8 +557,8 @@ def fit_parameters(
                     last = (last[0], last[1], D, last[3])
                     J = problem.linear[2]
                 radius = 0.25 * float(np.max(np.abs(step)))
-                if np.all(np.abs(step) <= np.where(np.isfinite(se), se, np.inf)):
-                    settled = True  # no lower misfit within a standard error of θ: its minimum, as far as it matters
+                if 2.0 * (cost - predicted) <= CHI2_SETTLE * noise**2:
+                    settled = True  # the model promised less than CHI2_SETTLE of χ² and even that failed
         converged = settled
     timings["refine"] = time.perf_counter() - t0
 
