@@ -103,7 +103,7 @@ class FitSettings:
     standard errors); ``time_budget_s``: the deadline of the reference solver's attempts; ``secant``: after the
     first pass of step 3, update the defect's Jacobian by Broyden's formula instead of differences."""
 
-    starts: int = 3
+    starts: int = 1
     screen_per_axis: int | None = None
     max_iterations: int = 30
     refinements: int = 8

@@ -77,7 +77,7 @@ class FitRequest(_Strict):
         False, description="accept bounds and fixed values outside the served domain (up to its extrapolation range)"
     )
     starts: Annotated[int, Field(ge=1, le=16)] | None = Field(
-        None, description="Levenberg–Marquardt starts, the best points of a screening grid (null: 3)"
+        None, description="Levenberg–Marquardt starts, the best points of a screening grid (null: 1, the best)"
     )
     refinement: Refinement = Field(
         "auto",
