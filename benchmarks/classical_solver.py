@@ -35,7 +35,7 @@ DENSE_ROWS = 16  # up to this many rows the convection–diffusion step is a den
 
 def strang_states(mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
     """Grid values (B, nt, n) at the sorted times t (nt,) for mu (B, 3): the march of
-    ``fastlrnr.numerics.reference._march`` (same steps, same sub-flows), operators built once per step length."""
+    ``fastlrnr.numerics.reference.strang_march`` (same steps, same sub-flows), operators built once per step length."""
     B = mu.shape[0]
     beta, nu, rho = (mu[:, i : i + 1] for i in range(3))
     k = np.fft.rfftfreq(n, d=1.0 / n)

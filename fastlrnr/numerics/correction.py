@@ -42,6 +42,7 @@ from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.numerics.spectral import SITES_CHUNK, cubic_at_points, cubic_in_time, trig_interpolate
+from fastlrnr.numerics.transport_error import has_transport, transport_shift
 
 MAX_CHUNK_VALUES = 1 << 21  # rows × times × sites interpolated at once in ``at_points`` (16 MiB)
 
@@ -79,6 +80,7 @@ def newton_error_field(
     increment = np.full(R, np.nan)
     params = family.columns(mu, 3)  # (R, 1, 1) each
     reacting = family.reacting(mu)
+    transport = has_transport(mu, family)
     active = np.flatnonzero(reacting) if iterations > 0 else np.array([], dtype=int)
     increment[~reacting] = 0.0  # the equation is linear: the first solve is exact
     for _ in range(iterations):
@@ -87,6 +89,8 @@ def newton_error_field(
         ea = e[active]
         with np.errstate(over="ignore", invalid="ignore"):
             shift = family.newton_shift(u[active], ea, *(p[active] for p in params))
+            if transport:
+                shift = shift + transport_shift(ea, mu[active], family)
             new = error_field(r[active] - shift, u[active] + ea, mu[active], t_end, family)
         inc = _relative_norm(new - ea, u[active])
         e[active] = new

@@ -32,6 +32,7 @@ from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.grid import X_PERIOD, uniform_grid
 from fastlrnr.numerics.jet_chain import JetChain, exact_chain
 from fastlrnr.numerics.lrnr import LRNRWeights
+from fastlrnr.numerics.transport_error import has_transport, transport_error_field
 
 SMALL_Z = 1e-6  # below |z| the φ-functions use their Taylor series
 
@@ -49,6 +50,8 @@ def error_field(r: np.ndarray, u: np.ndarray, mu: np.ndarray, t_end: float, fami
         raise ValueError(
             f"expected r, u of one shape (R, nt ≥ 2, nx) and mu (R, {p}), got {r.shape}, {u.shape}, {mu.shape}"
         )
+    if has_transport(mu, family):  # b (u e)_x has variable coefficients: integrated explicitly
+        return transport_error_field(r, u, mu, t_end, family)
     h = t_end / (nt - 1)
     k = 2.0 * np.pi * np.fft.rfftfreq(nx, X_PERIOD / nx)  # (nx//2 + 1,) wavenumbers
     z = family.symbol(k, *family.columns(mu)) * h  # (R, modes) the linear operator times h

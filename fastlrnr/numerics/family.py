@@ -14,7 +14,9 @@ functions of the family's parameters μ (columns in ``params`` order). Everythin
   L_u e = e_t + a_x e_x + a_xx e_xx − c(u) e: the symbol of the linear part per Fourier mode,
   the reaction coefficient c(u) = −N'(u) and the remainder N_u(e);
 - the reference solver's sub-flows: the linear step per mode (the same symbol) and the
-  exact flow of u_t = −N(u).
+  exact flow of u_t = −N(u); its march (``march``: Strang splitting of those sub-flows unless
+  the family brings its own solver, as burgers does), its default resolution
+  (``reference_resolution``) and its escalation rung's plan (``rung``, ``rung_points``).
 
 Also here, as they are family-independent: :class:`Domain` (a box of parameter sets) and
 the parameter-vector helpers.
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
+
+from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, strang_march
 
 
 class ParameterError(ValueError):
@@ -189,6 +193,27 @@ class HardBand:
         return np.asarray(mu)[:, domain.params.index(self.param)] <= self.upto
 
 
+@dataclass(frozen=True)
+class RungPlan:
+    """How the reference rung (``fastlrnr.numerics.reference_rung.solve_to_tolerance``) climbs for
+    a family. The defaults are the Strang solver's: steps double from ``first_substeps`` to
+    ``max_substeps``, the points double only when the estimate stalls (up to ``max_points``), and
+    the check is marched with uniform steps and interpolated cubically in time.
+
+    first_substeps: time steps per unit time of the first attempt; max_substeps: the last
+    attempt's; max_points: internal points of the finest attempt; uniform_check: march the
+    check uniformly and interpolate in time (False: the check hits the requested times, as the
+    served solve does — needed where a front moves through a site between two steps);
+    refine_points: every attempt doubles the points as well as the steps (a solver whose error
+    is set by the points, its step tied to them by a CFL limit)."""
+
+    first_substeps: int = 32
+    max_substeps: int = 8192
+    max_points: int = 1024
+    uniform_check: bool = True
+    refine_points: bool = False
+
+
 class PdeFamily(ABC):
     """One PDE family (see the module docstring). Parameters enter every method as columns
     ``*params`` in ``params`` order, each broadcastable against the fields (``columns``)."""
@@ -256,6 +281,13 @@ class PdeFamily(ABC):
             - (self.reaction_coefficient(u + e, *params) - self.reaction_coefficient(u, *params)) * e
         )
 
+    def residual_partials(self, u, u_x, *params) -> tuple:
+        """(∂R/∂u, ∂R/∂u_x, ∂R/∂u_xx) at a state (∂R/∂u_t = 1): b u_x − c(u), a_x + b u and a_xx,
+        broadcast against u (b: ``burgers_coefficient``)."""
+        a_x, a_xx = self.linear_coefficients(*params)
+        b = self.burgers_coefficient(*params)
+        return b * u_x - self.reaction_coefficient(u, *params), a_x + b * u, a_xx + 0.0 * u
+
     def symbol(self, k: np.ndarray, *params) -> np.ndarray:
         """The linear part's Fourier symbol per mode: ê_t = symbol(k) ê for the equation
         e_t + a_x e_x + a_xx e_xx = 0, i.e. −i a_x k + a_xx k²; k wavenumbers (…, modes)."""
@@ -267,6 +299,28 @@ class PdeFamily(ABC):
     def reaction_flow(self, h: float, *params) -> Flow:
         """The exact flow over a step h of the pointwise ODE u_t = −N(u), as a function of
         the grid values; params (B, 1) columns, u (B, n)."""
+
+    def march(self, mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
+        """The reference solver's grid values (B, nt, n) at x_j = 2πj/n and the sorted times t
+        (nt,) ≥ 0 for rows mu (B, p): ``substeps`` time steps per unit time, n internal points.
+        By default Strang splitting of ``symbol`` and ``reaction_flow``
+        (``fastlrnr.numerics.strang.strang_march``); a family whose equation those sub-flows
+        do not cover (a transport term u u_x) brings its own solver."""
+        return strang_march(mu, t, substeps, n, self)
+
+    def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
+        """(substeps, points): the reference solver's default time steps per unit time and its
+        internal points per row (B,) for rows mu (B, p). By default the Strang solver's
+        (``DEFAULT_SUBSTEPS``, ``NX_INTERNAL``) for every row."""
+        return DEFAULT_SUBSTEPS, np.full(len(mu), NX_INTERNAL, dtype=int)
+
+    rung: RungPlan = RungPlan()
+    """How the reference rung climbs for this family (``RungPlan``)."""
+
+    def rung_points(self, tolerance: float, mu: np.ndarray) -> int | None:
+        """Internal points of the reference rung's first attempt for a tolerance and rows mu
+        (R, p); None (the default) leaves it to ``reference_rung.points_for``."""
+        return None
 
     # ------------------------------------------------------------------- helpers
     @property

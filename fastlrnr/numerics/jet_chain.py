@@ -96,7 +96,7 @@ class JetChain:
         fam = self.family
         u, u_x, u_t, u_xx = fam.ansatz_jets(self.x, self.t, g[0], g[1], g[2], g[3] if J == 4 else None)
         u_xx = np.zeros_like(u) if u_xx is None else u_xx
-        return ChainState(Sd, mu, a_list, h_list, u, fam.residual(u, u_t, u_x, u_xx, *fam.columns(mu)))
+        return ChainState(Sd, mu, a_list, h_list, u, fam.residual(u, u_t, u_x, u_xx, *fam.columns(mu)), u_x)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -121,17 +121,16 @@ class JetChain:
         """∂R/∂s (R, M, P) in the chain's dtype, by one reverse pass from a forward ``state``."""
         a_list, h_list, mu, S = state.a, state.h, state.mu, state.S
         J = h_list[0].shape[0]
-        # seeds ∂R/∂g per jet: u = u0 + t g0, u_x = … + t g_x, u_t = g0 + t g_t, u_xx = … + t g_xx;
-        # R = u_t + a_x u_x + a_xx u_xx + N(u) with ∂N/∂u = −c(u)
-        params = self.family.columns(mu)
-        a_x, a_xx = self.family.linear_coefficients(*params)
+        # seeds ∂R/∂g per jet: u = u0 + t g0, u_x = … + t g_x, u_t = g0 + t g_t, u_xx = … + t g_xx,
+        # with the residual's partials (∂R/∂u, ∂R/∂u_x, ∂R/∂u_xx) at the state (∂R/∂u_t = 1)
+        R_u, R_ux, R_uxx = self.family.residual_partials(state.u, state.u_x, *self.family.columns(mu))
         t = self.t
         gbar = np.empty((J,) + state.r.shape, dtype=self.dtype)
-        gbar[0] = 1.0 - t * self.family.reaction_coefficient(state.u, *params)
-        gbar[1] = a_x * t
+        gbar[0] = 1.0 + t * R_u
+        gbar[1] = R_ux * t
         gbar[2] = t
         if J == 4:
-            gbar[3] = a_xx * t
+            gbar[3] = R_uxx * t
         hbar = gbar[..., None] * self.w
         off = self.offsets
         jac = np.empty(state.r.shape + (int(off[-1]),), dtype=self.dtype)
@@ -185,6 +184,7 @@ class ChainState:
     h: list
     u: np.ndarray
     r: np.ndarray
+    u_x: np.ndarray
 
     def rows(self, keep: np.ndarray) -> ChainState:
         """The state of a subset of rows (boolean mask or indices)."""
@@ -195,6 +195,7 @@ class ChainState:
             [h[:, keep] for h in self.h],
             self.u[keep],
             self.r[keep],
+            self.u_x[keep],
         )
 
 

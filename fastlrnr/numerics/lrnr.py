@@ -19,10 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.families.cdr import CDR_FAMILY
 from fastlrnr.numerics.family import PdeFamily
-
-ANSATZ = CDR_FAMILY.ansatz  # the CDR family's; ``PdeFamily.ansatz`` gives any family's
 
 
 @dataclass(frozen=True)

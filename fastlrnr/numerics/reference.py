@@ -24,11 +24,16 @@ splitting is then exact (for any family: a row whose reaction parameters are all
 Space: the output is the trigonometric interpolant of the internal grid values,
 evaluated at the requested x (any real x; values at the internal grid are returned
 directly when x is that grid).
+
+Other families: the march is the family's (``PdeFamily.march``; Strang splitting as above
+by default — the burgers family, whose transport term u u_x has no exact sub-flow, brings a
+Fourier/ETDRK4 solver, ``fastlrnr.numerics.shock_reference``), and so are the default
+``substeps`` and ``nx_internal`` (``PdeFamily.reference_resolution``: for burgers, points per
+row by the shock width, rows of equal points solved together).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,14 +41,7 @@ import numpy as np
 from fastlrnr.numerics.family import PdeFamily, params_to_array
 from fastlrnr.numerics.grid import X_PERIOD, standard_grid
 from fastlrnr.numerics.spectral import trig_interpolate
-
-NX_INTERNAL: int = 256
-"""Default number of internal grid points in x (even)."""
-
-DEFAULT_SUBSTEPS: int = 8000
-"""Default splitting steps per unit time: relative L2 error ≤ 2e-9 over the cdr domain
-(5e-10 at (2, 0.7, 1.5)), about 0.15 s on the standard grid; see
-``benchmarks/reference_convergence.py``."""
+from fastlrnr.numerics.strang import DEFAULT_SUBSTEPS, NX_INTERNAL, strang_march  # noqa: F401 (re-exported)
 
 
 def solve_reference(
@@ -51,8 +49,8 @@ def solve_reference(
     x: np.ndarray,
     t: np.ndarray,
     *,
-    substeps: int = DEFAULT_SUBSTEPS,
-    nx_internal: int = NX_INTERNAL,
+    substeps: int | None = None,
+    nx_internal: int | None = None,
     family: PdeFamily,
 ) -> np.ndarray:
     """Reference solution u(x_j, t_i) for one parameter set.
@@ -61,8 +59,10 @@ def solve_reference(
     those names (missing → 0);
     x: (nx,) positions in radians (any real value; periodic);
     t: (nt,) times, non-decreasing, ≥ 0;
-    substeps: splitting steps per unit time (see module docstring);
-    nx_internal: even number of internal Fourier grid points;
+    substeps: splitting steps per unit time (see module docstring); None: the family's
+    default (``DEFAULT_SUBSTEPS`` for CDR);
+    nx_internal: even number of internal Fourier grid points; None: the family's default
+    (``NX_INTERNAL`` for CDR, per row for burgers);
     family: the PDE family.
     Returns (nt, nx) float64. Raises ValueError (ParameterError for mu) on bad input.
     """
@@ -83,14 +83,16 @@ def solve_reference_batch(
     x: np.ndarray,
     t: np.ndarray,
     *,
-    substeps: int = DEFAULT_SUBSTEPS,
-    nx_internal: int = NX_INTERNAL,
+    substeps: int | None = None,
+    nx_internal: int | None = None,
     family: PdeFamily,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
 
-    Every row shares x, t and the step sizes; see ``solve_reference`` for the arguments."""
+    Every row shares x and t; rows of equal internal points are marched together (with the
+    family's default ``nx_internal``, rows may differ in points); see ``solve_reference`` for
+    the arguments."""
     mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
@@ -99,21 +101,32 @@ def solve_reference_batch(
     if np.any(np.diff(t) < 0.0):
         i = int(np.argmax(np.diff(t) < 0.0))
         raise ValueError(f"t must be sorted (non-decreasing), got t[{i}] = {t[i]:g} > t[{i + 1}] = {t[i + 1]:g}")
+    default_substeps, default_points = family.reference_resolution(mu)
+    substeps = default_substeps if substeps is None else substeps
     if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
-    if (
+    if nx_internal is not None and (
         isinstance(nx_internal, bool)
         or not isinstance(nx_internal, (int, np.integer))
         or nx_internal < 8
         or nx_internal % 2
     ):
         raise ValueError(f"nx_internal must be an even integer ≥ 8, got {nx_internal!r}")
+    points = default_points if nx_internal is None else np.full(mu.shape[0], int(nx_internal))
 
-    states = _march(mu, t, int(substeps), int(nx_internal), family)  # (B, nt, nx_internal)
-    grid = X_PERIOD * np.arange(nx_internal) / nx_internal
-    if x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13):
-        return states
-    return trig_interpolate(states, x)
+    out = None
+    for n in np.unique(points):
+        rows = points == n
+        states = family.march(mu[rows], t, int(substeps), int(n))  # (R, nt, n)
+        grid = X_PERIOD * np.arange(n) / n
+        if not (x.shape == grid.shape and np.allclose(x, grid, rtol=0.0, atol=1e-13)):
+            states = trig_interpolate(states, x)
+        if rows.all():
+            return states
+        if out is None:
+            out = np.empty((mu.shape[0], t.size, x.size))
+        out[rows] = states
+    return out
 
 
 def _check_vector(v, name: str) -> np.ndarray:
@@ -123,32 +136,3 @@ def _check_vector(v, name: str) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} must be finite, got {v[~np.isfinite(v)][0]}")
     return v
-
-
-def _march(mu: np.ndarray, t: np.ndarray, substeps: int, n: int, family: PdeFamily) -> np.ndarray:
-    """Grid values (B, nt, n) at the times t by Strang splitting of ``family``'s sub-flows."""
-    params = family.columns(mu)  # (B, 1) each
-    k = np.fft.rfftfreq(n, d=1.0 / n)  # 0, 1, ..., n/2
-    symbol = family.symbol(k, *params)  # (B, n/2 + 1)
-    reacting = bool(np.any(family.reacting(mu)))
-
-    u = np.broadcast_to(family.initial_condition(X_PERIOD * np.arange(n) / n), (mu.shape[0], n)).copy()
-    out = np.empty((mu.shape[0], t.shape[0], n))
-    t_now = 0.0
-    for j, t_next in enumerate(t):
-        span = t_next - t_now
-        if span > 0.0:
-            steps = max(1, math.ceil(substeps * span - 1e-9)) if reacting else 1
-            h = span / steps
-            propagator = np.exp(symbol * h)
-            if reacting:
-                half, full = family.reaction_flow(0.5 * h, *params), family.reaction_flow(h, *params)
-                u = half(u)
-                for step in range(steps):
-                    u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
-                    u = full(u) if step < steps - 1 else half(u)
-            else:
-                u = np.fft.irfft(np.fft.rfft(u) * propagator, n)
-        out[:, j] = u
-        t_now = t_next
-    return out

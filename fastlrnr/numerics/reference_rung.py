@@ -18,6 +18,14 @@ estimate falls by less than half from one attempt to the next, time is not what 
 the next attempt doubles n as well (up to ``MAX_POINTS``; a front sharper than the grid, as
 in a reaction-dominated Allen–Cahn solution) — unless the estimate is already at the level
 of rounding (``ROUNDING``).
+
+A family may plan the climb otherwise (``PdeFamily.rung``, a ``RungPlan``, and
+``PdeFamily.rung_points``). The burgers family's solver (``fastlrnr.numerics.shock_reference``)
+ties its step to its points by a CFL limit and its error is set by the points: its first
+attempt takes the points its resolution rule asks for the tolerance (twice those the check
+needs), every attempt doubles the points and the steps, and the check hits the requested times
+exactly (a front moving through a site makes interpolation in time useless), up to its own
+``max_points``.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastlrnr.numerics.family import PdeFamily
+from fastlrnr.numerics.family import PdeFamily, RungPlan
 from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.numerics.spectral import cubic_in_time, trig_at_points, trig_interpolate
@@ -36,15 +44,20 @@ from fastlrnr.numerics.spectral import cubic_in_time, trig_at_points, trig_inter
 NX_INTERNAL = 128  # internal points of the served solve (the check uses half: 64 resolve these solutions)
 
 
-def points_for(tolerance: float) -> int:
+def points_for(tolerance: float, family: PdeFamily, mu: np.ndarray | None = None) -> int:
     """Internal points for a tolerance: the check's n/2 modes must resolve the solution well
-    below it (16 modes: ~2e-3 on cdr's hardest corner, 32: ~1e-6)."""
+    below it (16 modes: ~2e-3 on cdr's hardest corner, 32: ~1e-6). A family may declare its
+    own for rows mu (R, p) (``PdeFamily.rung_points``; burgers: by the shock width)."""
+    if mu is not None:
+        declared = family.rung_points(tolerance, np.asarray(mu, dtype=np.float64))
+        if declared is not None:
+            return int(declared)
     return 32 if tolerance >= 1e-2 else 64 if tolerance >= 1e-4 else NX_INTERNAL
 
 
-FIRST_SUBSTEPS = 32  # splitting steps per unit time of the first attempt
-MAX_SUBSTEPS = 8192
-MAX_POINTS = 1024  # internal points of the finest attempt (when space, not time, limits the estimate)
+FIRST_SUBSTEPS = RungPlan.first_substeps  # splitting steps per unit time of the first attempt
+MAX_SUBSTEPS = RungPlan.max_substeps
+MAX_POINTS = RungPlan.max_points  # internal points of the finest attempt (when space, not time, limits the estimate)
 STALLED = 0.5  # an estimate that falls by less than this factor between attempts is space-limited
 ROUNDING = 1e-8  # ... unless it is below this: there rounding stalls it, which more points do not cure
 MARCH_VALUES = 1 << 22  # states kept at once by the check's uniform march (32 MiB of float64)
@@ -113,16 +126,25 @@ def solve_to_tolerance(
     points: bool,
     tolerance: float,
     deadline: float | None = None,
-    n: int = NX_INTERNAL,
-    first: int = FIRST_SUBSTEPS,
+    n: int | None = None,
+    first: int | None = None,
     *,
     family: PdeFamily,
 ) -> ReferenceAnswer:
     """Rows mu (R, p) of ``family`` solved at doubling step counts until each row's estimate is ≤
-    ``tolerance`` (a row keeps the first attempt that meets it), ``MAX_SUBSTEPS`` is reached,
-    or — with ``deadline`` (a ``time.perf_counter`` value) — the next attempt, predicted to
-    take twice the last one, would end after it."""
+    ``tolerance`` (a row keeps the first attempt that meets it), the plan's ``max_substeps``
+    (or, for a plan that refines the points every attempt, its ``max_points``) is passed, or —
+    with ``deadline`` (a ``time.perf_counter`` value) — the next attempt, predicted to take
+    twice the last one (four times when it doubles the points), would end after it.
+
+    n: internal points of the first attempt (None: ``family.rung_points``, else
+    ``NX_INTERNAL``); first: its time steps per unit time (None: the plan's ``first_substeps``)."""
     mu = np.asarray(mu, dtype=np.float64)
+    plan = family.rung
+    if n is None:
+        n = family.rung_points(tolerance, mu) or NX_INTERNAL
+    if first is None:
+        first = plan.first_substeps
     R = len(mu)
     u = est = steps = row_points = None
     todo = np.arange(R)
@@ -130,12 +152,15 @@ def solve_to_tolerance(
     s, last, n_max = int(first), 0.0, int(n)
     exhausted = False
     while todo.size:
-        if attempts and (s > MAX_SUBSTEPS or (deadline is not None and time.perf_counter() + 2.0 * last > deadline)):
-            exhausted = s <= MAX_SUBSTEPS
+        ended = s > plan.max_substeps or (plan.refine_points and n > plan.max_points)
+        if attempts and (ended or (deadline is not None and time.perf_counter() + 2.0 * last > deadline)):
+            exhausted = not ended
             break
         t0 = time.perf_counter()
         fine = solve_at_sites(mu[todo], x, t, points, s, n, family=family)
-        coarse = solve_at_sites(mu[todo], x, t, points, max(2, s // 2), n // 2, uniform=True, family=family)
+        coarse = solve_at_sites(
+            mu[todo], x, t, points, max(2, s // 2), n // 2, uniform=plan.uniform_check, family=family
+        )
         diff = (fine - coarse).reshape(len(todo), -1)
         norm = np.linalg.norm(fine.reshape(len(todo), -1), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -147,10 +172,10 @@ def solve_to_tolerance(
         stalled = np.any((e > tolerance) & (e > STALLED * est[todo]) & (e > ROUNDING))  # est: the last attempt's
         u[todo], est[todo], steps[todo], row_points[todo] = fine, e, s, n
         attempts.append(s)
+        n_max = max(n_max, n)
         last = time.perf_counter() - t0
         todo = todo[e > tolerance]
         s *= 2
-        if stalled and n < MAX_POINTS:
+        if plan.refine_points or (stalled and n < plan.max_points):
             n, last = 2 * n, 2.0 * last  # twice the points: the next attempt costs about four times
-        n_max = max(n_max, n)
     return ReferenceAnswer(u, est, steps, row_points, n_max, tuple(attempts), exhausted)

@@ -173,7 +173,9 @@ def build(
     if calibrate:
         try:
             cal = calibration_step(staged, size.calibration)
-            republish(art, out, correction=cal.correction, error_estimate=cal.error_estimate)
+            republish(
+                art, out, extra_arrays=cal.extra_arrays, correction=cal.correction, error_estimate=cal.error_estimate
+            )
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         art = load_artifact(out)

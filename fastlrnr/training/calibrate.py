@@ -39,8 +39,11 @@ from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_a
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
+from fastlrnr.numerics.site_envelope import SiteEnvelope, fit_site_envelope
 from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
 
+ENVELOPE_COVERAGE = 0.999  # share of held-out sets whose every grid point the site envelope must bound
+SITE_COUNTS = (1, 4, 16, 64)  # the site-set sizes the envelope's estimate is checked at
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
 RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")
 NEWTON = {"iterations": 4, "tol": 3e-5}  # error after a step ≈ C·increment²: far below the grid's
@@ -124,7 +127,7 @@ def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chun
     x, t = standard_grid()
     S = hyper_rows(art.hyper, mus)
     u = fields(art.lrnr, S, family=art.family)
-    out = {"err_hyper": relative_l2(u, refs)}
+    out = {"err_hyper": relative_l2(u, refs), "e_hyper": u - refs}
     for m in RUNGS:
         out[f"d{m}"], out[f"err{m}"] = np.empty(len(mus)), np.empty(len(mus))
     for lo in range(0, len(mus), chunk):
@@ -154,11 +157,18 @@ def _factor(estimate: np.ndarray, error: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Calibration:
     """What ``calibrate`` measured: the manifest's new ``correction`` and ``error_estimate``
-    sections (checked by the loader's own parsers) and the figures behind them (``report``)."""
+    sections (checked by the loader's own parsers), the site envelope (whose node values go to
+    the artifact's ``envelope.npz``) and the figures behind them (``report``)."""
 
     correction: dict
     error_estimate: dict
     report: dict
+    envelope: SiteEnvelope
+
+    @property
+    def extra_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        """The optional npz files the calibration adds to the artifact."""
+        return {"envelope.npz": self.envelope.to_arrays()}
 
 
 def calibrate(
@@ -177,12 +187,14 @@ def calibrate(
     corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
     cal_mu, n_grid = calibration_set(domain, art.family, size=size)
     val_mu, ext_mu = validation_set(domain, art.family, size=size), extrapolation_set(domain, size.extrapolation)
-    everything = np.concatenate([cal_mu, val_mu, ext_mu])
+    check_mu = validation_set(domain, art.family, seed=41, size=size)  # held out from everything else
+    everything = np.concatenate([cal_mu, val_mu, ext_mu, check_mu])
     refs = reference_fields(everything, art.family)
     ans = _answers(art, corr, everything, refs)
     cal = slice(0, len(cal_mu))
     val = slice(len(cal_mu), len(cal_mu) + len(val_mu))
-    ext = slice(len(cal_mu) + len(val_mu), None)
+    ext = slice(len(cal_mu) + len(val_mu), len(cal_mu) + len(val_mu) + len(ext_mu))
+    chk = slice(ext.stop, None)
     report: dict = {"calibration_points": len(cal_mu), "validation_points": len(val_mu), "rungs": []}
 
     rungs = []
@@ -214,6 +226,18 @@ def calibrate(
     apriori_factor = _factor(bare.predict(ext_mu) / bare.extrapolation_factor, ans["err_hyper"][ext])
     a_priori = type(a_priori)(a_priori.axes, a_priori.log_error, a_priori.offset, apriori_factor)
     apriori_val = estimate_quality(a_priori.predict(val_mu), ans["err_hyper"][val])
+    # the site envelope: nodes from the tensor grid, its margin from the validation set, checked on
+    # a third set at random site sets of 1 to 64 sites
+    envelope = fit_site_envelope(
+        domain,
+        size.grid_per_axis(domain),
+        ans["e_hyper"][:n_grid],
+        val_mu,
+        ans["e_hyper"][val],
+        ENVELOPE_COVERAGE,
+        extrapolation_factor=apriori_factor,
+    )
+    envelope_check = site_coverage(envelope, check_mu, ans["e_hyper"][chk], refs[chk])
     report.update(
         {
             "fast_phase_estimate": {"quality_validation": fast_val, "extrapolation_factor": fast_factor},
@@ -252,10 +276,49 @@ def calibrate(
             "quality_validation": fast_val,
             "a_priori": a_priori.to_dict(),
             "a_priori_quality_validation": apriori_val,
+            "site_envelope": envelope.to_dict(),
+            "site_envelope_check": envelope_check,
         }
     )
     ErrorModel.from_dict(e["model"])
-    return Calibration(correction=c, error_estimate=e, report=report)
+    report["site_envelope"] = {"offset": envelope.offset, "check": envelope_check}
+    return Calibration(correction=c, error_estimate=e, report=report, envelope=envelope)
+
+
+def site_coverage(
+    envelope: SiteEnvelope,
+    mus: np.ndarray,
+    errors: np.ndarray,
+    refs: np.ndarray,
+    sites: tuple[int, ...] = SITE_COUNTS,
+    sets: int = 25,
+    seed: int = 13,
+) -> dict:
+    """How often the envelope's relative estimate at random site sets covers the true relative
+    error at them: per number of sites, {"covered", "site_sets", "median_ratio"} over ``sets``
+    site sets (points of the standard grid) for each of the rows mus (H, p) with errors and
+    reference fields (H, 100, 256)."""
+    rng = np.random.default_rng(seed)
+    X, T = np.meshgrid(*standard_grid())
+    H = len(mus)
+    out = {}
+    for P in sites:
+        covered, ratios = [], []
+        for _ in range(sets):
+            it, ix = rng.integers(0, T.shape[0], (H, P)), rng.integers(0, T.shape[1], (H, P))
+            rows = np.arange(H)[:, None]
+            e, ref = errors[rows, it, ix], refs[rows, it, ix]
+            est = envelope.estimate(mus, X[it, ix], T[it, ix], ref + e)
+            true = np.linalg.norm(e, axis=1) / np.linalg.norm(ref, axis=1)
+            covered.append(est >= true)
+            ratios.append(est[true > 0] / true[true > 0])
+        r = np.concatenate(ratios)
+        out[str(P)] = {
+            "site_sets": int(H * sets),
+            "covered": float(np.mean(covered)),
+            "median_ratio": float(np.median(r[np.isfinite(r)])) if np.any(np.isfinite(r)) else None,
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     art = load_artifact(args.artifact)
     cal = calibrate(art, args.grid, args.coarse)
     if not args.dry_run:
-        republish(art, correction=cal.correction, error_estimate=cal.error_estimate)
+        republish(art, extra_arrays=cal.extra_arrays, correction=cal.correction, error_estimate=cal.error_estimate)
     print(json.dumps(cal.report, indent=1))
 
 

@@ -40,6 +40,10 @@ class TrainConfig:
     adaptive_power: float = 1.0  # cell probability ∝ (running loss)^power
     time_bins: int = 1  # stratified time slices per row (causal weighting works per slice)
     causal_eps: float = 0.0  # causal weights exp(−ε Σ_{earlier slices} loss); 0 = off
+    shock_weight: float = 0.0  # k: residuals weighted by 1/(1 + k·max(−b u_x, 0)) (b: the transport coefficient)
+    mass_weight: float = 0.0  # weight of the mass-balance loss: (x-mean of R at a time)², unweighted; 0 = off
+    mass_times: int = 4  # times per row of the mass-balance loss (stratified in t)
+    mass_points: int = 16  # uniform x points (randomly shifted) per time of the mass-balance loss
     point_candidates: int = 0  # residual-based points: candidates per point (kept ∝ |R|/mean + 1); 0 = off
     seed: int = 0
     threads: int = 0  # torch intra-op threads on the CPU; 0 = leave torch's default

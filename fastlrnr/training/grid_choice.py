@@ -41,10 +41,15 @@ def correction_grids(
 
     The LRNR's residual is sampled at nt times and interpolated cubically in between: waves
     that travel far (convection speed |a_x| = |β| up to 20 for convection: 0.13% worst on
-    32 × 33, 0.021% on 32 × 65) need more samples than cdr's |β| ≤ 3. ``nx``: see
-    ``choose_correction_nx``."""
-    corners = np.stack([domain.low, domain.high])  # the speed is linear in the parameters
-    speed = float(np.max(np.abs(family.linear_coefficients(*family.columns(corners, 1))[0])))
+    32 × 33, 0.021% on 32 × 65) need more samples than cdr's |β| ≤ 3; a transport term b u u_x
+    travels at |a_x + b u|, bounded here by |a_x| + |b| max|u0| (Burgers: up to 2β = 6). ``nx``:
+    see ``choose_correction_nx``."""
+    corners = np.stack([domain.low, domain.high])  # the speeds are linear in the parameters
+    cols = family.columns(corners, 1)
+    u0_max = float(np.max(np.abs(family.initial_condition(np.linspace(0.0, 2.0 * np.pi, 257)))))
+    speed = float(
+        np.max(np.abs(family.linear_coefficients(*cols)[0]) + np.abs(family.burgers_coefficient(*cols)) * u0_max)
+    )
     nt = 33 if speed <= 5.0 else 65
     return (nx, nt), (nx, (nt - 1) // 2 + 1)
 

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from fastlrnr.numerics.grid import X_PERIOD
 from fastlrnr.training.checkpoint import load_checkpoint, save_checkpoint
 from fastlrnr.training.config import TrainConfig
 from fastlrnr.training.modules import LRNR, HyperNet, sparsity
@@ -50,17 +51,30 @@ class MetaNet(torch.nn.Module):
         self.hyper = HyperNet(dom.low, dom.high, cfg.rank, cfg.layers, cfg.gamma, seed=cfg.seed + 1)
         self.gamma = cfg.gamma
         self.scale_power, self.time_bins, self.causal_eps = cfg.residual_scale_power, cfg.time_bins, cfg.causal_eps
+        self.mass_points = cfg.mass_points
+        self.shock_weight = cfg.shock_weight
+        self.mass_weight = cfg.mass_weight
 
-    def forward(self, mu: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for μ (B, p) and points x, t (B, P) (P in ``time_bins`` equal slices of t).
+    def forward(
+        self,
+        mu: torch.Tensor,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        xm: torch.Tensor | None = None,
+        tm: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms for μ (B, p) and points x, t (B, P) (P in ``time_bins`` equal slices of t);
+        with ``mass_weight``, the mass-balance points xm, tm (B, T·X): X uniform x points
+        at each of T times.
 
-        ``loss_pde`` is what is optimised (causally weighted when causal_eps > 0); ``pde`` is
-        the plain mean, logged; ``rows`` (B,) the per-row plain means (no gradient)."""
+        ``loss_pde`` is what is optimised (causally weighted when causal_eps > 0, plus the
+        weighted mass balance); ``pde`` is the plain mean, logged; ``mass`` the mass balance;
+        ``rows`` (B,) the per-row plain means (no gradient)."""
         s = self.hyper(mu)
         u, u_x, u_t, u_xx = self.lrnr.jets(x, t, s)
         family = self.lrnr.family
         params = family.columns(mu)  # (B, 1) each, in the family's order (CDR: β, ν, ρ)
-        res = family.residual(u, u_t, u_x, u_xx, *params)
+        res = weighted_residual(family, u, u_t, u_x, u_xx, params, self.shock_weight)
         speed = torch.abs(torch.as_tensor(family.linear_coefficients(*params)[0], dtype=res.dtype))
         # Scale by 1/(1+|a_x|)^p (CDR: a_x = β): the residual of a fast convection grows with
         # the speed, and unscaled it would let the fastest row of each batch dominate the loss.
@@ -73,15 +87,49 @@ class MetaNet(torch.nn.Module):
             loss_pde = (weight * slices).mean()
         else:
             weight, loss_pde = None, slices.mean()
+        mass = torch.zeros(())
+        if self.mass_weight > 0 and xm is not None:
+            mass = self.mass_balance(mu, xm, tm, s)
+            loss_pde = loss_pde + self.mass_weight * mass
         return {
             "loss_pde": loss_pde,
             "pde": slices.mean(),
+            "mass": mass.detach(),
             "rows": slices.detach().mean(dim=1),
             "orth": self.lrnr.orthogonality(),
             "sparse": sparsity(s, self.gamma),
             "alive": (s > 0).float().mean(),
             "causal_min": weight[:, -1].mean() if weight is not None else torch.ones(()),
         }
+
+    def mass_balance(self, mu: torch.Tensor, xm: torch.Tensor, tm: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Mean over rows and times of (x-mean of R at that time)², R unweighted, on uniform x.
+
+        Periodicity makes the x-means of the transport and diffusion terms vanish, so this is
+        d/dt ∫u − ∫(reaction): the mass balance. Away from its fronts a solution follows its
+        characteristics whatever the fronts do; where a front sits, and so how fast it travels,
+        is what conserving mass fixes (the equal-area rule), and the pointwise residual, weighted
+        down at fronts, leaves it loose."""
+        family = self.lrnr.family
+        u, u_x, u_t, u_xx = self.lrnr.jets(xm, tm, s)
+        res = family.residual(u, u_t, u_x, u_xx, *family.columns(mu))
+        B = res.shape[0]
+        per_time = res.view(B, -1, self.mass_points).mean(dim=-1)  # (B, T)
+        return (per_time**2).mean()
+
+
+def weighted_residual(family, u, u_t, u_x, u_xx, params, shock_weight: float) -> torch.Tensor:
+    """R[u], or with ``shock_weight`` k > 0 R / (1 + k·max(−b u_x, 0)), b the family's transport
+    coefficient (Burgers: β) and the weight detached. Where a front compresses (b u_x < 0) an
+    unresolved shock's residual grows as the front sharpens, so plain least squares prefers a
+    smeared, wrong front; the weight caps what a sharp front costs, and the smooth regions,
+    whose residuals fix where the front travels, drive the fit."""
+    res = family.residual(u, u_t, u_x, u_xx, *params)
+    if shock_weight <= 0:
+        return res
+    b = torch.as_tensor(family.burgers_coefficient(*params), dtype=res.dtype)
+    compression = torch.relu(-b * u_x).detach()
+    return res / (1.0 + shock_weight * compression)
 
 
 def make_sampler(cfg: TrainConfig) -> MuSampler:
@@ -104,8 +152,20 @@ def sample_batch(
     sampler = sampler if sampler is not None else make_sampler(cfg)
     mu = sampler.sample(cfg.batch_params, rng)
     x, t = sample_points(cfg.batch_params, cfg.batch_points, horizon_at(cfg, step), cfg.time_bins, rng)
+    arrays = [mu, x, t]
+    if cfg.mass_weight > 0:
+        arrays += list(mass_points(cfg.batch_params, cfg.mass_times, cfg.mass_points, horizon_at(cfg, step), rng))
     dt = torch.get_default_dtype()
-    return tuple(torch.as_tensor(a, dtype=dt, device=device) for a in (mu, x, t))
+    return tuple(torch.as_tensor(a, dtype=dt, device=device) for a in arrays)
+
+
+def mass_points(rows: int, times: int, points: int, horizon: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """xm, tm (rows, times·points): per row ``times`` times stratified over (0, horizon], and at
+    each a uniform x grid of ``points`` shifted at random (an unbiased quadrature of the x-mean)."""
+    tm = horizon * (np.arange(times) + 1.0 - rng.random((rows, times))) / times  # (rows, times)
+    shift = rng.random((rows, times, 1)) * X_PERIOD / points
+    xm = shift + X_PERIOD * np.arange(points) / points  # (rows, times, points)
+    return xm.reshape(rows, -1), np.repeat(tm, points, axis=1)
 
 
 def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch: tuple) -> tuple[torch.Tensor, ...]:
@@ -113,7 +173,7 @@ def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch:
     candidates per point and keep as many points as the slice holds, drawn without replacement
     with probability ∝ |R| / mean|R| + 1 under the current model (a uniform share plus a share
     where the residual is: a sharp front gets points). Seeded by (seed, rank, step) like the batch."""
-    mu, x, t = batch
+    mu, x, t = batch[:3]
     rng = np.random.default_rng([cfg.seed, rank, step, 1])
     B, P = x.shape
     c, bins = cfg.point_candidates, cfg.time_bins
@@ -124,7 +184,7 @@ def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch:
     with torch.no_grad():
         s = net.hyper(mu)
         u, u_x, u_t, u_xx = net.lrnr.jets(xc_t, tc_t, s)
-        res = net.lrnr.family.residual(u, u_t, u_x, u_xx, *net.lrnr.family.columns(mu))
+        res = weighted_residual(net.lrnr.family, u, u_t, u_x, u_xx, net.lrnr.family.columns(mu), cfg.shock_weight)
     w = np.abs(res.cpu().double().numpy()).reshape(B, bins, per * c)
     w = w / np.maximum(w.mean(axis=-1, keepdims=True), 1e-300) + 1.0
     w = np.where(np.isfinite(w), w, 1.0)
@@ -133,7 +193,7 @@ def residual_points(net: MetaNet, cfg: TrainConfig, rank: int, step: int, batch:
     pick = np.argsort(-keys, axis=-1)[..., :per] + (np.arange(bins) * per * c)[None, :, None]
     pick = pick.reshape(B, P)
     take = lambda a: torch.as_tensor(np.take_along_axis(a, pick, axis=1), dtype=dt, device=x.device)
-    return mu, take(xc), take(tc)
+    return (mu, take(xc), take(tc), *batch[3:])
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -195,7 +255,7 @@ class MetaTrainer:
             opt.step()
             step += 1
             self._observe(sampler, batch[0], terms["rows"], distributed)
-            window.append([terms[k].item() for k in ("pde", "orth", "sparse", "alive", "causal_min")])
+            window.append([terms[k].item() for k in ("pde", "orth", "sparse", "alive", "causal_min", "mass")])
             if step % cfg.log_every == 0 or step == cfg.steps:
                 m = np.mean(window, axis=0)
                 window = []
@@ -208,6 +268,7 @@ class MetaTrainer:
                         "sparse": m[2],
                         "alive": m[3],
                         "causal_min": m[4],
+                        "mass": m[5],
                         "worst_cell": float(sampler.table.max()),
                         "lr": lr_at(cfg, step - 1),
                         "time_s": elapsed,

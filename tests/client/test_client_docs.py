@@ -44,7 +44,7 @@ def routed(client, monkeypatch):
 
 def test_readme_client_example(routed, capsys):
     readme = (REPO / "README.md").read_text()
-    [block] = [b for b in python_blocks(readme) if "fastlrnr.client.clients" in b]
+    [block] = [b for b in python_blocks(readme) if "from fastlrnr.client import" in b]
     ns: dict = {}
     exec(compile(block, "README.md", "exec"), ns)
     assert isinstance(ns["res"], SolveResult) and ns["res"].u.shape == (100, 256)

@@ -23,7 +23,7 @@ from fastlrnr.numerics.error_estimate import ErrorModel
 from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.hypernet import hyper_forward
-from fastlrnr.numerics.lrnr import ANSATZ, lrnr_forward
+from fastlrnr.numerics.lrnr import lrnr_forward
 from fastlrnr.numerics.random_model import random_hyper, random_lrnr
 from fastlrnr.training.synthetic_artifact import synthetic_parts
 
@@ -92,7 +92,7 @@ def test_round_trip(art, weights):
     a = load_artifact(art)
     assert (a.name, a.version, a.directory) == ("cdr", "0.1.0", art)
     assert a.domain == CDR and a.test_domain == CDR
-    assert a.manifest["schema_version"] == SCHEMA_VERSION and a.manifest["ansatz"] == ANSATZ
+    assert a.manifest["schema_version"] == SCHEMA_VERSION and a.manifest["ansatz"] == CDR_FAMILY.ansatz
     assert a.manifest["dimensions"] == {
         "N": N,
         "L": 3,

@@ -225,3 +225,34 @@ def test_allen_cahn_jet_chain_jacobian_matches_central_differences(weights, nu):
     assert len(chain.hidden_states(S)) == len(RANKS)
     with pytest.raises(ValueError, match=r"mu \(R, 2\)"):
         chain.residual(S, np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=FAMILIES.keys())
+def test_every_familys_jet_chain_jacobian_matches_central_differences(weights, family):
+    """∂R/∂s from the chain's reverse pass (seeded by the family's residual partials, a transport
+    term b u u_x included) against central differences of the chain's own residual, float64."""
+    x, t = interior_points(25, 4)
+    chain = exact_chain(weights, x, t, np.float64, family=family)
+    S = np.random.default_rng(5).uniform(0.0, 1.5, size=(3, sum(RANKS)))
+    mu = MUS[family.name]
+    _, jac = chain.residual_and_jacobian(S, mu)
+    fd = np.empty_like(jac)
+    for p in range(S.shape[1]):
+        Sp, Sm = S.copy(), S.copy()
+        Sp[:, p] += 1e-6
+        Sm[:, p] -= 1e-6
+        fd[..., p] = (chain.residual(Sp, mu) - chain.residual(Sm, mu)) / 2e-6
+    np.testing.assert_allclose(jac, fd, rtol=0, atol=1e-7 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("family", FAMILIES.values(), ids=FAMILIES.keys())
+def test_residual_partials_are_the_residuals_derivatives(family):
+    rng = np.random.default_rng(6)
+    u, u_t, u_x, u_xx = rng.normal(size=(4, 3, 30))
+    params = family.columns(MUS[family.name])
+    R_u, R_ux, R_uxx = family.residual_partials(u, u_x, *params)
+    h = 1e-6
+    R = lambda du=0.0, dux=0.0, duxx=0.0: family.residual(u + du, u_t, u_x + dux, u_xx + duxx, *params)  # noqa: E731
+    np.testing.assert_allclose(R_u, (R(du=h) - R(du=-h)) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(R_ux, (R(dux=h) - R(dux=-h)) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(R_uxx, (R(duxx=h) - R(duxx=-h)) / (2 * h), rtol=1e-6, atol=1e-8)

@@ -9,7 +9,7 @@ import pytest
 
 from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward, normalise_params
-from fastlrnr.numerics.lrnr import ANSATZ, LRNRWeights, coefficient_rows, lrnr_forward, lrnr_hidden_states, lrnr_jets
+from fastlrnr.numerics.lrnr import LRNRWeights, coefficient_rows, lrnr_forward, lrnr_hidden_states, lrnr_jets
 
 N, RANKS, K_HYPER = 48, (5, 4, 3), 7
 
@@ -140,7 +140,7 @@ def test_lrnr_weights_round_trip(weights, points):
     single = weights.astype(np.float32)
     assert single.A.dtype == np.float32 and single.U[0].flags.c_contiguous
     assert lrnr_forward(single, s, x, t, family=CDR_FAMILY).dtype == np.float32
-    assert isinstance(ANSATZ, str) and ANSATZ
+    assert isinstance(CDR_FAMILY.ansatz, str) and CDR_FAMILY.ansatz
 
 
 def test_hyper_weights_round_trip():

@@ -13,7 +13,7 @@ import pytest
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.families import FAMILIES
 from fastlrnr.numerics.families.cdr import CDR_FAMILY, CdrFamily
-from fastlrnr.numerics.lrnr import ANSATZ, lrnr_forward, lrnr_jets
+from fastlrnr.numerics.lrnr import lrnr_forward, lrnr_jets
 from fastlrnr.numerics.random_model import random_lrnr
 from fastlrnr.training.onnx_export import OPSET, lrnr_onnx
 
@@ -57,7 +57,7 @@ def test_graph_is_valid_and_described(case):
         onnx.checker.check_model(model, full_check=True)
         assert model.opset_import[0].version == OPSET
         meta = {p.key: p.value for p in model.metadata_props}
-        assert meta["ansatz"] == ANSATZ and meta["N"] == str(N) and meta["ranks"] == "4,3,2"
+        assert meta["ansatz"] == CDR_FAMILY.ansatz and meta["N"] == str(N) and meta["ranks"] == "4,3,2"
         assert [i.name for i in model.graph.input] == ["x", "t", "s1", "s2", "s3"]
         want = ["u", "u_x", "u_t", "u_xx"] if jets else ["u"]
         assert [o.name for o in model.graph.output] == want
@@ -126,7 +126,7 @@ def test_another_familys_graph_is_its_ansatz(case, family):
     for name, g, want in zip(("u", "u_x", "u_t", "u_xx"), run(jets, s, x, t), lrnr_jets(w, s, x, t, family)):
         assert_close32(g, want, name)
     meta = {p.key: p.value for p in onnx.load_from_string(jets).metadata_props}
-    assert meta["ansatz"] == family.ansatz != ANSATZ
+    assert meta["ansatz"] == family.ansatz != CDR_FAMILY.ansatz
 
 
 def test_a_family_without_an_onnx_form_is_refused(case):

@@ -72,6 +72,12 @@ def test_the_artifact_names_its_family_and_its_parameters(served):
     assert art.family is FAMILY
     assert art.domain.params == art.served_domain.params == ("nu", "rho")
     assert art.hyper.W[0].shape[1] == 2  # the hypernetwork reads the family's two parameters
+    # the build publishes the calibrated site envelope: its file, and its check on held-out sets
+    assert art.envelope is not None and "envelope.npz" in manifest["files"]
+    check = manifest["error_estimate"]["site_envelope_check"]
+    assert set(check) == {"1", "4", "16", "64"}
+    assert all(c["covered"] >= 0.98 and c["site_sets"] > 0 for c in check.values()), check
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no staging left behind
 
 
 def test_models_describes_the_family_and_refuses_a_foreign_parameter(served):

@@ -11,6 +11,7 @@ import numpy as np
 SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 NPZ_FILES = ("lrnr.npz", "hyper.npz", "fastlrnr.npz")
+OPTIONAL_NPZ_FILES = ("envelope.npz",)  # the site envelope's node values (error_estimate.site_envelope)
 ONNX_FILES = ("lrnr.onnx", "lrnr_jets.onnx")  # the usual graphs; any other *.onnx may be listed too
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # model names and file names
 ARRAY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # array names inside an npz

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.artifact.format import MANIFEST, NPZ_FILES, ArtifactError
+from fastlrnr.numerics.artifact.format import MANIFEST, NPZ_FILES, OPTIONAL_NPZ_FILES, ArtifactError
 from fastlrnr.numerics.artifact.manifest import Dimensions, Manifest, read_manifest
 from fastlrnr.numerics.artifact.npz import parse_npz
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
@@ -19,6 +19,7 @@ from fastlrnr.numerics.fastlrnr import ReducedOperators
 from fastlrnr.numerics.grid import interior_points
 from fastlrnr.numerics.hypernet import HyperWeights
 from fastlrnr.numerics.lrnr import LRNRWeights
+from fastlrnr.numerics.site_envelope import SiteEnvelope
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +47,7 @@ class Artifact:
     sha256: str
     directory: Path
     a_priori: AprioriMap | None = None  # the hypernetwork's a-priori error map (schema 3 artifacts may lack it)
+    envelope: SiteEnvelope | None = None  # the pointwise bound of the uncorrected answer's error (optional)
 
     @property
     def dimensions(self) -> Dimensions:
@@ -113,7 +115,26 @@ def load_artifact(directory: Path | str) -> Artifact:
         sha256=m.sha256,
         directory=directory,
         a_priori=m.a_priori,
+        envelope=_envelope(directory, m, arrays),
     )
+
+
+def _envelope(directory: Path, m: Manifest, arrays: dict[str, dict[str, np.ndarray]]) -> SiteEnvelope | None:
+    """The site envelope when the manifest describes one and lists its file; None when neither."""
+    meta = m.raw["error_estimate"].get("site_envelope")
+    if meta is None and "envelope.npz" not in arrays:
+        return None
+    if meta is None or "envelope.npz" not in arrays:
+        raise ArtifactError(directory / MANIFEST, "error_estimate.site_envelope and envelope.npz come together")
+    try:
+        env = SiteEnvelope.from_parts(meta, arrays["envelope.npz"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(directory / "envelope.npz", f"cannot build the site envelope: {exc}") from None
+    if len(env.axes) != len(m.domain.params):
+        raise ArtifactError(
+            directory / MANIFEST, f"site_envelope has {len(env.axes)} axes, the family {len(m.domain.params)}"
+        )
+    return env
 
 
 def list_artifacts(root: Path | str) -> list[Path]:
@@ -129,7 +150,8 @@ def read_verified(directory: Path) -> tuple[Manifest, dict[str, dict[str, np.nda
     each listed file's size and sha256 and the arrays' shapes were checked."""
     m = read_manifest(directory)
     contents = {fname: _read_listed(directory / fname, entry) for fname, entry in m.files.items()}
-    arrays = {fname: parse_npz(directory / fname, contents[fname]) for fname in NPZ_FILES}
+    present = [f for f in OPTIONAL_NPZ_FILES if f in m.files]
+    arrays = {fname: parse_npz(directory / fname, contents[fname]) for fname in (*NPZ_FILES, *present)}
     _check_lrnr_arrays(directory / "lrnr.npz", arrays["lrnr.npz"], m.dimensions)
     _check_hyper_arrays(directory / "hyper.npz", arrays["hyper.npz"], m.dimensions, m.domain)
     return m, arrays

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastlrnr.numerics.artifact.format import MANIFEST, PLAIN_NAME, SCHEMA_VERSION
+from fastlrnr.numerics.artifact.format import MANIFEST, OPTIONAL_NPZ_FILES, PLAIN_NAME, SCHEMA_VERSION
 from fastlrnr.numerics.artifact.npz import npz_bytes
 from fastlrnr.numerics.artifact.reading import Artifact, read_verified
 from fastlrnr.numerics.family import Domain, PdeFamily
@@ -55,6 +55,7 @@ def write_artifact(
     created: str | None = None,
     overwrite: bool = False,
     family: PdeFamily,
+    extra_arrays: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     **section_kwargs: dict,
 ) -> Path:
     """Write a complete artifact to ``directory`` atomically and return its path.
@@ -84,6 +85,10 @@ def write_artifact(
         reduced_arrays = reduced_arrays.to_arrays()
     _check_pair(lrnr, hyper)
     payload = _payload(lrnr, hyper, reduced_arrays, onnx_files)
+    for fname, arrays in (extra_arrays or {}).items():
+        if fname not in OPTIONAL_NPZ_FILES:
+            raise ValueError(f"extra arrays go to one of {OPTIONAL_NPZ_FILES}, got {fname!r}")
+        payload[fname] = npz_bytes(dict(arrays), fname)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
@@ -114,17 +119,30 @@ def write_artifact(
     return directory
 
 
-def republish(art: Artifact, directory: Path | str | None = None, **changes: dict) -> Path:
+def republish(
+    art: Artifact,
+    directory: Path | str | None = None,
+    extra_arrays: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    **changes: dict,
+) -> Path:
     """Publish the loaded artifact ``art`` again — to its own directory by default, atomically
     replacing it — with some of its manifest's JSON sections replaced (``changes``: section name
     → new section, e.g. ``correction=...``). Every file but the manifest is copied byte for byte
     and every other manifest entry stays; the loader verifies the result before it replaces
-    anything. How a recalibration reaches an artifact: never by editing its manifest in place."""
+    anything. How a recalibration reaches an artifact: never by editing its manifest in place.
+    ``extra_arrays`` adds or replaces optional npz files (``OPTIONAL_NPZ_FILES``)."""
     unknown = set(changes) - set(Sections.__dataclass_fields__)
     if unknown:
         raise TypeError(f"not manifest sections: {sorted(unknown)}")
     manifest = {k: changes.get(k, v) for k, v in art.manifest.items()}
     payload = {fname: (art.directory / fname).read_bytes() for fname in art.manifest["files"]}
+    for fname, arrays in (extra_arrays or {}).items():
+        if fname not in OPTIONAL_NPZ_FILES:
+            raise ValueError(f"extra arrays go to one of {OPTIONAL_NPZ_FILES}, got {fname!r}")
+        payload[fname] = npz_bytes(dict(arrays), fname)
+    manifest["files"] = {
+        f: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for f, b in sorted(payload.items())
+    }
     try:
         manifest_text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:

@@ -11,6 +11,13 @@ Cole–Hopf closed form (it is exact at ρ = 0 only).
 The nonlinearity is not pointwise: besides the logistic reaction N(u) = −ρ u (1 − u) the
 equation carries the transport term b u u_x with b = β (``burgers_coefficient``). Error
 equation: L_u e = e_t + β (u e)_x − ν e_xx − ρ (1 − 2u) e, remainder β e e_x + ρ e².
+
+Reference solver: the Strang splitting of the other families has no exact sub-flow for the
+transport term, so this family brings its own (``march``): Fourier pseudo-spectral in x,
+ETDRK4 in t (``fastlrnr.numerics.shock_reference``), with points per row by the shock width
+(``reference_resolution``, ``shock_reference.points_for``) and a reference rung that refines
+the points at every attempt (``rung``, ``rung_points``). Verified against the Cole–Hopf
+solution at ρ = 0 (``fastlrnr.numerics.cole_hopf``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from types import ModuleType
 
 import numpy as np
 
-from fastlrnr.numerics.family import Domain, Flow, HardBand, PdeFamily
+from fastlrnr.numerics import shock_reference
+from fastlrnr.numerics.family import Domain, Flow, HardBand, PdeFamily, RungPlan
 
 PARAM_NAMES: tuple[str, ...] = ("beta", "nu", "rho")
 
@@ -90,6 +98,33 @@ class BurgersFamily(PdeFamily):
         """Exact flow of u' = ρ u (1 − u) over h (ρ = 0 gives the identity)."""
         grow, grow_m1 = np.exp(rho * h), np.expm1(rho * h)
         return lambda u: u * grow / (1.0 + u * grow_m1)
+
+    # ----------------------------------------------------------- the reference solver
+    def march(self, mu: np.ndarray, t: np.ndarray, substeps: int, n: int) -> np.ndarray:
+        """Grid values (B, nt, n) by ``shock_reference.etdrk4_march`` (Fourier, ETDRK4; at least
+        ``substeps`` steps per unit time and as many more as the transport CFL limit needs)."""
+        return shock_reference.etdrk4_march(mu, t, substeps, n)
+
+    def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
+        """(``shock_reference.DEFAULT_SUBSTEPS``, points per row by ``shock_reference.points_for``
+        at its default tolerance)."""
+        mu = np.asarray(mu, dtype=np.float64)
+        return shock_reference.DEFAULT_SUBSTEPS, shock_reference.points_for(mu[:, 0], mu[:, 1])
+
+    rung = RungPlan(
+        first_substeps=shock_reference.DEFAULT_SUBSTEPS,
+        max_substeps=1 << 30,  # the points end the climb
+        max_points=shock_reference.RUNG_MAX_POINTS,
+        uniform_check=False,
+        refine_points=True,
+    )
+
+    def rung_points(self, tolerance: float, mu: np.ndarray) -> int:
+        """Twice the points ``shock_reference.points_for`` asks for the tolerance at the hardest
+        row (so the rung's check, on half the points, meets it), at most ``rung.max_points``."""
+        mu = np.asarray(mu, dtype=np.float64).reshape(-1, len(self.params))
+        need = int(np.max(shock_reference.points_for(mu[:, 0], mu[:, 1], tolerance)))
+        return min(2 * need, self.rung.max_points)
 
 
 BURGERS_FAMILY = BurgersFamily()

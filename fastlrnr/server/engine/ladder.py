@@ -188,7 +188,14 @@ def escalate(
         else:
             points = grid.kind == "points"
             ref = solve_to_tolerance(
-                mu[need], grid.x_eval, grid.t, points, tolerance, deadline, points_for(tolerance), family=rt.family
+                mu[need],
+                grid.x_eval,
+                grid.t,
+                points,
+                tolerance,
+                deadline,
+                points_for(tolerance, rt.family, mu[need]),
+                family=rt.family,
             )
             exhausted = ref.exhausted
             for k, i in enumerate(need):
