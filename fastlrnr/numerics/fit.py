@@ -198,7 +198,9 @@ class CorrectedRefiner:
     def reference(self, mu: np.ndarray, obs: Observations, tolerance: float, deadline: float | None):
         """One row mu (1, p) by the reference solver to ``tolerance`` → values (n,), estimate,
         scale, (substeps, points)."""
-        ref = solve_to_tolerance(mu, obs.x, obs.t, True, tolerance, deadline, points_for(tolerance), family=self.family)
+        ref = solve_to_tolerance(
+            mu, obs.x, obs.t, True, tolerance, deadline, points_for(tolerance, self.family, mu), family=self.family
+        )
         u = ref.u[0]
         return u, float(ref.estimate[0]), float(np.sqrt(np.mean(u * u))), (int(ref.substeps[0]), int(ref.points[0]))
 
