@@ -4,7 +4,8 @@
 
 ``SolveClient`` / ``AsyncSolveClient`` (``clients``) are thin sync and asyncio shells around
 sans-I/O plans (``plans``: retries, splitting, joining; ``options``: the request options and
-bodies; ``answers``: parsing; ``results``: the typed results; ``sweeps``: binary sweeps).
+bodies; ``answers``: parsing; ``results``: the typed results; ``sweeps``: binary sweeps; ``fits``:
+parameter estimation).
 """
 
 from fastlrnr.client.clients import (
@@ -12,6 +13,8 @@ from fastlrnr.client.clients import (
     BatchItem,
     BatchResult,
     FastPhaseOptions,
+    FitOptions,
+    FitResult,
     ModelRef,
     SolveClient,
     SolveError,
@@ -26,6 +29,8 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "FastPhaseOptions",
+    "FitOptions",
+    "FitResult",
     "ModelRef",
     "SolveClient",
     "SolveError",

@@ -20,6 +20,9 @@ function of its input, so a retry is safe); every other error raises :class:`Sol
 carrying the server's error code, message, field errors and request id. ``transport="npy"``
 fetches fields as ``.npy`` bytes (smaller, exact float32) instead of JSON.
 
+``fit`` estimates the parameters that explain observed values (``POST /fit``,
+``fastlrnr.client.fits``), with their covariance, intervals, misfit and flags.
+
 ``solve_batch`` splits a batch larger than the server's limits (``max_batch_size``,
 ``max_batch_values``: the server's defaults unless given) into several requests, sent one
 after another, and joins the answers in order; a 413 ``batch_too_large`` makes it lower its
@@ -48,8 +51,9 @@ from typing import TypeVar, Unpack
 
 import httpx
 
-from fastlrnr.client import plans
+from fastlrnr.client import fits, plans
 from fastlrnr.client import sweeps as sweep_client
+from fastlrnr.client.fits import FitField, FitFlag, FitKwargs, FitOptions, FitResult
 from fastlrnr.client.options import (
     DEFAULT_GRID_VALUES,
     NPY,
@@ -97,6 +101,10 @@ __all__ = [
     "Escalation",
     "FastPhaseDiagnostics",
     "FastPhaseOptions",
+    "FitField",
+    "FitFlag",
+    "FitOptions",
+    "FitResult",
     "Flag",
     "FlagCode",
     "ModelRef",
@@ -218,6 +226,14 @@ class SolveClient(ClientConfig):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    @keywords_from(FitOptions)
+    def fit(self, points, u, **options: Unpack[FitKwargs]) -> FitResult:
+        """Fit the model's parameters to observed values ``u`` (n,) at ``points`` (n, 2) as [x, t]
+        (x in radians within [0, 2π], t in [0, 1]) through ``POST /fit``: the parameters, their
+        covariance, standard errors and intervals, the misfit and the flags
+        (:class:`~fastlrnr.client.fits.FitResult`)."""
+        return self._run(fits.fit(self, points, u, FitOptions(**options)))
+
     def models(self) -> dict:
         """``GET /models``: the models served, their domains and the server's limits."""
         return self._run(plans.models(self))
@@ -314,6 +330,11 @@ class AsyncSolveClient(ClientConfig):
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return out
+
+    @keywords_from(FitOptions)
+    async def fit(self, points, u, **options: Unpack[FitKwargs]) -> FitResult:
+        """As :meth:`SolveClient.fit`."""
+        return await self._run(fits.fit(self, points, u, FitOptions(**options)))
 
     async def models(self) -> dict:
         """As :meth:`SolveClient.models`."""

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from fastlrnr.server.api.fit import router as fit
 from fastlrnr.server.api.openapi import build_openapi
 from fastlrnr.server.api.routes import api, ops
 from fastlrnr.server.engine.loading import StartupError
@@ -117,6 +118,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops)
     app.include_router(api)
+    app.include_router(fit)  # POST /fit: parameter estimation (fastlrnr.server.api.fit)
     app.include_router(oip)  # the Open Inference Protocol under /v2 (fastlrnr.server.oip)
     app.include_router(reload)  # its lifespan reloads changed artifacts (fastlrnr.server.engine.reload)
     app.openapi = lambda: build_openapi(  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fastlrnr.client.clients import BatchResult, SolveResult
+from fastlrnr.client.clients import BatchResult, FitResult, SolveResult
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,7 @@ def test_service_doc_client_examples(routed):
     assert isinstance(batch, BatchResult) and batch.u.shape == (2, 100, 256)
     assert [r.params["beta"] for r in many] == [1.0 + 0.1 * i for i in range(20)]
     assert ns["sweep"].u.shape == (100, 3) and ns["sweep"].requests == 1 and ns["sweep"].within_tolerance.all()
+    assert isinstance(ns["fit"], FitResult) and ns["fit"].free == ["beta", "nu", "rho"]
     ns = {}
     exec(compile(async_block, "docs/service.md", "exec"), ns)
     assert [r.params for r in ns["results"]] == [

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from fastlrnr.server.api.fit_schemas import FitRequest
 from fastlrnr.server.api.schemas import BatchSolveRequest, ErrorResponse, SolveRequest
 from fastlrnr.server.http.encoding import NPY_MEDIA_TYPE
 
@@ -261,7 +262,7 @@ def build_openapi(app: FastAPI, auth: bool = True, max_time_budget_ms: int | Non
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
         )
         _, defs = models_json_schema(
-            [(SolveRequest, "validation"), (BatchSolveRequest, "validation")],
+            [(SolveRequest, "validation"), (BatchSolveRequest, "validation"), (FitRequest, "validation")],
             ref_template="#/components/schemas/{model}",
         )
         spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))

@@ -19,9 +19,9 @@ whose client left is dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import numpy as np
@@ -40,6 +40,7 @@ from fastlrnr.server.settings import ServiceSettings
 # Bodies larger than this are parsed one at a time, apart from small ones, so that a flood of
 # large bodies cannot hold up the parsing of ordinary requests.
 LARGE_BODY_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class ServiceState:
@@ -230,6 +231,17 @@ class ServiceState:
         ladder.give_up(res.estimate, job.tolerance, res.rows)
         res.climb = None
         return res
+
+    async def execute_call(self, runtime: ModelRuntime, fn: Callable[..., T], *args: Any) -> T:
+        """Admit one job that is not a solve pass (a fit, ``fastlrnr.server.api.fit``) to the solver
+        queue (503 when full) and run ``fn(*args)`` on a worker, the runtime held as ``execute``
+        holds it."""
+        self._hold(runtime, +1)
+        try:
+            async with self.pool.slot():
+                return await self.pool.run(fn, *args)
+        finally:
+            self._hold(runtime, -1)
 
 
 def get_state(request: Request) -> ServiceState:
