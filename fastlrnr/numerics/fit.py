@@ -55,7 +55,7 @@ import numpy as np
 from fastlrnr.numerics.correction import ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel
 from fastlrnr.numerics.family import Domain, PdeFamily
-from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.numerics.reference_rung import points_for, solve_at_sites, solve_to_tolerance
 from fastlrnr.numerics.sensitivity import ParameterSensitivity
@@ -187,7 +187,7 @@ class CorrectedRefiner:
     def corrected(self, mu: np.ndarray, obs: Observations, u_lrnr: np.ndarray):
         """Rows mu (k, p) with the LRNR's values u_lrnr (k, n) → corrected values (k, n), their
         estimates (k,) and the RMS of the field on the correction grid (k,)."""
-        S = np.concatenate(hyper_forward(self.hyper, mu), axis=1)
+        S = hyper_rows(self.hyper, mu)
         cp = self.correction.evaluate(S, mu)
         cr = self.correction.solve(cp)
         e = cr.field.at_points(obs.x, obs.t)

@@ -75,3 +75,9 @@ def hyper_forward(hw: HyperWeights, mu: np.ndarray) -> list[np.ndarray]:
         m = np.tanh(m @ W.T + c)
     s = [np.maximum(m @ H.T + e, 0.0) for H, e in zip(hw.H, hw.e)]
     return [sl[0] for sl in s] if single else s
+
+
+def hyper_rows(hw: HyperWeights, mu: np.ndarray) -> np.ndarray:
+    """Coefficient rows s(μ): mu (B, p) → (B, P), every layer's coefficients in one row (the one
+    form coefficients keep from the hypernetwork to the answer; ``lrnr.split_layers`` splits)."""
+    return np.concatenate(hyper_forward(hw, as_param_array(mu, len(hw.low))), axis=1)

@@ -17,9 +17,9 @@ import numpy as np
 
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
-from fastlrnr.numerics.hypernet import HyperWeights
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
-from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import fields, reference_fields, relative_l2
 
 MEDIAN_RATIO = 0.65  # median error ratio fast / hypernetwork at most this
 IMPROVED = 0.80  # at least this share of queries improved

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.artifact import Sections, load_artifact, republish, write_artifact
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.training.build_steps import (
     COLLOCATION,
     BuildSize,
@@ -55,7 +56,6 @@ from fastlrnr.training.build_steps import (
 from fastlrnr.training.calibrate import Calibration, CalibrationSize
 from fastlrnr.training.calibrate import calibrate as calibrate_artifact
 from fastlrnr.training.evaluate_hyper import hyper_only_errors, test_parameters
-from fastlrnr.training.row_answers import hyper_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,14 +20,14 @@ from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.fastlrnr import ReducedOperators, build_fastlrnr
 from fastlrnr.numerics.grid import interior_points
-from fastlrnr.numerics.hypernet import HyperWeights
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.training import backend_choice
 from fastlrnr.training.calibrate import NEWTON, RUNGS, CalibrationSize
 from fastlrnr.training.evaluate_hyper import load_run, run_family
 from fastlrnr.training.grid_choice import choose_check_grid, choose_correction_nx, correction_grids
 from fastlrnr.training.onnx_export import lrnr_onnx
-from fastlrnr.training.row_answers import hyper_rows, reference_fields, solve_rows
+from fastlrnr.training.row_answers import reference_fields, solve_rows
 from fastlrnr.training.sweep import TARGET, served_box, summary, sweep_parameters
 
 COLLOCATION = (256, 0)  # (points, seed) of the fast phase's collocation points

@@ -39,8 +39,9 @@ from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_a
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.numerics.site_envelope import SiteEnvelope, fit_site_envelope
-from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import fields, reference_fields, relative_l2
 
 ENVELOPE_COVERAGE = 0.999  # share of held-out sets whose every grid point the site envelope must bound
 SITE_COUNTS = (1, 4, 16, 64)  # the site-set sizes the envelope's estimate is checked at

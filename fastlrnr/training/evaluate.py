@@ -33,11 +33,12 @@ from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.training.backend_choice import hard_part
 from fastlrnr.training.evaluate_hyper import relative_errors
 from fastlrnr.training.finetune import FinetuneSettings, finetune
 from fastlrnr.training.modules import LRNR
-from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields
+from fastlrnr.training.row_answers import fields, reference_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAM_STEPS = 400

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fastlrnr.numerics.artifact import load_artifact
-from fastlrnr.training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.numerics.hypernet import hyper_rows
+from fastlrnr.training.row_answers import corrected_errors, fields, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = {  # (β, ν, ρ) beyond the trained domains (cdr: β ∈ [1, 3], ν, ρ ∈ [0, 2]; convection: β ∈ [1, 20])

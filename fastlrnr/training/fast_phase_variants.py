@@ -26,8 +26,9 @@ from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.fast_phase import FastPhaseModel, choose
 from fastlrnr.numerics.fast_phase.lm import levenberg_marquardt
 from fastlrnr.numerics.fast_phase.run import _Rows
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.training.evaluate import query_sets
-from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import fields, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ from fastlrnr.numerics.correction import ErrorCorrection
 from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.error_proxy import ErrorProxy
 from fastlrnr.numerics.family import Domain, PdeFamily
-from fastlrnr.numerics.hypernet import HyperWeights
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.training.calibrate import NEWTON, RUNGS
-from fastlrnr.training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import corrected_errors, fields, reference_fields, relative_l2
 
 
 class ModelParts(Protocol):

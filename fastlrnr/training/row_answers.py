@@ -21,7 +21,7 @@ from fastlrnr.numerics.correction import ErrorCorrection
 from fastlrnr.numerics.family import PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseModel, FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
-from fastlrnr.numerics.hypernet import HyperWeights, hyper_forward
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights, lrnr_forward
 from fastlrnr.numerics.reference import solve_reference_batch
 
@@ -50,11 +50,6 @@ def fields(lrnr: LRNRWeights, S: np.ndarray, chunk: int = 16, *, family: PdeFami
         s = np.split(S[lo : lo + chunk], parts, axis=1)
         out[lo : lo + chunk] = lrnr_forward(lrnr, s, X.ravel(), T.ravel(), family).reshape(-1, *X.shape)
     return out
-
-
-def hyper_rows(hyper: HyperWeights, mus: np.ndarray) -> np.ndarray:
-    """(G, P) hypernetwork coefficient rows for mus (G, p)."""
-    return np.concatenate(hyper_forward(hyper, mus), axis=1)
 
 
 # ---------------------------------------------------------------------- answers per row

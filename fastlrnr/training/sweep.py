@@ -28,14 +28,8 @@ import numpy as np
 from fastlrnr.numerics.error_estimate import estimate_quality, spearman
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
-from fastlrnr.training.row_answers import (
-    RowAnswers,
-    corrected_errors,
-    fields,
-    hyper_rows,
-    reference_fields,
-    solve_rows,
-)
+from fastlrnr.numerics.hypernet import hyper_rows
+from fastlrnr.training.row_answers import RowAnswers, corrected_errors, fields, reference_fields, solve_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}  # points per active parameter, by number of active parameters

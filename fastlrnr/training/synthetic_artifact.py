@@ -19,7 +19,7 @@ from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.fastlrnr import ReducedOperators, build_fastlrnr
 from fastlrnr.numerics.grid import interior_points
-from fastlrnr.numerics.hypernet import HyperWeights
+from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.numerics.random_model import random_model
 
@@ -37,10 +37,9 @@ def synthetic_parts(
     """The keyword arguments of ``write_artifact`` that describe the model's family and fast
     phase: family, reduced operators at ``points`` collocation points (seed 0), fast_phase,
     served_domain, error_estimate, correction."""
-    from fastlrnr.numerics.hypernet import hyper_forward
 
     x, t = interior_points(points, 0)
-    S = np.concatenate(hyper_forward(hyper, domain.grid(2)), axis=1)
+    S = hyper_rows(hyper, domain.grid(2))
     ops, _ = build_fastlrnr(lrnr, x, t, S, min(rank, lrnr.width), family=family)
     model = ErrorModel(np.array([0.0, 1.0, 0.0, 0.0, 0.0]), 0.0, domain.low.copy(), domain.high.copy(), 0.95)
     # a placeholder a-priori map: 1% at the corners of the domain, growing with β

@@ -13,9 +13,10 @@ from fastlrnr.numerics.error_estimate import spearman
 from fastlrnr.numerics.error_proxy import ErrorProxy
 from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.grid import uniform_grid
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.numerics.random_model import random_model
 from fastlrnr.numerics.spectral import cubic_in_time, trig_interpolate
-from fastlrnr.training.row_answers import corrected_errors, fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import corrected_errors, fields, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,9 @@ from fastlrnr.numerics.error_proxy import ErrorProxy, error_field, linearised_er
 from fastlrnr.numerics.families import BURGERS_FAMILY
 from fastlrnr.numerics.families.cdr import CDR, CDR_FAMILY
 from fastlrnr.numerics.grid import uniform_grid
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.numerics.random_model import random_model
-from fastlrnr.training.row_answers import fields, hyper_rows, reference_fields, relative_l2
+from fastlrnr.training.row_answers import fields, reference_fields, relative_l2
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -30,7 +30,7 @@ from fastlrnr.numerics.answer import Diagnostics
 from fastlrnr.numerics.artifact import Artifact, ArtifactError, load_artifact
 from fastlrnr.numerics.fast_phase import FastPhaseSettings, run_fast_phase
 from fastlrnr.numerics.grid import STANDARD_NT, STANDARD_NX
-from fastlrnr.numerics.hypernet import hyper_forward
+from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.numerics.reference_cost import ReferenceRates
 from fastlrnr.numerics.sites import Sites
 from fastlrnr.server.engine.costs import Load, PassRates
@@ -182,7 +182,7 @@ class ModelRuntime:
         correct = self.correction_default if correct is None else correct
         started = time.perf_counter()
         # coefficient rows (R, Σ k_l) from here to the answer; the field evaluator splits them
-        S = np.concatenate([np.atleast_2d(sl) for sl in hyper_forward(self.artifact.hyper, mu)], axis=1)
+        S = hyper_rows(self.artifact.hyper, mu)
         t1 = time.perf_counter()
         S_hat = S
         if settings is not None:
