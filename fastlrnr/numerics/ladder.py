@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 
 ENVELOPE_CHUNK = 1 << 20  # site bounds computed at once (rows × sites), 8 MiB of float64
+UNBOUNDED = 1e9  # the site estimate of an answer no larger than its error bound (finite, so JSON carries it)
 
 
 @dataclass
@@ -182,7 +183,8 @@ def site_estimate(
     envelope: SiteEnvelope, mu: np.ndarray, grid: Sites, u: np.ndarray, u_hyper: np.ndarray | None = None
 ) -> np.ndarray:
     """(R,) bounds on the relative L2 error at the sites of answers u (R, ...) (see ``first_answer``):
-    B / (‖u‖ − B) with B = ‖bound + |u − u_hyper|‖ over the sites (inf where ‖u‖ ≤ B)."""
+    B / (‖u‖ − B) with B = ‖bound + |u − u_hyper|‖ over the sites; ``UNBOUNDED`` where ‖u‖ ≤ B
+    (the answer is no larger than its error bound: no relative promise can be made)."""
     R = len(mu)
     if grid.kind == "points":
         x, t = grid.x_eval, grid.t
@@ -200,7 +202,7 @@ def site_estimate(
     norm = np.sqrt(np.sum(u * u, axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = b / (norm - b)
-    return np.where((norm > b) & np.isfinite(out), out, np.inf)
+    return np.minimum(np.where((norm > b) & np.isfinite(out), out, UNBOUNDED), UNBOUNDED)
 
 
 def _checked(fast_phase: FastPhaseDiagnostics, rms, proxy) -> FastPhaseDiagnostics:

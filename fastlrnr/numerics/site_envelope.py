@@ -76,13 +76,12 @@ class SiteEnvelope:
         xx = np.mod(x, X_PERIOD) / X_PERIOD * self.nx
         k = np.floor(xx).astype(int) % self.nx
         k1 = (k + 1) % self.nx
-        rows = np.arange(R)[:, None]
         worst = np.full(x.shape, -np.inf)
         for corner in itertools.product(*corners):
-            table = self.log_sup[tuple(corner)]  # (R, nt, nx): each row's node
+            node = tuple(c[:, None] for c in corner)  # each row's μ node, against its sites
             for jj in (j, j + 1):
                 for kk in (k, k1):
-                    worst = np.maximum(worst, table[rows, jj, kk])
+                    worst = np.maximum(worst, self.log_sup[(*node, jj, kk)])
         return np.exp(worst + self.offset) * np.where(outside, self.extrapolation_factor, 1.0)[:, None]
 
     def estimate(self, mu: np.ndarray, x: np.ndarray, t: np.ndarray, u: np.ndarray) -> np.ndarray:

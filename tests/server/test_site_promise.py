@@ -17,14 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TOLERANCES = (5e-2, 2e-2, 1e-2, 5e-3, 2e-3)
 
 
-def rows(domain, n: int, rng) -> np.ndarray:
-    """n parameter sets: half uniform, half in the low-ν band (ν < 0.1), a tenth on faces."""
+def rows(domain, family, n: int, rng) -> np.ndarray:
+    """n parameter sets: half uniform, half in the family's hard band where the domain reaches it
+    (the low-ν band), a tenth of the values on a face."""
     mu = domain.sample(n, rng)
-    nu = domain.params.index("nu")
-    mu[n // 2 :, nu] = domain.low[nu] + (0.1 - domain.low[nu]) * rng.random(n - n // 2)
+    band = family.hard_band_of(domain)
+    if band is not None:
+        i = domain.params.index(band.param)
+        mu[n // 2 :, i] = band.low + (band.upto - band.low) * rng.random(n - n // 2)
     face = rng.random(mu.shape) < 0.1
-    mu = np.where(face, np.where(rng.random(mu.shape) < 0.5, domain.low, domain.high), mu)
-    return mu
+    return np.where(face, np.where(rng.random(mu.shape) < 0.5, domain.low, domain.high), mu)
 
 
 def reference_at(mu: np.ndarray, x: np.ndarray, t: np.ndarray, family) -> np.ndarray:
@@ -40,18 +42,19 @@ def reference_at(mu: np.ndarray, x: np.ndarray, t: np.ndarray, family) -> np.nda
     return np.real(np.einsum("rpk,pk->rp", c[:, inverse], phase))
 
 
-@pytest.fixture(scope="module")
-def cdr() -> ModelRuntime:
-    rt = ModelRuntime.load(ROOT / "artifacts" / "cdr")
+@pytest.fixture(scope="module", params=["cdr", "allen_cahn", "convection"])
+def model(request) -> ModelRuntime:
+    rt = ModelRuntime.load(ROOT / "artifacts" / request.param)
     if rt.envelope is None:
-        pytest.fail("artifacts/cdr has no site envelope: recalibrate it (python -m fastlrnr.training.calibrate)")
+        pytest.fail(f"artifacts/{request.param} has no site envelope: recalibrate it (fastlrnr.training.calibrate)")
     return rt
 
 
 @pytest.mark.parametrize("sites", [1, 4, 16, 64])
-def test_no_broken_promise_at_any_number_of_sites(cdr, sites):
+def test_no_broken_promise_at_any_number_of_sites(model, sites):
     rng = np.random.default_rng(sites)
-    mu = rows(cdr.served, 800, rng)
+    cdr = model
+    mu = rows(cdr.served, cdr.family, 1500, rng)
     broken, answered = 0, {tol: 0 for tol in TOLERANCES}
     for _ in range(2):  # two site sets per site count
         x, t = rng.uniform(0, 2 * np.pi, sites), rng.uniform(0, 1, sites)
