@@ -8,7 +8,7 @@
         res.diagnostics.fast_phase.accepted
 
 Installed alone by ``pip install ".[client]"`` (httpx and numpy): this module imports neither
-fastapi, pydantic, onnxruntime nor torch, nor the numerics in ``core`` (only the pure-Python
+fastapi, pydantic, onnxruntime nor torch, nor the numerics (only the pure-Python
 ``fastlrnr.numerics.answer`` and ``fastlrnr.numerics.grid``). Answers come back as the dataclasses of
 ``fastlrnr.client.results`` (:class:`SolveResult`, :class:`BatchResult` of :class:`BatchItem`,
 :class:`ModelRef`; a row's :class:`Diagnostics` and :class:`Flag` are the server's own, from

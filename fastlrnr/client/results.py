@@ -6,7 +6,7 @@ definitions (``fastlrnr.numerics.answer``: ``Diagnostics`` with ``FastPhaseDiagn
 ``CorrectionDiagnostics``, ``AnswerDiagnostics`` and ``Escalation``; ``Flag`` with its
 ``FlagCode``; ``fastlrnr.client.clients`` exports them all), read back by their ``from_json``. Plain dataclasses
 over numpy arrays: no I/O, no server packages (``fastlrnr.numerics.answer`` is pure Python and loads nothing
-else of ``core``).
+else of the numerics).
 """
 
 from __future__ import annotations

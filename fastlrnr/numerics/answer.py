@@ -11,7 +11,7 @@ Per row of a solve the server reports what produced the answer and how far to tr
 The solver and the ladder (``fastlrnr.server.engine.solver``, ``fastlrnr.numerics.ladder``) fill these per row,
 ``fastlrnr.server.api.responses`` writes them as the HTTP JSON (``to_json``), and the client reads them
 back (``from_json``); ``fastlrnr.server.api.schemas`` documents the same shape for OpenAPI. Pure Python
-(no numpy, nothing else of ``core``), so that the client can import it alone.
+(no numpy, nothing else of the numerics), so that the client can import it alone.
 """
 
 from __future__ import annotations

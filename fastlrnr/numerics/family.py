@@ -6,7 +6,7 @@ A family is a scalar evolution equation on x ∈ [0, 2π) periodic, t ∈ [0, 1]
 
 with constant-coefficient linear part (a_x, a_xx) and a pointwise nonlinearity N, both
 functions of the family's parameters μ (columns in ``params`` order). Everything else in
-``core`` reads the equation through a :class:`PdeFamily`:
+the numerics read the equation through a :class:`PdeFamily`:
 
 - the residual, written once with +, −, * so it serves numpy arrays and torch tensors;
 - the initial condition and its x-jets (the exact-IC ansatz u = u0 + t g, ``ansatz_jets``);

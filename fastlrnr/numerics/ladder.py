@@ -3,8 +3,9 @@
 Cheapest first:
 
 - ``surrogate``: the LRNR's field, uncorrected (the hypernetwork's coefficients, or the fast
-  phase's). Its estimate is the fast phase's calibrated error proxy when the fast phase ran,
-  else the model's a-priori error map (no residual, no check grid: the sweep path).
+  phase's). Its estimate bounds the error at the returned sites through the model's site
+  envelope; on a full uniform grid (``field_like``) the field-wide calibrated estimate — the
+  fast phase's error proxy when it ran, else the a-priori map — is used where it is tighter.
 - ``corrected``: the LRNR's field plus its error, solved from the LRNR's residual on the
   correction grid (``fastlrnr.numerics.correction``). The corrected rungs differ only in the substeps of
   the error equation and share one LRNR pass; each has its own calibrated estimate.
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 
 ENVELOPE_CHUNK = 1 << 20  # site bounds computed at once (rows × sites), 8 MiB of float64
+FIELD_GRID = 16  # uniform grids at least this wide in x and t get the field-wide estimates (``field_like``)
 UNBOUNDED = 1e9  # the site estimate of an answer no larger than its error bound (finite, so JSON carries it)
 
 
@@ -128,7 +130,8 @@ def first_answer(
     the fast phase did not run).
 
     An uncorrected answer's estimate holds at the sites it returns when the model has a site
-    envelope (``fastlrnr.numerics.site_envelope``): the envelope bounds the hypernetwork's
+    envelope (``fastlrnr.numerics.site_envelope``; on a full uniform grid, the tighter of that
+    bound and the field-wide calibrated estimate): the envelope bounds the hypernetwork's
     error pointwise, and where the fast phase moved the coefficients their field's departure
     from the hypernetwork's (``u_hyper``, the hypernetwork's field at the sites; None: the
     same as ``u_lrnr``) is added to the bound."""
@@ -156,27 +159,44 @@ def first_answer(
                 row.fast_phase = _checked(row.fast_phase, cr.rms[i], cr.proxy[i])
             row.answer.substeps = cr.substeps
         return Answer(u, estimate, cp, time.perf_counter() - t0)
+    field_wide = None
+    if model.envelope is None or field_like(grid):
+        field_wide, label = _field_estimate(model, S, mu, rows, fast_ran, outside)
     if model.envelope is not None:
-        estimate = site_estimate(model.envelope, mu, grid, u_lrnr, u_hyper)
+        bound = site_estimate(model.envelope, mu, grid, u_lrnr, u_hyper)
+        estimate = bound if field_wide is None else np.minimum(bound, field_wide)
+        for i, row in enumerate(rows):
+            row.answer.estimate = SITE_ENVELOPE if field_wide is None or bound[i] <= field_wide[i] else label
+    else:
+        estimate = field_wide
         for row in rows:
-            row.answer.estimate = SITE_ENVELOPE
-    elif fast_ran:
-        proxy = np.array(
-            [np.nan if r.fast_phase.error_proxy_after is None else r.fast_phase.error_proxy_after for r in rows]
-        )
-        estimate = model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0)
-    elif model.a_priori is not None:
-        estimate = model.a_priori.predict(mu)
-        for row in rows:
-            row.answer.estimate = A_PRIORI
-    else:  # an artifact without an a-priori map: the proxy on the check grid
-        proxy, rms = model.fast.check(S, mu)
-        for row, p, q in zip(rows, proxy, rms):
-            row.fast_phase = _checked(row.fast_phase, q, p)
-        estimate = model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0)
+            row.answer.estimate = label
     if not np.all(np.isfinite(estimate)):
         raise SolverError(f"model {model.name!r} produced a non-finite residual")
     return Answer(np.asarray(u_lrnr, dtype=np.float32), estimate)
+
+
+def field_like(grid: Sites) -> bool:
+    """Sites that sample the whole domain as densely as the calibration did: a uniform grid of at
+    least ``FIELD_GRID`` × ``FIELD_GRID``. There the field-wide estimates (calibrated on the relative
+    L2 error over the domain) hold as they were calibrated."""
+    return grid.kind == "uniform" and grid.x.size >= FIELD_GRID and grid.t.size >= FIELD_GRID
+
+
+def _field_estimate(model: ServedModel, S, mu, rows, fast_ran: bool, outside) -> tuple[np.ndarray, str | None]:
+    """(R,) field-wide estimates of uncorrected answers and their label: the fast phase's
+    calibrated error proxy when it ran, else the a-priori map, else the proxy on the check grid."""
+    if fast_ran:
+        proxy = np.array(
+            [np.nan if r.fast_phase.error_proxy_after is None else r.fast_phase.error_proxy_after for r in rows]
+        )
+        return model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0), None
+    if model.a_priori is not None:
+        return model.a_priori.predict(mu), A_PRIORI
+    proxy, rms = model.fast.check(S, mu)  # an artifact without an a-priori map: the proxy on the check grid
+    for i, (p, q) in enumerate(zip(proxy, rms)):
+        rows[i].fast_phase = _checked(rows[i].fast_phase, q, p)
+    return model.error_model.predict(proxy, mu) * np.where(outside, model.extrapolation_factor, 1.0), None
 
 
 def site_estimate(

@@ -24,7 +24,7 @@ SERVER_ONLY = (
 
 # Makes every server-only package unimportable, then drives the client through both transports
 # against a mock server (so that any import done lazily, on first use, is caught too); the
-# numerics (core, which imports all of core/) must not be imported either.
+# numerics (beyond the answer's definition and the grid) must not be imported either.
 SCRIPT = textwrap.dedent("""
     import io, json, sys
     BLOCKED = set(sys.argv[1].split(","))

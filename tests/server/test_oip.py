@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (service/oip): /v2 health and metadata, ``infer`` equal to
+"""The Open Inference Protocol (fastlrnr/server/oip): /v2 health and metadata, ``infer`` equal to
 /solve/batch field by field, its errors in the protocol's body, and a real client of the
 protocol (tritonclient.http) against ``python -m fastlrnr.server.serve``."""
 

@@ -1,4 +1,4 @@
-"""The torch LRNR/hypernetwork against the numpy copies in core/, and their jets against autograd."""
+"""The torch LRNR/hypernetwork against the numpy copies in fastlrnr/numerics/, and their jets against autograd."""
 
 import numpy as np
 import pytest
