@@ -86,13 +86,16 @@ def solve_reference_batch(
     substeps: int | None = None,
     nx_internal: int | None = None,
     family: PdeFamily,
+    tolerance: float | None = None,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
 
     Every row shares x and t; rows of equal internal points are marched together (with the
     family's default ``nx_internal``, rows may differ in points); see ``solve_reference`` for
-    the arguments."""
+    the arguments. ``tolerance``: the accuracy the family's default resolution is chosen for
+    (``PdeFamily.reference_resolution``; None: the family's default; only a family whose
+    solver chooses its resolution by a tolerance reads it, burgers)."""
     mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
@@ -101,7 +104,7 @@ def solve_reference_batch(
     if np.any(np.diff(t) < 0.0):
         i = int(np.argmax(np.diff(t) < 0.0))
         raise ValueError(f"t must be sorted (non-decreasing), got t[{i}] = {t[i]:g} > t[{i + 1}] = {t[i + 1]:g}")
-    default_substeps, default_points = family.reference_resolution(mu)
+    default_substeps, default_points = family.reference_resolution(mu, tolerance)
     substeps = default_substeps if substeps is None else substeps
     if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ValueError(f"substeps must be a positive integer, got {substeps!r}")

@@ -194,7 +194,10 @@ def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float =
                 if best_key is None or key > best_key:
                     best, best_key = (j, end), key
         if best is None:
-            raise ValueError(f"no point of the sweep meets the target {target:g}")
+            raise ValueError(
+                f"no point of the sweep meets the target {target:g}: the smallest error is {err.min():.3g} at "
+                f"{dict(zip(domain.params, mus[np.argmin(err)].tolist()))}"
+            )
         j, end = best
         if end == "lo":
             lo[j] += 1
