@@ -29,6 +29,7 @@ calibration loads it from there), then published once, calibrated, at ``out``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -140,14 +141,20 @@ def build(
     calibrate: bool = True,
     size: BuildSize | None = None,
     reference_cache: Path | None = None,
+    served_target: float | None = None,
 ) -> Path:
     """Run the steps in order and write the artifact to ``out`` (replacing one there);
     ``size``: how many parameter sets each step measures and against which reference (None:
     the family's, ``fastlrnr.training.build_size.size_for``); ``reference_cache``: where a size
-    that keeps its reference fields keeps them (None: ``run_dir/reference_cache``)."""
+    that keeps its reference fields keeps them (None: ``run_dir/reference_cache``);
+    ``served_target``: the served domain's target instead of the size's (a model not yet good
+    enough anywhere for the default; the manifest records the target)."""
     t0 = time.perf_counter()
     run = load_step(run_dir, size, reference_cache)
     size = size or size_for(run.family)
+    if served_target is not None:
+        size = dataclasses.replace(size, served_target=served_target)
+        print(f"[1/7] served domain: sweep errors ≤ {100 * served_target:g}% (not the default target)")
     clock = _Clock(run.references)
     grid = run.domain.grid(per_axis_for(run.domain, size.grid_sets))
     S_grid = hyper_rows(run.hyper, grid)
@@ -236,6 +243,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where a family whose build keeps its reference fields (build_size.BUILD_SIZES) keeps them "
         "(default: RUN_DIR/reference_cache)",
     )
+    ap.add_argument(
+        "--served-target",
+        type=float,
+        help="serve where the sweep's errors are at most this (default: 0.02, sweep.TARGET; recorded in the "
+        "manifest) — for a model that does not reach the default anywhere, e.g. an intermediate checkpoint",
+    )
     args = ap.parse_args(argv)
     out = args.out or ROOT / "artifacts" / args.name
     figure = args.figure or ROOT / "docs" / "figures" / f"{args.name}_fastlrnr_agreement.png"
@@ -250,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         figure,
         not args.no_calibrate,
         reference_cache=args.reference_cache,
+        served_target=args.served_target,
     )
 
 

@@ -99,21 +99,34 @@ def extrapolation_set(
     n: int = 24,
     seed: int = 5,
     admissible: Callable[[np.ndarray], np.ndarray] | None = None,
+    trained: Domain | None = None,
 ) -> np.ndarray:
     """Points beyond the domain, within the extrapolation limits (one domain width per bound,
     not below 0; fixed parameters stay fixed): each row breaks at least one bound.
     ``admissible``: rows (R, p) → (R,) bool; a drawn row it refuses is drawn again (the
-    reference of a row can be out of reach: burgers as ν → 0, ``ReferenceStore.affordable``)."""
+    reference of a row can be out of reach: burgers as ν → 0, ``ReferenceStore.affordable``).
+    ``trained``: the trained domain, when ``domain`` is a served domain: a parameter the
+    trained domain varies but the served one fixes (a served face, as burgers' β = 1) is broken
+    too, by up to the trained domain's width (the service widens estimates there as well)."""
     rng = np.random.default_rng(seed)
     lo, hi = domain.low, domain.high
     span = hi - lo
+    axes = [domain.params.index(k) for k in domain.active]
+    reach = span.copy()  # how far beyond a bound a broken parameter goes
+    if trained is not None:
+        for k in trained.active:
+            i = domain.params.index(k)
+            if k not in domain.active:
+                axes.append(i)
+                reach[i] = trained.bounds[k][1] - trained.bounds[k][0]
+        axes.sort()
     out = []
     refused = 0
     while len(out) < n:
         mu = lo + span * rng.random(len(domain.params))
-        i = rng.choice([domain.params.index(k) for k in domain.active])
+        i = rng.choice(axes)
         below = rng.random() < 0.5 and lo[i] > 0
-        mu[i] = rng.uniform(max(lo[i] - span[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + span[i])
+        mu[i] = rng.uniform(max(lo[i] - reach[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + reach[i])
         if admissible is not None and not admissible(mu[None])[0]:
             refused += 1
             if refused > 100 * n:
@@ -193,7 +206,7 @@ def calibrate(
     cal_mu, n_grid = calibration_set(domain, art.family, size=size)
     affordable = references.affordable if references.max_points is not None else None
     val_mu = validation_set(domain, art.family, size=size)
-    ext_mu = extrapolation_set(domain, size.extrapolation, admissible=affordable)
+    ext_mu = extrapolation_set(domain, size.extrapolation, admissible=affordable, trained=art.domain)
     check_mu = validation_set(domain, art.family, seed=41, size=size)  # held out from everything else
     everything = np.concatenate([cal_mu, val_mu, ext_mu, check_mu])
     refs = references(everything)
