@@ -71,8 +71,17 @@ def newton_error_field(
     For another ``family`` (mu (R, p) in its columns) each step subtracts its Newton shift
     (ρe² for CDR) from r.
 
+    With a transport term (``has_transport``: burgers) the increments must shrink: a step
+    whose increment is not below the last one (the linearised error's own size for the
+    first) is not taken, and its row stops with the iterate before it. There the iteration
+    diverges where the grid cannot resolve a front (a shock of a poorly trained model), and the
+    explicit solver's steps grow with max|u + e| (``transport_error``), so a diverging row
+    would not just be wrong but cost without bound. (Families without transport iterate as
+    they always did.)
+
     Returns (e, e_linearised, steps (R,) int: Newton steps taken after the linearised solve,
-    increment (R,): the last ‖Δe‖/‖u‖, NaN when no Newton step ran)."""
+    increment (R,): the last ‖Δe‖/‖u‖ (of the step refused, where one was), NaN when no
+    Newton step ran)."""
     mu = np.asarray(mu, dtype=np.float64)
     e_lin = error_field(r, u, mu, t_end, family)
     e = e_lin.copy()
@@ -84,6 +93,7 @@ def newton_error_field(
     transport = has_transport(mu, family)
     active = np.flatnonzero(reacting) if iterations > 0 else np.array([], dtype=int)
     increment[~reacting] = 0.0  # the equation is linear: the first solve is exact
+    last = _relative_norm(e_lin, u) if transport else None  # the size of the step from e = 0
     for _ in range(iterations):
         if active.size == 0:
             break
@@ -94,9 +104,16 @@ def newton_error_field(
                 shift = shift + transport_shift(ea, mu[active], family)
             new = error_field(r[active] - shift, u[active] + ea, mu[active], t_end, family)
         inc = _relative_norm(new - ea, u[active])
+        increment[active] = inc
+        if transport:
+            taken = inc < last[active]
+            last[active] = inc
+            e[active[taken]] = new[taken]
+            steps[active[taken]] += 1
+            active = active[taken & ~(inc <= tol)]
+            continue
         e[active] = new
         steps[active] += 1
-        increment[active] = inc
         active = active[~(inc <= tol)]
     return e, e_lin, steps, increment
 

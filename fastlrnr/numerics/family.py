@@ -320,10 +320,13 @@ class PdeFamily(ABC):
         own solver."""
         return strang_march(mu, t, substeps, n, self, emit=emit, stop=stop)
 
-    def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
+    def reference_resolution(self, mu: np.ndarray, tolerance: float | None = None) -> tuple[int, np.ndarray]:
         """(substeps, points): the reference solver's default time steps per unit time and its
-        internal points per row (B,) for rows mu (B, p). By default the Strang solver's
-        (``DEFAULT_SUBSTEPS``, ``NX_INTERNAL``) for every row."""
+        internal points per row (B,) for rows mu (B, p). ``tolerance``: the relative L2 error
+        on the standard grid the resolution is for, where the family's solver chooses its
+        resolution by one (burgers); None: its default. By default the Strang solver's
+        (``DEFAULT_SUBSTEPS``, ``NX_INTERNAL``) for every row, whatever the tolerance (it is
+        accurate to ~1e-9 there, and cheap)."""
         return DEFAULT_SUBSTEPS, np.full(len(mu), NX_INTERNAL, dtype=int)
 
     rung: RungPlan = RungPlan()

@@ -88,6 +88,7 @@ def solve_reference_batch(
     nx_internal: int | None = None,
     family: PdeFamily,
     stop: Stop | None = None,
+    tolerance: float | None = None,
 ) -> np.ndarray:
     """Reference solutions for B parameter sets at once: mu (B, p) → (B, nt, nx) float64
     (p = len(family.params), 3 for CDR).
@@ -95,8 +96,10 @@ def solve_reference_batch(
     Every row shares x and t; rows of equal internal points are marched together (with the
     family's default ``nx_internal``, rows may differ in points); see ``solve_reference`` for
     the arguments. ``stop`` is polled every few steps (``fastlrnr.numerics.stopping``: Stopped
-    when it says so)."""
-    mu, x, t, substeps, points = _checked(mu, x, t, substeps, nx_internal, family)
+    when it says so). ``tolerance``: the accuracy the family's default resolution is chosen for
+    (``PdeFamily.reference_resolution``; None: the family's default; only a family whose solver
+    chooses its resolution by a tolerance reads it, burgers)."""
+    mu, x, t, substeps, points = _checked(mu, x, t, substeps, nx_internal, family, tolerance)
     out = None
     for n in np.unique(points):
         rows = points == n
@@ -132,10 +135,11 @@ def march(
 
 
 def _checked(
-    mu, x, t, substeps, nx_internal, family: PdeFamily
+    mu, x, t, substeps, nx_internal, family: PdeFamily, tolerance: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """The arguments of the solver checked (ValueError, ParameterError): (mu, x, t) as float64,
-    the substeps and the internal points per row (the family's defaults for None)."""
+    the substeps and the internal points per row (the family's defaults for None, chosen for
+    ``tolerance``)."""
     mu = family.check_params(mu)
     x = _check_vector(x, "x")
     t = _check_vector(t, "t")
@@ -144,7 +148,7 @@ def _checked(
     if np.any(np.diff(t) < 0.0):
         i = int(np.argmax(np.diff(t) < 0.0))
         raise ValueError(f"t must be sorted (non-decreasing), got t[{i}] = {t[i]:g} > t[{i + 1}] = {t[i + 1]:g}")
-    default_substeps, default_points = family.reference_resolution(mu)
+    default_substeps, default_points = family.reference_resolution(mu, tolerance)
     substeps = default_substeps if substeps is None else substeps
     if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ValueError(f"substeps must be a positive integer, got {substeps!r}")

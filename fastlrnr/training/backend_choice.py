@@ -12,6 +12,7 @@ candidate with the lowest median ratio.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,10 +61,12 @@ def measure(
     candidates: list[tuple[dict, FastPhaseModel, FastPhaseSettings]],
     mus: np.ndarray,
     family: PdeFamily,
+    references: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict]:
     """One row per candidate ``(label, model, settings)``: accuracy against the hypernetwork
-    and time per query on the queries ``mus`` (rows of ``family``'s parameters)."""
-    refs = reference_fields(mus, family)
+    and time per query on the queries ``mus`` (rows of ``family``'s parameters); their
+    reference fields from ``references`` (None: ``reference_fields``)."""
+    refs = references(mus) if references is not None else reference_fields(mus, family)
     S_hat = hyper_rows(hyper, mus)
     e_hat = relative_l2(fields(lrnr, S_hat, family=family), refs)
     rows = []

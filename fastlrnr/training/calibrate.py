@@ -6,6 +6,9 @@ artifact with them (atomically, every other file and section unchanged):
     python -m fastlrnr.training.calibrate artifacts/cdr            # republishes artifacts/cdr
     python -m fastlrnr.training.calibrate artifacts/cdr --dry-run  # prints the figures only
 
+at the family's sizes and against its reference as its build does (``build_size.size_for``;
+``--reference-cache``: the build's cache of reference fields, RUN/reference_cache).
+
 What it sets (docs/method.md, "Error estimates" and "Escalation"):
 
 - ``correction``: Newton's iteration on the error equation, the corrected rungs (substeps
@@ -28,6 +31,7 @@ import argparse
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,33 +45,16 @@ from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
 from fastlrnr.numerics.hypernet import hyper_rows
 from fastlrnr.numerics.site_envelope import SiteEnvelope, fit_site_envelope
-from fastlrnr.training.row_answers import fields, reference_fields, relative_l2
+from fastlrnr.training.build_size import PER_AXIS, CalibrationSize, size_for  # noqa: F401 (re-exported)
+from fastlrnr.training.reference_store import ReferenceStore
+from fastlrnr.training.row_answers import fields, relative_l2
 
 ENVELOPE_COVERAGE = 0.999  # share of held-out sets whose every grid point the site envelope must bound
 SITE_COUNTS = (1, 4, 16, 64)  # the site-set sizes the envelope's estimate is checked at
 COVERAGE = 0.995  # quantile of the calibration set's log-residuals the offset is set at
 RUNGS = (2,)  # substeps of the corrected rungs (more substeps: see docs/method.md, "Escalation")
 NEWTON = {"iterations": 4, "tol": 3e-5}  # error after a step ≈ C·increment²: far below the grid's
-PER_AXIS = {1: 39, 2: 11, 3: 6}  # the tensor grid (faces and corners) by number of active parameters
 MIN_FACTOR = 2.0  # the smallest widening of an estimate outside the served domain
-
-
-@dataclass(frozen=True)
-class CalibrationSize:
-    """How many parameter sets calibrate and validate: ``per_axis`` of the tensor grid (None:
-    ``PER_AXIS`` by the number of active parameters), ``random`` interior calibration points,
-    ``validation`` random held-out points, ``band`` held-out points in the low-ν band (where
-    ν varies down to 0), ``extrapolation`` points beyond the domain (None: the defaults below,
-    which the shipped artifacts were calibrated with; a smaller size serves tests)."""
-
-    per_axis: int | None = None
-    random: int | None = None
-    validation: int | None = None
-    band: int = 40
-    extrapolation: int = 24
-
-    def grid_per_axis(self, domain: Domain) -> int:
-        return self.per_axis or PER_AXIS[len(domain.active)]
 
 
 def calibration_set(
@@ -82,7 +69,9 @@ def calibration_set(
         lo, hi = domain.low, domain.high
         names = domain.params
         values = np.array(band.calibration_values)
-        axes = [np.linspace(lo[i], hi[i], 5) if k != band.param else values for i, k in enumerate(names)]
+        axes = [
+            np.linspace(lo[i], hi[i], size.band_per_axis) if k != band.param else values for i, k in enumerate(names)
+        ]
         mesh = np.meshgrid(*[a if names[i] in domain.active else a[:1] for i, a in enumerate(axes)])
         parts.append(np.stack([m.ravel() for m in mesh], axis=1))
     random = size.random if size.random is not None else (100 if len(domain.active) > 1 else 40)
@@ -106,18 +95,44 @@ def validation_set(
     return np.concatenate(parts)
 
 
-def extrapolation_set(domain: Domain, n: int = 24, seed: int = 5) -> np.ndarray:
+def extrapolation_set(
+    domain: Domain,
+    n: int = 24,
+    seed: int = 5,
+    admissible: Callable[[np.ndarray], np.ndarray] | None = None,
+    trained: Domain | None = None,
+) -> np.ndarray:
     """Points beyond the domain, within the extrapolation limits (one domain width per bound,
-    not below 0; fixed parameters stay fixed): each row breaks at least one bound."""
+    not below 0; fixed parameters stay fixed): each row breaks at least one bound.
+    ``admissible``: rows (R, p) → (R,) bool; a drawn row it refuses is drawn again (the
+    reference of a row can be out of reach: burgers as ν → 0, ``ReferenceStore.affordable``).
+    ``trained``: the trained domain, when ``domain`` is a served domain: a parameter the
+    trained domain varies but the served one fixes (a served face, as burgers' β = 1) is broken
+    too, by up to the trained domain's width (the service widens estimates there as well)."""
     rng = np.random.default_rng(seed)
     lo, hi = domain.low, domain.high
     span = hi - lo
+    axes = [domain.params.index(k) for k in domain.active]
+    reach = span.copy()  # how far beyond a bound a broken parameter goes
+    if trained is not None:
+        for k in trained.active:
+            i = domain.params.index(k)
+            if k not in domain.active:
+                axes.append(i)
+                reach[i] = trained.bounds[k][1] - trained.bounds[k][0]
+        axes.sort()
     out = []
+    refused = 0
     while len(out) < n:
         mu = lo + span * rng.random(len(domain.params))
-        i = rng.choice([domain.params.index(k) for k in domain.active])
+        i = rng.choice(axes)
         below = rng.random() < 0.5 and lo[i] > 0
-        mu[i] = rng.uniform(max(lo[i] - span[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + span[i])
+        mu[i] = rng.uniform(max(lo[i] - reach[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + reach[i])
+        if admissible is not None and not admissible(mu[None])[0]:
+            refused += 1
+            if refused > 100 * n:
+                raise ValueError(f"the extrapolation band of {domain.bounds} has almost no admissible rows")
+            continue
         out.append(mu)
     return np.array(out)
 
@@ -177,20 +192,25 @@ def calibrate(
     grid: tuple[int, int] | None = None,
     coarse: tuple[int, int] | None = None,
     size: CalibrationSize = CalibrationSize(),
+    references: ReferenceStore | None = None,
 ) -> Calibration:
     """Fit and validate the error models of the loaded artifact ``art``; returns its new
     sections and the figures. ``grid``, ``coarse``: (nx, nt) of the correction and its two-grid
     check (None: the manifest's); ``size``: how many parameter sets (the default is what the
-    shipped artifacts used)."""
+    shipped artifacts used); ``references``: the reference fields (None: solved here, at the
+    family's default resolution)."""
     t0 = time.perf_counter()
     domain = art.served_domain
+    references = references if references is not None else ReferenceStore(art.family)
     grid, coarse = grid or art.correction.grid, coarse or art.correction.coarse
     corr = ErrorCorrection(art.lrnr, grid, coarse, np.float32, RUNGS[0], **NEWTON, family=art.family)
     cal_mu, n_grid = calibration_set(domain, art.family, size=size)
-    val_mu, ext_mu = validation_set(domain, art.family, size=size), extrapolation_set(domain, size.extrapolation)
+    affordable = references.affordable if references.max_points is not None else None
+    val_mu = validation_set(domain, art.family, size=size)
+    ext_mu = extrapolation_set(domain, size.extrapolation, admissible=affordable, trained=art.domain)
     check_mu = validation_set(domain, art.family, seed=41, size=size)  # held out from everything else
     everything = np.concatenate([cal_mu, val_mu, ext_mu, check_mu])
-    refs = reference_fields(everything, art.family)
+    refs = references(everything)
     ans = _answers(art, corr, everything, refs)
     cal = slice(0, len(cal_mu))
     val = slice(len(cal_mu), len(cal_mu) + len(val_mu))
@@ -268,6 +288,11 @@ def calibrate(
             "rungs_measured": report["rungs"],
         }
     )
+    if affordable is not None:
+        c["extrapolation_band"] = (
+            f"{len(ext_mu)} rows one domain width beyond the served domain's bounds, kept only where the "
+            f"reference needs at most {references.max_points} points (the rest of the band is not measured)"
+        )
     CorrectionSpec.from_dict(c)  # the loader's own checks
     e = copy.deepcopy(art.manifest["error_estimate"])
     e.update(
@@ -328,9 +353,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the figures, change nothing")
     ap.add_argument("--grid", type=_nxnt, help="correction grid NXxNT (default: the manifest's)")
     ap.add_argument("--coarse", type=_nxnt, help="its two-grid check NXxNT (default: the manifest's)")
+    ap.add_argument(
+        "--reference-cache",
+        type=Path,
+        help="where a family whose build keeps its reference fields keeps them (the build's: RUN/reference_cache)",
+    )
     args = ap.parse_args(argv)
     art = load_artifact(args.artifact)
-    cal = calibrate(art, args.grid, args.coarse)
+    size = size_for(art.family)  # the family's sizes and reference, as its build calibrates
+    cal = calibrate(art, args.grid, args.coarse, size.calibration, size.references(art.family, args.reference_cache))
     if not args.dry_run:
         republish(art, extra_arrays=cal.extra_arrays, correction=cal.correction, error_estimate=cal.error_estimate)
     print(json.dumps(cal.report, indent=1))

@@ -46,9 +46,10 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    run_dir: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer
+    run_dir: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer | None
 ) -> tuple[int, list[dict], dict[str, np.ndarray]]:
-    """Restore parameters and Adam state in place; returns (step, history, extra arrays)."""
+    """Restore parameters and (unless ``opt`` is None) Adam state in place; returns (step,
+    history, extra arrays)."""
     meta = json.loads((run_dir / "checkpoint.json").read_text())
     with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as z:
         extra = {k[len("extra/") :]: z[k] for k in z.files if k.startswith("extra/")}
@@ -57,7 +58,7 @@ def load_checkpoint(
                 key = f"{prefix}.{name}"
                 with torch.no_grad():
                     p.copy_(torch.from_numpy(z[f"param/{key}"]))
-                if f"adam_m/{key}" in z:
+                if opt is not None and f"adam_m/{key}" in z:
                     opt.state[p] = {
                         "step": torch.tensor(float(z[f"adam_step/{key}"])),
                         "exp_avg": torch.from_numpy(z[f"adam_m/{key}"]).to(p.device),

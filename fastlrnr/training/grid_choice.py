@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -16,16 +17,18 @@ from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.hypernet import HyperWeights, hyper_rows
 from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.training.calibrate import NEWTON, RUNGS
-from fastlrnr.training.row_answers import corrected_errors, fields, reference_fields, relative_l2
+from fastlrnr.training.row_answers import corrected_errors, fields, relative_l2
 
 
 class ModelParts(Protocol):
-    """What the choice of the correction grid reads of a training run (``build_steps.Run``)."""
+    """What the choice of the correction grid reads of a training run (``build_steps.Run``):
+    ``references`` gives the reference fields (G, nt, nx) on the standard grid of rows (G, p)."""
 
     lrnr: LRNRWeights
     hyper: HyperWeights
     domain: Domain
     family: PdeFamily
+    references: Callable[[np.ndarray], np.ndarray]
 
 
 CHECK_GRIDS = ((16, 17), (16, 33), (32, 33), (32, 65))  # (nx, nt) of the error proxy, cheapest first
@@ -61,7 +64,7 @@ def choose_correction_nx(run: ModelParts, per_axis: int = 3) -> tuple[int, list[
     than the grid (Allen–Cahn at ρ = 5: 32 points make the answer worse, 64 make it 8–15× better)
     needs more points than CDR's smooth solutions. Returns (nx, the measurements)."""
     mus = run.domain.grid(per_axis)
-    refs = reference_fields(mus, run.family)
+    refs = run.references(mus)
     S = hyper_rows(run.hyper, mus)
     u = fields(run.lrnr, S, family=run.family)
     err_hyper = relative_l2(u, refs)

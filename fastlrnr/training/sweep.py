@@ -29,7 +29,7 @@ from fastlrnr.numerics.error_estimate import estimate_quality, spearman
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
 from fastlrnr.numerics.hypernet import hyper_rows
-from fastlrnr.training.row_answers import RowAnswers, corrected_errors, fields, reference_fields, solve_rows
+from fastlrnr.training.row_answers import RowAnswers, corrected_errors, fields, solve_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PER_AXIS = {1: 39, 2: 11, 3: 6}  # points per active parameter, by number of active parameters
@@ -188,7 +188,10 @@ def served_box(domain: Domain, mus: np.ndarray, err: np.ndarray, target: float =
                 if best_key is None or key > best_key:
                     best, best_key = (j, end), key
         if best is None:
-            raise ValueError(f"no point of the sweep meets the target {target:g}")
+            raise ValueError(
+                f"no point of the sweep meets the target {target:g}: the smallest error is {err.min():.3g} at "
+                f"{dict(zip(domain.params, mus[np.argmin(err)].tolist()))}"
+            )
         j, end = best
         if end == "lo":
             lo[j] += 1
@@ -284,6 +287,7 @@ def sweep_artifact(
     root: Path = ROOT / "artifacts",
     band_per_axis: int = 4,
     extrapolation_points: int = 24,
+    reference_cache: Path | None = None,
 ) -> ArtifactSweep:
     """Sweep the model ``root/name``: the tensor grid plus the low-ν band, the hypernetwork,
     its fast phase and the corrected answers; the served answer is the service's default (the
@@ -291,12 +295,17 @@ def sweep_artifact(
     does not run then; else the fast phase's). Also the extrapolation band (points beyond the
     served domain, corrected, estimate widened). ``band_per_axis``: the low-ν band's points
     per other active parameter; ``extrapolation_points``: the extrapolation band's size (the
-    defaults are docs/sweep.md's; smaller ones make a quick check)."""
+    defaults are docs/sweep.md's; smaller ones make a quick check). The references are the
+    family's build's (``build_size.size_for``: burgers at 1e-4, the band beyond the served
+    domain where they are affordable), kept in ``reference_cache`` where that build keeps them."""
     from fastlrnr.numerics.artifact import load_artifact
+    from fastlrnr.training.build_size import size_for
     from fastlrnr.training.calibrate import extrapolation_set
 
     art = load_artifact(root / name)
     family, domain, served, settings, spec = art.family, art.domain, art.served_domain, art.fast_phase, art.correction
+    references = size_for(family).references(family, reference_cache)
+    affordable = references.affordable if references.max_points is not None else None
     grid = sweep_parameters(domain, per_axis)
     mus = np.concatenate([grid, band_parameters(domain, family, band_per_axis)])
     correction = art.correction_model()
@@ -306,7 +315,7 @@ def sweep_artifact(
         art.fast_phase_model(),
         settings,
         mus,
-        reference_fields(mus, family),
+        references(mus),
         correction=correction,
         family=family,
     )
@@ -314,11 +323,9 @@ def sweep_artifact(
         served_err, estimate = rows.err_hyper_corrected, spec.error_model.predict(rows.d_hyper, mus)
     else:
         served_err, estimate = rows.err_fast, art.error_model.predict(rows.proxy_fast, mus)
-    ext = extrapolation_set(served, extrapolation_points, seed=11)
+    ext = extrapolation_set(served, extrapolation_points, seed=11, admissible=affordable, trained=domain)
     S_ext = hyper_rows(art.hyper, ext)
-    ext_err, ext_d = corrected_errors(
-        correction, S_ext, ext, fields(art.lrnr, S_ext, family=family), reference_fields(ext, family)
-    )
+    ext_err, ext_d = corrected_errors(correction, S_ext, ext, fields(art.lrnr, S_ext, family=family), references(ext))
     factor = float(art.manifest["correction"].get("extrapolation_factor", 10.0))
     band = ExtrapolationBand(ext, ext_err, spec.error_model.predict(ext_d, ext) * factor)
     inside = served.contains(mus)

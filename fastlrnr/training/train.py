@@ -26,6 +26,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from fastlrnr.numerics.grid import X_PERIOD
+from fastlrnr.numerics.hypernet import HyperWeights
+from fastlrnr.numerics.lrnr import LRNRWeights
 from fastlrnr.training.checkpoint import load_checkpoint, save_checkpoint
 from fastlrnr.training.config import TrainConfig
 from fastlrnr.training.modules import LRNR, HyperNet, sparsity
@@ -316,32 +318,50 @@ class MetaTrainer:
         sampler.observe(sums, counts)
 
     def _export(self, net: MetaNet, history: list[dict], step: int) -> None:
-        """Truncate and write the checkpoint contract (lrnr.npz, hyper.npz, settings.json, history.json)."""
-        cfg, dom = self.cfg, self.cfg.box
-        full_hyper = net.hyper.to_weights()
-        keep = surviving_indices(full_hyper, dom, cfg.truncation_per_axis)
-        self.keep_ = keep
-        self.lrnr_ = net.lrnr.to_weights(keep)
-        self.hyper_ = net.hyper.to_weights(keep)
-        np.savez(self.run_dir / "lrnr.npz", **self.lrnr_.to_arrays())
-        np.savez(self.run_dir / "hyper.npz", **self.hyper_.to_arrays())
-        report = {
-            "rank_before": cfg.rank,
-            "surviving": [int(len(k)) for k in keep],
-            "grid": f"{cfg.truncation_per_axis} points per active parameter of {dom.name}",
-        }
-        settings = {
-            "config": cfg.to_dict(),
-            "domain": dom.to_dict(),
-            "steps_done": step,
-            "train_time_s": history[-1]["time_s"] if history else 0.0,
-            "truncation": report,
-            "final": history[-1] if history else {},
-            "torch": torch.__version__,
-        }
-        (self.run_dir / "settings.json").write_text(json.dumps(settings, indent=1))
-        (self.run_dir / "history.json").write_text(json.dumps(history))
-        print(f"truncation: surviving coefficients per layer {report['surviving']} of {cfg.rank}")
+        """Truncate and write the checkpoint contract (``export_contract``)."""
+        self.keep_, self.lrnr_, self.hyper_ = export_contract(self.run_dir, net, self.cfg, history, step)
+
+
+def export_contract(
+    out: Path,
+    net: MetaNet,
+    cfg: TrainConfig,
+    history: list[dict],
+    step: int,
+    config: dict | None = None,
+    **provenance,
+) -> tuple[list[np.ndarray], LRNRWeights, HyperWeights]:
+    """Truncate ``net`` and write the checkpoint contract (lrnr.npz, hyper.npz, settings.json,
+    history.json) to ``out``. ``config``: the config recorded in settings.json (None:
+    ``cfg.to_dict()``); ``provenance``: further keys of settings.json (an export of an
+    intermediate checkpoint says where it came from). Returns (surviving indices per layer,
+    the truncated LRNR, the truncated hypernetwork)."""
+    dom = cfg.box
+    full_hyper = net.hyper.to_weights()
+    keep = surviving_indices(full_hyper, dom, cfg.truncation_per_axis)
+    lrnr, hyper = net.lrnr.to_weights(keep), net.hyper.to_weights(keep)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "lrnr.npz", **lrnr.to_arrays())
+    np.savez(out / "hyper.npz", **hyper.to_arrays())
+    report = {
+        "rank_before": cfg.rank,
+        "surviving": [int(len(k)) for k in keep],
+        "grid": f"{cfg.truncation_per_axis} points per active parameter of {dom.name}",
+    }
+    settings = {
+        "config": cfg.to_dict() if config is None else config,
+        "domain": dom.to_dict(),
+        "steps_done": step,
+        "train_time_s": history[-1]["time_s"] if history else 0.0,
+        "truncation": report,
+        "final": history[-1] if history else {},
+        "torch": torch.__version__,
+        **provenance,
+    }
+    (out / "settings.json").write_text(json.dumps(settings, indent=1))
+    (out / "history.json").write_text(json.dumps(history))
+    print(f"truncation: surviving coefficients per layer {report['surviving']} of {cfg.rank}")
+    return keep, lrnr, hyper
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -204,3 +204,24 @@ def test_substeps_cut_the_error_of_a_manufactured_case():
     err1 = np.sqrt(np.sum((e1 - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
     err4 = np.sqrt(np.sum((e4[:, ::4] - es) ** 2, axis=(1, 2)) / np.sum(es**2, axis=(1, 2)))
     assert np.all(err4 < err1 / 4), (err1, err4)
+
+
+def test_newton_with_a_transport_term_takes_only_shrinking_steps():
+    """Burgers: where the grid cannot follow the front, Newton's iteration on the error equation
+    diverges, and the explicit transport solver's steps grow with max|u + e|. A step whose
+    increment does not shrink is refused: that row keeps the iterate before it (here the
+    linearised error of the row with the sharpest front), while a mild row converges as before."""
+    from fastlrnr.numerics.families import BURGERS_FAMILY
+
+    x, t = uniform_grid(32, 33)
+    X, _ = np.meshgrid(x, t)
+    mu = np.array([[3.0, 1e-3, 0.0], [2.0, 5e-3, 0.5], [1.0, 1e-2, 1.0]])
+    u = np.repeat((1.0 + np.sin(X))[None], 3, axis=0)  # the initial condition held still: wrong once it moves
+    beta, nu, rho = (mu[:, i, None, None] for i in range(3))
+    r = beta * u * np.cos(X) + nu * np.sin(X) - rho * u * (1.0 - u)  # its residual
+    e, e_lin, steps, increment = newton_error_field(r, u, mu, 1.0, 4, 3e-5, BURGERS_FAMILY)
+    assert steps[0] == 0 and np.array_equal(e[0], e_lin[0])  # the first step was refused
+    assert increment[0] > np.sqrt(np.sum(e_lin[0, 1:] ** 2) / np.sum(u[0, 1:] ** 2))  # ... for growing
+    assert 0 < steps[1] < 4 and np.all(np.isfinite(e))
+    mild = newton_error_field(0.1 * r, u, mu, 1.0, 4, 3e-5, BURGERS_FAMILY)
+    assert mild[2][2] < 4 and mild[3][2] <= 3e-5  # converged to the tolerance, not stopped

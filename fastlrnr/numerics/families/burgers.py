@@ -106,11 +106,12 @@ class BurgersFamily(PdeFamily):
         ``emit`` and ``stop`` as ``PdeFamily.march``."""
         return shock_reference.etdrk4_march(mu, t, substeps, n, emit=emit, stop=stop)
 
-    def reference_resolution(self, mu: np.ndarray) -> tuple[int, np.ndarray]:
+    def reference_resolution(self, mu: np.ndarray, tolerance: float | None = None) -> tuple[int, np.ndarray]:
         """(``shock_reference.DEFAULT_SUBSTEPS``, points per row by ``shock_reference.points_for``
-        at its default tolerance)."""
+        at ``tolerance``, by default its ``REFERENCE_TOLERANCE``)."""
         mu = np.asarray(mu, dtype=np.float64)
-        return shock_reference.DEFAULT_SUBSTEPS, shock_reference.points_for(mu[:, 0], mu[:, 1])
+        tol = shock_reference.REFERENCE_TOLERANCE if tolerance is None else tolerance
+        return shock_reference.DEFAULT_SUBSTEPS, shock_reference.points_for(mu[:, 0], mu[:, 1], tol)
 
     rung = RungPlan(
         first_substeps=shock_reference.DEFAULT_SUBSTEPS,
