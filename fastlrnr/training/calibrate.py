@@ -36,6 +36,8 @@ import numpy as np
 from fastlrnr.numerics.artifact import Artifact, load_artifact, republish
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
+from fastlrnr.numerics.extrapolation_box import KEY as BOX_KEY
+from fastlrnr.numerics.extrapolation_box import measured_box, sample_box
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
@@ -106,19 +108,10 @@ def validation_set(
 
 
 def extrapolation_set(domain: Domain, n: int = 24, seed: int = 5) -> np.ndarray:
-    """Points beyond the domain, within the extrapolation limits (one domain width per bound,
-    not below 0; fixed parameters stay fixed): each row breaks at least one bound."""
-    rng = np.random.default_rng(seed)
-    lo, hi = domain.low, domain.high
-    span = hi - lo
-    out = []
-    while len(out) < n:
-        mu = lo + span * rng.random(len(domain.params))
-        i = rng.choice([domain.params.index(k) for k in domain.active])
-        below = rng.random() < 0.5 and lo[i] > 0
-        mu[i] = rng.uniform(max(lo[i] - span[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + span[i])
-        out.append(mu)
-    return np.array(out)
+    """Points beyond the served ``domain`` within its extrapolation box
+    (``fastlrnr.numerics.extrapolation_box``, the box the manifest stores and the service
+    accepts): each row breaks one bound of one active parameter."""
+    return sample_box(domain, n, seed)
 
 
 def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chunk: int = 8) -> dict:
@@ -278,6 +271,7 @@ def calibrate(
             "a_priori_quality_validation": apriori_val,
             "site_envelope": envelope.to_dict(),
             "site_envelope_check": envelope_check,
+            BOX_KEY: measured_box(domain).to_dict(),  # where the extrapolation factors were measured
         }
     )
     ErrorModel.from_dict(e["model"])
