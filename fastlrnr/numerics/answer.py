@@ -338,8 +338,10 @@ class AnswerDiagnostics:
     :class:`CoefficientSource`), ``substeps`` (corrected: of the error equation; reference: per
     unit t), ``estimate`` (``a_priori`` when the estimate came from the a-priori error map,
     ``site_envelope`` when it bounds the error at the returned sites),
-    ``reference_points`` (reference: the solver's internal Fourier points) and the
-    ``escalation`` when a tolerance asked for more. None fields are left out of the JSON."""
+    ``reference_points`` (reference: the solver's internal Fourier points), the
+    ``escalation`` when a tolerance asked for more, and with a tolerance the ``route`` that
+    answered and the ``reason`` it was taken (``fastlrnr.numerics.routes``). None fields are left
+    out of the JSON."""
 
     __pydantic_config__ = DOCUMENTED
 
@@ -356,10 +358,16 @@ class AnswerDiagnostics:
     """reference rung: internal Fourier points"""
     escalation: Escalation | None = None
     """present when the tolerance asked for more"""
+    route: str | None = None
+    """with a tolerance: the route that answered — surrogate, fast_phase, corrected:<substeps> or
+    reference:<points> (GET /models lists each model's routes and their costs)"""
+    reason: str | None = None
+    """with a tolerance: why that route — the cheapest predicted to meet it (with the others' predictions), the
+    climb from a route whose own estimate missed, or the extrapolation box"""
 
     def to_json(self) -> dict:
         out = {"rung": str(self.rung), "coefficients": str(self.coefficients)}
-        for key in ("substeps", "estimate", "reference_points"):
+        for key in ("substeps", "estimate", "reference_points", "route", "reason"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.escalation is not None:
@@ -376,6 +384,8 @@ class AnswerDiagnostics:
             estimate=d.get("estimate"),
             reference_points=_opt_int(d.get("reference_points")),
             escalation=None if esc is None else Escalation.from_json(esc),
+            route=d.get("route"),
+            reason=d.get("reason"),
         )
 
 

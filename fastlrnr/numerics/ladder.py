@@ -13,8 +13,11 @@ Cheapest first:
   its own two-resolution estimate (``fastlrnr.numerics.reference_rung``).
 
 Without a tolerance the answer is the first rung's (corrected when the request corrects,
-else surrogate). With one, every row whose estimate is above it climbs: through the further
-corrected rungs when it was corrected, then to the reference. A request that turned the
+else surrogate). With one, each row may first be routed (``fastlrnr.numerics.routes``: the
+cheapest route predicted to meet the tolerance — a row routed to the reference gets nothing from
+the first pass and is solved by the climb, from the resolution its route chose); then every row
+whose estimate is above it climbs: through the further corrected rungs when it was corrected,
+then to the reference. A request that turned the
 correction off climbs straight to the reference: at scattered points the reference costs
 less than a correction grid's LRNR pass. A rung is started only when its predicted time fits
 before the deadline (:class:`Limits`) — the reference rung's from its steps, at least one per
@@ -51,6 +54,7 @@ from fastlrnr.numerics.answer import (
 from fastlrnr.numerics.correction import CorrectionPass, ErrorField
 from fastlrnr.numerics.failures import SolverError
 from fastlrnr.numerics.reference_rung import points_for, solve_to_tolerance
+from fastlrnr.numerics.routes import RoutePlan, route_name
 from fastlrnr.numerics.site_envelope import SiteEnvelope
 from fastlrnr.numerics.sites import Sites
 from fastlrnr.numerics.stopping import Stop
@@ -79,16 +83,40 @@ class Answer:
 @dataclass
 class Climb:
     """What a first pass keeps for its rows' climb: the LRNR's field at the sites (R, ...)
-    float32, the correction's LRNR pass (None: uncorrected) and how long its solve took."""
+    float32 (NaN on rows it did not evaluate), the correction's LRNR pass (None: uncorrected) and
+    how long its solve took; ``corrected`` (R,) bool: the rows that pass covers (None: all of
+    them); ``plan``: the rows' routes when the request named a tolerance
+    (``fastlrnr.numerics.routes``)."""
 
     u_lrnr: np.ndarray
     correction_pass: CorrectionPass | None
     correction_s: float
+    corrected: np.ndarray | None = None
+    plan: RoutePlan | None = None
+
+    def covered(self) -> np.ndarray:
+        """(R,) bool: the rows the correction pass covers."""
+        if self.correction_pass is None:
+            return np.zeros(len(self.u_lrnr), bool)
+        return np.ones(len(self.u_lrnr), bool) if self.corrected is None else self.corrected
+
+    def pass_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Positions in the correction pass of ``rows`` (indices of rows it covers)."""
+        return (np.cumsum(self.covered()) - 1)[rows]
 
     def take(self, lo: int, hi: int) -> Climb:
         """The rows lo … hi − 1 (a job's share of a shared pass)."""
-        cp = None if self.correction_pass is None else self.correction_pass.take(np.arange(lo, hi))
-        return Climb(self.u_lrnr[lo:hi], cp, self.correction_s * (hi - lo) / max(1, len(self.u_lrnr)))
+        covered = self.covered()
+        mine = np.flatnonzero(covered[lo:hi]) + lo
+        cp = None if self.correction_pass is None else self.correction_pass.take(self.pass_rows(mine))
+        share = mine.size / max(1, int(covered.sum()))
+        return Climb(
+            self.u_lrnr[lo:hi],
+            cp,
+            self.correction_s * share,
+            None if self.corrected is None else self.corrected[lo:hi],
+            None if self.plan is None else self.plan.take(lo, hi),
+        )
 
 
 @dataclass(frozen=True)
@@ -264,42 +292,60 @@ def escalate(
     limits: Limits,
     rows: list[Diagnostics],
 ) -> None:
-    """Climb the ladder for every row whose estimate is above ``tolerance``: ``u`` (R, ...)
-    float32, ``estimate`` (R,) and ``rows`` updated in place, within ``limits``."""
+    """Every row whose estimate is above ``tolerance`` — on its first route, or routed straight
+    to the reference (``climb.plan``) — within ``limits``: ``u`` (R, ...) float32, ``estimate``
+    (R,) and ``rows`` updated in place. A corrected row climbs the further corrected rungs, then
+    every row the reference solver (a routed row from the resolution its plan chose)."""
     need = np.flatnonzero(~(estimate <= tolerance))
     if need.size == 0:
         return
+    plan = climb.plan
+    routed = np.zeros(len(mu), bool) if plan is None else ~plan.lrnr  # rows whose route is the reference
     for i in need:
-        rows[i].answer.escalation = Escalation(rows[i].answer.rung)
+        if not routed[i]:  # a route whose own estimate missed: the climb starts here
+            answer = rows[i].answer
+            answer.escalation = Escalation(answer.rung)
+            if answer.route is not None:
+                answer.reason = (
+                    f"{answer.reason}; its own estimate {estimate[i]:.3g} missed the tolerance, so the answer climbed"
+                )
     exhausted = False
     outside = ~model.served.contains(mu)
     u_lrnr = climb.u_lrnr
+    covered = climb.covered()
     if climb.correction_pass is not None:
         first = model.correction_spec.rungs[0]
         for rung in model.correction_spec.rungs[1:]:
-            if need.size == 0:
+            up = need[covered[need]]
+            if up.size == 0:
                 break
-            predicted = climb.correction_s * rung.substeps / first.substeps * need.size / len(mu)
+            predicted = climb.correction_s * rung.substeps / first.substeps * up.size / max(1, int(covered.sum()))
             if limits.late(predicted):
                 exhausted = True
                 break
-            cr = model.correction.solve(climb.correction_pass.take(need), rung.substeps)
-            est = rung.error_model.predict(cr.d, mu[need]) * np.where(
-                outside[need], model.corrected_extrapolation_factor, 1.0
+            cr = model.correction.solve(climb.correction_pass.take(climb.pass_rows(up)), rung.substeps)
+            est = rung.error_model.predict(cr.d, mu[up]) * np.where(
+                outside[up], model.corrected_extrapolation_factor, 1.0
             )
-            better = est < estimate[need]
+            better = est < estimate[up]
             e_sites = at_sites(cr.field, grid)
-            for k, i in enumerate(need):
+            for k, i in enumerate(up):
                 answer = rows[i].answer
                 answer.escalation.tried.append(Escalation.corrected(rung.substeps))
                 if better[k]:
                     u[i] = u_lrnr[i] + e_sites[k]
                     estimate[i] = est[k]
                     answer.rung, answer.substeps = Rung.CORRECTED, rung.substeps
+                    if answer.route is not None:
+                        answer.route = route_name(str(Rung.CORRECTED), substeps=rung.substeps)
                     rows[i].correction = _correction_diag(cr, k, model)
             del e_sites
             need = need[~(estimate[need] <= tolerance)]
     if need.size and not exhausted:
+        default_n = points_for(tolerance, model.family, mu[need])
+        first_n = np.where(routed[need] & (plan is not None), _plan_of(plan, "points", need), default_n)
+        first_s = np.where(routed[need] & (plan is not None), _plan_of(plan, "substeps", need), 0)
+        first_s = np.where(first_s > 0, first_s, model.family.rung.first_substeps)
         ref = solve_to_tolerance(
             mu[need],
             grid.x_eval,
@@ -307,21 +353,35 @@ def escalate(
             grid.kind == "points",
             tolerance,
             limits.deadline,
-            points_for(tolerance, model.family, mu[need]),
+            first_n,
+            first_s,
             family=model.family,
             stop=limits.stop,
             max_bytes=limits.max_bytes,
             rates=model.reference_rates(),
         )
         exhausted = ref.exhausted
-        for k, i in enumerate(need if ref.attempts else ()):
+        for k, i in enumerate(need):
             answer = rows[i].answer
-            answer.escalation.tried.append(str(Rung.REFERENCE))
-            if ref.estimate[k] < estimate[i]:
+            if not routed[i] and ref.attempts:
+                answer.escalation.tried.append(str(Rung.REFERENCE))
+            elif routed[i] and not ref.attempts:
+                answer.escalation = Escalation(Rung.REFERENCE)
+            if ref.attempts and ref.estimate[k] < estimate[i]:
                 u[i] = ref.u[k]
                 estimate[i] = ref.estimate[k]
                 answer.rung, answer.substeps = Rung.REFERENCE, int(ref.substeps[k])
                 answer.reference_points = int(ref.points[k])
+                if answer.route is not None:
+                    answer.route = route_name(str(Rung.REFERENCE), points=int(ref.points[k]))
+            if routed[i] and ref.attempts and not estimate[i] <= tolerance:
+                answer.escalation = Escalation(Rung.REFERENCE, [str(Rung.REFERENCE)])
         need = need[~(estimate[need] <= tolerance)]
     for i in need:
+        if rows[i].answer.escalation is None:
+            rows[i].answer.escalation = Escalation(rows[i].answer.rung)
         rows[i].answer.escalation.time_budget_exhausted = exhausted
+
+
+def _plan_of(plan: RoutePlan | None, what: str, rows: np.ndarray) -> np.ndarray:
+    return np.zeros(rows.size, int) if plan is None else getattr(plan, what)[rows]

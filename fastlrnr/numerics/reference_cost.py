@@ -48,9 +48,23 @@ def march_steps(times: np.ndarray, substeps: int, uniform: bool = False) -> int:
     return int(np.sum(np.maximum(1, np.ceil(substeps * spans - 1e-9))))
 
 
+def check_substeps(times: np.ndarray, substeps: int) -> int:
+    """Uniform steps per unit time of an attempt's check: steps twice as long as the served
+    solve's longest (so its splitting error is about four times the served solve's, whatever
+    the requested times force on the served solve): ``substeps``/2 unless the requested times
+    cut the served solve's steps shorter; at least 2."""
+    times = np.asarray(times, dtype=np.float64)
+    spans = np.diff(times, prepend=0.0)
+    spans = spans[spans > 0.0]
+    if spans.size == 0:
+        return max(2, substeps // 2)
+    longest = float(np.max(spans / np.maximum(1, np.ceil(substeps * spans - 1e-9))))
+    return max(2, math.floor(0.5 / longest + 1e-9))
+
+
 def check_rows(rows: int, times: np.ndarray, substeps: int, n: int) -> int:
     """Rows the check marches at once: their kept uniform states within CHECK_STATE_BYTES."""
-    kept = (march_steps(times, substeps, uniform=True) + 3) * n * 8 * 2  # the states and their padded copy
+    kept = (march_steps(times, substeps, uniform=True) + 3) * n * 8 * 4  # the states, their slopes, an FFT's copy
     return max(1, min(rows, CHECK_STATE_BYTES // max(1, kept)))
 
 
@@ -76,17 +90,21 @@ class ReferenceRates:
 
     @classmethod
     def measure(cls, family: PdeFamily, repeats: int = 3) -> ReferenceRates:
-        """The three rates timed here (median of ``repeats``; a few tens of milliseconds in all)."""
+        """The three rates timed here (median of ``repeats``; a few tens of milliseconds in all),
+        on the paths the rung takes: a row's steps as one dense matrix (a Strang family), many
+        rows' by FFT, the values to the sites through a real interpolation matrix."""
+        from fastlrnr.numerics.family import PdeFamily as _Family
         from fastlrnr.numerics.reference import march
-        from fastlrnr.numerics.spectral import trig_at_points
+        from fastlrnr.numerics.spectral import trig_matrix
+        from fastlrnr.numerics.strang import strang_march
 
         rng = np.random.default_rng(0)
         one = family.check_params(np.ones((1, len(family.params))))
         many = np.repeat(one, 32, axis=0)
         times_a = np.linspace(0.0, 1.0, 257)[1:]  # 256 steps of one row of 16 points: the fixed cost
         times_b = np.linspace(0.0, 1.0, 33)[1:]  # 32 steps of 32 rows of 256 points: the FFTs
-        values = rng.standard_normal((16, 64, 64))
-        x, row = rng.uniform(0, 2 * np.pi, 4096), rng.integers(0, 64, 4096)
+        values = rng.standard_normal((4, 64, 32))
+        E = trig_matrix(32, rng.uniform(0, 2 * np.pi, 2048))
 
         def median(fn) -> float:
             out = []
@@ -99,18 +117,21 @@ class ReferenceRates:
         def skip(j: int, u: np.ndarray) -> None:
             pass
 
-        a = median(lambda: march(one, times_a, skip, substeps=256, nx_internal=16, family=family))
+        if type(family).march is _Family.march:  # the rung's dense step for a few rows
+            a = median(lambda: strang_march(one, times_a, 256, 16, family, emit=skip, dense=True))
+        else:
+            a = median(lambda: march(one, times_a, skip, substeps=256, nx_internal=16, family=family))
         b = median(lambda: march(many, times_b, skip, substeps=32, nx_internal=256, family=family))
-        c = median(lambda: trig_at_points(values, row, x))
+        c = median(lambda: values @ E)
         step_s = a / (2 * len(times_a))
         point_step_s = max(b / len(times_b) - 2 * step_s, 0.0) / (32 * 256)
-        return cls(step_s, max(point_step_s, 1e-10), c / (16 * 4096 * 33))
+        return cls(step_s, max(point_step_s, 1e-10), c / (4 * 64 * 2048 * 17))
 
 
 def attempt_seconds(rates: ReferenceRates, rows: int, times: np.ndarray, sites: int, substeps: int, n: int) -> float:
     """Predicted seconds of one attempt at (substeps, n): the served solve and its check."""
     return rates.solve_seconds(rows, times, sites, substeps, n, False) + rates.solve_seconds(
-        rows, times, sites, max(2, substeps // 2), n // 2, True
+        rows, times, sites, check_substeps(times, substeps), n // 2, True
     )
 
 

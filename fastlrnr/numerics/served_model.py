@@ -21,7 +21,9 @@ class ServedModel(Protocol):
     error model); ``error_model`` the estimate of fast-phase answers; the extrapolation factors
     that widen the estimates outside ``served``; ``a_priori`` the field-wide a-priori map and
     ``envelope`` the pointwise error bound of uncorrected answers (either may be None); ``fast``
-    the fast phase's check grid; ``reference_rates()`` the reference rung's rates, as measured."""
+    the fast phase's check grid; ``reference_rates()`` the reference rung's rates, as measured;
+    ``corrected_priors`` per corrected rung the estimate it is predicted to give (what the route
+    choice reads, ``fastlrnr.numerics.routes``)."""
 
     name: str
     family: PdeFamily
@@ -34,5 +36,6 @@ class ServedModel(Protocol):
     a_priori: AprioriMap | None
     envelope: SiteEnvelope | None
     fast: FastPhaseModel
+    corrected_priors: tuple[float, ...]
 
     def reference_rates(self) -> ReferenceRates: ...

@@ -49,6 +49,12 @@ def trig_interpolate(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def trig_matrix(n: int, x: np.ndarray) -> np.ndarray:
+    """(n, m) real: values (..., n) at x_j = 2πj/n times it are their trigonometric interpolant
+    at x (m,) (``trig_interpolate`` as one matrix: it is linear in the values)."""
+    return trig_interpolate(np.eye(n), x)
+
+
 def trig_at_points(values: np.ndarray, row: np.ndarray, x: np.ndarray) -> np.ndarray:
     """For values (R, m, n) on x_j = 2πj/n: point p's value is the interpolant of
     values[:, row[p]] at x[p] → (R, P). At most ``SITES_CHUNK`` points at a time."""
@@ -101,6 +107,22 @@ def cubic_rows(stencil: tuple, sel: np.ndarray | slice) -> np.ndarray:
     jj = j[sel]
     s = s[sel].reshape((1, -1) + (1,) * (padded.ndim - 2))
     return _catmull_rom(*(padded[:, jj + k] for k in range(4)), s)
+
+
+def hermite_weights(t_grid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(j, w): the cubic Hermite interpolant in time of values u_j and time derivatives u'_j
+    given on the uniform times t_grid (n ≥ 2) at each t is
+    ``w[:, 0] u_j + w[:, 1] u_{j+1} + w[:, 2] u'_j + w[:, 3] u'_{j+1}`` (fourth order: error
+    h⁴ max|∂⁴u| / 384); j (len(t),) int, w (len(t), 4). t is clamped to the grid's range."""
+    t_grid = np.asarray(t_grid, dtype=np.float64)
+    n = t_grid.size
+    h = (t_grid[-1] - t_grid[0]) / (n - 1)
+    t = np.clip(np.asarray(t, dtype=np.float64), t_grid[0], t_grid[-1])
+    j = np.clip(np.floor((t - t_grid[0]) / h).astype(int), 0, n - 2)
+    s = (t - t_grid[0]) / h - j
+    s2, s3 = s * s, s * s * s
+    w = np.stack([2 * s3 - 3 * s2 + 1, -2 * s3 + 3 * s2, h * (s3 - 2 * s2 + s), h * (s3 - s2)], axis=1)
+    return j, w
 
 
 def cubic_at_points(values: np.ndarray, t_grid: np.ndarray, t: np.ndarray) -> np.ndarray:

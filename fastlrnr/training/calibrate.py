@@ -40,6 +40,8 @@ import numpy as np
 from fastlrnr.numerics.artifact import Artifact, load_artifact, republish
 from fastlrnr.numerics.correction import CorrectionSpec, ErrorCorrection
 from fastlrnr.numerics.error_estimate import ErrorModel, estimate_quality, fit_apriori_map, fit_error_model
+from fastlrnr.numerics.extrapolation_box import KEY as BOX_KEY
+from fastlrnr.numerics.extrapolation_box import measured_box, sample_box
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import run_fast_phase
 from fastlrnr.numerics.grid import standard_grid
@@ -102,39 +104,12 @@ def extrapolation_set(
     admissible: Callable[[np.ndarray], np.ndarray] | None = None,
     trained: Domain | None = None,
 ) -> np.ndarray:
-    """Points beyond the domain, within the extrapolation limits (one domain width per bound,
-    not below 0; fixed parameters stay fixed): each row breaks at least one bound.
-    ``admissible``: rows (R, p) → (R,) bool; a drawn row it refuses is drawn again (the
-    reference of a row can be out of reach: burgers as ν → 0, ``ReferenceStore.affordable``).
-    ``trained``: the trained domain, when ``domain`` is a served domain: a parameter the
-    trained domain varies but the served one fixes (a served face, as burgers' β = 1) is broken
-    too, by up to the trained domain's width (the service widens estimates there as well)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = domain.low, domain.high
-    span = hi - lo
-    axes = [domain.params.index(k) for k in domain.active]
-    reach = span.copy()  # how far beyond a bound a broken parameter goes
-    if trained is not None:
-        for k in trained.active:
-            i = domain.params.index(k)
-            if k not in domain.active:
-                axes.append(i)
-                reach[i] = trained.bounds[k][1] - trained.bounds[k][0]
-        axes.sort()
-    out = []
-    refused = 0
-    while len(out) < n:
-        mu = lo + span * rng.random(len(domain.params))
-        i = rng.choice(axes)
-        below = rng.random() < 0.5 and lo[i] > 0
-        mu[i] = rng.uniform(max(lo[i] - reach[i], 0.0), lo[i]) if below else rng.uniform(hi[i], hi[i] + reach[i])
-        if admissible is not None and not admissible(mu[None])[0]:
-            refused += 1
-            if refused > 100 * n:
-                raise ValueError(f"the extrapolation band of {domain.bounds} has almost no admissible rows")
-            continue
-        out.append(mu)
-    return np.array(out)
+    """Points beyond the served ``domain`` within its extrapolation box
+    (``fastlrnr.numerics.extrapolation_box``, the box the manifest stores and the service
+    accepts): each row breaks one bound. ``admissible``: rows the reference can afford
+    (``ReferenceStore.affordable``; None: all); ``trained``: the trained domain, when a served
+    face fixes a parameter it varies (``extrapolation_box.measured_box``)."""
+    return sample_box(domain, n, seed, admissible, trained)
 
 
 def _answers(art, corr: ErrorCorrection, mus: np.ndarray, refs: np.ndarray, chunk: int = 8) -> dict:
@@ -304,6 +279,7 @@ def calibrate(
             "a_priori_quality_validation": apriori_val,
             "site_envelope": envelope.to_dict(),
             "site_envelope_check": envelope_check,
+            BOX_KEY: measured_box(domain, art.domain).to_dict(),  # where the extrapolation factors were measured
         }
     )
     ErrorModel.from_dict(e["model"])

@@ -8,7 +8,13 @@ import tracemalloc
 import numpy as np
 
 from fastlrnr.numerics.families.cdr import CDR_FAMILY
-from fastlrnr.numerics.reference_cost import ReferenceRates, attempt_bytes, attempt_seconds, march_steps
+from fastlrnr.numerics.reference_cost import (
+    ReferenceRates,
+    attempt_bytes,
+    attempt_seconds,
+    check_substeps,
+    march_steps,
+)
 from fastlrnr.numerics.reference_rung import NX_INTERNAL, solve_to_tolerance
 
 
@@ -28,7 +34,15 @@ def test_the_prediction_grows_with_the_distinct_times_not_the_sites():
     distinct = attempt_seconds(rates, 48, many, 40_000, 32, 128)  # 40 000 sites at 40 000 times
     assert distinct > 100 * attempt_seconds(rates, 48, few, 16, 32, 128)
     assert distinct > 4 * one_time
-    assert attempt_seconds(rates, 48, many, 40_000, 64, 128) > distinct  # the next attempt costs more
+    assert attempt_seconds(rates, 48, few, 40_000, 64, 128) > one_time  # the next attempt costs more
+    # ... unless the times already force its steps: its check's steps are then the same too
+    assert attempt_seconds(rates, 48, many, 40_000, 64, 128) == distinct
+
+
+def test_the_check_steps_twice_as_long_as_the_served_solve():
+    assert check_substeps(np.linspace(0.0, 1.0, 17)[1:], 32) == 16  # s/2 when s sets the steps
+    assert check_substeps(np.linspace(0.0, 1.0, 100), 32) == 49  # 99 intervals force 99 steps: 49
+    assert check_substeps(np.linspace(0.0, 1.0, 100), 512) == 297  # 6 steps per interval: 594, half
 
 
 def test_an_attempts_memory_stays_within_its_prediction():

@@ -73,9 +73,12 @@ def test_a_budget_that_runs_out_gives_a_flagged_answer_not_a_late_one(cdr):
 def test_the_http_contract_of_escalation(client):
     body = {"params": {"beta": 2.0, "nu": 0.5, "rho": 1.0}, "grid": {"nx": 16, "nt": 5}}
     d = client.post("/solve", json=body).json()
+    assert "route" not in d["diagnostics"]["answer"]  # without a tolerance: the default route, as always
     tight = client.post("/solve", json={**body, "tolerance": d["error_estimate"] / 10}).json()
     assert tight["rung"] == "reference" and tight["within_tolerance"] is True and tight["flags"] == []
-    assert tight["diagnostics"]["answer"]["escalation"]["tried"] == ["reference"]
+    answer = tight["diagnostics"]["answer"]  # routed there directly: nothing was tried first
+    assert answer["route"].startswith("reference:") and "escalation" not in answer
+    assert "cheapest route predicted to meet the tolerance" in answer["reason"]
     assert "escalation" in tight["diagnostics"]["timings_ms"]
     late = client.post("/solve", json={**body, "tolerance": 1e-12, "time_budget_ms": 1}).json()
     assert late["within_tolerance"] is False and late["u"] == d["u"]

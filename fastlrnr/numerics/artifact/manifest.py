@@ -22,6 +22,8 @@ from fastlrnr.numerics.artifact.format import (
 )
 from fastlrnr.numerics.correction import CorrectionSpec
 from fastlrnr.numerics.error_estimate import AprioriMap, ErrorModel
+from fastlrnr.numerics.extrapolation_box import KEY as BOX_KEY
+from fastlrnr.numerics.extrapolation_box import read_box
 from fastlrnr.numerics.families import FAMILIES
 from fastlrnr.numerics.family import Domain, PdeFamily
 from fastlrnr.numerics.fast_phase import FastPhaseSettings
@@ -82,6 +84,8 @@ class Manifest:
     domain: Domain
     test_domain: Domain
     served_domain: Domain
+    extrapolation_domain: Domain  # error_estimate.extrapolation_domain, else the legacy rule's box
+    extrapolation_stored: bool  # the manifest stores the box (else: the legacy rule's)
     dimensions: Dimensions
     fast_phase: FastPhaseSettings  # fast_phase.default
     error_model: ErrorModel  # error_estimate.model
@@ -117,6 +121,10 @@ def read_manifest(directory: Path) -> Manifest:
     domain, test_domain, served = _domains(mpath, manifest, family)
     fast_phase = _fast_phase_settings(mpath, manifest["fast_phase"])
     error_model, correction, a_priori = _error_sections(mpath, manifest)
+    try:
+        box, stored = read_box(manifest["error_estimate"], domain, served)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ArtifactError(mpath, f"error_estimate.{BOX_KEY} is malformed: {exc!r}") from None
     dims = Dimensions.from_dict(mpath, manifest["dimensions"])
     files = _check_file_list(mpath, manifest["files"])
     return Manifest(
@@ -129,6 +137,8 @@ def read_manifest(directory: Path) -> Manifest:
         domain=domain,
         test_domain=test_domain,
         served_domain=served,
+        extrapolation_domain=box,
+        extrapolation_stored=stored,
         dimensions=dims,
         fast_phase=fast_phase,
         error_model=error_model,

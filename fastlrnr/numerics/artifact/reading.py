@@ -28,7 +28,8 @@ class Artifact:
     ``reduced`` the FastLRNR; ``fast_phase`` the default settings; ``error_model`` the
     calibrated error estimate of uncorrected answers, ``correction`` the linearised
     correction (grids, default, its own error model); ``served_domain`` where the model
-    meets its target."""
+    meets its target; ``extrapolation_domain`` how far beyond it answers are given
+    (``fastlrnr.numerics.extrapolation_box``)."""
 
     name: str
     version: str
@@ -48,6 +49,8 @@ class Artifact:
     directory: Path
     a_priori: AprioriMap | None = None  # the hypernetwork's a-priori error map (schema 3 artifacts may lack it)
     envelope: SiteEnvelope | None = None  # the pointwise bound of the uncorrected answer's error (optional)
+    extrapolation_domain: Domain | None = None  # where answers outside the served domain are given (None: none)
+    extrapolation_stored: bool = False  # the manifest stores that box (else the legacy rule's)
 
     @property
     def dimensions(self) -> Dimensions:
@@ -116,6 +119,8 @@ def load_artifact(directory: Path | str) -> Artifact:
         directory=directory,
         a_priori=m.a_priori,
         envelope=_envelope(directory, m, arrays),
+        extrapolation_domain=m.extrapolation_domain,
+        extrapolation_stored=m.extrapolation_stored,
     )
 
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fastlrnr.numerics.answer import Flag, outside_served_domain
+from fastlrnr.numerics.routes import RoutePlan
+from fastlrnr.numerics.sites import Sites
 from fastlrnr.server.api.grids import grid_arrays
 from fastlrnr.server.api.schemas import BatchSolveRequest, FastPhase, Grid, Params, SolveRequest
 from fastlrnr.server.api.sweep import SweepInput
@@ -84,27 +86,37 @@ def _job(
 ) -> Job:
     check_grid(body.grid, limits.max_grid_points)
     correct = runtime.correction_default if body.correction is None else body.correction
-    settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps, correct)
+    tolerance = body.tolerance
+    # with a tolerance and no correction asked, the route is the service's to choose: the fast
+    # phase then runs only when asked for, as on a corrected answer
+    free = tolerance is not None and body.correction is None
+    settings, steps = fast_phase_settings(runtime, body.fast_phase, limits.max_steps, correct or free)
     mu = param_rows(runtime, params, single)
-    inside, outside = check_domain(runtime, mu, body.allow_extrapolation, single)
+    inside, outside, beyond = check_domain(runtime, mu, body.allow_extrapolation, single, tolerance is not None)
     budget = Budget.of(body.time_budget_ms, limits)
     rows, sites = len(mu), body.grid.size
-    tolerance = body.tolerance is not None
+    grid = grid_arrays(body.grid)
     what = f"{rows} × {sites} field values and their answer"
-    budget.refuse_memory(pass_bytes(rows, sites, correct, tolerance, json=True), what, ("body", "grid"))
-    predicted = runtime.current_rates().pass_seconds(rows, sites, correct, settings is not None)
+    budget.refuse_memory(pass_bytes(rows, sites, correct, tolerance is not None, json=True), what, ("body", "grid"))
+    plan = None
+    if tolerance is not None:
+        plan = runtime.plan(mu, grid, tolerance, body.correction, settings is not None, beyond)
+        predicted = plan.seconds
+    else:
+        predicted = runtime.current_rates().pass_seconds(rows, sites, correct, settings is not None)
     budget.refuse_time(predicted, f"the first answer ({rows} × {sites} field values)")
     return Job(
         mu,
         ~inside,
-        grid_arrays(body.grid),
+        grid,
         settings,
         steps,
-        body.tolerance,
+        tolerance,
         outside,
         correct=correct,
         budget=budget,
         predicted_s=predicted,
+        plan=plan,
     )
 
 
@@ -112,7 +124,7 @@ def sweep_jobs(
     runtime: ModelRuntime,
     sweep: SweepInput,
     held_bytes: int,
-    correct: bool,
+    correct: bool | None,
     tolerance: float | None,
     budget_ms: int | None,
     allow_extrapolation: bool,
@@ -121,13 +133,29 @@ def sweep_jobs(
     """The parts and jobs of one ``POST /solve/sweep`` (``held_bytes``: what the request holds
     besides its passes, ``fastlrnr.server.api.sweep.held_bytes``): the served-domain check of
     every row, then one job per part (``fastlrnr.server.api.sweep_plan``), all under one budget;
-    and which rows are extrapolated (B,)."""
+    and which rows are extrapolated (B,). ``correct`` None: uncorrected without a tolerance;
+    with one, every row takes the cheapest route predicted to meet it (``correct`` True or
+    False restricts the routes as for /solve)."""
     check_sweep_params(runtime, sweep.mu)
-    inside, outside = check_domain(runtime, sweep.mu, allow_extrapolation, single=False)
+    inside, outside, beyond = check_domain(runtime, sweep.mu, allow_extrapolation, False, tolerance is not None)
     budget = Budget.of(budget_ms, limits, loc=("query", "time_budget_ms"))
     budget.reserved_bytes = held_bytes
     rates = runtime.current_rates()
-    parts = plan(sweep, held_bytes, correct, tolerance is not None, limits.max_batch_values, rates, budget)
+    plans: dict[tuple, RoutePlan] = {}
+    predict = None
+    sized_corrected = bool(correct)
+    if tolerance is not None:
+        priors = runtime.corrected_priors
+        sized_corrected = correct is True or (correct is None and bool(priors) and min(priors) <= tolerance)
+
+        def predict(rows: slice, grid: Sites) -> float:
+            p = runtime.plan(sweep.mu[rows], grid, tolerance, correct, False, beyond[rows], rates, explain=False)
+            plans[(rows.start, rows.stop, grid.key)] = p
+            return p.seconds
+
+    parts = plan(
+        sweep, held_bytes, sized_corrected, tolerance is not None, limits.max_batch_values, rates, budget, predict
+    )
     jobs = [
         Job(
             sweep.mu[p.rows],
@@ -137,9 +165,10 @@ def sweep_jobs(
             0,
             tolerance,
             outside[p.rows],
-            correct=correct,
+            correct=bool(correct),
             budget=budget,
             predicted_s=p.predicted_s,
+            plan=plans.get((p.rows.start, p.rows.stop, p.grid.key)),
         )
         for p in parts
     ]
@@ -235,16 +264,22 @@ def check_sweep_params(runtime: ModelRuntime, mu: np.ndarray) -> None:
 
 
 def check_domain(
-    runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool, single: bool
-) -> tuple[np.ndarray, list[list[Flag]]]:
-    """(rows inside the served domain, per-row flags) or 422 naming every offending parameter.
+    runtime: ModelRuntime, mu: np.ndarray, allow_extrapolation: bool, single: bool, tolerance: bool = False
+) -> tuple[np.ndarray, list[list[Flag]], np.ndarray]:
+    """(rows inside the served domain, per-row flags, rows beyond the extrapolation box) or 422
+    naming every offending parameter.
 
     Outside the served domain a row is refused, unless ``allow_extrapolation``: then it is
-    solved and flagged, up to one domain width past each bound (never below 0)."""
+    solved and flagged within the model's extrapolation box (where its estimates' widening was
+    measured: ``fastlrnr.numerics.extrapolation_box``); beyond the box only with a ``tolerance``,
+    answered by the reference solver (a parameter fixed in the box, e.g. ``convection``'s ν, is
+    refused anywhere else)."""
     served = runtime.served
     inside = served.contains(mu)
     errors: list[dict] = []
     outside: list[list[Flag]] = [[] for _ in range(len(mu))]
+    beyond = np.zeros(len(mu), bool)
+    lo_box, hi_box = runtime.extrapolation_low, runtime.extrapolation_high
     for row in np.flatnonzero(~inside):
         loc = ["body", "params"] + ([] if single else [int(row)])
         for i, key in enumerate(served.params):
@@ -262,18 +297,24 @@ def check_domain(
                         f"{allowed} (set allow_extrapolation to solve anyway)",
                     }
                 )
-            elif not runtime.extrapolation_low[i] <= v <= runtime.extrapolation_high[i]:
+            elif not lo_box[i] - 1e-12 <= v <= hi_box[i] + 1e-12 and (not tolerance or lo == hi or v < 0):
                 errors.append(
                     {
                         "loc": [*loc, key],
                         "type": "extrapolation_too_far",
                         "msg": f"{key} = {float(v)!r} is too far outside the served domain of {runtime.name!r} "
-                        f"({key} {allowed}); extrapolation is limited to "
-                        f"[{runtime.extrapolation_low[i]:g}, {runtime.extrapolation_high[i]:g}]",
+                        f"({key} {allowed}); extrapolation is limited to [{lo_box[i]:g}, {hi_box[i]:g}]"
+                        + (
+                            ", where the estimates' widening was measured (with a tolerance the reference solver "
+                            "answers beyond)"
+                            if lo != hi
+                            else ""
+                        ),
                     }
                 )
             else:
+                beyond[row] |= not lo_box[i] - 1e-12 <= v <= hi_box[i] + 1e-12
                 outside[row].append(outside_served_domain(key, float(v), allowed))
     if errors:
         raise ApiError(422, "out_of_domain", errors[0]["msg"], errors[:20])
-    return inside, outside
+    return inside, outside, beyond

@@ -169,7 +169,11 @@ async def solve_sweep(
     model: str | None = Query(None, max_length=64, description="model name; null: the server's default"),
     tolerance: float | None = Query(None, gt=0.0, le=10.0, description="as for /solve, for every row"),
     time_budget_ms: int | None = Query(None, ge=1, le=600_000, description="as for /solve, for the whole sweep"),
-    correction: bool = Query(False, description="correct every row (an LRNR pass per row on the correction grid)"),
+    correction: bool | None = Query(
+        None,
+        description="true: correct every row; false or null: not — but with a tolerance null lets every row take "
+        "the cheapest route predicted to meet it (true or false restrict the routes as for /solve)",
+    ),
     allow_extrapolation: bool = Query(False, description="as for /solve"),
 ) -> Response:
     """Many parameter sets at the same sites, binary in and out (``fastlrnr.server.api.sweep``)."""

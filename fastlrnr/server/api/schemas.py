@@ -318,6 +318,11 @@ class ModelInfo(BaseModel):
     served_domain: dict = Field(
         description="where it is served (meets its accuracy target); outside → 422 unless allow_extrapolation"
     )
+    extrapolation_domain: dict = Field(
+        description="how far beyond the served domain answers are given with allow_extrapolation: the box the "
+        "estimates' widening was measured on (stored: true), or for an artifact that does not store it the "
+        "legacy rule's box; beyond it → 422 extrapolation_too_far, or with a tolerance the reference solver"
+    )
     test_domain: dict
     dimensions: dict
     quality: dict
@@ -331,6 +336,13 @@ class ModelInfo(BaseModel):
         "the calibrated error model of corrected answers and its measured coverage"
     )
     backend: str = Field(description="field evaluation back-end: onnxruntime, or numpy without a graph")
+    routes: dict = Field(
+        description="every route the model offers (surrogate, fast_phase, corrected:<substeps>, reference:<points>): "
+        "the rates measured on this machine at warm-up (a request is priced at them scaled by the load since), "
+        "each route's cost formula, "
+        "what it is predicted to estimate, and its predicted milliseconds for a few query shapes (rows × sites × "
+        "distinct times); with a tolerance each row takes the cheapest route predicted to meet it"
+    )
 
 
 class Limits(BaseModel):

@@ -15,6 +15,7 @@ than its budget is refused up front (422 ``over_time_budget``, with how many row
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastlrnr.server.api.sweep import SweepInput
@@ -70,9 +71,12 @@ def plan(
     max_values: int,
     rates: PassRates,
     budget: Budget,
+    predict: Callable[[slice, Sites], float] | None = None,
 ) -> list[Part]:
     """The sweep's parts, in order; 413 when not even one part fits the memory budget, 422
-    ``over_time_budget`` when the whole sweep is predicted not to fit its time budget."""
+    ``over_time_budget`` when the whole sweep is predicted not to fit its time budget.
+    ``predict(rows, sites)``: a part's predicted seconds (None: an LRNR pass's, corrected when
+    ``correct``) — with a tolerance, its rows' routes'."""
     free = budget.memory_bytes - held
     if free < PASS_FIXED_BYTES + VALUE_BYTES + (CORRECTED_ROW_BYTES if correct else 0):
         budget.refuse_memory(held + PASS_FIXED_BYTES + CORRECTED_ROW_BYTES, "the sweep")
@@ -80,10 +84,15 @@ def plan(
     grid = Sites(sweep.kind, sweep.x, sweep.t, (sweep.kind, sweep.x.tobytes(), sweep.t.tobytes()))
     B = len(sweep.mu)
     parts: list[Part] = []
+    if predict is None:
+
+        def predict(rows: slice, sites: Sites) -> float:
+            return rates.pass_seconds(rows.stop - rows.start, sites.sites, correct, False)
+
     if rows_per * sweep.sites <= values_per:  # whole rows
         for lo in range(0, B, rows_per):
             sl = slice(lo, min(B, lo + rows_per))
-            parts.append(Part(sl, None, grid, rates.pass_seconds(sl.stop - lo, sweep.sites, correct, False)))
+            parts.append(Part(sl, None, grid, predict(sl, grid)))
     else:  # one row at a time, its sites (points) or times (axes) in slices
         n = sweep.x.size if sweep.kind == "points" else sweep.t.size
         step = values_per if sweep.kind == "points" else max(1, values_per // sweep.x.size)
@@ -91,7 +100,7 @@ def plan(
         for r in range(B):
             for cut in cuts:
                 part = grid.part(cut)
-                parts.append(Part(slice(r, r + 1), cut, part, rates.pass_seconds(1, part.sites, correct, False)))
+                parts.append(Part(slice(r, r + 1), cut, part, predict(slice(r, r + 1), part)))
     predicted = sum(p.predicted_s for p in parts)
     if predicted > budget.time_s:
         fit = max(0, int(B * budget.time_s / predicted))

@@ -16,6 +16,7 @@ from fastlrnr.server.engine.budget import Budget
 
 if TYPE_CHECKING:
     from fastlrnr.numerics.ladder import Climb, Limits
+    from fastlrnr.numerics.routes import RoutePlan
 
 
 @dataclass
@@ -25,7 +26,9 @@ class Job:
     settings: the fast phase to run (None: off); outside: per row, the served-domain bounds
     it breaks, as flags; tolerance: the request's, or None; correct: add the correction;
     budget: the request's time and memory (``fastlrnr.server.engine.budget``; None: unlimited);
-    predicted_s: the first pass's predicted seconds (``fastlrnr.server.engine.costs``)."""
+    predicted_s: the first pass's predicted seconds (``fastlrnr.server.engine.costs``); plan:
+    with a tolerance, each row's first route (``fastlrnr.numerics.routes``; the rows routed to the
+    reference are solved by the climb, in the same pass)."""
 
     mu: np.ndarray
     extrapolated: np.ndarray  # (B,) bool
@@ -38,6 +41,7 @@ class Job:
     correct: bool = False
     budget: Budget | None = None
     predicted_s: float = 0.0
+    plan: RoutePlan | None = None  # with a tolerance: each row's first route (fastlrnr.numerics.routes)
 
     @property
     def deadline(self) -> float | None:
@@ -55,7 +59,7 @@ class Job:
     @property
     def key(self) -> tuple:
         """Jobs with equal keys may share one solver pass."""
-        return (self.grid.key, self.settings, self.correct, self.tolerance)
+        return (self.grid.key, self.settings, self.correct, self.tolerance, self.plan is not None)
 
 
 @dataclass

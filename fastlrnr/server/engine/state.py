@@ -158,13 +158,18 @@ class ServiceState:
         if not live:
             return [refused[i] for i in range(len(jobs))]
         workers = self.settings.field_threads if self.pool.idle_for(len(live)) else 1
-        results = iter(runtime.solve_jobs(live, field_workers=workers, climb=False))
+        solved = runtime.solve_jobs(live, field_workers=workers, climb=False)
+        for job, res in zip(live, solved):
+            if res.climb is not None and job.plan is not None and not job.plan.lrnr.all():
+                self.run_climb(runtime, job, res)  # rows routed to the reference: solved in this pass
+        results = iter(solved)
         out = [refused[i] if i in refused else next(results) for i in range(len(jobs))]
         m, timings = self.metrics, next(r for r in out if isinstance(r, PassResult)).timings
         first = live[0]
         rows, sites = sum(j.mu.shape[0] for j in live), first.grid.sites
-        predicted = runtime.rates.pass_seconds(rows, sites, first.correct, first.settings is not None)
-        runtime.load.observe(predicted, sum(timings.values()))
+        if first.plan is None:  # the load is learnt from LRNR passes against their prediction
+            predicted = runtime.rates.pass_seconds(rows, sites, first.correct, first.settings is not None)
+            runtime.load.observe(predicted, sum(timings.values()))
         for stage, secs in timings.items():
             m.stage.labels(runtime.name, stage).observe(secs)
         m.fast_phase.labels(runtime.name).observe(timings["fast_phase"])
@@ -182,7 +187,7 @@ class ServiceState:
         budget = job.budget
         held = res.u.nbytes + (res.climb.u_lrnr.nbytes if res.climb is not None else 0)
         max_bytes = None if budget is None else max(0, budget.memory_bytes - budget.reserved_bytes - held)
-        runtime.climb(res, job.mu, job.grid, job.tolerance, job.limits(max_bytes))
+        runtime.climb(res, job.mu, job.grid, job.tolerance, job.limits(max_bytes), job.correct)
         self.metrics.stage.labels(runtime.name, "escalation").observe(res.timings["escalation"])
         return res
 
