@@ -50,7 +50,7 @@ def test_settings_of_a_newer_trainer_are_recorded_and_a_foreign_network_is_refus
     copy = tmp_path / "run"
     copy.mkdir()
     meta = json.loads((run / "checkpoint.json").read_text())
-    meta["config"]["mass_weight"] = 5.0
+    meta["config"]["future_weight"] = 5.0
     arrays = _arrays(run / "checkpoint.npz")
 
     def save(**params) -> None:  # as the trainer does: the arrays first, then the step record
@@ -60,8 +60,8 @@ def test_settings_of_a_newer_trainer_are_recorded_and_a_foreign_network_is_refus
     save()
     export_checkpoint(copy, tmp_path / "out")
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
-    assert settings["config"]["mass_weight"] == 5.0
-    assert settings["exported_from"]["ignored_settings"] == ["mass_weight"]
+    assert settings["config"]["future_weight"] == 5.0
+    assert settings["exported_from"]["ignored_settings"] == ["future_weight"]
     save(**{"param/lrnr.extra": np.zeros(3)})
     with pytest.raises(ValueError, match="not this network's"):
         export_checkpoint(copy, tmp_path / "out2")
