@@ -36,18 +36,22 @@ def is_loopback(url: str) -> bool:
 class Server:
     """``python -m fastlrnr.server.serve`` on a free loopback port, its stderr in ``log``; ``env`` on top
     of this process's environment (log level WARNING unless ``env`` says otherwise), serving
-    ``artifact_dir`` when given (else the service's default). ``stop`` sends SIGTERM (then kills)."""
+    ``artifact_dir`` when given (else the service's default), from the checkout ``root`` (default:
+    this one; another, e.g. a ``git worktree`` of an earlier revision, runs its own code and its own
+    artifacts). ``stop`` sends SIGTERM (then kills)."""
 
-    def __init__(self, env: dict[str, str], log: Path, artifact_dir: Path | None = None):
+    def __init__(self, env: dict[str, str], log: Path, artifact_dir: Path | None = None, root: Path = ROOT):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {**os.environ, "FASTLRNR_LOG_LEVEL": "WARNING"}
+        if root != ROOT:
+            environ["PYTHONPATH"] = str(root)
         if artifact_dir is not None:
             environ["FASTLRNR_ARTIFACT_DIR"] = str(artifact_dir)
         environ.update(env)
         cmd = [sys.executable, "-m", "fastlrnr.server.serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(log, "wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(cmd, cwd=root, env=environ, stdout=subprocess.DEVNULL, stderr=err)
         self.log = log
 
     def wait_ready(self, timeout: float = 120.0) -> float:
