@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             servers[name] = Server({}, log, root=tree)
             servers[name].wait_ready()
             clients[name] = httpx.Client(base_url=servers[name].url, headers=headers, timeout=600.0)
-        for name, c in clients.items():  # warm-up round, not counted
+        for c in clients.values():  # warm-up round, not counted
             measure(c, mus[0], pts8, sweep_body, args.sets)
         rounds: dict[str, list[dict]] = {name: [] for name in trees}
         for i in range(args.rounds):
