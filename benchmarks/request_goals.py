@@ -72,9 +72,7 @@ def measure(client, mu: np.ndarray, pts8: list, sweep_body: bytes, sets: int) ->
         out[name] = {"wall_ms": wall, "timings": server_timing(r.headers.get("server-timing", ""))}
     for name, query in (("sweep_corrected", {"correction": "true"}), ("sweep_1e-3", {"tolerance": "0.001"})):
         t0 = time.perf_counter()
-        r = client.post(
-            "/solve/sweep", content=sweep_body, params=query, headers={"content-type": "application/x-npz"}
-        )
+        r = client.post("/solve/sweep", content=sweep_body, params=query, headers={"content-type": "application/x-npz"})
         wall = time.perf_counter() - t0
         if r.status_code != 200:
             out[name] = {"error": f"{r.status_code} {r.text[:200]}"}
