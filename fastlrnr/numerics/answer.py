@@ -353,7 +353,8 @@ class AnswerDiagnostics:
     """corrected: error-equation substeps; reference: steps per unit t"""
     estimate: str | None = None
     """a_priori when the estimate came from the a-priori error map, site_envelope when it bounds the error at
-    the returned sites"""
+    the returned sites; null for the rung's own estimate (the fast phase's or correction's calibrated one, the
+    reference's two-resolution one)"""
     reference_points: int | None = None
     """reference rung: internal Fourier points"""
     escalation: Escalation | None = None

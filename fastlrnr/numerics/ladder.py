@@ -336,6 +336,7 @@ def escalate(
                     u[i] = u_lrnr[i] + e_sites[k]
                     estimate[i] = est[k]
                     answer.rung, answer.substeps = Rung.CORRECTED, rung.substeps
+                    answer.estimate = None  # the rung's calibrated estimate now
                     if answer.route is not None:
                         answer.route = route_name(str(Rung.CORRECTED), substeps=rung.substeps)
                     rows[i].correction = _correction_diag(cr, k, model)
@@ -371,6 +372,7 @@ def escalate(
                 u[i] = ref.u[k]
                 estimate[i] = ref.estimate[k]
                 answer.rung, answer.substeps = Rung.REFERENCE, int(ref.substeps[k])
+                answer.estimate = None  # the reference's own two-resolution estimate now
                 answer.reference_points = int(ref.points[k])
                 if answer.route is not None:
                     answer.route = route_name(str(Rung.REFERENCE), points=int(ref.points[k]))

@@ -59,6 +59,7 @@ def test_an_uncorrected_request_escalates_straight_to_the_reference(cdr):
     tol = float(surrogate.estimate.min()) / 10
     up = cdr.solve(mu, grid, None, correct=False, tolerance=tol, deadline=time.perf_counter() + 30)
     assert [r.answer.rung for r in up.rows] == ["reference"] * 2 and np.all(up.estimate <= tol)
+    assert all(r.answer.estimate is None for r in up.rows)  # the reference's own estimate, not the envelope's
 
 
 def test_a_budget_that_runs_out_gives_a_flagged_answer_not_a_late_one(cdr):
