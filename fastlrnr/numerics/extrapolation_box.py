@@ -3,11 +3,13 @@
 Outside the served domain an answer's estimate is widened by a factor measured at calibration
 (``fastlrnr.training.calibrate``: twice the largest error / estimate seen on points of this
 box). The widening holds only where it was measured, so the box the calibration samples is
-the box the service accepts (``allow_extrapolation``); beyond it a request is refused, or
-answered by the reference solver when it names a tolerance (``fastlrnr.numerics.ladder``).
+the box the service accepts (``allow_extrapolation``); beyond it a request is refused (with a
+tolerance too: an answer the reference could not give in time would fall back on the widening).
 
 - :func:`measured_box` is the box: each active parameter's served range widened by its own
-  width on each side, never below 0; a fixed parameter stays fixed. The calibration samples
+  width on each side, never below 0; a parameter the served domain fixes stays fixed, unless
+  the trained domain varies it (a served face, burgers' β = 1): then it is widened by its
+  trained width. The calibration samples
   it and writes it into the manifest (``error_estimate.extrapolation_domain``).
 - :func:`legacy_box` is what a manifest without that entry is served with — the rule the
   service applied before the box was stored: the *training* domain widened by its width, at

@@ -4,9 +4,10 @@ tolerance, with an estimate of its own error from two resolutions.
 ``fastlrnr.numerics.reference`` (Fourier pseudo-spectral in x, Strang splitting with exact sub-flows in t)
 is second order in the step h and spectral in x. Each attempt solves at (n, s) — n internal
 points, at most 1/s per splitting step, every requested time hit exactly — and checks it
-against a coarse solve of n/2 points marched with uniform steps of 2/s and interpolated
-cubically to the requested times (so the check's step really is twice as long, however
-closely the requested times lie); their difference
+against a coarse solve of n/2 points marched with uniform steps twice as long as the served
+solve's longest (``check_substeps``: the requested times may force the served steps below 1/s)
+and interpolated cubically to the requested times (so the check's step really is twice as long,
+however closely the requested times lie); their difference
 
     est = ‖u_(n, s) − u_coarse‖ / ‖u_(n, s)‖     (over the requested sites)
 

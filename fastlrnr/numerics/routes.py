@@ -20,10 +20,12 @@ measured on this machine at warm-up and scaled by the machine's load since):
     fast_phase    + R·fast_row_s
     corrected:m   + R·corrected_row_s·m/m_1            (m_1: the first rung's substeps)
     reference:n   Σ attempts: steps(T, s)·(step_s + R·n·point_step_s) + R·P·(n/2 + 1)·site_mode_s,
-                  and the same for its check at (n/2, s/2)   (``fastlrnr.numerics.reference_cost``)
+                  and the same for its check on n/2 points (its steps from ``check_substeps``,
+                  uniform, at least as fine as the served solve's)   (``fastlrnr.numerics.reference_cost``)
 
 With a tolerance each row takes the cheapest of the routes the request allows whose predicted
-estimate meets it (a row beyond the extrapolation box: the reference only); a row whose route's
+estimate meets it (a row flagged ``beyond``: the reference only — the server refuses such rows,
+so it never flags any); a row whose route's
 own estimate then misses climbs the ladder from there (``ladder.escalate``). Without one the
 model's default route answers, as always.
 """
@@ -211,11 +213,15 @@ def plan_routes(
 ) -> RoutePlan:
     """Each row's first route for ``tolerance`` (see the module docstring): the cheapest route
     ``allowed`` (the fast phase on the surrogate route when ``fast``) whose predicted estimate
-    meets it, per row, the LRNR pass's fixed cost shared by the rows that take it; ``beyond``
+    meets it, per row, the fixed costs of the LRNR pass and of the reference's march spread over
+    all R rows (an approximation: each is paid once by the rows that take it); ``beyond``
     (R,) bool: rows outside the extrapolation box, which only the reference answers; ``explain``:
     the reasons in words (else only the route names)."""
     mu = np.asarray(mu, dtype=np.float64)
     R = len(mu)
+    if R == 0:
+        empty = np.zeros(0, int)
+        return RoutePlan(tolerance, np.zeros(0, dtype=object), empty, empty, [], 0.0, 0.0, [])
     sites = grid.sites
     times = np.unique(grid.t)
     outside = ~model.served.contains(mu)

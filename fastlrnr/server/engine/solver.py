@@ -42,6 +42,7 @@ from fastlrnr.numerics.routes import (
     route_name,
 )
 from fastlrnr.numerics.sites import Sites
+from fastlrnr.server.engine.budget import GRACE_S
 from fastlrnr.server.engine.costs import Load, PassRates, reference_rates
 from fastlrnr.server.engine.jobs import Job, PassResult
 from fastlrnr.server.errors import SolverError
@@ -334,8 +335,8 @@ class ModelRuntime:
     ) -> PassResult:
         """The escalation of ``res``'s rows above ``tolerance`` (``fastlrnr.numerics.ladder``),
         in place, within ``limits``; its time goes into ``res.timings["escalation"]``. A row
-        routed to the reference that it could not answer gets the request's default route
-        (``correct``: corrected or not; None: the model's default)."""
+        routed to the reference that it could not answer gets the request's default route's
+        answer when that pass is short, else the uncorrected LRNR's, flagged (``_unanswered``)."""
         t0 = time.perf_counter()
         if res.climb is None:
             raise ValueError("this pass kept nothing to climb from (first_pass(..., keep=True))")
@@ -349,10 +350,16 @@ class ModelRuntime:
 
     def _unanswered(self, res: PassResult, mu: np.ndarray, grid: Sites, correct: bool | None) -> None:
         """Rows routed to the reference that it could not answer within the budget get the
-        request's default route's answer (flagged: its climb was stopped by the budget)."""
+        request's default route's answer (``correct``; None: the model's default) when that
+        pass is predicted within ``GRACE_S``, else the uncorrected LRNR's at the sites with its
+        site estimate — so a spent budget is overrun by one short pass at most (flagged: the
+        climb was stopped by the budget)."""
         lost = np.flatnonzero(~np.all(np.isfinite(res.u.reshape(len(res.u), -1)), axis=1))
         if not lost.size:
             return
+        correct = self.correction_default if correct is None else correct
+        if correct and self.current_rates().pass_seconds(len(lost), grid.sites, True, False) > GRACE_S:
+            correct = False
         sub = self.first_pass(mu[lost], grid, None, 1, correct)
         for k, i in enumerate(lost):
             before = res.rows[i].answer
@@ -362,7 +369,7 @@ class ModelRuntime:
             d.answer.escalation = escalation
             d.answer.route = route_name(str(d.answer.rung), substeps=d.answer.substeps)
             d.answer.reason = f"{before.reason}; the reference solver did not answer within the budget: the "
-            d.answer.reason += "request's default route answered"
+            d.answer.reason += "corrected LRNR answered" if correct else "uncorrected LRNR answered"
             res.rows[i] = d
             res.u[i], res.estimate[i] = sub.u[k], sub.estimate[k]
             res.coefficients[i] = sub.coefficients[k]
