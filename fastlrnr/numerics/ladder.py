@@ -4,8 +4,9 @@ Cheapest first:
 
 - ``surrogate``: the LRNR's field, uncorrected (the hypernetwork's coefficients, or the fast
   phase's). Its estimate bounds the error at the returned sites through the model's site
-  envelope; on a full uniform grid (``field_like``) the field-wide calibrated estimate — the
-  fast phase's error proxy when it ran, else the a-priori map — is used where it is tighter.
+  envelope; on a full uniform grid (``field_like``) it is the field-wide calibrated estimate —
+  the fast phase's error proxy when it ran, else the a-priori map — which holds there as
+  calibrated and is far tighter (the pointwise bound is ~40× loose over a whole field).
 - ``corrected``: the LRNR's field plus its error, solved from the LRNR's residual on the
   correction grid (``fastlrnr.numerics.correction``). The corrected rungs differ only in the substeps of
   the error equation and share one LRNR pass; each has its own calibrated estimate.
@@ -158,8 +159,8 @@ def first_answer(
     the fast phase did not run).
 
     An uncorrected answer's estimate holds at the sites it returns when the model has a site
-    envelope (``fastlrnr.numerics.site_envelope``; on a full uniform grid, the tighter of that
-    bound and the field-wide calibrated estimate): the envelope bounds the hypernetwork's
+    envelope (``fastlrnr.numerics.site_envelope``; on a full uniform grid, the field-wide
+    calibrated estimate instead): the envelope bounds the hypernetwork's
     error pointwise, and where the fast phase moved the coefficients their field's departure
     from the hypernetwork's (``u_hyper``, the hypernetwork's field at the sites; None: the
     same as ``u_lrnr``) is added to the bound."""
@@ -187,18 +188,12 @@ def first_answer(
                 row.fast_phase = _checked(row.fast_phase, cr.rms[i], cr.proxy[i])
             row.answer.substeps = cr.substeps
         return Answer(u, estimate, cp, time.perf_counter() - t0)
-    field_wide = None
-    if model.envelope is None or field_like(grid):
-        field_wide, label = _field_estimate(model, S, mu, rows, fast_ran, outside)
-    if model.envelope is not None:
-        bound = site_estimate(model.envelope, mu, grid, u_lrnr, u_hyper)
-        estimate = bound if field_wide is None else np.minimum(bound, field_wide)
-        for i, row in enumerate(rows):
-            row.answer.estimate = SITE_ENVELOPE if field_wide is None or bound[i] <= field_wide[i] else label
+    if model.envelope is not None and not field_like(grid):
+        estimate, label = site_estimate(model.envelope, mu, grid, u_lrnr, u_hyper), SITE_ENVELOPE
     else:
-        estimate = field_wide
-        for row in rows:
-            row.answer.estimate = label
+        estimate, label = _field_estimate(model, S, mu, rows, fast_ran, outside)
+    for row in rows:
+        row.answer.estimate = label
     if not np.all(np.isfinite(estimate)):
         raise SolverError(f"model {model.name!r} produced a non-finite residual")
     return Answer(np.asarray(u_lrnr, dtype=np.float32), estimate)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlrnr.numerics.reference import solve_reference_batch
 from fastlrnr.numerics.sites import Sites
 from fastlrnr.server.engine.solver import ModelRuntime
 
@@ -30,16 +29,11 @@ def rows(domain, family, n: int, rng) -> np.ndarray:
 
 
 def reference_at(mu: np.ndarray, x: np.ndarray, t: np.ndarray, family) -> np.ndarray:
-    """(R, P) the reference at the points (x_p, t_p): 64 Fourier points and 1000 steps per unit
-    time (relative error ≲ 1e-6 on cdr), on the sorted distinct times, read off per point."""
-    times, inverse = np.unique(t, return_inverse=True)
-    grid = 2 * np.pi * np.arange(64) / 64
-    states = solve_reference_batch(mu, grid, times, substeps=1000, nx_internal=64, family=family)
-    k = np.fft.rfftfreq(64, 1.0 / 64)
-    c = np.fft.rfft(states, axis=-1) / 64
-    c[..., 1:-1] *= 2
-    phase = np.exp(1j * np.outer(x, k))  # (P, modes)
-    return np.real(np.einsum("rpk,pk->rp", c[:, inverse], phase))
+    """(R, P) the reference at the points (x_p, t_p): 64 Fourier points and steps of at most
+    1/1000 (relative error ≲ 1e-6 on cdr)."""
+    from fastlrnr.numerics.reference_rung import solve_at_sites
+
+    return solve_at_sites(mu, x, t, True, 1000, 64, family=family)
 
 
 @pytest.fixture(scope="module", params=["cdr", "allen_cahn", "convection"])

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 
 import numpy as np
 import pytest
+from family_testkit import fields, relative_l2, serve, solve_batch
 
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.error_estimate import spearman
@@ -25,40 +25,20 @@ from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward
 from fastlrnr.numerics.reference import solve_reference_batch
-from fastlrnr.server.app import create_app
-from fastlrnr.server.settings import ServiceSettings
 
 NX, NT = 64, 21
 CHECK_TOLERANCE = 1e-2  # the test's reference: the build's (the tiny model's errors are ≥ 5 %)
 
 
-def _relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    d = (u - ref).reshape(len(ref), -1)
-    return np.linalg.norm(d, axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
-
-
 @pytest.fixture(scope="module")
 def served(tiny_burgers):
     """(artifact directory, test client): the tiny model (conftest.py), served for the module."""
-    out = tiny_burgers
-    app = create_app(ServiceSettings(artifact_dir=out.parent, default_model="burgers", solver_threads=2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test client's import warns about httpx versions
-        from fastapi.testclient import TestClient
-    with TestClient(app) as client:
-        yield out, client
+    with serve(tiny_burgers, "burgers") as client:
+        yield tiny_burgers, client
 
 
 def _solve_batch(client, mus: np.ndarray, **extra) -> dict:
-    body = {"params": [dict(zip(FAMILY.params, map(float, m))) for m in mus], "grid": {"nx": NX, "nt": NT}}
-    r = client.post("/solve/batch", json={**body, **extra})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _fields(answer: dict) -> np.ndarray:
-    """(B, nt, nx) float64 fields of a /solve/batch answer."""
-    return np.array([item["u"] for item in answer["results"]], dtype=np.float64)
+    return solve_batch(client, FAMILY, mus, NX, NT, **extra)
 
 
 def _reference(mus: np.ndarray, tolerance: float = CHECK_TOLERANCE) -> np.ndarray:
@@ -110,7 +90,7 @@ def test_the_uncorrected_field_is_the_lrnr_of_the_family(served):
     X, T = np.meshgrid(x, t)
     want = lrnr_forward(art.lrnr, hyper_forward(art.hyper, mus), X.ravel(), T.ravel(), FAMILY)
     assert {item["diagnostics"]["answer"]["rung"] for item in answer["results"]} == {"surrogate"}
-    u = _fields(answer).reshape(len(mus), -1)
+    u = fields(answer).reshape(len(mus), -1)
     np.testing.assert_allclose(u, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
@@ -125,7 +105,7 @@ def test_served_answers_against_the_reference_over_the_served_domain(served):
     ref = _reference(mus)
     answer = _solve_batch(client, mus)
     raw = _solve_batch(client, mus, correction=False, fast_phase={"enabled": False})
-    err, err_raw = _relative_l2(_fields(answer), ref), _relative_l2(_fields(raw), ref)
+    err, err_raw = relative_l2(fields(answer), ref), relative_l2(fields(raw), ref)
     estimate = np.array([item["error_estimate"] for item in answer["results"]])
     assert np.all(err_raw > 5 * CHECK_TOLERANCE)  # what makes a 1e-2 reference enough here
     assert np.mean(estimate >= err) >= 0.9 and np.all(estimate >= 0.5 * err), (estimate, err)
@@ -136,7 +116,7 @@ def test_served_answers_against_the_reference_over_the_served_domain(served):
     else:
         assert np.all(err <= 1.05 * err_raw), (err, err_raw)
         corrected = _solve_batch(client, mus, correction=True)  # asked for, the correction still answers
-        assert np.all(np.isfinite(_fields(corrected)))
+        assert np.all(np.isfinite(fields(corrected)))
 
 
 def test_a_tolerance_is_met_with_the_family_reference_rung(served):
@@ -146,7 +126,7 @@ def test_a_tolerance_is_met_with_the_family_reference_rung(served):
     _, client = served
     mus = np.array([[1.0, 1e-2, 0.5], [1.5, 8e-3, 0.0]])
     answer = _solve_batch(client, mus, tolerance=1e-3, time_budget_ms=20000)
-    err = _relative_l2(_fields(answer), _reference(mus, tolerance=1e-6))
+    err = relative_l2(fields(answer), _reference(mus, tolerance=1e-6))
     assert all(item["within_tolerance"] for item in answer["results"])
     assert {item["diagnostics"]["answer"]["rung"] for item in answer["results"]} == {"reference"}
     assert np.all(err <= 1e-3), err
@@ -169,7 +149,7 @@ def test_the_tensor_and_sweep_endpoints_take_the_familys_columns(served):
     r = infer(mus)
     assert r.status_code == 200, r.text
     u = np.array(next(o for o in r.json()["outputs"] if o["name"] == "u")["data"]).reshape(len(mus), NT, NX)
-    np.testing.assert_allclose(u, _fields(_solve_batch(client, mus)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(u, fields(_solve_batch(client, mus)), rtol=1e-6, atol=1e-7)
     refused = infer(mus[:, :2])
     assert refused.status_code == 422 and "beta, nu, rho" in refused.text
 

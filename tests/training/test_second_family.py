@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 
 import numpy as np
 import pytest
+from family_testkit import fields, relative_l2, serve, solve_batch
 
 from fastlrnr.numerics.artifact import load_artifact
 from fastlrnr.numerics.error_estimate import spearman
@@ -22,40 +22,20 @@ from fastlrnr.numerics.grid import uniform_grid
 from fastlrnr.numerics.hypernet import hyper_forward
 from fastlrnr.numerics.lrnr import lrnr_forward
 from fastlrnr.numerics.reference import solve_reference_batch
-from fastlrnr.server.app import create_app
-from fastlrnr.server.settings import ServiceSettings
 
 FAMILY = FAMILIES["allen_cahn"]
 NX, NT = 64, 21
 
 
-def _relative_l2(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    d = (u - ref).reshape(len(ref), -1)
-    return np.linalg.norm(d, axis=1) / np.linalg.norm(ref.reshape(len(ref), -1), axis=1)
-
-
 @pytest.fixture(scope="module")
 def served(tiny_allen_cahn):
     """(artifact directory, test client): the tiny model (conftest.py), served for the module."""
-    out = tiny_allen_cahn
-    app = create_app(ServiceSettings(artifact_dir=out.parent, default_model="ac", solver_threads=2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test client's import warns about httpx versions
-        from fastapi.testclient import TestClient
-    with TestClient(app) as client:
-        yield out, client
+    with serve(tiny_allen_cahn, "ac") as client:
+        yield tiny_allen_cahn, client
 
 
 def _solve_batch(client, mus: np.ndarray, **extra) -> dict:
-    body = {"params": [dict(zip(FAMILY.params, map(float, m))) for m in mus], "grid": {"nx": NX, "nt": NT}}
-    r = client.post("/solve/batch", json={**body, **extra})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _fields(answer: dict) -> np.ndarray:
-    """(B, nt, nx) float64 fields of a /solve/batch answer."""
-    return np.array([item["u"] for item in answer["results"]], dtype=np.float64)
+    return solve_batch(client, FAMILY, mus, NX, NT, **extra)
 
 
 def _reference(mus: np.ndarray) -> np.ndarray:
@@ -103,7 +83,7 @@ def test_the_uncorrected_field_is_the_lrnr_of_the_family(served):
     want = lrnr_forward(art.lrnr, hyper_forward(art.hyper, mus), X.ravel(), T.ravel(), FAMILY)
     got = np.array([item["diagnostics"]["answer"]["rung"] for item in answer["results"]])
     assert set(got) == {"surrogate"}
-    u = _fields(answer).reshape(len(mus), -1)
+    u = fields(answer).reshape(len(mus), -1)
     np.testing.assert_allclose(u, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
@@ -118,8 +98,8 @@ def test_served_answers_against_the_family_reference_over_the_served_domain(serv
     ref = _reference(mus)
     corrected = _solve_batch(client, mus)
     raw = _solve_batch(client, mus, correction=False, fast_phase={"enabled": False})
-    err = _relative_l2(_fields(corrected), ref)
-    err_raw = _relative_l2(_fields(raw), ref)
+    err = relative_l2(fields(corrected), ref)
+    err_raw = relative_l2(fields(raw), ref)
     estimate = np.array([item["error_estimate"] for item in corrected["results"]])
     assert np.all(err < 0.25 * err_raw), (err, err_raw)
     assert spearman(estimate, err) >= 0.8, (estimate, err)
@@ -131,7 +111,7 @@ def test_a_tolerance_is_met_with_the_family_reference_rung(served):
     _, client = served
     mus = np.array([[0.06, 4.5], [0.1, 0.5]])
     answer = _solve_batch(client, mus, tolerance=1e-4, time_budget_ms=20000)
-    err = _relative_l2(_fields(answer), _reference(mus))
+    err = relative_l2(fields(answer), _reference(mus))
     assert all(item["within_tolerance"] for item in answer["results"])
     assert np.all(err <= 1e-4), err
 
@@ -153,7 +133,7 @@ def test_the_tensor_and_sweep_endpoints_take_the_familys_columns(served):
     r = infer(mus)
     assert r.status_code == 200, r.text
     u = np.array(next(o for o in r.json()["outputs"] if o["name"] == "u")["data"]).reshape(len(mus), NT, NX)
-    np.testing.assert_allclose(u, _fields(_solve_batch(client, mus)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(u, fields(_solve_batch(client, mus)), rtol=1e-6, atol=1e-7)
     refused = infer(np.hstack([mus, mus[:, :1]]))
     assert refused.status_code == 422 and "nu, rho" in refused.text
 
